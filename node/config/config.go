@@ -1,0 +1,200 @@
+// Package config owns a node's settings: the kong.conf file format, the
+// GRAPEVINE_<KEY> environment overrides, Kong's defaults and the validation
+// of every value. A Config is built once by Load and never changed after.
+// It must not open sockets or files other than the config file itself.
+package config
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"time"
+)
+
+// EnvPrefix is the prefix of environment variables that override config keys.
+const EnvPrefix = "GRAPEVINE_"
+
+// Config holds every setting of one node. Field comments name the kong.conf
+// key and the default.
+type Config struct {
+	Database            string        // database: "postgres" (the only store Grapevine has)
+	PgHost              string        // pg_host: "127.0.0.1"
+	PgPort              int           // pg_port: 5432
+	PgUser              string        // pg_user: "kong"
+	PgPassword          string        // pg_password: ""
+	PgDatabase          string        // pg_database: "kong"
+	PgTimeout           time.Duration // pg_timeout: 5000 (ms)
+	PgMaxConns          int           // pg_pool_size: 0 (pgx default)
+	ProxyListen         []string      // proxy_listen: "0.0.0.0:8000"
+	AdminListen         []string      // admin_listen: "127.0.0.1:8001"
+	ClusterListen       string        // cluster_listen: "0.0.0.0:7946"
+	ClusterAdvertise    string        // cluster_advertise: "" (derived from the host's addresses)
+	ClusterEncryptKey   string        // cluster_encrypt_key: "" (no gossip encryption)
+	ClusterJoin         []string      // cluster_join: "" (peers come from the nodes table)
+	ClusterTTLOnFailure time.Duration // cluster_ttl_on_failure: 3600 (s)
+	NodeName            string        // node_name: "" (derived from hostname and cluster address)
+	DBUpdateFrequency   time.Duration // db_update_frequency: 5 (s)
+	DBUpdatePropagation time.Duration // db_update_propagation: 0 (s)
+	DBCacheTTL          time.Duration // db_cache_ttl: 0 (s, 0 = never expires)
+	DeclarativeConfig   string        // declarative_config: "" (not read while database = postgres)
+	LogLevel            string        // log_level: "notice"
+	LatencyHeaders      string        // latency_headers: "kong" (X-Kong-*-Latency) or "grapevine" (X-Grapevine-*-Latency)
+	RouterFlavor        string        // router_flavor: "traditional_compatible" (the only one)
+}
+
+// Default returns Kong's defaults for every key.
+func Default() Config {
+	return Config{
+		Database:            "postgres",
+		PgHost:              "127.0.0.1",
+		PgPort:              5432,
+		PgUser:              "kong",
+		PgDatabase:          "kong",
+		PgTimeout:           5 * time.Second,
+		ProxyListen:         []string{"0.0.0.0:8000"},
+		AdminListen:         []string{"127.0.0.1:8001"},
+		ClusterListen:       "0.0.0.0:7946",
+		ClusterTTLOnFailure: time.Hour,
+		DBUpdateFrequency:   5 * time.Second,
+		LogLevel:            "notice",
+		LatencyHeaders:      "kong",
+		RouterFlavor:        "traditional_compatible",
+	}
+}
+
+// KeyError names the key whose value could not be used.
+type KeyError struct {
+	Key    string
+	Source string // "file.conf:12" or "env GRAPEVINE_PG_PORT"
+	Err    error
+}
+
+func (e *KeyError) Error() string {
+	return fmt.Sprintf("%s: %s: %v", e.Source, e.Key, e.Err)
+}
+
+func (e *KeyError) Unwrap() error { return e.Err }
+
+// Load reads the kong.conf-format file at path ("" for none), then applies
+// GRAPEVINE_<KEY> overrides from environ, then validates the result.
+func Load(path string, environ []string) (Config, error) {
+	cfg := Default()
+	if path != "" {
+		if err := cfg.applyFile(path); err != nil {
+			return Config{}, err
+		}
+	}
+	if err := cfg.applyEnv(environ); err != nil {
+		return Config{}, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+func (c *Config) applyFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("reading config file: %w", err)
+	}
+	defer f.Close()
+	return c.applyReader(f, path)
+}
+
+// applyReader applies every "key = value" line of r, in order.
+func (c *Config) applyReader(r io.Reader, name string) error {
+	scanner := bufio.NewScanner(r)
+	lineNo := 0
+	for scanner.Scan() {
+		lineNo++
+		key, value, ok, err := parseLine(scanner.Text())
+		source := fmt.Sprintf("%s:%d", name, lineNo)
+		if err != nil {
+			return &KeyError{Key: key, Source: source, Err: err}
+		}
+		if !ok {
+			continue
+		}
+		if err := c.set(key, value); err != nil {
+			return &KeyError{Key: key, Source: source, Err: err}
+		}
+	}
+	if err := scanner.Err(); err != nil {
+		return fmt.Errorf("reading %s: %w", name, err)
+	}
+	return nil
+}
+
+// parseLine splits one kong.conf line. Blank lines and comments give ok=false.
+// As in Kong, '#' starts a comment unless escaped as '\#'.
+func parseLine(line string) (key, value string, ok bool, err error) {
+	line = stripComment(line)
+	if strings.TrimSpace(line) == "" {
+		return "", "", false, nil
+	}
+	key, value, found := strings.Cut(line, "=")
+	key = strings.ToLower(strings.TrimSpace(key))
+	if !found || key == "" {
+		return strings.TrimSpace(line), "", false, errors.New("expected 'key = value'")
+	}
+	return key, strings.TrimSpace(value), true, nil
+}
+
+func stripComment(line string) string {
+	var b strings.Builder
+	for i := 0; i < len(line); i++ {
+		switch {
+		case line[i] == '\\' && i+1 < len(line) && line[i+1] == '#':
+			b.WriteByte('#')
+			i++
+		case line[i] == '#':
+			return b.String()
+		default:
+			b.WriteByte(line[i])
+		}
+	}
+	return b.String()
+}
+
+func (c *Config) applyEnv(environ []string) error {
+	for _, kv := range environ {
+		name, value, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, EnvPrefix) {
+			continue
+		}
+		key := strings.ToLower(strings.TrimPrefix(name, EnvPrefix))
+		if err := c.set(key, strings.TrimSpace(value)); err != nil {
+			return &KeyError{Key: key, Source: "env " + name, Err: err}
+		}
+	}
+	return nil
+}
+
+func (c *Config) set(key, value string) error {
+	k, ok := keyIndex[key]
+	if !ok {
+		return errors.New("unknown config key")
+	}
+	return k.set(c, value)
+}
+
+// Keys lists every config key Grapevine knows, sorted.
+func Keys() []string {
+	names := make([]string, 0, len(keyIndex))
+	for name := range keyIndex {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// IsKey reports whether name (lower case, without prefix) is a config key.
+func IsKey(name string) bool {
+	_, ok := keyIndex[name]
+	return ok
+}

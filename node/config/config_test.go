@@ -1,0 +1,134 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func writeConf(t *testing.T, body string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "kong.conf")
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestLoadDefaults(t *testing.T) {
+	got, err := Load("", nil)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if !reflect.DeepEqual(got, Default()) {
+		t.Fatalf("got %+v, want defaults %+v", got, Default())
+	}
+	if got.ProxyListen[0] != "0.0.0.0:8000" || got.AdminListen[0] != "127.0.0.1:8001" || got.ClusterListen != "0.0.0.0:7946" {
+		t.Fatalf("listen defaults differ from Kong's: %v %v %v", got.ProxyListen, got.AdminListen, got.ClusterListen)
+	}
+}
+
+func TestLoadFileAndEnv(t *testing.T) {
+	path := writeConf(t, `
+# a comment
+pg_host = db.internal   # trailing comment
+pg_port=6432
+pg_password = p\#ss
+proxy_listen = 0.0.0.0:9000 reuseport backlog=16384, 127.0.0.1:9001
+db_update_frequency = 0.5
+log_level = debug
+`)
+	env := []string{"GRAPEVINE_PG_PORT=7000", "GRAPEVINE_ADMIN_LISTEN=127.0.0.2:8001", "OTHER=1"}
+	got, err := Load(path, env)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"pg_host", got.PgHost, "db.internal"},
+		{"pg_port from env wins", got.PgPort, 7000},
+		{"escaped hash", got.PgPassword, "p#ss"},
+		{"proxy_listen flags dropped", got.ProxyListen, []string{"0.0.0.0:9000", "127.0.0.1:9001"}},
+		{"admin_listen from env", got.AdminListen, []string{"127.0.0.2:8001"}},
+		{"db_update_frequency seconds", got.DBUpdateFrequency, 500 * time.Millisecond},
+		{"log_level", got.LogLevel, "debug"},
+	}
+	for _, c := range checks {
+		t.Run(c.name, func(t *testing.T) {
+			if !reflect.DeepEqual(c.got, c.want) {
+				t.Fatalf("got %v, want %v", c.got, c.want)
+			}
+		})
+	}
+}
+
+func TestLoadRejectsBadInput(t *testing.T) {
+	tests := []struct {
+		name    string
+		file    string
+		env     []string
+		wantKey string
+		wantMsg string
+	}{
+		{"unknown key", "pg_hots = x\n", nil, "pg_hots", "unknown config key"},
+		{"unknown env key", "", []string{"GRAPEVINE_NOPE=1"}, "nope", "unknown config key"},
+		{"port not a number", "pg_port = abc\n", nil, "pg_port", "integer between 1 and 65535"},
+		{"port out of range", "pg_port = 70000\n", nil, "pg_port", "integer between 1 and 65535"},
+		{"bad database", "database = cassandra\n", nil, "database", "expected one of: postgres"},
+		{"bad log level", "log_level = loud\n", nil, "log_level", "expected one of"},
+		{"listen without port", "proxy_listen = 0.0.0.0\n", nil, "proxy_listen", "expected host:port"},
+		{"cluster listen bad", "cluster_listen = :x\n", nil, "cluster_listen", "invalid"},
+		{"negative frequency", "db_update_frequency = -1\n", nil, "db_update_frequency", "no smaller than"},
+		{"line without equals", "just words\n", nil, "just words", "expected 'key = value'"},
+		{"short encrypt key", "cluster_encrypt_key = c2hvcnQ=\n", nil, "cluster_encrypt_key", "want 16, 24 or 32"},
+		{"encrypt key not base64", "cluster_encrypt_key = %%%\n", nil, "cluster_encrypt_key", "not valid base64"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := ""
+			if tt.file != "" {
+				path = writeConf(t, tt.file)
+			}
+			_, err := Load(path, tt.env)
+			var keyErr *KeyError
+			if !errors.As(err, &keyErr) {
+				t.Fatalf("got error %v, want a *KeyError", err)
+			}
+			if keyErr.Key != tt.wantKey {
+				t.Errorf("got key %q, want %q", keyErr.Key, tt.wantKey)
+			}
+			if !strings.Contains(err.Error(), tt.wantMsg) {
+				t.Errorf("got message %q, want it to contain %q", err.Error(), tt.wantMsg)
+			}
+		})
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	_, err := Load(filepath.Join(t.TempDir(), "absent.conf"), nil)
+	if err == nil || !strings.Contains(err.Error(), "reading config file") {
+		t.Fatalf("got %v, want a reading config file error", err)
+	}
+}
+
+func TestValuesHideSecrets(t *testing.T) {
+	cfg, err := Load("", []string{"GRAPEVINE_PG_PASSWORD=hunter2", "GRAPEVINE_CLUSTER_ENCRYPT_KEY=" + "MDEyMzQ1Njc4OWFiY2RlZg=="})
+	if err != nil {
+		t.Fatal(err)
+	}
+	values := cfg.Values()
+	for _, secret := range []string{"pg_password", "cluster_encrypt_key"} {
+		if _, ok := values[secret]; ok {
+			t.Errorf("Values reports %s, want it hidden", secret)
+		}
+	}
+	if values["database"] != "postgres" {
+		t.Errorf("got database %v, want postgres", values["database"])
+	}
+}

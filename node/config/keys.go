@@ -1,0 +1,203 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// key binds one kong.conf key to its Config field.
+type key struct {
+	name   string
+	secret bool // never reported by Values (GET / on the Admin API)
+	set    func(c *Config, value string) error
+	get    func(c *Config) any
+}
+
+var keys = []key{
+	{name: "database", set: oneOf(func(c *Config) *string { return &c.Database }, "postgres"), get: func(c *Config) any { return c.Database }},
+	{name: "pg_host", set: nonEmpty(func(c *Config) *string { return &c.PgHost }), get: func(c *Config) any { return c.PgHost }},
+	{name: "pg_port", set: intBetween(func(c *Config) *int { return &c.PgPort }, 1, 65535), get: func(c *Config) any { return c.PgPort }},
+	{name: "pg_user", set: nonEmpty(func(c *Config) *string { return &c.PgUser }), get: func(c *Config) any { return c.PgUser }},
+	{name: "pg_password", secret: true, set: anyString(func(c *Config) *string { return &c.PgPassword })},
+	{name: "pg_database", set: nonEmpty(func(c *Config) *string { return &c.PgDatabase }), get: func(c *Config) any { return c.PgDatabase }},
+	{name: "pg_timeout", set: duration(func(c *Config) *time.Duration { return &c.PgTimeout }, time.Millisecond, 1), get: func(c *Config) any { return c.PgTimeout.Milliseconds() }},
+	{name: "pg_pool_size", set: intBetween(func(c *Config) *int { return &c.PgMaxConns }, 0, 10000), get: func(c *Config) any { return c.PgMaxConns }},
+	{name: "proxy_listen", set: listenList(func(c *Config) *[]string { return &c.ProxyListen }), get: func(c *Config) any { return c.ProxyListen }},
+	{name: "admin_listen", set: listenList(func(c *Config) *[]string { return &c.AdminListen }), get: func(c *Config) any { return c.AdminListen }},
+	{name: "cluster_listen", set: hostPort(func(c *Config) *string { return &c.ClusterListen }), get: func(c *Config) any { return c.ClusterListen }},
+	{name: "cluster_advertise", set: optionalHostPort(func(c *Config) *string { return &c.ClusterAdvertise }), get: func(c *Config) any { return c.ClusterAdvertise }},
+	{name: "cluster_encrypt_key", secret: true, set: anyString(func(c *Config) *string { return &c.ClusterEncryptKey })},
+	{name: "cluster_join", set: hostPortList(func(c *Config) *[]string { return &c.ClusterJoin }), get: func(c *Config) any { return c.ClusterJoin }},
+	{name: "cluster_ttl_on_failure", set: duration(func(c *Config) *time.Duration { return &c.ClusterTTLOnFailure }, time.Second, 0), get: func(c *Config) any { return c.ClusterTTLOnFailure.Seconds() }},
+	{name: "node_name", set: anyString(func(c *Config) *string { return &c.NodeName }), get: func(c *Config) any { return c.NodeName }},
+	{name: "db_update_frequency", set: duration(func(c *Config) *time.Duration { return &c.DBUpdateFrequency }, time.Second, 0.001), get: func(c *Config) any { return c.DBUpdateFrequency.Seconds() }},
+	{name: "db_update_propagation", set: duration(func(c *Config) *time.Duration { return &c.DBUpdatePropagation }, time.Second, 0), get: func(c *Config) any { return c.DBUpdatePropagation.Seconds() }},
+	{name: "db_cache_ttl", set: duration(func(c *Config) *time.Duration { return &c.DBCacheTTL }, time.Second, 0), get: func(c *Config) any { return c.DBCacheTTL.Seconds() }},
+	{name: "declarative_config", set: anyString(func(c *Config) *string { return &c.DeclarativeConfig }), get: func(c *Config) any { return c.DeclarativeConfig }},
+	{name: "log_level", set: oneOf(func(c *Config) *string { return &c.LogLevel }, "debug", "info", "notice", "warn", "error", "crit", "alert", "emerg"), get: func(c *Config) any { return c.LogLevel }},
+	{name: "latency_headers", set: oneOf(func(c *Config) *string { return &c.LatencyHeaders }, "kong", "grapevine"), get: func(c *Config) any { return c.LatencyHeaders }},
+	{name: "router_flavor", set: oneOf(func(c *Config) *string { return &c.RouterFlavor }, "traditional_compatible"), get: func(c *Config) any { return c.RouterFlavor }},
+}
+
+var keyIndex = func() map[string]key {
+	index := make(map[string]key, len(keys))
+	for _, k := range keys {
+		index[k.name] = k
+	}
+	return index
+}()
+
+// Values returns every non-secret key with its value, as Kong reports its
+// configuration on the Admin API's GET /.
+func (c *Config) Values() map[string]any {
+	values := make(map[string]any, len(keys))
+	for _, k := range keys {
+		if !k.secret {
+			values[k.name] = k.get(c)
+		}
+	}
+	return values
+}
+
+func anyString(field func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, value string) error {
+		*field(c) = value
+		return nil
+	}
+}
+
+func nonEmpty(field func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, value string) error {
+		if value == "" {
+			return fmt.Errorf("must not be empty")
+		}
+		*field(c) = value
+		return nil
+	}
+}
+
+func oneOf(field func(*Config) *string, allowed ...string) func(*Config, string) error {
+	return func(c *Config, value string) error {
+		for _, a := range allowed {
+			if value == a {
+				*field(c) = value
+				return nil
+			}
+		}
+		return fmt.Errorf("invalid value %q, expected one of: %s", value, strings.Join(allowed, ", "))
+	}
+}
+
+func intBetween(field func(*Config) *int, min, max int) func(*Config, string) error {
+	return func(c *Config, value string) error {
+		n, err := strconv.Atoi(value)
+		if err != nil || n < min || n > max {
+			return fmt.Errorf("invalid value %q, expected an integer between %d and %d", value, min, max)
+		}
+		*field(c) = n
+		return nil
+	}
+}
+
+// duration parses a number of units (Kong writes seconds or milliseconds as
+// plain numbers) no smaller than min units.
+func duration(field func(*Config) *time.Duration, unit time.Duration, min float64) func(*Config, string) error {
+	return func(c *Config, value string) error {
+		n, err := strconv.ParseFloat(value, 64)
+		if err != nil || n < min || n > 1e9 {
+			return fmt.Errorf("invalid value %q, expected a number no smaller than %g", value, min)
+		}
+		*field(c) = time.Duration(n * float64(unit))
+		return nil
+	}
+}
+
+func hostPort(field func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, value string) error {
+		if err := checkHostPort(value); err != nil {
+			return err
+		}
+		*field(c) = value
+		return nil
+	}
+}
+
+func optionalHostPort(field func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, value string) error {
+		if value == "" {
+			*field(c) = ""
+			return nil
+		}
+		return hostPort(field)(c, value)
+	}
+}
+
+func hostPortList(field func(*Config) *[]string) func(*Config, string) error {
+	return func(c *Config, value string) error {
+		list := splitList(value)
+		for _, item := range list {
+			if err := checkHostPort(item); err != nil {
+				return err
+			}
+		}
+		*field(c) = list
+		return nil
+	}
+}
+
+// listenList parses Kong's listen syntax: "addr:port [flags], addr:port [flags]".
+// Grapevine keeps the address and ignores nginx-only flags such as reuseport
+// and backlog=N; "off" disables the listener.
+func listenList(field func(*Config) *[]string) func(*Config, string) error {
+	return func(c *Config, value string) error {
+		if strings.TrimSpace(value) == "off" {
+			*field(c) = nil
+			return nil
+		}
+		var addrs []string
+		for _, item := range splitList(value) {
+			words := strings.Fields(item)
+			if err := checkHostPort(words[0]); err != nil {
+				return err
+			}
+			for _, flag := range words[1:] {
+				if flag == "ssl" || flag == "http2" {
+					return fmt.Errorf("listener %q: %s is not supported yet", item, flag)
+				}
+			}
+			addrs = append(addrs, words[0])
+		}
+		if len(addrs) == 0 {
+			return fmt.Errorf("must name at least one address or be 'off'")
+		}
+		*field(c) = addrs
+		return nil
+	}
+}
+
+func splitList(value string) []string {
+	var list []string
+	for _, item := range strings.Split(value, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			list = append(list, item)
+		}
+	}
+	return list
+}
+
+func checkHostPort(value string) error {
+	host, port, err := net.SplitHostPort(value)
+	if err != nil {
+		return fmt.Errorf("invalid address %q, expected host:port", value)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("invalid port in %q", value)
+	}
+	if host == "" {
+		return fmt.Errorf("invalid address %q, host is empty (use 0.0.0.0 for every interface)", value)
+	}
+	return nil
+}
