@@ -1,0 +1,463 @@
+package entity
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+)
+
+// Type is a Kong schema field type.
+type Type string
+
+// Kong's field types.
+const (
+	TypeString  Type = "string"
+	TypeInteger Type = "integer"
+	TypeNumber  Type = "number"
+	TypeBoolean Type = "boolean"
+	TypeArray   Type = "array"
+	TypeSet     Type = "set"
+	TypeMap     Type = "map"
+	TypeRecord  Type = "record"
+	TypeForeign Type = "foreign"
+)
+
+// Field is one schema field. Validators run in Kong's order: type, length,
+// range, one_of, starts_with, match rules, custom validator.
+type Field struct {
+	Name       string
+	Type       Type
+	Default    any // JSON value; nil = no default
+	Required   bool
+	Unique     bool
+	Auto       bool
+	UUID       bool
+	Timestamp  bool
+	OneOf      []any
+	Between    []int64
+	LenMin     int
+	StartsWith string
+	Elements   *Field
+	Keys       *Field
+	Values     *Field
+	Fields     []Field // record sub-fields
+	Reference  string  // foreign: referenced table
+	// Check is a custom validator of a non-nil, well-typed value; it
+	// returns Kong's message or "".
+	Check func(v any) string
+	// Extra holds attributes rendered by GET /schemas only (e.g. match rules).
+	Extra map[string]any
+}
+
+// Shorthand is an input-only field rewritten into real fields (service url).
+type Shorthand struct {
+	Name   string
+	Type   Type
+	Expand func(v any, doc map[string]any) string // returns an error message or ""
+}
+
+// Schema describes one entity kind the way Kong's DAO schema does.
+type Schema struct {
+	Name        string // table / path name, e.g. "services"
+	EndpointKey string // lookup key besides the id, e.g. "name"
+	Fields      []Field
+	Shorthands  []Shorthand
+	// Prepare adjusts defaults that depend on other input (subschemas).
+	Prepare func(doc map[string]any)
+	// EntityChecks runs when every field is valid and adds "@entity"
+	// or field messages.
+	EntityChecks func(doc map[string]any, fe FieldErrors)
+	// ChecksJSON is rendered as "entity_checks" by GET /schemas.
+	ChecksJSON []any
+}
+
+// Field returns the named top-level field or nil.
+func (s *Schema) Field(name string) *Field {
+	for i := range s.Fields {
+		if s.Fields[i].Name == name {
+			return &s.Fields[i]
+		}
+	}
+	return nil
+}
+
+// ForeignFields lists the fields of type foreign.
+func (s *Schema) ForeignFields() []Field {
+	var out []Field
+	for _, f := range s.Fields {
+		if f.Type == TypeForeign {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// Validate expands shorthands, rejects unknown fields, fills defaults,
+// checks every field and the entity checks, and returns the full entity
+// with every field present (nil when unset). The input is not modified.
+func (s *Schema) Validate(input map[string]any) (map[string]any, *Error) {
+	doc := make(map[string]any, len(input))
+	for k, v := range input {
+		doc[k] = v
+	}
+	fe := FieldErrors{}
+	s.expandShorthands(doc, fe)
+	if s.Prepare != nil && len(fe) == 0 {
+		s.Prepare(doc)
+	}
+	out := validateRecord(s.Fields, doc, fe)
+	if len(fe) == 0 && s.EntityChecks != nil {
+		s.EntityChecks(out, fe)
+	}
+	if err := SchemaViolation(fe); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (s *Schema) expandShorthands(doc map[string]any, fe FieldErrors) {
+	for _, sh := range s.Shorthands {
+		v, ok := doc[sh.Name]
+		if !ok {
+			continue
+		}
+		delete(doc, sh.Name)
+		if v == nil {
+			continue
+		}
+		if msg := typeError(sh.Type, v); msg != "" {
+			fe[sh.Name] = msg
+			continue
+		}
+		if msg := sh.Expand(v, doc); msg != "" {
+			fe[sh.Name] = msg
+		}
+	}
+}
+
+// validateRecord checks doc against fields and returns the normalised record.
+func validateRecord(fields []Field, doc map[string]any, fe FieldErrors) map[string]any {
+	out := make(map[string]any, len(fields))
+	known := make(map[string]bool, len(fields))
+	for i := range fields {
+		f := &fields[i]
+		known[f.Name] = true
+		v, present := doc[f.Name]
+		if !present {
+			v = cloneJSON(f.Default)
+		}
+		if v == nil {
+			if f.Required {
+				fe[f.Name] = "required field missing"
+			}
+			out[f.Name] = nil
+			continue
+		}
+		nv, err := f.validate(v)
+		if err != nil {
+			fe[f.Name] = err
+			continue
+		}
+		out[f.Name] = nv
+	}
+	for k := range doc {
+		if !known[k] {
+			fe[k] = "unknown field"
+		}
+	}
+	return out
+}
+
+// validate normalises one non-nil value; the error is a string, FieldErrors or []any.
+func (f *Field) validate(v any) (any, any) {
+	if msg := typeError(f.Type, v); msg != "" {
+		return nil, msg
+	}
+	switch f.Type {
+	case TypeInteger:
+		v, _ = toInteger(v)
+	case TypeNumber:
+		v, _ = toNumber(v)
+	case TypeArray, TypeSet:
+		return f.validateElements(v.([]any))
+	case TypeMap:
+		return f.validateMap(v.(map[string]any))
+	case TypeRecord:
+		sub := FieldErrors{}
+		rec := validateRecord(f.Fields, v.(map[string]any), sub)
+		if len(sub) > 0 {
+			return nil, sub
+		}
+		return rec, nil
+	case TypeForeign:
+		return validateForeign(v.(map[string]any))
+	}
+	if msg := f.checkScalar(v); msg != "" {
+		return nil, msg
+	}
+	return v, nil
+}
+
+func (f *Field) checkScalar(v any) string {
+	if s, ok := v.(string); ok {
+		if f.LenMin > 0 && len([]rune(s)) < f.LenMin {
+			return fmt.Sprintf("length must be at least %d", f.LenMin)
+		}
+		if f.UUID && !IsUUID(s) {
+			return "expected a valid UUID"
+		}
+	}
+	if n, ok := v.(int64); ok && len(f.Between) == 2 && (n < f.Between[0] || n > f.Between[1]) {
+		return fmt.Sprintf("value should be between %d and %d", f.Between[0], f.Between[1])
+	}
+	if len(f.OneOf) > 0 && !containsValue(f.OneOf, v) {
+		return "expected one of: " + joinValues(f.OneOf)
+	}
+	if s, ok := v.(string); ok && f.StartsWith != "" && !strings.HasPrefix(s, f.StartsWith) {
+		return "should start with: " + f.StartsWith
+	}
+	if f.Check != nil {
+		return f.Check(v)
+	}
+	return ""
+}
+
+func (f *Field) validateElements(list []any) (any, any) {
+	if f.LenMin > 0 && len(list) < f.LenMin {
+		return nil, fmt.Sprintf("length must be at least %d", f.LenMin)
+	}
+	out := make([]any, 0, len(list))
+	errs := make([]any, len(list))
+	failed := false
+	for i, el := range list {
+		if el == nil {
+			errs[i], failed = "required field missing", true
+			continue
+		}
+		nv, err := f.Elements.validate(el)
+		if err != nil {
+			errs[i], failed = err, true
+			continue
+		}
+		if f.Type == TypeSet && containsValue(out, nv) {
+			continue // sets keep one copy of each element
+		}
+		out = append(out, nv)
+	}
+	if failed {
+		return nil, errs
+	}
+	return out, nil
+}
+
+func (f *Field) validateMap(m map[string]any) (any, any) {
+	out := make(map[string]any, len(m))
+	sub := FieldErrors{}
+	for k, v := range m {
+		if f.Keys != nil {
+			if _, err := f.Keys.validate(k); err != nil {
+				sub[k] = err
+				continue
+			}
+		}
+		if v == nil {
+			sub[k] = "required field missing"
+			continue
+		}
+		nv, err := f.Values.validate(v)
+		if err != nil {
+			sub[k] = err
+			continue
+		}
+		out[k] = nv
+	}
+	if len(sub) > 0 {
+		return nil, sub
+	}
+	return out, nil
+}
+
+// validateForeign accepts only {"id": "<uuid>"}: the admin package resolves
+// {"name": …} to an id before validation.
+func validateForeign(m map[string]any) (any, any) {
+	sub := FieldErrors{}
+	for k := range m {
+		if k != "id" {
+			sub[k] = "unknown field"
+		}
+	}
+	id, ok := m["id"]
+	switch {
+	case !ok || id == nil:
+		sub["id"] = "required field missing"
+	case typeError(TypeString, id) != "":
+		sub["id"] = "expected a string"
+	case !IsUUID(id.(string)):
+		sub["id"] = "expected a valid UUID"
+	}
+	if len(sub) > 0 {
+		return nil, sub
+	}
+	return map[string]any{"id": id}, nil
+}
+
+var typeNames = map[Type]string{
+	TypeString: "a string", TypeInteger: "an integer", TypeNumber: "a number",
+	TypeBoolean: "a boolean", TypeArray: "an array", TypeSet: "a set",
+	TypeMap: "a map", TypeRecord: "a record", TypeForeign: "a record",
+}
+
+// typeError returns "expected a string" etc. when v is not of type t.
+func typeError(t Type, v any) string {
+	ok := false
+	switch t {
+	case TypeString:
+		_, ok = v.(string)
+	case TypeInteger:
+		_, ok = toInteger(v)
+	case TypeNumber:
+		_, ok = toNumber(v)
+	case TypeBoolean:
+		_, ok = v.(bool)
+	case TypeArray, TypeSet:
+		_, ok = v.([]any)
+	case TypeMap, TypeRecord, TypeForeign:
+		_, ok = v.(map[string]any)
+	}
+	if ok {
+		return ""
+	}
+	return "expected " + typeNames[t]
+}
+
+func toNumber(v any) (float64, bool) {
+	switch n := v.(type) {
+	case json.Number:
+		f, err := n.Float64()
+		return f, err == nil
+	case float64:
+		return n, true
+	case int64:
+		return float64(n), true
+	case int:
+		return float64(n), true
+	}
+	return 0, false
+}
+
+func toInteger(v any) (int64, bool) {
+	switch n := v.(type) {
+	case int64:
+		return n, true
+	case int:
+		return int64(n), true
+	case json.Number:
+		if i, err := strconv.ParseInt(string(n), 10, 64); err == nil {
+			return i, true
+		}
+	}
+	f, ok := toNumber(v)
+	if !ok || f != math.Trunc(f) || math.Abs(f) > 1<<53 {
+		return 0, false
+	}
+	return int64(f), true
+}
+
+func containsValue(list []any, v any) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func joinValues(list []any) string {
+	parts := make([]string, len(list))
+	for i, v := range list {
+		parts[i] = fmt.Sprint(v)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// cloneJSON deep-copies a default so callers can never mutate the schema.
+func cloneJSON(v any) any {
+	switch t := v.(type) {
+	case []any:
+		out := make([]any, len(t))
+		for i, x := range t {
+			out[i] = cloneJSON(x)
+		}
+		return out
+	case map[string]any:
+		out := make(map[string]any, len(t))
+		for k, x := range t {
+			out[k] = cloneJSON(x)
+		}
+		return out
+	}
+	return v
+}
+
+// IsUUID reports whether s is a canonical 8-4-4-4-12 hex UUID.
+func IsUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i, c := range s {
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !isHex(c) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func isHex(c rune) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
+
+// Merge deep-merges patch into base the way Kong's PATCH does: records
+// merge key by key, everything else (arrays, sets, maps) is replaced.
+func (s *Schema) Merge(base, patch map[string]any) map[string]any {
+	out := make(map[string]any, len(base))
+	for k, v := range base {
+		out[k] = v
+	}
+	for k, v := range patch {
+		f := s.Field(k)
+		bm, bok := out[k].(map[string]any)
+		pm, pok := v.(map[string]any)
+		if f != nil && f.Type == TypeRecord && bok && pok {
+			out[k] = mergeRecord(bm, pm)
+			continue
+		}
+		out[k] = v
+	}
+	return out
+}
+
+func mergeRecord(base, patch map[string]any) map[string]any {
+	out := make(map[string]any, len(base))
+	for k, v := range base {
+		out[k] = v
+	}
+	for k, v := range patch {
+		bm, bok := out[k].(map[string]any)
+		pm, pok := v.(map[string]any)
+		if bok && pok {
+			out[k] = mergeRecord(bm, pm)
+			continue
+		}
+		out[k] = v
+	}
+	return out
+}

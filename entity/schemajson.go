@@ -1,0 +1,73 @@
+package entity
+
+// JSON renders the schema as GET /schemas/{name} does in Kong:
+// {"fields":[{"<name>":{"type":…,"default":…,…}}],"entity_checks":[…]}.
+// decK reads defaults from it, so they must match what Validate fills in.
+func (s *Schema) JSON() map[string]any {
+	fields := make([]any, len(s.Fields))
+	for i := range s.Fields {
+		fields[i] = map[string]any{s.Fields[i].Name: s.Fields[i].attrs()}
+	}
+	checks := s.ChecksJSON
+	if checks == nil {
+		checks = []any{}
+	}
+	return map[string]any{"fields": fields, "entity_checks": checks}
+}
+
+func (f *Field) attrs() map[string]any {
+	a := map[string]any{"type": string(f.Type)}
+	if f.Default != nil {
+		a["default"] = f.Default
+	}
+	setTrue(a, "required", f.Required)
+	setTrue(a, "unique", f.Unique)
+	setTrue(a, "auto", f.Auto)
+	setTrue(a, "uuid", f.UUID)
+	setTrue(a, "timestamp", f.Timestamp)
+	if len(f.OneOf) > 0 {
+		a["one_of"] = f.OneOf
+	}
+	if len(f.Between) == 2 {
+		a["between"] = []any{f.Between[0], f.Between[1]}
+	}
+	if f.LenMin > 0 {
+		a["len_min"] = f.LenMin
+	}
+	if f.StartsWith != "" {
+		a["starts_with"] = f.StartsWith
+	}
+	if f.Reference != "" {
+		a["reference"] = f.Reference
+	}
+	f.nestedAttrs(a)
+	for k, v := range f.Extra {
+		a[k] = v
+	}
+	return a
+}
+
+func (f *Field) nestedAttrs(a map[string]any) {
+	if f.Elements != nil {
+		a["elements"] = f.Elements.attrs()
+	}
+	if f.Keys != nil {
+		a["keys"] = f.Keys.attrs()
+	}
+	if f.Values != nil {
+		a["values"] = f.Values.attrs()
+	}
+	if f.Type == TypeRecord {
+		sub := make([]any, len(f.Fields))
+		for i := range f.Fields {
+			sub[i] = map[string]any{f.Fields[i].Name: f.Fields[i].attrs()}
+		}
+		a["fields"] = sub
+	}
+}
+
+func setTrue(a map[string]any, key string, v bool) {
+	if v {
+		a[key] = true
+	}
+}
