@@ -12,20 +12,20 @@ type Code int
 
 // Kong's error codes; the admin package maps each to an HTTP status.
 const (
-	CodeInvalidPrimaryKey      Code = 1
-	CodeSchemaViolation        Code = 2
-	CodePrimaryKeyViolation    Code = 3
-	CodeForeignKeyViolation    Code = 4
-	CodeUniqueViolation        Code = 5
-	CodeNotFound               Code = 6
-	CodeInvalidOffset          Code = 7
-	CodeDatabaseError          Code = 8
-	CodeInvalidSize            Code = 9
-	CodeInvalidUnique          Code = 10
-	CodeInvalidOptions         Code = 11
-	CodeOperationUnsupported   Code = 12
-	CodeForeignKeysUnresolved  Code = 13
-	CodeReferencedByOthers     Code = 19
+	CodeInvalidPrimaryKey     Code = 1
+	CodeSchemaViolation       Code = 2
+	CodePrimaryKeyViolation   Code = 3
+	CodeForeignKeyViolation   Code = 4
+	CodeUniqueViolation       Code = 5
+	CodeNotFound              Code = 6
+	CodeInvalidOffset         Code = 7
+	CodeDatabaseError         Code = 8
+	CodeInvalidSize           Code = 9
+	CodeInvalidUnique         Code = 10
+	CodeInvalidOptions        Code = 11
+	CodeOperationUnsupported  Code = 12
+	CodeForeignKeysUnresolved Code = 13
+	CodeReferencedByOthers    Code = 19
 )
 
 var codeNames = map[Code]string{
