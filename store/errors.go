@@ -1,0 +1,101 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Sentinel errors; test with errors.Is.
+var (
+	// ErrNotFound: no row with that id or key.
+	ErrNotFound = errors.New("not found")
+	// ErrInvalidOffset: a page offset token that this store did not make.
+	ErrInvalidOffset = errors.New("invalid offset")
+	// ErrAlreadyBootstrapped: Bootstrap on a database that has migrations.
+	ErrAlreadyBootstrapped = errors.New("database already bootstrapped")
+	// ErrNotBootstrapped: the database has no schema yet; run bootstrap.
+	ErrNotBootstrapped = errors.New("database needs bootstrapping")
+	// ErrPendingMigrations: the schema is older than this binary; run up.
+	ErrPendingMigrations = errors.New("database has pending migrations")
+	// ErrUnavailable: the database cannot be reached (refused, timed out,
+	// shutting down); callers answer 503 and retry later.
+	ErrUnavailable = errors.New("database unavailable")
+)
+
+// UniqueError is a write that would duplicate a unique field, such as a
+// service name already in use.
+type UniqueError struct {
+	Table, Field, Value string
+}
+
+func (e *UniqueError) Error() string {
+	return fmt.Sprintf("unique violation on %s: %s=%q already exists", e.Table, e.Field, e.Value)
+}
+
+// PrimaryKeyError is an Insert whose id already exists.
+type PrimaryKeyError struct {
+	Table, ID string
+}
+
+func (e *PrimaryKeyError) Error() string {
+	return fmt.Sprintf("primary key violation on %s: id %s already exists", e.Table, e.ID)
+}
+
+// ForeignKeyError is a write pointing at a parent that does not exist: Field
+// of Table refers to RefTable row ID.
+type ForeignKeyError struct {
+	Table, Field, RefTable, ID string
+}
+
+func (e *ForeignKeyError) Error() string {
+	return fmt.Sprintf("foreign key violation on %s.%s: no %s row with id %s", e.Table, e.Field, e.RefTable, e.ID)
+}
+
+// ReferencedError is a delete of a row that rows of table By still refer to.
+type ReferencedError struct {
+	Table, By string
+}
+
+func (e *ReferencedError) Error() string {
+	return fmt.Sprintf("%s row is still referenced by %s", e.Table, e.By)
+}
+
+// classify marks errors that mean "the database is not reachable" so that
+// they match ErrUnavailable; other errors are returned unchanged.
+func classify(err error) error {
+	if err == nil || errors.Is(err, ErrUnavailable) || !isUnavailable(err) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
+}
+
+func isUnavailable(err error) bool {
+	var connectErr *pgconn.ConnectError
+	if errors.As(err, &connectErr) {
+		return true
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		// Class 08: connection exception; 57P01-57P03: shutting down or starting.
+		return strings.HasPrefix(pgErr.Code, "08") || pgErr.Code == "57P01" ||
+			pgErr.Code == "57P02" || pgErr.Code == "57P03"
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) {
+		return true
+	}
+	// A deadline that expired while dialling or waiting for a stuck server;
+	// a caller's cancellation (context.Canceled) is not an outage.
+	return pgconn.Timeout(err)
+}
+
+// pgError returns the PostgreSQL error inside err, if any.
+func pgError(err error) (*pgconn.PgError, bool) {
+	var pgErr *pgconn.PgError
+	ok := errors.As(err, &pgErr)
+	return pgErr, ok
+}

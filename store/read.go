@@ -1,0 +1,193 @@
+package store
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// DefaultPageSize is Kong's page size when the request gives none.
+const DefaultPageSize = 100
+
+// MaxPageSize is Kong's largest page size.
+const MaxPageSize = 1000
+
+// Page selects one page of a List.
+type Page struct {
+	Size   int      // 1..MaxPageSize, caller validates; 0 means DefaultPageSize
+	Offset string   // opaque token from a previous page, "" = first page
+	Tags   []string // filter
+	AnyTag bool     // false: row has ALL Tags (Kong "a,b"); true: ANY (Kong "a/b")
+	// ForeignField and ForeignID optionally keep only the rows referring to
+	// one parent, e.g. "service", "<uuid>" for /services/{s}/routes.
+	ForeignField, ForeignID string
+}
+
+// List returns one page of t in id order, and the offset of the next page,
+// "" if this is the last one. A malformed Offset gives ErrInvalidOffset.
+func (s *Store) List(ctx context.Context, t Table, p Page) ([]Row, string, error) {
+	if p.ForeignField != "" && !isUUID(p.ForeignID) {
+		// No row can refer to a parent whose id is not a uuid.
+		if _, ok := t.foreign(p.ForeignField); ok {
+			return nil, "", nil
+		}
+	}
+	query, args, err := listQuery(t, p)
+	if err != nil {
+		return nil, "", fmt.Errorf("list %s: %w", t.Name, err)
+	}
+	rows, err := s.query(ctx, t, query, args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("list %s: %w", t.Name, err)
+	}
+	size := pageSize(p)
+	if len(rows) <= size {
+		return rows, "", nil
+	}
+	rows = rows[:size]
+	return rows, encodeOffset(rows[size-1].ID), nil
+}
+
+// All returns the whole table in id order.
+func (s *Store) All(ctx context.Context, t Table) ([]Row, error) {
+	rows, err := s.query(ctx, t, "SELECT "+t.selectList()+" FROM "+t.ident()+" ORDER BY id")
+	if err != nil {
+		return nil, fmt.Errorf("read all %s: %w", t.Name, err)
+	}
+	return rows, nil
+}
+
+// Get returns the row with id; ErrNotFound if there is none (or id is not a
+// uuid, so cannot exist).
+func (s *Store) Get(ctx context.Context, t Table, id string) (Row, error) {
+	if !isUUID(id) {
+		return Row{}, fmt.Errorf("get %s %s: %w", t.Name, id, ErrNotFound)
+	}
+	return s.getWhere(ctx, t, "id", id)
+}
+
+// GetByKey returns the row whose endpoint key (e.g. name) is key;
+// ErrNotFound if there is none or t has no key.
+func (s *Store) GetByKey(ctx context.Context, t Table, key string) (Row, error) {
+	if t.KeyField == "" {
+		return Row{}, fmt.Errorf("get %s by key %q: %w", t.Name, key, ErrNotFound)
+	}
+	return s.getWhere(ctx, t, t.KeyField, key)
+}
+
+func (s *Store) getWhere(ctx context.Context, t Table, column, value string) (Row, error) {
+	query := "SELECT " + t.selectList() + " FROM " + t.ident() +
+		" WHERE " + pgx.Identifier{column}.Sanitize() + " = $1"
+	r, err := t.scanRow(s.pool.QueryRow(ctx, query, value))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Row{}, fmt.Errorf("get %s %s=%s: %w", t.Name, column, value, ErrNotFound)
+	}
+	if err != nil {
+		return Row{}, fmt.Errorf("get %s %s=%s: %w", t.Name, column, value, classify(err))
+	}
+	return r, nil
+}
+
+// query runs a SELECT built on t.selectList and scans every row.
+func (s *Store) query(ctx context.Context, t Table, query string, args ...any) ([]Row, error) {
+	rows, err := s.pool.Query(ctx, query, args...)
+	if err != nil {
+		return nil, classify(err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Row, error) { return t.scanRow(row) })
+	if err != nil {
+		return nil, classify(err)
+	}
+	return out, nil
+}
+
+func pageSize(p Page) int {
+	if p.Size == 0 {
+		return DefaultPageSize
+	}
+	return p.Size
+}
+
+// listQuery builds List's SELECT: filters, id order, one row more than the
+// page so that we know whether another page follows.
+func listQuery(t Table, p Page) (string, []any, error) {
+	size := pageSize(p)
+	if size < 1 || size > MaxPageSize {
+		return "", nil, fmt.Errorf("page size %d out of range 1..%d", size, MaxPageSize)
+	}
+	var where []string
+	var args []any
+	add := func(cond string, arg any) {
+		args = append(args, arg)
+		where = append(where, strings.ReplaceAll(cond, "$?", "$"+strconv.Itoa(len(args))))
+	}
+	if p.Offset != "" {
+		after, err := decodeOffset(p.Offset)
+		if err != nil {
+			return "", nil, err
+		}
+		add("id > $?", after)
+	}
+	if len(p.Tags) > 0 {
+		op := "@>"
+		if p.AnyTag {
+			op = "&&"
+		}
+		add("tags "+op+" $?::text[]", p.Tags)
+	}
+	if p.ForeignField != "" {
+		cond, arg, err := foreignFilter(t, p)
+		if err != nil {
+			return "", nil, err
+		}
+		add(cond, arg)
+	}
+	query := "SELECT " + t.selectList() + " FROM " + t.ident()
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	return query + " ORDER BY id LIMIT " + strconv.Itoa(size+1), args, nil
+}
+
+// foreignFilter keeps the rows referring to p.ForeignID.
+func foreignFilter(t Table, p Page) (string, any, error) {
+	f, ok := t.foreign(p.ForeignField)
+	if !ok {
+		return "", nil, fmt.Errorf("%s has no foreign field %q", t.Name, p.ForeignField)
+	}
+	return pgx.Identifier{f.column()}.Sanitize() + " = $?::uuid", p.ForeignID, nil
+}
+
+// encodeOffset makes Kong's offset token: base64 of a JSON array holding
+// the last row's id.
+func encodeOffset(id string) string {
+	b, _ := json.Marshal([]string{id})
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// decodeOffset accepts Kong's tokens in either base64 alphabet, padded or
+// not, and returns the id to continue after.
+func decodeOffset(token string) (string, error) {
+	raw := strings.TrimRight(token, "=")
+	b, err := base64.RawURLEncoding.DecodeString(raw)
+	if err != nil {
+		b, err = base64.RawStdEncoding.DecodeString(raw)
+	}
+	if err != nil {
+		return "", fmt.Errorf("%w: not base64", ErrInvalidOffset)
+	}
+	var ids []string
+	if err := json.Unmarshal(b, &ids); err != nil || len(ids) != 1 {
+		return "", fmt.Errorf("%w: not a one-id JSON array", ErrInvalidOffset)
+	}
+	if !isUUID(ids[0]) {
+		return "", fmt.Errorf("%w: not a uuid", ErrInvalidOffset)
+	}
+	return ids[0], nil
+}

@@ -1,0 +1,137 @@
+// Package store owns Grapevine's PostgreSQL database: the schema (embedded,
+// versioned migrations), entity persistence and the cluster_events table
+// that tells peers what changed. Entities are stored generically: a few
+// indexed columns (id, endpoint key, foreign keys, tags, timestamps) beside
+// the entity's whole JSON document, so the store does not know entity
+// schemas; validation and rendering belong to the entity and admin packages.
+// It must not import the proxy, admin or node packages, and nothing but this
+// package may write to the tables it creates.
+package store
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Config says how to reach PostgreSQL. The zero value of each field means
+// its default; Kong's kong.conf key for it is named beside.
+type Config struct {
+	Host     string // pg_host; default "127.0.0.1"
+	Port     int    // pg_port; default 5432
+	User     string // pg_user; default "kong"
+	Password string // pg_password; default none
+	Database string // pg_database; default "kong"
+
+	// DSN, if set, is used instead of the fields above (tests use pgtest DSNs).
+	DSN string
+	// NodeID is written into cluster_events.node_id for this node's writes.
+	NodeID string
+	// MaxConns caps the pool; 0 means pgx's default (max(4, GOMAXPROCS)).
+	MaxConns int32
+	// ConnectTimeout bounds each connection attempt; 0 means 5s.
+	ConnectTimeout time.Duration
+}
+
+// DefaultConfig returns Kong's defaults.
+func DefaultConfig() Config {
+	return Config{Host: "127.0.0.1", Port: 5432, User: "kong", Database: "kong"}
+}
+
+// withDefaults fills zero fields with DefaultConfig's values.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.Host == "" {
+		c.Host = d.Host
+	}
+	if c.Port == 0 {
+		c.Port = d.Port
+	}
+	if c.User == "" {
+		c.User = d.User
+	}
+	if c.Database == "" {
+		c.Database = d.Database
+	}
+	if c.ConnectTimeout == 0 {
+		c.ConnectTimeout = 5 * time.Second
+	}
+	return c
+}
+
+// ConnString returns DSN if set, else a postgres:// URL built from the
+// fields (with defaults applied). TLS is off, as Kong's pg_ssl default.
+func (c Config) ConnString() string {
+	if c.DSN != "" {
+		return c.DSN
+	}
+	c = c.withDefaults()
+	u := url.URL{
+		Scheme:   "postgres",
+		Host:     net.JoinHostPort(c.Host, strconv.Itoa(c.Port)),
+		Path:     "/" + c.Database,
+		RawQuery: "sslmode=disable",
+	}
+	if c.Password != "" {
+		u.User = url.UserPassword(c.User, c.Password)
+	} else {
+		u.User = url.User(c.User)
+	}
+	return u.String()
+}
+
+// Store is a pool of connections to Grapevine's database. It is safe for
+// concurrent use.
+type Store struct {
+	pool   *pgxpool.Pool
+	nodeID string
+}
+
+// Open connects to the database and pings it. It does not migrate: nodes
+// call CheckSchema, the migrations command calls Bootstrap or Up.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	cfg = cfg.withDefaults()
+	pcfg, err := pgxpool.ParseConfig(cfg.ConnString())
+	if err != nil {
+		return nil, fmt.Errorf("parse database config: %w", err)
+	}
+	if cfg.MaxConns > 0 {
+		pcfg.MaxConns = cfg.MaxConns
+	}
+	if pcfg.ConnConfig.ConnectTimeout == 0 {
+		pcfg.ConnConfig.ConnectTimeout = cfg.ConnectTimeout
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("open database pool: %w", classify(err))
+	}
+	s := &Store{pool: pool, nodeID: cfg.NodeID}
+	if err := s.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close closes every connection; it waits for connections in use to be
+// released. Safe to call more than once.
+func (s *Store) Close() { s.pool.Close() }
+
+// Ping checks that the database answers; an unreachable database gives an
+// error matching ErrUnavailable.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("ping database: %w", classify(err))
+	}
+	return nil
+}
+
+// Pool exposes the connection pool for packages that keep their own tables
+// in this database through this package's migrations (none yet), and for
+// tests. Entity data must go through the typed methods.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }

@@ -1,0 +1,170 @@
+package store
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// Foreign is a reference from one entity to another, stored in the column
+// Field+"_id" of the referring table, e.g. {Field: "service", Table: "services"}.
+type Foreign struct {
+	Field string // the entity's field name, e.g. "service"
+	Table string // the referenced table, e.g. "services"
+}
+
+// column is the foreign key's column name.
+func (f Foreign) column() string { return f.Field + "_id" }
+
+// Table describes how one entity is stored; the migrations must agree.
+type Table struct {
+	Name     string    // table name, e.g. "services"
+	KeyField string    // Kong's endpoint key column ("name"); "" if none
+	Foreign  []Foreign // references to parent entities
+}
+
+// The entity tables created by the migrations.
+var (
+	Services = Table{Name: "services", KeyField: "name"}
+	Routes   = Table{Name: "routes", KeyField: "name", Foreign: []Foreign{{Field: "service", Table: "services"}}}
+)
+
+// Row is one stored entity: the indexed columns and the whole document.
+type Row struct {
+	ID        string            // uuid text
+	Key       *string           // endpoint key value; nil = NULL
+	Foreign   map[string]string // foreign Field -> referenced id; absent = NULL
+	Tags      []string          // nil = NULL
+	CreatedAt int64             // epoch seconds, as the entity's created_at
+	UpdatedAt int64             // epoch seconds, as the entity's updated_at
+	Doc       json.RawMessage   // the entity's full JSON, as the Admin API renders it
+}
+
+// foreign returns the reference for field, if t has one.
+func (t Table) foreign(field string) (Foreign, bool) {
+	for _, f := range t.Foreign {
+		if f.Field == field {
+			return f, true
+		}
+	}
+	return Foreign{}, false
+}
+
+func (t Table) ident() string { return pgx.Identifier{t.Name}.Sanitize() }
+
+// columns lists the table's columns in the order values and scans use.
+func (t Table) columns() []string {
+	cols := []string{"id"}
+	if t.KeyField != "" {
+		cols = append(cols, t.KeyField)
+	}
+	for _, f := range t.Foreign {
+		cols = append(cols, f.column())
+	}
+	return append(cols, "tags", "created_at", "updated_at", "doc")
+}
+
+// selectList is the SELECT list matching scanRow; uuids come back as text.
+func (t Table) selectList() string {
+	cols := t.columns()
+	for i, c := range cols {
+		q := pgx.Identifier{c}.Sanitize()
+		if c == "id" || strings.HasSuffix(c, "_id") {
+			q += "::text"
+		}
+		cols[i] = q
+	}
+	return strings.Join(cols, ", ")
+}
+
+// quotedColumns is the column list for INSERT.
+func (t Table) quotedColumns() []string {
+	cols := t.columns()
+	for i, c := range cols {
+		cols[i] = pgx.Identifier{c}.Sanitize()
+	}
+	return cols
+}
+
+// values returns r's column values in columns() order, checking r first.
+func (t Table) values(r Row) ([]any, error) {
+	if !isUUID(r.ID) {
+		return nil, fmt.Errorf("invalid id %q: not a uuid", r.ID)
+	}
+	if len(r.Doc) == 0 || !json.Valid(r.Doc) {
+		return nil, fmt.Errorf("row %s: doc is not valid JSON", r.ID)
+	}
+	vals := []any{r.ID}
+	if t.KeyField != "" {
+		vals = append(vals, r.Key)
+	}
+	fks, err := t.foreignValues(r)
+	if err != nil {
+		return nil, err
+	}
+	vals = append(vals, fks...)
+	return append(vals, r.Tags, r.CreatedAt, r.UpdatedAt, []byte(r.Doc)), nil
+}
+
+// foreignValues returns one value per t.Foreign: the id, or nil for NULL.
+func (t Table) foreignValues(r Row) ([]any, error) {
+	for field := range r.Foreign {
+		if _, ok := t.foreign(field); !ok {
+			return nil, fmt.Errorf("%s has no foreign field %q", t.Name, field)
+		}
+	}
+	vals := make([]any, len(t.Foreign))
+	for i, f := range t.Foreign {
+		id, ok := r.Foreign[f.Field]
+		if !ok || id == "" {
+			continue
+		}
+		if !isUUID(id) {
+			return nil, &ForeignKeyError{Table: t.Name, Field: f.Field, RefTable: f.Table, ID: id}
+		}
+		vals[i] = id
+	}
+	return vals, nil
+}
+
+// scanRow reads one row selected with selectList.
+func (t Table) scanRow(row pgx.Row) (Row, error) {
+	var r Row
+	fks := make([]*string, len(t.Foreign))
+	dest := []any{&r.ID}
+	if t.KeyField != "" {
+		dest = append(dest, &r.Key)
+	}
+	for i := range fks {
+		dest = append(dest, &fks[i])
+	}
+	var created, updated *int64
+	var doc []byte
+	dest = append(dest, &r.Tags, &created, &updated, &doc)
+	if err := row.Scan(dest...); err != nil {
+		return Row{}, err
+	}
+	r.CreatedAt, r.UpdatedAt, r.Doc = deref(created), deref(updated), json.RawMessage(doc)
+	for i, id := range fks {
+		if id != nil {
+			if r.Foreign == nil {
+				r.Foreign = make(map[string]string, len(fks))
+			}
+			r.Foreign[t.Foreign[i].Field] = *id
+		}
+	}
+	return r, nil
+}
+
+func deref(p *int64) int64 {
+	if p == nil {
+		return 0
+	}
+	return *p
+}
+
+// isUUID says whether s can be a uuid column value.
+func isUUID(s string) bool { return uuid.Validate(s) == nil }
