@@ -1,0 +1,252 @@
+package proxy
+
+import (
+	"bytes"
+	"encoding/hex"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// headerNames are the latency header names of the configured family.
+type headerNames struct {
+	upstreamLatency []byte
+	proxyLatency    []byte
+	responseLatency []byte
+}
+
+func latencyHeaderNames(family string) headerNames {
+	prefix := "X-Kong-"
+	if family == "grapevine" {
+		prefix = "X-Grapevine-"
+	}
+	return headerNames{
+		upstreamLatency: []byte(prefix + "Upstream-Latency"),
+		proxyLatency:    []byte(prefix + "Proxy-Latency"),
+		responseLatency: []byte(prefix + "Response-Latency"),
+	}
+}
+
+var (
+	hdrXForwardedFor    = []byte("X-Forwarded-For")
+	hdrXForwardedProto  = []byte("X-Forwarded-Proto")
+	hdrXForwardedHost   = []byte("X-Forwarded-Host")
+	hdrXForwardedPort   = []byte("X-Forwarded-Port")
+	hdrXForwardedPath   = []byte("X-Forwarded-Path")
+	hdrXForwardedPrefix = []byte("X-Forwarded-Prefix")
+	hdrXRealIP          = []byte("X-Real-Ip")
+	hdrVia              = []byte("Via")
+	hdrRequestID        = []byte("X-Kong-Request-Id")
+	hdrLocation         = []byte("Location")
+	schemeHTTP          = []byte("http")
+	schemeHTTPS         = []byte("https")
+	commaSpace          = []byte(", ")
+)
+
+// reqState is per-request scratch space, pooled so the hot path allocates
+// nothing once buffers have grown.
+type reqState struct {
+	id   [32]byte // X-Kong-Request-Id
+	path []byte   // normalised path, when normalising changed it
+	host []byte   // lower-cased host
+	uri  []byte   // upstream request URI
+	buf  []byte   // header values
+	ip   []byte   // client address as text
+}
+
+var statePool = sync.Pool{New: func() any {
+	return &reqState{
+		path: make([]byte, 0, 256),
+		host: make([]byte, 0, 64),
+		uri:  make([]byte, 0, 256),
+		buf:  make([]byte, 0, 256),
+		ip:   make([]byte, 0, 46),
+	}
+}}
+
+// newRequestID fills st.id with 128 random bits in hex, Kong's format.
+func (st *reqState) newRequestID() {
+	var raw [16]byte
+	a, b := rand.Uint64(), rand.Uint64()
+	for i := 0; i < 8; i++ {
+		raw[i], raw[8+i] = byte(a>>(8*i)), byte(b>>(8*i))
+	}
+	hex.Encode(st.id[:], raw[:])
+}
+
+// handle is the request path: route, check, forward.
+func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	st := statePool.Get().(*reqState)
+	defer statePool.Put(st)
+	defer s.recoverRequest(ctx, st)
+	st.newRequestID()
+	a := s.state.Load()
+	rawPath, query := splitRequestURI(ctx.Request.Header.RequestURI())
+	req := request{
+		method: ctx.Method(),
+		host:   lowerHost(st, ctx.Request.Header.Host()),
+		port:   s.portNum,
+		path:   s.normalized(st, rawPath),
+		header: &ctx.Request.Header,
+	}
+	m, matched := a.snap.match(&req)
+	switch {
+	case m == nil:
+		s.respondError(ctx, st, fasthttp.StatusNotFound, msgNoRoute)
+	case !s.protocolAllowed(ctx, st, m.route, req.host, rawPath, query):
+	case m.route.svc == nil:
+		s.respondError(ctx, st, fasthttp.StatusServiceUnavailable, msgNoService)
+	case !m.route.svc.proxyable:
+		s.respondError(ctx, st, fasthttp.StatusBadGateway, msgBadResponse)
+	default:
+		up := upstreamCall{client: a.clients[m.route.svc.idx], route: m.route, req: &req,
+			rawPath: rawPath, query: query, matched: matched}
+		s.forward(ctx, st, &up)
+	}
+}
+
+// splitRequestURI splits the request target into path and query ("?" kept
+// so a bare trailing "?" survives, as in Kong). An absolute-form target
+// loses its scheme and authority.
+func splitRequestURI(uri []byte) (path, query []byte) {
+	if len(uri) > 0 && uri[0] != '/' {
+		if i := bytes.Index(uri, []byte("://")); i >= 0 {
+			rest := uri[i+3:]
+			j := bytes.IndexAny(rest, "/?")
+			if j < 0 {
+				return []byte("/"), nil
+			}
+			uri = rest[j:]
+		}
+	}
+	if i := bytes.IndexByte(uri, '?'); i >= 0 {
+		return uri[:i], uri[i:]
+	}
+	return uri, nil
+}
+
+// lowerHost strips the port from a Host header and lower-cases it.
+func lowerHost(st *reqState, host []byte) []byte {
+	if i := bytes.LastIndexByte(host, ':'); i >= 0 && !bytes.HasSuffix(host, []byte("]")) {
+		host = host[:i]
+	}
+	for _, c := range host {
+		if 'A' <= c && c <= 'Z' {
+			st.host = append(st.host[:0], host...)
+			for j, c := range st.host {
+				if 'A' <= c && c <= 'Z' {
+					st.host[j] = c + 'a' - 'A'
+				}
+			}
+			return st.host
+		}
+	}
+	return host
+}
+
+// normalized returns the normalised path, built in st.path only when it
+// differs from the raw one.
+func (s *Server) normalized(st *reqState, raw []byte) []byte {
+	if !needsNormalizing(raw) {
+		return raw
+	}
+	st.path = normalizePath(st.path[:0], raw)
+	return st.path
+}
+
+// protocolAllowed answers an https-only or grpc route hit over plain HTTP/1
+// as Kong does (handler.lua) and reports whether the request may go on.
+func (s *Server) protocolAllowed(ctx *fasthttp.RequestCtx, st *reqState, r *route, host, rawPath, query []byte) bool {
+	if r.allowsHTTP || ctx.IsTLS() {
+		return true
+	}
+	if r.grpcOnly {
+		if !bytes.HasPrefix(ctx.Request.Header.ContentType(), []byte("application/grpc")) {
+			s.respondError(ctx, st, fasthttp.StatusUnsupportedMediaType, msgNotGRPC)
+		} else {
+			s.respondError(ctx, st, fasthttp.StatusUpgradeRequired, msgUseHTTP2)
+		}
+		return false
+	}
+	switch r.redirectCode {
+	case 301, 302, 307, 308:
+		s.redirectHTTPS(ctx, st, r.redirectCode, host, rawPath, query)
+	default:
+		s.respondError(ctx, st, fasthttp.StatusUpgradeRequired, msgUseHTTPS)
+		ctx.Response.Header.Set("Connection", "Upgrade")
+		ctx.Response.Header.Set("Upgrade", "TLS/1.2, HTTP/1.1")
+	}
+	return false
+}
+
+func (s *Server) redirectHTTPS(ctx *fasthttp.RequestCtx, st *reqState, code int, host, rawPath, query []byte) {
+	resp := &ctx.Response
+	resp.Reset()
+	resp.SetStatusCode(code)
+	loc := append(st.buf[:0], "https://"...)
+	loc = append(append(append(loc, host...), rawPath...), query...)
+	resp.Header.SetCanonical(hdrLocation, loc)
+	s.setKongResponseHeaders(ctx, st)
+}
+
+// respondError writes one of Kong's own error responses.
+func (s *Server) respondError(ctx *fasthttp.RequestCtx, st *reqState, status int, msg string) {
+	resp := &ctx.Response
+	resp.Reset()
+	resp.SetStatusCode(status)
+	body, contentType := appendErrorBody(st.buf[:0], negotiate(ctx.Request.Header.Peek("Accept")), msg, st.id[:])
+	st.buf = body[:0]
+	resp.Header.SetContentType(contentType)
+	resp.SetBody(body)
+	s.setKongResponseHeaders(ctx, st)
+	if e := s.log.Debug(); e.Enabled() {
+		e.Int("status", status).Bytes("path", ctx.Path()).Str("message", msg).Bytes("request_id", st.id[:]).Msg("proxy error response")
+	}
+}
+
+// setKongResponseHeaders adds the headers of a response Kong generated.
+func (s *Server) setKongResponseHeaders(ctx *fasthttp.RequestCtx, st *reqState) {
+	h := &ctx.Response.Header
+	h.SetCanonical(s.names.responseLatency, appendMillis(st.ip[:0], time.Since(ctx.Time())))
+	h.SetCanonical(hdrRequestID, st.id[:])
+}
+
+func (s *Server) recoverRequest(ctx *fasthttp.RequestCtx, st *reqState) {
+	v := recover()
+	if v == nil {
+		return
+	}
+	s.log.Error().Interface("panic", v).Bytes("request_id", st.id[:]).Msg("proxy request panicked")
+	s.respondError(ctx, st, fasthttp.StatusInternalServerError, msgUnexpected)
+}
+
+// handleParseError answers requests fasthttp could not parse.
+func (s *Server) handleParseError(ctx *fasthttp.RequestCtx, err error) {
+	ctx.Response.Reset()
+	ctx.SetStatusCode(fasthttp.StatusBadRequest)
+	ctx.SetContentType("text/plain; charset=utf-8")
+	ctx.SetBodyString("Bad request\n")
+	s.log.Debug().Err(err).Msg("proxy: bad request")
+}
+
+func appendMillis(dst []byte, d time.Duration) []byte {
+	return strconv.AppendInt(dst, d.Milliseconds(), 10)
+}
+
+// appendRemoteIP appends the client's IP address without allocating.
+func appendRemoteIP(dst []byte, addr net.Addr) []byte {
+	ta, ok := addr.(*net.TCPAddr)
+	if !ok {
+		return append(dst, addr.String()...)
+	}
+	ip, ok := netip.AddrFromSlice(ta.IP)
+	if !ok {
+		return dst
+	}
+	return ip.Unmap().AppendTo(dst)
+}

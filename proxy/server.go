@@ -1,0 +1,173 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/valyala/fasthttp"
+)
+
+// Server is the proxy listener: New → Start → Shutdown. Swap may be called
+// at any time, before or after Start, from any goroutine.
+type Server struct {
+	cfg   Config
+	log   zerolog.Logger
+	names headerNames
+	via   []byte // "1.1 grapevine/<version>"
+	pool  *clientPool
+	state atomic.Pointer[active]
+
+	swapMu sync.Mutex // serialises Swap so pool bindings match the stored state
+
+	mu        sync.Mutex // guards the fields below
+	srv       *fasthttp.Server
+	ln        net.Listener
+	port      []byte // local port as text, for X-Forwarded-Port
+	portNum   int
+	serveDone chan struct{}
+	stopped   bool
+}
+
+// active is a snapshot bound to this server's upstream clients.
+type active struct {
+	snap    *Snapshot
+	clients []*fasthttp.HostClient // indexed by service.idx
+}
+
+// New returns a server serving EmptySnapshot until the first Swap. Invalid
+// configuration values fall back to their defaults (see Config.Validate).
+func New(cfg Config) *Server {
+	if err := cfg.Validate(); err != nil {
+		cfg.Logger.Warn().Err(err).Msg("proxy config: using defaults")
+		cfg.LatencyHeaders = DefaultConfig().LatencyHeaders
+	}
+	s := &Server{
+		cfg:   cfg,
+		log:   cfg.Logger.With().Str("component", "proxy").Logger(),
+		names: latencyHeaderNames(cfg.LatencyHeaders),
+		via:   []byte("1.1 grapevine/" + cfg.Version),
+		pool:  newClientPool(),
+	}
+	s.Swap(EmptySnapshot())
+	return s
+}
+
+// Swap makes snap the routing table for the next request.
+func (s *Server) Swap(snap *Snapshot) {
+	if snap == nil {
+		snap = EmptySnapshot()
+	}
+	s.swapMu.Lock()
+	defer s.swapMu.Unlock()
+	s.state.Store(&active{snap: snap, clients: s.pool.bind(snap)})
+}
+
+// Snapshot returns the routing table in use.
+func (s *Server) Snapshot() *Snapshot {
+	return s.state.Load().snap
+}
+
+// Start binds proxy_listen and serves in the background. It returns once the
+// listener is bound; ctx bounds only the start-up, not the server's life.
+func (s *Server) Start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.srv != nil || s.stopped {
+		return errors.New("proxy: start: already started")
+	}
+	addr := listenAddr(s.cfg.Listen)
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		return fmt.Errorf("proxy_listen %s: %w", addr, err)
+	}
+	s.ln = ln
+	if ta, ok := ln.Addr().(*net.TCPAddr); ok {
+		s.portNum = ta.Port
+		s.port = strconv.AppendInt(nil, int64(ta.Port), 10)
+	}
+	s.srv = s.newFastHTTPServer()
+	s.serveDone = make(chan struct{})
+	go s.serve(s.srv, ln, s.serveDone)
+	s.log.Info().Str("proxy_listen", ln.Addr().String()).Msg("proxy listening")
+	return nil
+}
+
+func (s *Server) newFastHTTPServer() *fasthttp.Server {
+	return &fasthttp.Server{
+		Handler:               s.handle,
+		ErrorHandler:          s.handleParseError,
+		Name:                  "grapevine/" + s.cfg.Version,
+		ReadBufferSize:        16 << 10,
+		WriteBufferSize:       16 << 10,
+		IdleTimeout:           60 * time.Second, // nginx keepalive_timeout
+		MaxRequestBodySize:    64 << 20,
+		NoDefaultContentType:  true,
+		ReduceMemoryUsage:     false,
+		CloseOnShutdown:       true,
+		NoDefaultServerHeader: false, // Server: grapevine/<ver> when upstream sends none
+		Logger:                fasthttpLogger{s.log},
+	}
+}
+
+// serve runs the accept loop until Shutdown closes the listener.
+func (s *Server) serve(srv *fasthttp.Server, ln net.Listener, done chan struct{}) {
+	defer close(done)
+	defer func() {
+		if v := recover(); v != nil {
+			s.log.Error().Interface("panic", v).Msg("proxy serve loop panicked")
+		}
+	}()
+	if err := srv.Serve(ln); err != nil {
+		s.log.Error().Err(err).Msg("proxy serve")
+	}
+}
+
+// Addr is the bound listen address, nil before Start.
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+// Shutdown stops accepting, lets in-flight requests finish (until ctx ends)
+// and closes idle upstream connections. It is safe to call more than once.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	srv, done, first := s.srv, s.serveDone, !s.stopped
+	s.stopped = true
+	s.mu.Unlock()
+	if srv == nil {
+		return nil
+	}
+	if first {
+		if err := srv.ShutdownWithContext(ctx); err != nil {
+			return fmt.Errorf("proxy shutdown: %w", err)
+		}
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return fmt.Errorf("proxy shutdown: %w", ctx.Err())
+	}
+	s.pool.closeIdle()
+	return nil
+}
+
+// fasthttpLogger sends fasthttp's own messages (mostly client connection
+// errors) to the debug log.
+type fasthttpLogger struct{ log zerolog.Logger }
+
+func (l fasthttpLogger) Printf(format string, args ...any) {
+	l.log.Debug().Msgf(format, args...)
+}

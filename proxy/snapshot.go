@@ -1,0 +1,188 @@
+package proxy
+
+import (
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/grapevine-gw/grapevine/entity"
+)
+
+// Snapshot is an immutable routing table: compiled routes in priority order
+// and the services they point to. It is built once by NewSnapshot and then
+// only read, by any number of requests at once.
+type Snapshot struct {
+	matchers []*matcher // best first
+	services []*service // indexed by service.idx
+	routes   int
+}
+
+// service is the part of an entity.Service the request path needs, with
+// everything derivable computed once.
+type service struct {
+	idx        int
+	id         string
+	name       string
+	protocol   string
+	proxyable  bool   // http or https: something this proxy can forward to
+	addr       string // host:port to dial
+	host       string
+	hostHeader []byte // Host sent upstream unless preserve_host
+	base       []byte // service.path, or "/"
+	retries    int
+	connect    time.Duration
+	read       time.Duration
+	write      time.Duration
+	tlsVerify  bool
+}
+
+// route is the part of an entity.Route the request path needs.
+type route struct {
+	id           string
+	name         string
+	svc          *service // nil: answer 503
+	stripPath    bool
+	preserveHost bool
+	allowsHTTP   bool // protocols include http (or grpc, answered separately)
+	grpcOnly     bool
+	redirectCode int // https_redirect_status_code
+}
+
+// EmptySnapshot returns a snapshot with no routes: every request gets 404.
+func EmptySnapshot() *Snapshot {
+	return &Snapshot{}
+}
+
+// NewSnapshot builds the routing table. Routes whose service is unknown are
+// kept and answer 503; routes of a disabled service are left out, as Kong
+// does. A route that cannot be compiled (an invalid regex) is skipped and
+// reported in the returned warnings.
+func NewSnapshot(services []entity.Service, routes []entity.Route) (*Snapshot, []error) {
+	snap := &Snapshot{}
+	byID := make(map[string]*service, len(services))
+	disabled := make(map[string]bool)
+	for i := range services {
+		if !services[i].Enabled {
+			disabled[services[i].ID] = true
+			continue
+		}
+		svc := newService(len(snap.services), &services[i])
+		snap.services = append(snap.services, svc)
+		byID[svc.id] = svc
+	}
+	var warnings []error
+	for i := range routes {
+		r := &routes[i]
+		if r.Service != nil && disabled[r.Service.ID] || !isHTTPRoute(r) {
+			continue
+		}
+		ms, err := compileRoute(r, newRoute(r, byID))
+		if err != nil {
+			warnings = append(warnings, fmt.Errorf("route %s skipped: %w", r.ID, err))
+			continue
+		}
+		snap.matchers = append(snap.matchers, ms...)
+		snap.routes++
+	}
+	slices.SortStableFunc(snap.matchers, compareMatchers)
+	return snap, warnings
+}
+
+// Routes reports how many routes the snapshot serves.
+func (s *Snapshot) Routes() int { return s.routes }
+
+func newService(idx int, e *entity.Service) *service {
+	svc := &service{
+		idx:       idx,
+		id:        e.ID,
+		protocol:  e.Protocol,
+		proxyable: e.Protocol == "http" || e.Protocol == "https",
+		host:      e.Host,
+		retries:   max(e.Retries, 0),
+		connect:   msOr(e.ConnectTimeout),
+		read:      msOr(e.ReadTimeout),
+		write:     msOr(e.WriteTimeout),
+		tlsVerify: e.TLSVerify != nil && *e.TLSVerify,
+		base:      []byte("/"),
+	}
+	if e.Name != nil {
+		svc.name = *e.Name
+	}
+	port := e.Port
+	if port == 0 {
+		port = defaultPort(e.Protocol)
+	}
+	svc.addr = net.JoinHostPort(e.Host, strconv.Itoa(port))
+	svc.hostHeader = []byte(hostHeader(e.Host, port, e.Protocol))
+	if e.Path != nil && *e.Path != "" {
+		svc.base = []byte(*e.Path)
+	}
+	return svc
+}
+
+// hostHeader is Kong's set_host_header: the hostname, plus ":port" unless
+// the port is the scheme's default.
+func hostHeader(host string, port int, protocol string) string {
+	if strings.IndexByte(host, ':') >= 0 {
+		host = "[" + host + "]"
+	}
+	if port == defaultPort(protocol) {
+		return host
+	}
+	return host + ":" + strconv.Itoa(port)
+}
+
+func defaultPort(protocol string) int {
+	if protocol == "https" || protocol == "grpcs" {
+		return 443
+	}
+	return 80
+}
+
+// msOr turns a Kong millisecond timeout into a duration, 60 s if unset.
+func msOr(ms int) time.Duration {
+	if ms <= 0 {
+		return 60 * time.Second
+	}
+	return time.Duration(ms) * time.Millisecond
+}
+
+func newRoute(e *entity.Route, services map[string]*service) *route {
+	r := &route{
+		id:           e.ID,
+		stripPath:    e.StripPath,
+		preserveHost: e.PreserveHost,
+		redirectCode: e.HTTPSRedirectStatusCode,
+	}
+	if e.Name != nil {
+		r.name = *e.Name
+	}
+	if e.Service != nil {
+		r.svc = services[e.Service.ID]
+	}
+	protocols := e.Protocols
+	if len(protocols) == 0 {
+		protocols = []string{"http", "https"}
+	}
+	r.allowsHTTP = slices.Contains(protocols, "http")
+	r.grpcOnly = !r.allowsHTTP && !slices.Contains(protocols, "https")
+	return r
+}
+
+// isHTTPRoute reports whether a route belongs to the HTTP subsystem (stream
+// routes are served by a different listener).
+func isHTTPRoute(r *entity.Route) bool {
+	if len(r.Protocols) == 0 {
+		return true
+	}
+	for _, p := range r.Protocols {
+		switch p {
+		case "http", "https", "grpc", "grpcs":
+			return true
+		}
+	}
+	return false
+}
