@@ -1,0 +1,355 @@
+package admin
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/grapevine-gw/grapevine/entity"
+	"github.com/grapevine-gw/grapevine/store"
+)
+
+// maxBodyBytes bounds an Admin API request body.
+const maxBodyBytes = 8 << 20
+
+// dbContext bounds a request's store calls so a dead database answers 503
+// instead of hanging.
+func (s *Server) dbContext(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), s.cfg.DBTimeout)
+}
+
+// lookup finds an entity by id (a UUID) or by its endpoint key.
+func (s *Server) lookup(ctx context.Context, k *kind, ref string) (store.Row, error) {
+	if entity.IsUUID(ref) {
+		return s.st.Get(ctx, k.table, ref)
+	}
+	if k.table.KeyField == "" {
+		return store.Row{}, store.ErrNotFound
+	}
+	return s.st.GetByKey(ctx, k.table, ref)
+}
+
+// lookupParent resolves the parent of a nested path; nil nesting gives "".
+func (s *Server) lookupParent(ctx context.Context, n *nesting) (string, error) {
+	if n == nil {
+		return "", nil
+	}
+	row, err := s.lookup(ctx, n.parent, n.parentRef)
+	if err != nil {
+		return "", &parentError{fmt.Errorf("parent %s %q: %w", n.parent.name, n.parentRef, err)}
+	}
+	return row.ID, nil
+}
+
+// lookupNested finds an entity and, under a nested path, checks that it
+// belongs to the parent (otherwise it is "Not found").
+func (s *Server) lookupNested(ctx context.Context, k *kind, ref string, n *nesting) (store.Row, error) {
+	parentID, err := s.lookupParent(ctx, n)
+	if err != nil {
+		return store.Row{}, err
+	}
+	row, err := s.lookup(ctx, k, ref)
+	if err != nil {
+		return store.Row{}, fmt.Errorf("%s %q: %w", k.name, ref, err)
+	}
+	if n != nil && row.Foreign[n.field] != parentID {
+		return store.Row{}, errNotFound
+	}
+	return row, nil
+}
+
+func (s *Server) getEntity(w http.ResponseWriter, r *http.Request, k *kind, ref string, n *nesting) {
+	ctx, cancel := s.dbContext(r)
+	defer cancel()
+	row, err := s.lookupNested(ctx, k, ref, n)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, row.Doc)
+}
+
+func (s *Server) createEntity(w http.ResponseWriter, r *http.Request, k *kind, n *nesting) {
+	ctx, cancel := s.dbContext(r)
+	defer cancel()
+	in, err := readBody(r, k)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	parentID, err := s.lookupParent(ctx, n)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if n != nil {
+		in[n.field] = map[string]any{"id": parentID}
+	}
+	setIfAbsent(in, "id", uuid.NewString())
+	stampTimes(in)
+	s.writeDoc(ctx, w, r, k, in, http.StatusCreated, s.st.Insert)
+}
+
+func (s *Server) putEntity(w http.ResponseWriter, r *http.Request, k *kind, ref string, n *nesting) {
+	ctx, cancel := s.dbContext(r)
+	defer cancel()
+	in, err := readBody(r, k)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := s.prepareUpsert(ctx, k, ref, n, in); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	stampTimes(in)
+	s.writeDoc(ctx, w, r, k, in, http.StatusOK, s.st.Upsert)
+}
+
+// prepareUpsert sets the id (and endpoint key) a PUT writes: the path's
+// UUID, or the existing entity's id for a key, or a new id.
+func (s *Server) prepareUpsert(ctx context.Context, k *kind, ref string, n *nesting, in map[string]any) error {
+	parentID, err := s.lookupParent(ctx, n)
+	if err != nil {
+		return err
+	}
+	existing, err := s.lookup(ctx, k, ref)
+	found := err == nil
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("%s %q: %w", k.name, ref, err)
+	}
+	if n != nil {
+		if found && existing.Foreign[n.field] != parentID {
+			return errNotFound
+		}
+		in[n.field] = map[string]any{"id": parentID}
+	}
+	switch {
+	case entity.IsUUID(ref):
+		in["id"] = ref
+	case k.table.KeyField == "":
+		return errNotFound
+	case found:
+		in["id"], in[k.table.KeyField] = existing.ID, ref
+	default:
+		in[k.table.KeyField] = ref
+		setIfAbsent(in, "id", uuid.NewString())
+	}
+	return nil
+}
+
+func (s *Server) patchEntity(w http.ResponseWriter, r *http.Request, k *kind, ref string, n *nesting) {
+	ctx, cancel := s.dbContext(r)
+	defer cancel()
+	existing, err := s.lookupNested(ctx, k, ref, n)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.patchRow(ctx, w, r, k, existing)
+}
+
+// patchRow deep-merges the body into the stored entity and validates the
+// result as a whole (Kong's PATCH).
+func (s *Server) patchRow(ctx context.Context, w http.ResponseWriter, r *http.Request, k *kind, existing store.Row) {
+	in, err := readBody(r, k)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	base, err := decodeDoc(existing.Doc)
+	if err != nil {
+		s.writeError(w, r, fmt.Errorf("stored %s %s: %w", k.name, existing.ID, err))
+		return
+	}
+	if err := s.resolveForeign(ctx, k, in); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	merged := k.schema.Merge(base, in)
+	merged["id"] = existing.ID
+	merged["updated_at"] = time.Now().Unix()
+	s.writeDoc(ctx, w, r, k, merged, http.StatusOK, s.st.Update)
+}
+
+func (s *Server) deleteEntity(w http.ResponseWriter, r *http.Request, k *kind, ref string, n *nesting) {
+	ctx, cancel := s.dbContext(r)
+	defer cancel()
+	row, err := s.lookupNested(ctx, k, ref, n)
+	if errors.Is(err, store.ErrNotFound) && !isParentMissing(err, n) {
+		writeNoContent(w)
+		return
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.deleteRow(ctx, w, r, k, row.ID)
+}
+
+// isParentMissing tells a missing parent (404) from a missing child (204).
+func isParentMissing(err error, n *nesting) bool {
+	var pe *parentError
+	return n != nil && errors.As(err, &pe)
+}
+
+// parentError marks a nested path whose parent does not exist.
+type parentError struct{ err error }
+
+func (e *parentError) Error() string { return e.err.Error() }
+func (e *parentError) Unwrap() error { return e.err }
+
+func (s *Server) deleteRow(ctx context.Context, w http.ResponseWriter, r *http.Request, k *kind, id string) {
+	change, err := s.st.Delete(ctx, k.table, id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.apply(ctx, change)
+	writeNoContent(w)
+}
+
+// writeFunc is one of the store's Insert, Upsert or Update.
+type writeFunc func(ctx context.Context, t store.Table, r store.Row) (store.Change, error)
+
+// writeDoc resolves foreign keys, validates, writes, applies the change
+// locally and answers with the stored entity.
+func (s *Server) writeDoc(ctx context.Context, w http.ResponseWriter, r *http.Request, k *kind, in map[string]any, status int, write writeFunc) {
+	if err := s.resolveForeign(ctx, k, in); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	doc, verr := k.schema.Validate(in)
+	if verr != nil {
+		s.writeError(w, r, verr)
+		return
+	}
+	row, err := toRow(k, doc)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	change, err := write(ctx, k.table, row)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.apply(ctx, change)
+	writeJSON(w, status, row.Doc)
+}
+
+// apply makes a committed change live on this node. The write is already
+// committed, so a failure is logged, not answered: polling will catch up.
+func (s *Server) apply(ctx context.Context, c store.Change) {
+	if s.applier == nil || c.Op == "" {
+		return
+	}
+	if err := s.applier.Apply(ctx, c); err != nil {
+		s.log.Warn().Err(err).Str("table", c.Table).Str("id", c.ID).Int64("event_id", c.EventID).Msg("apply change locally")
+	}
+}
+
+// resolveForeign turns {"name": "x"} references into {"id": …} (code 13
+// when no such entity exists).
+func (s *Server) resolveForeign(ctx context.Context, k *kind, in map[string]any) error {
+	for _, f := range k.table.Foreign {
+		ref, ok := in[f.Field].(map[string]any)
+		parent, known := s.kinds[f.Table]
+		if !ok || !known || ref["id"] != nil || parent.table.KeyField == "" {
+			continue
+		}
+		key, ok := ref[parent.table.KeyField].(string)
+		if !ok {
+			continue
+		}
+		row, err := s.st.GetByKey(ctx, parent.table, key)
+		if errors.Is(err, store.ErrNotFound) {
+			return entity.ForeignKeyUnresolved(f.Field, parent.table.KeyField, key, f.Table)
+		}
+		if err != nil {
+			return fmt.Errorf("resolve %s %q: %w", f.Field, key, err)
+		}
+		in[f.Field] = map[string]any{"id": row.ID}
+	}
+	return nil
+}
+
+func readBody(r *http.Request, k *kind) (map[string]any, error) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes))
+	if err != nil {
+		return nil, fmt.Errorf("read body: %w", entity.ErrMalformedForm)
+	}
+	return entity.DecodeBody(r.Header.Get("Content-Type"), body, k.schema)
+}
+
+func decodeDoc(raw []byte) (map[string]any, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var doc map[string]any
+	if err := dec.Decode(&doc); err != nil {
+		return nil, fmt.Errorf("decode document: %w", err)
+	}
+	return doc, nil
+}
+
+func setIfAbsent(in map[string]any, key string, v any) {
+	if _, ok := in[key]; !ok {
+		in[key] = v
+	}
+}
+
+// stampTimes sets created_at unless the client gave one, and updated_at.
+func stampTimes(in map[string]any) {
+	now := time.Now().Unix()
+	if in["created_at"] == nil {
+		in["created_at"] = now
+	}
+	in["updated_at"] = now
+}
+
+// toRow extracts the store's indexed columns from a validated entity.
+func toRow(k *kind, doc map[string]any) (store.Row, error) {
+	raw, err := json.Marshal(doc)
+	if err != nil {
+		return store.Row{}, fmt.Errorf("encode %s: %w", k.name, err)
+	}
+	row := store.Row{Doc: raw}
+	row.ID, _ = doc["id"].(string)
+	if k.table.KeyField != "" {
+		if key, ok := doc[k.table.KeyField].(string); ok {
+			row.Key = &key
+		}
+	}
+	row.CreatedAt, _ = doc["created_at"].(int64)
+	row.UpdatedAt, _ = doc["updated_at"].(int64)
+	row.Tags = stringList(doc["tags"])
+	for _, f := range k.table.Foreign {
+		if ref, ok := doc[f.Field].(map[string]any); ok {
+			if row.Foreign == nil {
+				row.Foreign = map[string]string{}
+			}
+			row.Foreign[f.Field], _ = ref["id"].(string)
+		}
+	}
+	return row, nil
+}
+
+func stringList(v any) []string {
+	list, ok := v.([]any)
+	if !ok {
+		return nil
+	}
+	out := make([]string, 0, len(list))
+	for _, x := range list {
+		if s, ok := x.(string); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}

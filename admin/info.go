@@ -1,0 +1,205 @@
+package admin
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/grapevine-gw/grapevine/entity"
+)
+
+// handleRoot is GET /: the keys go-kong and decK read (version,
+// configuration.database, router_flavor, proxy_listeners) in Kong's shape.
+func (s *Server) handleRoot(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{
+		"tagline":       "Welcome to kong",
+		"version":       s.cfg.Version,
+		"edition":       "community",
+		"hostname":      s.hostname(),
+		"node_id":       s.cfg.NodeID,
+		"lua_version":   "",
+		"timers":        map[string]any{"running": 0, "pending": 0},
+		"plugins":       map[string]any{"available_on_server": map[string]any{}, "enabled_in_cluster": []string{}},
+		"configuration": s.configuration(),
+		"pids":          map[string]any{"master": os.Getpid(), "workers": []int{os.Getpid()}},
+	})
+}
+
+func (s *Server) hostname() string {
+	if s.cfg.Hostname != "" {
+		return s.cfg.Hostname
+	}
+	h, _ := os.Hostname()
+	return h
+}
+
+// configuration copies the node's configuration and adds Kong's keys that
+// clients rely on when the node did not set them.
+func (s *Server) configuration() map[string]any {
+	c := make(map[string]any, len(s.cfg.Configuration)+6)
+	for k, v := range s.cfg.Configuration {
+		c[k] = v
+	}
+	defaults := map[string]any{
+		"database":        "postgres",
+		"router_flavor":   "traditional_compatible",
+		"proxy_listen":    splitListen(s.cfg.ProxyListen),
+		"proxy_listeners": listeners(s.cfg.ProxyListen),
+		"admin_listen":    splitListen(s.cfg.Listen),
+		"admin_listeners": listeners(s.cfg.Listen),
+	}
+	for k, v := range defaults {
+		if _, ok := c[k]; !ok {
+			c[k] = v
+		}
+	}
+	return c
+}
+
+func splitListen(v string) []string {
+	var out []string
+	for _, part := range strings.Split(v, ",") {
+		if p := strings.TrimSpace(part); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// listeners renders Kong's parsed listener objects for "ip:port flags…".
+func listeners(v string) []map[string]any {
+	out := []map[string]any{}
+	for _, entry := range splitListen(v) {
+		fields := strings.Fields(entry)
+		host, portStr, err := net.SplitHostPort(fields[0])
+		if err != nil {
+			continue
+		}
+		port, _ := strconv.Atoi(portStr)
+		l := map[string]any{"ip": host, "port": port, "listener": entry,
+			"ssl": false, "http2": false, "proxy_protocol": false, "deferred": false,
+			"reuseport": false, "bind": false, "backlog=%d+": false}
+		for _, flag := range fields[1:] {
+			if _, ok := l[flag]; ok {
+				l[flag] = true
+			}
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+// handleStatus is GET /status; the database is reachable when it pings
+// within PingTimeout.
+func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.PingTimeout)
+	defer cancel()
+	reachable := s.st != nil && s.st.Ping(ctx) == nil
+	var st ServerStats
+	if s.cfg.Stats != nil {
+		st = s.cfg.Stats()
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"database": map[string]any{"reachable": reachable},
+		"memory":   map[string]any{"lua_shared_dicts": map[string]any{}, "workers_lua_vms": []any{}},
+		"server": map[string]any{
+			"connections_accepted": st.ConnectionsAccepted,
+			"connections_active":   st.ConnectionsActive,
+			"connections_handled":  st.ConnectionsHandled,
+			"connections_reading":  st.ConnectionsReading,
+			"connections_waiting":  st.ConnectionsWaiting,
+			"connections_writing":  st.ConnectionsWriting,
+			"total_requests":       st.TotalRequests,
+		},
+	})
+}
+
+// handleEndpoints is GET /endpoints: every path with {placeholders}.
+func (s *Server) handleEndpoints(w http.ResponseWriter, r *http.Request) {
+	paths := []string{"/", "/endpoints", "/status", "/tags", "/tags/{tags}",
+		"/schemas/{db_entity_name}", "/schemas/{db_entity_name}/validate"}
+	for _, name := range kindOrder {
+		k := s.kinds[name]
+		item := "/" + name + "/{" + name + "}"
+		paths = append(paths, "/"+name, item)
+		for _, f := range k.table.Foreign {
+			paths = append(paths, item+"/"+f.Field)
+			parent := "/" + f.Table + "/{" + f.Table + "}/" + name
+			paths = append(paths, parent, parent+"/{"+name+"}")
+		}
+	}
+	sort.Strings(paths)
+	writeJSON(w, http.StatusOK, map[string]any{"data": paths})
+}
+
+func (s *Server) schemaHandler(name string) handler {
+	return func(w http.ResponseWriter, r *http.Request) {
+		k, ok := s.kinds[name]
+		if !ok {
+			writeMessage(w, http.StatusNotFound, "No entity named '"+name+"'")
+			return
+		}
+		writeJSON(w, http.StatusOK, k.schema.JSON())
+	}
+}
+
+// validateHandler is POST /schemas/{name}/validate: schema only, no
+// foreign key existence check.
+func (s *Server) validateHandler(name string) handler {
+	return func(w http.ResponseWriter, r *http.Request) {
+		k, ok := s.kinds[name]
+		if !ok {
+			writeMessage(w, http.StatusNotFound, "No entity named '"+name+"'")
+			return
+		}
+		in, err := readBody(r, k)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if _, verr := k.schema.Validate(in); verr != nil {
+			s.writeError(w, r, verr)
+			return
+		}
+		writeMessage(w, http.StatusOK, "schema validation successful")
+	}
+}
+
+// tagRef is one element of GET /tags.
+type tagRef struct {
+	Tag        string `json:"tag"`
+	EntityName string `json:"entity_name"`
+	EntityID   string `json:"entity_id"`
+}
+
+// tagsHandler is GET /tags and GET /tags/{tag} (one page, next null).
+func (s *Server) tagsHandler(only string) handler {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if only != "" && !entity.ValidTag(only) {
+			s.writeError(w, r, errFilterSyntax)
+			return
+		}
+		ctx, cancel := s.dbContext(r)
+		defer cancel()
+		data := []tagRef{}
+		for _, name := range kindOrder {
+			rows, err := s.st.All(ctx, s.kinds[name].table)
+			if err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+			for _, row := range rows {
+				for _, t := range row.Tags {
+					if only == "" || t == only {
+						data = append(data, tagRef{Tag: t, EntityName: name, EntityID: row.ID})
+					}
+				}
+			}
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"data": data, "next": nil})
+	}
+}

@@ -1,0 +1,136 @@
+package admin
+
+import (
+	"encoding/json"
+	"errors"
+	"math"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/grapevine-gw/grapevine/entity"
+	"github.com/grapevine-gw/grapevine/store"
+)
+
+// maxQueryTags is Kong's limit on tags in one filter.
+const maxQueryTags = 5
+
+var errFilterSyntax = &httpError{http.StatusBadRequest, "invalid filter syntax"}
+
+// listPage is Kong's collection body; offset appears only when more rows exist.
+type listPage struct {
+	Data   []json.RawMessage `json:"data"`
+	Next   *string           `json:"next"`
+	Offset string            `json:"offset,omitempty"`
+}
+
+func (s *Server) listEntities(w http.ResponseWriter, r *http.Request, k *kind, n *nesting) {
+	ctx, cancel := s.dbContext(r)
+	defer cancel()
+	q := r.URL.Query()
+	page, err := parsePage(q)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	base := "/" + k.name
+	if n != nil {
+		parentID, err := s.lookupParent(ctx, n)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		page.ForeignField, page.ForeignID = n.field, parentID
+		base = "/" + n.parent.name + "/" + parentID + "/" + k.name
+	}
+	rows, offset, err := s.st.List(ctx, k.table, page)
+	if errors.Is(err, store.ErrInvalidOffset) {
+		err = entity.InvalidOffset(page.Offset)
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, pageBody(rows, offset, nextPath(base, offset, q, n == nil)))
+}
+
+func pageBody(rows []store.Row, offset, next string) listPage {
+	body := listPage{Data: make([]json.RawMessage, len(rows)), Offset: offset}
+	for i, row := range rows {
+		body.Data[i] = row.Doc
+	}
+	if offset != "" {
+		body.Next = &next
+	}
+	return body
+}
+
+// nextPath is Kong's "next": offset, then tags and size as requested
+// (top-level collections only).
+func nextPath(base, offset string, q url.Values, withFilters bool) string {
+	next := base + "?offset=" + url.QueryEscape(offset)
+	if !withFilters {
+		return next
+	}
+	if q.Has("tags") {
+		next += "&tags=" + url.QueryEscape(q.Get("tags"))
+	}
+	if q.Has("size") {
+		next += "&size=" + url.QueryEscape(q.Get("size"))
+	}
+	return next
+}
+
+// parsePage reads size, offset and tags the way Kong's collection endpoint does.
+func parsePage(q url.Values) (store.Page, error) {
+	p := store.Page{Size: store.DefaultPageSize, Offset: q.Get("offset")}
+	if q.Has("size") {
+		size, err := parseSize(q.Get("size"))
+		if err != nil {
+			return p, err
+		}
+		p.Size = size
+	}
+	if q.Has("tags") {
+		tags, anyTag, err := parseTags(q.Get("tags"))
+		if err != nil {
+			return p, err
+		}
+		p.Tags, p.AnyTag = tags, anyTag
+	}
+	return p, nil
+}
+
+func parseSize(v string) (int, error) {
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || math.IsNaN(f) {
+		return 0, entity.InvalidSize("size must be a number")
+	}
+	if f != math.Trunc(f) || f < 1 || f > store.MaxPageSize {
+		return 0, entity.InvalidSize("size must be an integer between 1 and 1000")
+	}
+	return int(f), nil
+}
+
+// parseTags splits "a,b" (all of) or "a/b" (any of); mixing is an error.
+func parseTags(v string) ([]string, bool, error) {
+	hasAnd, hasOr := strings.Contains(v, ","), strings.Contains(v, "/")
+	if hasAnd && hasOr {
+		return nil, false, errFilterSyntax
+	}
+	sep := ","
+	if hasOr {
+		sep = "/"
+	}
+	tags := strings.Split(v, sep)
+	for _, t := range tags {
+		if !entity.ValidTag(t) {
+			return nil, false, errFilterSyntax
+		}
+	}
+	if len(tags) > maxQueryTags {
+		return nil, false, entity.InvalidOptions("tags", "cannot query more than 5 tags")
+	}
+	return tags, hasOr, nil
+}

@@ -1,0 +1,105 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/grapevine-gw/grapevine/entity"
+	"github.com/grapevine-gw/grapevine/store"
+)
+
+const contentTypeJSON = "application/json; charset=utf-8"
+
+// httpError is a plain {"message": …} answer with a status.
+type httpError struct {
+	status int
+	msg    string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+var (
+	errNotFound         = &httpError{http.StatusNotFound, "Not found"}
+	errMethodNotAllowed = &httpError{http.StatusMethodNotAllowed, "Method not allowed"}
+)
+
+// errorResponse maps every error the handlers meet to Kong's status and
+// body. It is the only place that decides an error's HTTP status.
+func errorResponse(err error) (int, any) {
+	var he *httpError
+	var ke *entity.Error
+	var ue *store.UniqueError
+	var pe *store.PrimaryKeyError
+	var fe *store.ForeignKeyError
+	var re *store.ReferencedError
+	switch {
+	case errors.As(err, &he):
+		return he.status, message(he.msg)
+	case errors.As(err, &ke):
+		return entityStatus(ke.Code), ke
+	case errors.Is(err, entity.ErrUnsupportedContentType):
+		return http.StatusUnsupportedMediaType, message("Unsupported Media Type")
+	case errors.Is(err, entity.ErrMalformedJSON):
+		return http.StatusBadRequest, message("Cannot parse JSON body")
+	case errors.Is(err, entity.ErrMalformedForm):
+		return http.StatusBadRequest, message("Cannot parse form body")
+	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		return http.StatusServiceUnavailable, message("database unavailable")
+	case errors.Is(err, store.ErrNotFound):
+		return http.StatusNotFound, message("Not found")
+	case errors.As(err, &ue):
+		return http.StatusConflict, entity.UniqueViolation(ue.Field, ue.Value)
+	case errors.As(err, &pe):
+		return http.StatusBadRequest, entity.PrimaryKeyViolation(pe.ID)
+	case errors.As(err, &fe):
+		return http.StatusBadRequest, entity.ForeignKeyViolation(fe.Field, fe.RefTable, fe.ID)
+	case errors.As(err, &re):
+		return http.StatusBadRequest, entity.ReferencedBy(re.Table, re.By)
+	}
+	return http.StatusInternalServerError, message("An unexpected error occurred")
+}
+
+func entityStatus(c entity.Code) int {
+	switch c {
+	case entity.CodeUniqueViolation:
+		return http.StatusConflict
+	case entity.CodeNotFound:
+		return http.StatusNotFound
+	case entity.CodeOperationUnsupported:
+		return http.StatusMethodNotAllowed
+	case entity.CodeDatabaseError:
+		return http.StatusInternalServerError
+	}
+	return http.StatusBadRequest
+}
+
+func message(msg string) map[string]string { return map[string]string{"message": msg} }
+
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	status, body := errorResponse(err)
+	if status >= 500 {
+		s.log.Error().Err(err).Str("method", r.Method).Str("path", r.URL.Path).Int("status", status).Msg("admin request failed")
+	}
+	writeJSON(w, status, body)
+}
+
+func writeMessage(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, message(msg))
+}
+
+func writeJSON(w http.ResponseWriter, status int, body any) {
+	b, err := json.Marshal(body)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"message":"An unexpected error occurred"}`)
+	}
+	w.Header().Set("Content-Type", contentTypeJSON)
+	w.WriteHeader(status)
+	w.Write(b)
+}
+
+func writeNoContent(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", contentTypeJSON)
+	w.WriteHeader(http.StatusNoContent)
+}

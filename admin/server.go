@@ -1,0 +1,172 @@
+// Package admin owns Grapevine's Kong-compatible Admin API: routing of the
+// Admin API paths, request decoding, pagination, Kong's status codes and
+// error bodies, and the info endpoints (/, /status, /schemas, /tags). It
+// reads and writes entities only through the store, validates them only
+// through the entity package, and makes a committed change live on this
+// node through the Applier it is given. It must not touch the proxy, the
+// gossip layer or the store's tables directly.
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/grapevine-gw/grapevine/store"
+	"github.com/rs/zerolog"
+)
+
+// Config configures the Admin API. Zero values mean the defaults named.
+type Config struct {
+	Listen        string         // admin_listen; default "127.0.0.1:8001"
+	Version       string         // reported as GET / "version" and in Server; default "3.9.1"
+	NodeID        string         // GET / node_id
+	Hostname      string         // GET / hostname
+	Configuration map[string]any // kong.conf values minus secrets, GET / "configuration"
+	ProxyListen   string         // proxy_listen, rendered as proxy_listeners; default "0.0.0.0:8000"
+	Stats         func() ServerStats
+	Logger        zerolog.Logger
+	// DBTimeout bounds every store call of a request; default 5s.
+	DBTimeout time.Duration
+	// PingTimeout bounds GET /status's database check; default 1s.
+	PingTimeout time.Duration
+}
+
+// DefaultConfig returns the defaults documented on Config.
+func DefaultConfig() Config {
+	return Config{Listen: "127.0.0.1:8001", Version: "3.9.1", ProxyListen: "0.0.0.0:8000",
+		DBTimeout: 5 * time.Second, PingTimeout: time.Second}
+}
+
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.Listen == "" {
+		c.Listen = d.Listen
+	}
+	if c.Version == "" {
+		c.Version = d.Version
+	}
+	if c.ProxyListen == "" {
+		c.ProxyListen = d.ProxyListen
+	}
+	if c.DBTimeout <= 0 {
+		c.DBTimeout = d.DBTimeout
+	}
+	if c.PingTimeout <= 0 {
+		c.PingTimeout = d.PingTimeout
+	}
+	return c
+}
+
+// ServerStats are the connection counters GET /status reports.
+type ServerStats struct {
+	ConnectionsAccepted int64
+	ConnectionsActive   int64
+	ConnectionsHandled  int64
+	ConnectionsReading  int64
+	ConnectionsWaiting  int64
+	ConnectionsWriting  int64
+	TotalRequests       int64
+}
+
+// Applier makes a committed change live on this node; the Admin API calls
+// it after commit and before answering, so the next proxy request on this
+// node already sees the change.
+type Applier interface {
+	Apply(ctx context.Context, c store.Change) error
+}
+
+// Server is one node's Admin API.
+type Server struct {
+	cfg     Config
+	st      *store.Store
+	applier Applier
+	kinds   map[string]*kind
+	log     zerolog.Logger
+	started time.Time
+
+	mu       sync.Mutex // guards the fields below
+	srv      *http.Server
+	ln       net.Listener
+	doneCh   chan struct{}
+	shutdown bool
+}
+
+// New builds the Admin API over st; applier may be nil.
+func New(cfg Config, st *store.Store, applier Applier) *Server {
+	cfg = cfg.withDefaults()
+	return &Server{cfg: cfg, st: st, applier: applier, kinds: defaultKinds(),
+		log: cfg.Logger.With().Str("component", "admin").Logger(), started: time.Now()}
+}
+
+// Handler returns the Admin API as an http.Handler.
+func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
+
+// Start binds admin_listen and serves in a goroutine; it returns once listening.
+func (s *Server) Start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.srv != nil {
+		return errors.New("admin: already started")
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("admin_listen %s: %w", s.cfg.Listen, err)
+	}
+	s.ln, s.doneCh = ln, make(chan struct{})
+	s.srv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go s.serve(s.srv, ln, s.doneCh)
+	s.log.Info().Str("admin_listen", ln.Addr().String()).Msg("admin API listening")
+	return nil
+}
+
+func (s *Server) serve(srv *http.Server, ln net.Listener, doneCh chan struct{}) {
+	defer close(doneCh)
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error().Interface("panic", p).Msg("admin server panicked")
+		}
+	}()
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		s.log.Error().Err(err).Msg("admin server stopped")
+	}
+}
+
+// Addr is the bound address, nil before Start.
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+// Shutdown stops accepting, waits for requests in flight (bounded by ctx)
+// and for the serving goroutine. Safe to call more than once.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	srv, doneCh, already := s.srv, s.doneCh, s.shutdown
+	s.shutdown = true
+	s.mu.Unlock()
+	if srv == nil || already {
+		return nil
+	}
+	err := srv.Shutdown(ctx)
+	if err != nil {
+		srv.Close()
+	}
+	select {
+	case <-doneCh:
+	case <-ctx.Done():
+	}
+	if err != nil {
+		return fmt.Errorf("admin shutdown: %w", err)
+	}
+	return nil
+}
