@@ -1,0 +1,309 @@
+// Package gossip owns the cluster layer: serf/memberlist membership on
+// cluster_listen, the node tags every member publishes (config hash,
+// addresses), the encryption keyring, and invalidation hints broadcast as
+// serf user events. Hints only name what changed; gossip never carries
+// configuration, and this package never reads the database.
+package gossip
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/hashicorp/serf/serf"
+	"github.com/rs/zerolog"
+)
+
+// hintEventName is the serf user event name that carries invalidation hints.
+const hintEventName = "gv-inv"
+
+// Config says how a node joins the cluster. Fields are set once, before Start.
+type Config struct {
+	// NodeName is the member's unique, stable name. Required.
+	NodeName string
+	// BindAddr is cluster_listen, host:port (default "0.0.0.0:7946"). TCP and UDP.
+	BindAddr string
+	// AdvertiseAddr is cluster_advertise, host:port the others use to reach
+	// this node. If empty: the bind address when it is specific, else the
+	// host's first non-loopback address with the bind port.
+	AdvertiseAddr string
+	// EncryptKey is cluster_encrypt_key decoded (16, 24 or 32 bytes); nil = no encryption.
+	EncryptKey []byte
+	// KeyringFile, if set, persists the keyring so installed keys survive restarts.
+	KeyringFile string
+	// Tags are published to every member (serf tags).
+	Tags map[string]string
+	// FastTimers uses memberlist's local-network preset with short intervals
+	// (tests); otherwise the LAN preset with a short gossip interval.
+	FastTimers bool
+	// GossipInterval overrides how often queued broadcasts are gossiped
+	// (default 20ms: idle ticks send nothing, so short is cheap).
+	GossipInterval time.Duration
+	// ReconnectTimeout is how long a failed member is kept before it is
+	// reaped (cluster_ttl_on_failure; default 1h).
+	ReconnectTimeout time.Duration
+	// OnHint is called for every hint received, including this node's own.
+	OnHint func(Hint)
+	// OnMembers is called after any membership or tag change.
+	OnMembers func()
+	Logger    zerolog.Logger
+}
+
+// Cluster is this node's membership in the gossip cluster.
+type Cluster struct {
+	cfg     Config
+	serf    *serf.Serf
+	eventCh chan serf.Event
+	log     zerolog.Logger
+
+	// tagsMu guards tags, the full tag set last published.
+	tagsMu sync.Mutex
+	tags   map[string]string
+
+	done         chan struct{}
+	wg           sync.WaitGroup
+	shutdownOnce sync.Once
+	shutdownErr  error
+}
+
+// Start binds cluster_listen and starts gossiping. It joins no one: call Join.
+func Start(cfg Config) (*Cluster, error) {
+	serfConfig, err := buildSerfConfig(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{
+		cfg:     cfg,
+		eventCh: make(chan serf.Event, 1024),
+		log:     cfg.Logger,
+		tags:    copyTags(cfg.Tags),
+		done:    make(chan struct{}),
+	}
+	serfConfig.EventCh = c.eventCh
+	s, err := serf.Create(serfConfig)
+	if err != nil {
+		return nil, bindError(cfg.BindAddr, err)
+	}
+	c.serf = s
+	c.wg.Add(1)
+	go c.dispatchEvents()
+	return c, nil
+}
+
+func buildSerfConfig(cfg *Config) (*serf.Config, error) {
+	if cfg.NodeName == "" {
+		return nil, errors.New("gossip: node name is required")
+	}
+	bindHost, bindPort, err := splitHostPort(cfg.BindAddr)
+	if err != nil {
+		return nil, fmt.Errorf("cluster_listen: %w", err)
+	}
+	advHost, advPort, err := advertiseAddr(cfg.AdvertiseAddr, bindHost, bindPort)
+	if err != nil {
+		return nil, err
+	}
+	cfg.AdvertiseAddr = net.JoinHostPort(advHost, strconv.Itoa(advPort))
+
+	ml := memberlist.DefaultLANConfig()
+	if cfg.FastTimers {
+		ml = memberlist.DefaultLocalConfig()
+		ml.ProbeInterval = 200 * time.Millisecond
+		ml.ProbeTimeout = 100 * time.Millisecond
+		ml.SuspicionMult = 2
+		ml.PushPullInterval = 2 * time.Second
+	}
+	ml.GossipInterval = 20 * time.Millisecond
+	if cfg.GossipInterval > 0 {
+		ml.GossipInterval = cfg.GossipInterval
+	}
+	ml.BindAddr, ml.BindPort = bindHost, bindPort
+	ml.AdvertiseAddr, ml.AdvertisePort = advHost, advPort
+	ml.Logger = log.New(zerologWriter{cfg.Logger}, "", 0)
+	if len(cfg.EncryptKey) > 0 {
+		keyring, err := memberlist.NewKeyring(nil, cfg.EncryptKey)
+		if err != nil {
+			return nil, fmt.Errorf("cluster_encrypt_key: %w", err)
+		}
+		ml.Keyring = keyring
+		ml.GossipVerifyIncoming, ml.GossipVerifyOutgoing = true, true
+	}
+
+	sc := serf.DefaultConfig()
+	sc.NodeName = cfg.NodeName
+	sc.Tags = copyTags(cfg.Tags)
+	sc.MemberlistConfig = ml
+	sc.Logger = log.New(zerologWriter{cfg.Logger}, "", 0)
+	sc.KeyringFile = cfg.KeyringFile
+	sc.EnableNameConflictResolution = true
+	sc.ReconnectTimeout = 24 * time.Hour
+	sc.TombstoneTimeout = 24 * time.Hour
+	if cfg.ReconnectTimeout > 0 {
+		sc.ReconnectTimeout = cfg.ReconnectTimeout
+	}
+	if cfg.FastTimers {
+		sc.ReapInterval = time.Second
+		sc.ReconnectInterval = time.Second
+	}
+	return sc, nil
+}
+
+// bindError turns memberlist's bind failure into a message that names the key.
+func bindError(bind string, err error) error {
+	if errors.Is(err, syscall.EADDRINUSE) || errors.Is(err, syscall.EADDRNOTAVAIL) || errors.Is(err, syscall.EACCES) {
+		return fmt.Errorf("cluster_listen %s cannot be bound (is another grapevine or Docker Swarm using it?): %w", bind, err)
+	}
+	return fmt.Errorf("starting gossip on cluster_listen %s: %w", bind, err)
+}
+
+// Join contacts the given cluster addresses (host:port) and returns how
+// many answered. Failing to reach anyone is not fatal for a node: it stays
+// a cluster of one until someone joins it.
+func (c *Cluster) Join(addrs []string) (int, error) {
+	if len(addrs) == 0 {
+		return 0, nil
+	}
+	n, err := c.serf.Join(addrs, true)
+	if err != nil && n == 0 {
+		return 0, fmt.Errorf("joining %v: %w", addrs, err)
+	}
+	return n, nil
+}
+
+// Broadcast sends a hint to every member over gossip.
+func (c *Cluster) Broadcast(h Hint) error {
+	payload := h.encode()
+	if err := c.serf.UserEvent(hintEventName, payload, false); err != nil {
+		return fmt.Errorf("broadcasting hint %d: %w", h.EventID, err)
+	}
+	return nil
+}
+
+// SetTags merges tags into this node's published tags.
+func (c *Cluster) SetTags(tags map[string]string) error {
+	c.tagsMu.Lock()
+	defer c.tagsMu.Unlock()
+	changed := false
+	for k, v := range tags {
+		if c.tags[k] != v {
+			c.tags[k] = v
+			changed = true
+		}
+	}
+	if !changed {
+		return nil
+	}
+	if err := c.serf.SetTags(copyTags(c.tags)); err != nil {
+		return fmt.Errorf("publishing tags: %w", err)
+	}
+	return nil
+}
+
+// Name is this member's node name.
+func (c *Cluster) Name() string { return c.cfg.NodeName }
+
+// AdvertiseAddr is the host:port other members use to reach this node.
+func (c *Cluster) AdvertiseAddr() string { return c.cfg.AdvertiseAddr }
+
+// ForceLeave marks a failed member as left and removes it from the member
+// list of every node at once, instead of waiting for it to be reaped.
+func (c *Cluster) ForceLeave(name string) error {
+	if err := c.serf.RemoveFailedNodePrune(name); err != nil {
+		return fmt.Errorf("force-leave %s: %w", name, err)
+	}
+	return nil
+}
+
+// Leave tells the cluster this node is going away on purpose. Safe to repeat.
+func (c *Cluster) Leave() error {
+	if c.serf.State() != serf.SerfAlive {
+		return nil
+	}
+	if err := c.serf.Leave(); err != nil {
+		return fmt.Errorf("leaving cluster: %w", err)
+	}
+	return nil
+}
+
+// Shutdown stops gossip without telling anyone (Leave first for a clean
+// exit) and waits for the event goroutine. Safe to repeat.
+func (c *Cluster) Shutdown() error {
+	c.shutdownOnce.Do(func() {
+		c.shutdownErr = c.serf.Shutdown()
+		close(c.done)
+		c.wg.Wait()
+	})
+	return c.shutdownErr
+}
+
+// dispatchEvents hands serf's events to the configured callbacks until shutdown.
+func (c *Cluster) dispatchEvents() {
+	defer c.wg.Done()
+	for {
+		select {
+		case <-c.done:
+			return
+		case ev := <-c.eventCh:
+			c.handleEvent(ev)
+		}
+	}
+}
+
+func (c *Cluster) handleEvent(ev serf.Event) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.log.Error().Interface("panic", r).Msg("gossip event handler panicked")
+		}
+	}()
+	switch e := ev.(type) {
+	case serf.UserEvent:
+		c.handleUserEvent(e)
+	case serf.MemberEvent:
+		if c.cfg.OnMembers != nil {
+			c.cfg.OnMembers()
+		}
+	case *serf.Query:
+		c.answerQuery(e)
+	}
+}
+
+func (c *Cluster) handleUserEvent(e serf.UserEvent) {
+	if e.Name != hintEventName || c.cfg.OnHint == nil {
+		return
+	}
+	h, err := decodeHint(e.Payload)
+	if err != nil {
+		c.log.Warn().Err(err).Msg("ignoring malformed hint")
+		return
+	}
+	c.cfg.OnHint(h)
+}
+
+// zerologWriter routes serf's and memberlist's standard-library logs into
+// zerolog at debug level; they are chatty and mostly about normal probes.
+type zerologWriter struct{ log zerolog.Logger }
+
+func (w zerologWriter) Write(p []byte) (int, error) {
+	msg := string(p)
+	if len(msg) > 0 && msg[len(msg)-1] == '\n' {
+		msg = msg[:len(msg)-1]
+	}
+	w.log.Debug().Str("component", "serf").Msg(msg)
+	return len(p), nil
+}
+
+var _ io.Writer = zerologWriter{}
+
+func copyTags(tags map[string]string) map[string]string {
+	out := make(map[string]string, len(tags))
+	for k, v := range tags {
+		out[k] = v
+	}
+	return out
+}

@@ -1,0 +1,308 @@
+package gossip
+
+import (
+	"encoding/base64"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// eventually retries check until it returns nil or the timeout passes.
+func eventually(t *testing.T, timeout time.Duration, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met after %s: %v", timeout, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// hintLog records the hints a member received.
+type hintLog struct {
+	mu    sync.Mutex
+	hints []Hint
+}
+
+func (l *hintLog) add(h Hint) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.hints = append(l.hints, h)
+}
+
+func (l *hintLog) has(eventID int64) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, h := range l.hints {
+		if h.EventID == eventID {
+			return true
+		}
+	}
+	return false
+}
+
+// member starts a cluster member on 127.0.1.<i>:7946 with fast timers.
+func member(t *testing.T, i int, key []byte) (*Cluster, *hintLog) {
+	t.Helper()
+	hints := &hintLog{}
+	c, err := Start(Config{
+		NodeName:   fmt.Sprintf("node-%d", i),
+		BindAddr:   fmt.Sprintf("127.0.1.%d:7946", i),
+		EncryptKey: key,
+		FastTimers: true,
+		Tags:       map[string]string{"role": "test"},
+		OnHint:     hints.add,
+		Logger:     zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel),
+	})
+	if err != nil {
+		t.Fatalf("starting member %d: %v", i, err)
+	}
+	t.Cleanup(func() { _ = c.Shutdown() })
+	return c, hints
+}
+
+func statuses(c *Cluster) map[string]string {
+	out := map[string]string{}
+	for _, m := range c.Members() {
+		out[m.Name] = m.Status
+	}
+	return out
+}
+
+func wantStatuses(c *Cluster, want map[string]string) error {
+	got := statuses(c)
+	for name, status := range want {
+		if got[name] != status {
+			return fmt.Errorf("%s sees %v, want %s %s", c.Name(), got, name, status)
+		}
+	}
+	return nil
+}
+
+func TestMembersJoinSeeEachOtherAndTags(t *testing.T) {
+	a, _ := member(t, 1, nil)
+	b, _ := member(t, 2, nil)
+	c, _ := member(t, 3, nil)
+	for _, m := range []*Cluster{b, c} {
+		if n, err := m.Join([]string{a.AdvertiseAddr()}); err != nil || n != 1 {
+			t.Fatalf("join: got %d, %v; want 1, nil", n, err)
+		}
+	}
+	all := map[string]string{"node-1": "alive", "node-2": "alive", "node-3": "alive"}
+	for _, m := range []*Cluster{a, b, c} {
+		eventually(t, 5*time.Second, func() error { return wantStatuses(m, all) })
+	}
+	if err := b.SetTags(map[string]string{"config_hash": "abc"}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, func() error {
+		for _, m := range c.Members() {
+			if m.Name == "node-2" && m.Tags["config_hash"] == "abc" && m.Tags["role"] == "test" {
+				return nil
+			}
+		}
+		return fmt.Errorf("node-3 does not see node-2's tags: %+v", c.Members())
+	})
+}
+
+func TestBroadcastReachesEveryMember(t *testing.T) {
+	a, hintsA := member(t, 1, nil)
+	b, hintsB := member(t, 2, nil)
+	c, hintsC := member(t, 3, nil)
+	for _, m := range []*Cluster{b, c} {
+		if _, err := m.Join([]string{a.AdvertiseAddr()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 5*time.Second, func() error {
+		return wantStatuses(c, map[string]string{"node-1": "alive", "node-2": "alive"})
+	})
+	for id := int64(1); id <= 20; id++ {
+		if err := b.Broadcast(Hint{EventID: id, Table: "routes", ID: "0c7a5b52-8a7e-4b0e-9e1b-6d9c2a1f0b11", Op: "update", Origin: "node-2"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, hints := range map[string]*hintLog{"a": hintsA, "b (sender)": hintsB, "c": hintsC} {
+		eventually(t, 5*time.Second, func() error {
+			for id := int64(1); id <= 20; id++ {
+				if !hints.has(id) {
+					return fmt.Errorf("member %s lacks hint %d", name, id)
+				}
+			}
+			return nil
+		})
+	}
+}
+
+func TestWrongEncryptKeyCannotJoin(t *testing.T) {
+	keyA := []byte("0123456789abcdef")
+	keyB := []byte("fedcba9876543210")
+	a, _ := member(t, 1, keyA)
+	b, _ := member(t, 2, keyB)
+	if n, err := b.Join([]string{a.AdvertiseAddr()}); err == nil || n != 0 {
+		t.Fatalf("join with a wrong key: got %d, %v; want 0 and an error", n, err)
+	}
+	c, _ := member(t, 3, keyA)
+	if n, err := c.Join([]string{a.AdvertiseAddr()}); err != nil || n != 1 {
+		t.Fatalf("join with the right key: got %d, %v; want 1, nil", n, err)
+	}
+	if got := statuses(a); got["node-2"] != "" {
+		t.Fatalf("node-1 knows node-2 (%v), want it never joined", got)
+	}
+}
+
+func TestKeyRotationWithoutDowntime(t *testing.T) {
+	oldKey := []byte("0123456789abcdef")
+	newKey := base64.StdEncoding.EncodeToString([]byte("abcdefghijklmnopqrstuvwxyz012345"))
+	a, _ := member(t, 1, oldKey)
+	b, hintsB := member(t, 2, oldKey)
+	if _, err := b.Join([]string{a.AdvertiseAddr()}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, func() error { return wantStatuses(a, map[string]string{"node-2": "alive"}) })
+	steps := []struct {
+		name string
+		run  func() (KeyReport, error)
+	}{
+		{"install", func() (KeyReport, error) { return a.InstallKey(newKey) }},
+		{"use", func() (KeyReport, error) { return a.UseKey(newKey) }},
+		{"remove old", func() (KeyReport, error) { return a.RemoveKey(base64.StdEncoding.EncodeToString(oldKey)) }},
+	}
+	for _, step := range steps {
+		report, err := step.run()
+		if err != nil || report.NumResp != 2 {
+			t.Fatalf("%s: got %+v, %v; want 2 answers and no error", step.name, report, err)
+		}
+	}
+	report, err := a.ListKeys()
+	if err != nil || report.Keys[newKey] != 2 || len(report.Keys) != 1 || report.Primary[newKey] != 2 {
+		t.Fatalf("list after rotation: got %+v, %v; want only the new key, primary on both", report, err)
+	}
+	if err := a.Broadcast(Hint{EventID: 7, Table: "services", ID: "x", Op: "create", Origin: "node-1"}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, func() error {
+		if !hintsB.has(7) {
+			return fmt.Errorf("hint not received under the new key")
+		}
+		return nil
+	})
+	if _, err := a.InstallKey("not-base64!"); err == nil {
+		t.Fatal("installing a malformed key: got no error")
+	}
+}
+
+func TestReachabilityAndForceLeave(t *testing.T) {
+	a, _ := member(t, 1, nil)
+	b, _ := member(t, 2, nil)
+	c, _ := member(t, 3, nil)
+	for _, m := range []*Cluster{b, c} {
+		if _, err := m.Join([]string{a.AdvertiseAddr()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 5*time.Second, func() error {
+		return wantStatuses(a, map[string]string{"node-2": "alive", "node-3": "alive"})
+	})
+	r, err := a.Reachability(2 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(r.Answered, ",") != "node-1,node-2,node-3" || len(r.Missing) != 0 {
+		t.Fatalf("got %+v, want all three answering", r)
+	}
+
+	_ = c.Shutdown() // dies without leaving
+	eventually(t, 10*time.Second, func() error { return wantStatuses(a, map[string]string{"node-3": "failed"}) })
+	if err := a.ForceLeave("node-3"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, func() error {
+		if s := statuses(b)["node-3"]; s != "" && s != "left" {
+			return fmt.Errorf("node-2 still sees node-3 as %s", s)
+		}
+		return nil
+	})
+}
+
+func TestBindErrorNamesTheKey(t *testing.T) {
+	taken, err := net.ListenPacket("udp", "127.0.1.9:7946")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	_, err = Start(Config{NodeName: "x", BindAddr: "127.0.1.9:7946", FastTimers: true, Logger: zerolog.Nop()})
+	if err == nil || !strings.Contains(err.Error(), "cluster_listen 127.0.1.9:7946") {
+		t.Fatalf("got %v, want an error naming cluster_listen", err)
+	}
+}
+
+func TestHintEncoding(t *testing.T) {
+	h := Hint{EventID: 42, Table: "routes", ID: "0c7a5b52-8a7e-4b0e-9e1b-6d9c2a1f0b11", Op: "delete", Origin: "host-a:7946"}
+	got, err := decodeHint(h.encode())
+	if err != nil || got != h {
+		t.Fatalf("round trip: got %+v, %v; want %+v", got, err, h)
+	}
+	if n := len(h.encode()); n > 128 {
+		t.Errorf("hint is %d bytes, want it well below serf's 512-byte limit", n)
+	}
+	bad := []struct{ name, payload string }{
+		{"empty", ""},
+		{"wrong version", "v9|1|routes|x|create|n"},
+		{"too few parts", "v1|1|routes"},
+		{"id not a number", "v1|abc|routes|x|create|n"},
+		{"negative id", "v1|-3|routes|x|create|n"},
+		{"oversized", "v1|1|" + strings.Repeat("x", 300) + "|x|create|n"},
+	}
+	for _, tt := range bad {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := decodeHint([]byte(tt.payload)); err == nil {
+				t.Fatalf("decodeHint(%q): got no error", tt.payload)
+			}
+		})
+	}
+}
+
+func TestAdvertiseAddr(t *testing.T) {
+	tests := []struct {
+		name, configured, bindHost string
+		bindPort                   int
+		want                       string
+		wantErr                    string
+	}{
+		{"configured wins", "10.1.2.3:7000", "0.0.0.0", 7946, "10.1.2.3:7000", ""},
+		{"specific bind", "", "127.0.0.2", 7946, "127.0.0.2:7946", ""},
+		{"configured wildcard rejected", "0.0.0.0:7946", "0.0.0.0", 7946, "", "specific IP"},
+		{"configured garbage rejected", "nope", "0.0.0.0", 7946, "", "cluster_advertise"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			host, port, err := advertiseAddr(tt.configured, tt.bindHost, tt.bindPort)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("got %v, want error containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if got := net.JoinHostPort(host, fmt.Sprint(port)); err != nil || got != tt.want {
+				t.Fatalf("got %s, %v; want %s", got, err, tt.want)
+			}
+		})
+	}
+	t.Run("wildcard never advertises loopback", func(t *testing.T) {
+		host, _, err := advertiseAddr("", "0.0.0.0", 7946)
+		if err == nil && net.ParseIP(host).IsLoopback() {
+			t.Fatalf("got %s, want a non-loopback address or an error", host)
+		}
+	})
+}
