@@ -1,0 +1,249 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/grapevine-gw/grapevine/node"
+	"github.com/grapevine-gw/grapevine/node/config"
+	"github.com/grapevine-gw/grapevine/store"
+)
+
+// confFlag adds -c/--conf to a flag set.
+func confFlag(fs *flag.FlagSet) *string {
+	path := fs.String("c", os.Getenv("GRAPEVINE_CONF"), "configuration file in kong.conf format (env GRAPEVINE_CONF)")
+	fs.StringVar(path, "conf", *path, "same as -c")
+	return path
+}
+
+func loadConfig(path string) (config.Config, error) {
+	cfg, err := config.Load(path, os.Environ())
+	if err != nil {
+		return config.Config{}, fmt.Errorf("invalid configuration: %w", err)
+	}
+	return cfg, nil
+}
+
+func runStart(ctx context.Context, args []string, out io.Writer) error {
+	fs := newFlags("start", "start [-c FILE]", out)
+	confPath := confFlag(fs)
+	if err := parseFlags(fs, args, 0); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*confPath)
+	if err != nil {
+		return err
+	}
+	log := node.NewLogger(os.Stderr, cfg.LogLevel)
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	n := node.New(cfg, log)
+	if err := n.Start(ctx); err != nil {
+		return err
+	}
+	log.Info().Str("node_id", n.ID()).Str("version", node.Version).Msg("grapevine started")
+	<-ctx.Done()
+	log.Info().Msg("stopping: draining connections")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := n.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutting down: %w", err)
+	}
+	log.Info().Msg("grapevine stopped")
+	return nil
+}
+
+func runMigrations(ctx context.Context, args []string, out io.Writer) error {
+	fs := newFlags("migrations", "migrations bootstrap|up|status|reset [--yes] [-c FILE]", out)
+	confPath := confFlag(fs)
+	yes := fs.Bool("yes", false, "confirm 'reset' (it drops every Grapevine table)")
+	action, rest := splitAction(args)
+	if err := parseFlags(fs, rest, 0); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*confPath)
+	if err != nil {
+		return err
+	}
+	if action == "reset" && !*yes {
+		return errors.New("'migrations reset' drops all configuration; run it again with --yes to confirm")
+	}
+	st, err := store.Open(ctx, node.StoreConfig(cfg, ""))
+	if err != nil {
+		return fmt.Errorf("opening database: %w", err)
+	}
+	defer st.Close()
+	return migrate(ctx, st, action, out, fs)
+}
+
+// splitAction takes the first argument as the action when it is not a flag,
+// so both "migrations up -c f" and "migrations -c f up" work.
+func splitAction(args []string) (string, []string) {
+	for i, arg := range args {
+		if len(arg) > 0 && arg[0] != '-' && (i == 0 || !takesValue(args[i-1])) {
+			return arg, append(append([]string{}, args[:i]...), args[i+1:]...)
+		}
+	}
+	return "", args
+}
+
+func takesValue(flagArg string) bool {
+	switch flagArg {
+	case "-c", "--c", "-conf", "--conf", "-admin", "--admin":
+		return true
+	}
+	return false
+}
+
+func migrate(ctx context.Context, st *store.Store, action string, out io.Writer, fs *flag.FlagSet) error {
+	switch action {
+	case "bootstrap":
+		if err := st.Bootstrap(ctx); err != nil {
+			if errors.Is(err, store.ErrAlreadyBootstrapped) {
+				fmt.Fprintln(out, "Database already bootstrapped")
+				return nil
+			}
+			return fmt.Errorf("bootstrapping database: %w", err)
+		}
+		fmt.Fprintln(out, "Database is up-to-date")
+		return nil
+	case "up":
+		applied, err := st.Up(ctx)
+		if err != nil {
+			return fmt.Errorf("running migrations: %w", err)
+		}
+		for _, name := range applied {
+			fmt.Fprintf(out, "migrated %s\n", name)
+		}
+		fmt.Fprintf(out, "%d migrations processed\nDatabase is up-to-date\n", len(applied))
+		return nil
+	case "status":
+		return printMigrationStatus(ctx, st, out)
+	case "reset":
+		if err := st.Reset(ctx); err != nil {
+			return fmt.Errorf("resetting database: %w", err)
+		}
+		fmt.Fprintln(out, "Database cleared")
+		return nil
+	}
+	fmt.Fprintf(fs.Output(), "unknown or missing action %q\n", action)
+	fs.Usage()
+	return errUsage
+}
+
+func printMigrationStatus(ctx context.Context, st *store.Store, out io.Writer) error {
+	status, err := st.MigrationStatus(ctx)
+	if err != nil {
+		return fmt.Errorf("reading migration status: %w", err)
+	}
+	if !status.Bootstrapped {
+		fmt.Fprintln(out, "Database needs bootstrapping or is older than Grapevine 0.1; run 'grapevine migrations bootstrap'")
+		return nil
+	}
+	fmt.Fprintf(out, "Executed migrations:\n")
+	for _, name := range status.Executed {
+		fmt.Fprintf(out, "  %s\n", name)
+	}
+	if len(status.Pending) == 0 {
+		fmt.Fprintln(out, "Database is up-to-date")
+		return nil
+	}
+	fmt.Fprintf(out, "Pending migrations (run 'grapevine migrations up'):\n")
+	for _, name := range status.Pending {
+		fmt.Fprintf(out, "  %s\n", name)
+	}
+	return nil
+}
+
+func runConfig(ctx context.Context, args []string, out io.Writer) error {
+	fs := newFlags("config", "config parse -c FILE", out)
+	confPath := confFlag(fs)
+	action, rest := splitAction(args)
+	if err := parseFlags(fs, rest, 0); err != nil {
+		return err
+	}
+	if action != "parse" {
+		fmt.Fprintf(out, "unknown or missing action %q\n", action)
+		fs.Usage()
+		return errUsage
+	}
+	if *confPath == "" {
+		return errors.New("config parse needs a file: -c FILE")
+	}
+	if _, err := loadConfig(*confPath); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "configuration at %s is valid\n", *confPath)
+	return nil
+}
+
+func runHealth(ctx context.Context, args []string, out io.Writer) error {
+	fs := newFlags("health", "health [-c FILE]", out)
+	confPath := confFlag(fs)
+	if err := parseFlags(fs, args, 0); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*confPath)
+	if err != nil {
+		return err
+	}
+	if len(cfg.AdminListen) == 0 {
+		return errors.New("admin_listen is off; health needs the Admin API")
+	}
+	return checkHealth(ctx, adminURL(cfg.AdminListen[0]), out)
+}
+
+// adminURL turns a listen address into a URL a local client can reach.
+func adminURL(listen string) string {
+	host, port, _ := net.SplitHostPort(listen)
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+func checkHealth(ctx context.Context, baseURL string, out io.Writer) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, baseURL+"/status", nil)
+	if err != nil {
+		return fmt.Errorf("building request: %w", err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("grapevine is not running at %s: %w", baseURL, err)
+	}
+	defer resp.Body.Close()
+	var status struct {
+		Database struct {
+			Reachable bool `json:"reachable"`
+		} `json:"database"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&status); err != nil || resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("unexpected answer from %s/status (HTTP %d)", baseURL, resp.StatusCode)
+	}
+	fmt.Fprintf(out, "grapevine is healthy at %s (database reachable: %t)\n", baseURL, status.Database.Reachable)
+	if !status.Database.Reachable {
+		return errors.New("the database is not reachable; the proxy serves its last configuration")
+	}
+	return nil
+}
+
+func runVersion(ctx context.Context, args []string, out io.Writer) error {
+	fs := newFlags("version", "version", out)
+	if err := parseFlags(fs, args, 0); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "grapevine %s (Kong Admin API %s compatible)\n", node.Version, node.KongVersion)
+	return nil
+}
