@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"testing"
 
 	"github.com/google/uuid"
@@ -122,4 +123,54 @@ func eventIDs(cs []Change) []int64 {
 		out = append(out, c.EventID)
 	}
 	return out
+}
+
+func TestInTx(t *testing.T) {
+	ctx := context.Background()
+	s := bootstrapped(t)
+	svc := serviceRow("s1")
+	route := routeRow("r1", svc.ID)
+
+	t.Run("commits every write and event", func(t *testing.T) {
+		changes, err := s.InTx(ctx, func(x *Tx) error {
+			if _, err := x.Insert(ctx, Services, svc); err != nil {
+				return err
+			}
+			if _, err := x.Get(ctx, Services, svc.ID); err != nil {
+				return err // sees its own write
+			}
+			_, err := x.Insert(ctx, Routes, route)
+			return err
+		})
+		if err != nil {
+			t.Fatalf("in tx: %v", err)
+		}
+		if len(changes) != 2 || changes[0].ID != svc.ID || changes[1].ID != route.ID ||
+			changes[0].EventID >= changes[1].EventID {
+			t.Fatalf("got changes %+v, want service then route, ascending event ids", changes)
+		}
+		if n := countEvents(t, s); n != 2 {
+			t.Fatalf("got %d events, want 2", n)
+		}
+	})
+	t.Run("a failing write rolls everything back", func(t *testing.T) {
+		other := serviceRow("s2")
+		changes, err := s.InTx(ctx, func(x *Tx) error {
+			if _, err := x.Insert(ctx, Services, other); err != nil {
+				return err
+			}
+			_, err := x.Insert(ctx, Services, serviceRow("s1")) // duplicate name
+			return err
+		})
+		var unique *UniqueError
+		if !errors.As(err, &unique) || changes != nil {
+			t.Fatalf("got %v, %+v, want a *UniqueError and no changes", err, changes)
+		}
+		if _, err := s.Get(ctx, Services, other.ID); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("get rolled-back row: got %v, want ErrNotFound", err)
+		}
+		if n := countEvents(t, s); n != 2 {
+			t.Fatalf("got %d events, want still 2", n)
+		}
+	})
 }

@@ -69,7 +69,7 @@ func (s *Store) Get(ctx context.Context, t Table, id string) (Row, error) {
 	if !isUUID(id) {
 		return Row{}, fmt.Errorf("get %s %s: %w", t.Name, id, ErrNotFound)
 	}
-	return s.getWhere(ctx, t, "id", id)
+	return getWhere(ctx, s.pool, t, "id", id)
 }
 
 // GetByKey returns the row whose endpoint key (e.g. name) is key;
@@ -78,13 +78,13 @@ func (s *Store) GetByKey(ctx context.Context, t Table, key string) (Row, error) 
 	if t.KeyField == "" {
 		return Row{}, fmt.Errorf("get %s by key %q: %w", t.Name, key, ErrNotFound)
 	}
-	return s.getWhere(ctx, t, t.KeyField, key)
+	return getWhere(ctx, s.pool, t, t.KeyField, key)
 }
 
-func (s *Store) getWhere(ctx context.Context, t Table, column, value string) (Row, error) {
+func getWhere(ctx context.Context, q querier, t Table, column, value string) (Row, error) {
 	query := "SELECT " + t.selectList() + " FROM " + t.ident() +
 		" WHERE " + pgx.Identifier{column}.Sanitize() + " = $1"
-	r, err := t.scanRow(s.pool.QueryRow(ctx, query, value))
+	r, err := t.scanRow(q.QueryRow(ctx, query, value))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Row{}, fmt.Errorf("get %s %s=%s: %w", t.Name, column, value, ErrNotFound)
 	}

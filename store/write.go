@@ -25,22 +25,82 @@ type Change struct {
 	Op      string // OpCreate, OpUpdate or OpDelete
 }
 
+// Tx is a group of writes that commit or roll back together, each recording
+// its own cluster_events row (a declarative import, a cascade). Use it only
+// inside the function given to Store.InTx.
+type Tx struct {
+	tx      pgx.Tx
+	nodeID  string
+	changes []Change
+}
+
+// InTx runs fn in one transaction and returns the changes its writes made,
+// in order, once committed. If fn or the commit fails, nothing is written
+// and no event is recorded.
+func (s *Store) InTx(ctx context.Context, fn func(*Tx) error) ([]Change, error) {
+	x := &Tx{nodeID: s.nodeID}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		x.tx = tx
+		return fn(x)
+	})
+	if err != nil {
+		return nil, classify(err)
+	}
+	return x.changes, nil
+}
+
 // Insert adds r; an existing id gives *PrimaryKeyError.
 func (s *Store) Insert(ctx context.Context, t Table, r Row) (Change, error) {
+	return s.one(ctx, func(x *Tx) (Change, error) { return x.Insert(ctx, t, r) })
+}
+
+// Upsert inserts r or, if its id exists, replaces every column of that row.
+func (s *Store) Upsert(ctx context.Context, t Table, r Row) (Change, error) {
+	return s.one(ctx, func(x *Tx) (Change, error) { return x.Upsert(ctx, t, r) })
+}
+
+// Update replaces every column of the row with r.ID; ErrNotFound if absent.
+func (s *Store) Update(ctx context.Context, t Table, r Row) (Change, error) {
+	return s.one(ctx, func(x *Tx) (Change, error) { return x.Update(ctx, t, r) })
+}
+
+// Delete removes the row with id. An absent id is not an error: it returns
+// Change{} and records no event. A row still referred to by children gives
+// *ReferencedError.
+func (s *Store) Delete(ctx context.Context, t Table, id string) (Change, error) {
+	return s.one(ctx, func(x *Tx) (Change, error) { return x.Delete(ctx, t, id) })
+}
+
+// one runs a single write in its own transaction.
+func (s *Store) one(ctx context.Context, write func(*Tx) (Change, error)) (Change, error) {
+	var c Change
+	_, err := s.InTx(ctx, func(x *Tx) error {
+		var err error
+		c, err = write(x)
+		return err
+	})
+	if err != nil {
+		return Change{}, err
+	}
+	return c, nil
+}
+
+// Insert adds r within the transaction; see Store.Insert.
+func (x *Tx) Insert(ctx context.Context, t Table, r Row) (Change, error) {
 	vals, err := t.values(r)
 	if err != nil {
 		return Change{}, fmt.Errorf("insert %s: %w", t.Name, err)
 	}
 	query := "INSERT INTO " + t.ident() + " (" + strings.Join(t.quotedColumns(), ", ") +
 		") VALUES (" + placeholders(len(vals)) + ")"
-	return s.write(ctx, t, r, "insert", func(tx pgx.Tx) (string, error) {
-		_, err := tx.Exec(ctx, query, vals...)
+	return x.record(ctx, t, r, "insert", func() (string, error) {
+		_, err := x.tx.Exec(ctx, query, vals...)
 		return OpCreate, err
 	})
 }
 
-// Upsert inserts r or, if its id exists, replaces every column of that row.
-func (s *Store) Upsert(ctx context.Context, t Table, r Row) (Change, error) {
+// Upsert inserts or replaces r within the transaction; see Store.Upsert.
+func (x *Tx) Upsert(ctx context.Context, t Table, r Row) (Change, error) {
 	vals, err := t.values(r)
 	if err != nil {
 		return Change{}, fmt.Errorf("upsert %s: %w", t.Name, err)
@@ -54,9 +114,9 @@ func (s *Store) Upsert(ctx context.Context, t Table, r Row) (Change, error) {
 	query := "INSERT INTO " + t.ident() + " (" + strings.Join(cols, ", ") +
 		") VALUES (" + placeholders(len(vals)) + ") ON CONFLICT (id) DO UPDATE SET " +
 		strings.Join(sets, ", ") + " RETURNING xmax = 0"
-	return s.write(ctx, t, r, "upsert", func(tx pgx.Tx) (string, error) {
+	return x.record(ctx, t, r, "upsert", func() (string, error) {
 		var inserted bool
-		if err := tx.QueryRow(ctx, query, vals...).Scan(&inserted); err != nil {
+		if err := x.tx.QueryRow(ctx, query, vals...).Scan(&inserted); err != nil {
 			return "", err
 		}
 		if inserted {
@@ -66,8 +126,8 @@ func (s *Store) Upsert(ctx context.Context, t Table, r Row) (Change, error) {
 	})
 }
 
-// Update replaces every column of the row with r.ID; ErrNotFound if absent.
-func (s *Store) Update(ctx context.Context, t Table, r Row) (Change, error) {
+// Update replaces r within the transaction; see Store.Update.
+func (x *Tx) Update(ctx context.Context, t Table, r Row) (Change, error) {
 	vals, err := t.values(r)
 	if err != nil {
 		return Change{}, fmt.Errorf("update %s: %w", t.Name, err)
@@ -78,8 +138,8 @@ func (s *Store) Update(ctx context.Context, t Table, r Row) (Change, error) {
 		sets = append(sets, c+" = $"+strconv.Itoa(i+2))
 	}
 	query := "UPDATE " + t.ident() + " SET " + strings.Join(sets, ", ") + " WHERE id = $1"
-	return s.write(ctx, t, r, "update", func(tx pgx.Tx) (string, error) {
-		tag, err := tx.Exec(ctx, query, vals...)
+	return x.record(ctx, t, r, "update", func() (string, error) {
+		tag, err := x.tx.Exec(ctx, query, vals...)
 		if err != nil {
 			return "", err
 		}
@@ -90,16 +150,14 @@ func (s *Store) Update(ctx context.Context, t Table, r Row) (Change, error) {
 	})
 }
 
-// Delete removes the row with id. An absent id is not an error: it returns
-// Change{} and records no event. A row still referred to by children gives
-// *ReferencedError.
-func (s *Store) Delete(ctx context.Context, t Table, id string) (Change, error) {
+// Delete removes id within the transaction; see Store.Delete.
+func (x *Tx) Delete(ctx context.Context, t Table, id string) (Change, error) {
 	if !isUUID(id) {
 		return Change{}, nil
 	}
 	query := "DELETE FROM " + t.ident() + " WHERE id = $1"
-	return s.write(ctx, t, Row{ID: id}, "delete", func(tx pgx.Tx) (string, error) {
-		tag, err := tx.Exec(ctx, query, id)
+	return x.record(ctx, t, Row{ID: id}, "delete", func() (string, error) {
+		tag, err := x.tx.Exec(ctx, query, id)
 		if err != nil || tag.RowsAffected() == 0 {
 			return "", err
 		}
@@ -107,25 +165,30 @@ func (s *Store) Delete(ctx context.Context, t Table, id string) (Change, error) 
 	})
 }
 
-// write runs change in a transaction and, if it changed a row (it returns
-// an op), records a cluster_events row in the same transaction.
-func (s *Store) write(ctx context.Context, t Table, r Row, verb string, change func(pgx.Tx) (string, error)) (Change, error) {
-	c := Change{Table: t.Name, ID: r.ID}
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		op, err := change(tx)
-		if err != nil || op == "" {
-			return err
+// Get reads a row within the transaction, seeing its earlier writes.
+func (x *Tx) Get(ctx context.Context, t Table, id string) (Row, error) {
+	if !isUUID(id) {
+		return Row{}, fmt.Errorf("get %s %s: %w", t.Name, id, ErrNotFound)
+	}
+	return getWhere(ctx, x.tx, t, "id", id)
+}
+
+// record runs change and, if it changed a row (it returns an op), adds the
+// cluster_events row in the same transaction.
+func (x *Tx) record(ctx context.Context, t Table, r Row, verb string, change func() (string, error)) (Change, error) {
+	op, err := change()
+	if err == nil && op != "" {
+		c := Change{Table: t.Name, ID: r.ID, Op: op}
+		err = x.tx.QueryRow(ctx, insertEvent, x.nodeID, t.Name, r.ID, op).Scan(&c.EventID)
+		if err == nil {
+			x.changes = append(x.changes, c)
+			return c, nil
 		}
-		c.Op = op
-		return tx.QueryRow(ctx, insertEvent, s.nodeID, t.Name, r.ID, op).Scan(&c.EventID)
-	})
+	}
 	if err != nil {
 		return Change{}, fmt.Errorf("%s %s %s: %w", verb, t.Name, r.ID, writeError(t, r, err))
 	}
-	if c.Op == "" {
-		return Change{}, nil
-	}
-	return c, nil
+	return Change{}, nil
 }
 
 func placeholders(n int) string {
