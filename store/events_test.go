@@ -11,6 +11,7 @@ import (
 // TestWritesRecordEvents checks that each write that changed a row adds
 // exactly one cluster_events row, with the id returned in Change.EventID.
 func TestWritesRecordEvents(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := bootstrapped(t)
 	svc := serviceRow("s1")
@@ -70,6 +71,7 @@ func TestWritesRecordEvents(t *testing.T) {
 }
 
 func TestEventsSince(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := bootstrapped(t)
 	var changes []Change
@@ -126,6 +128,7 @@ func eventIDs(cs []Change) []int64 {
 }
 
 func TestInTx(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := bootstrapped(t)
 	svc := serviceRow("s1")

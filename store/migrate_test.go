@@ -11,6 +11,7 @@ import (
 )
 
 func TestMigrationLifecycle(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := openStore(t)
 	all := Migrations()
@@ -65,6 +66,7 @@ func equalStatus(a, b MigrationStatus) bool {
 // TestOwnedTables keeps ownedTables (what Reset drops) in step with the
 // migrations, and checks Reset leaves no table behind.
 func TestOwnedTables(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := bootstrapped(t)
 	want := append(slices.Clone(ownedTables), "schema_migrations")
@@ -100,7 +102,8 @@ func tables(t *testing.T, s *Store) []string {
 }
 
 // withExtraMigration makes this binary carry one more migration than the
-// embedded ones until the test ends.
+// embedded ones until the test ends. It swaps a package variable, so its
+// tests must not be parallel (parallel tests start after serial ones end).
 func withExtraMigration(t *testing.T, name, sql string) {
 	fsys := fstest.MapFS{}
 	for _, n := range Migrations() {
@@ -152,6 +155,7 @@ func TestFailedMigrationRollsBack(t *testing.T) {
 }
 
 func TestUnknownMigration(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := bootstrapped(t)
 	if _, err := s.pool.Exec(ctx, "INSERT INTO schema_migrations (name) VALUES ('999_future')"); err != nil {
@@ -167,6 +171,7 @@ func TestUnknownMigration(t *testing.T) {
 }
 
 func TestConcurrentBootstrap(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := openStore(t)
 	other, err := Open(ctx, Config{DSN: s.pool.Config().ConnString()})

@@ -23,6 +23,7 @@ func insertServices(t *testing.T, s *Store, n int) []string {
 }
 
 func TestListPageBoundaries(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	cases := []struct {
 		name     string
@@ -40,6 +41,7 @@ func TestListPageBoundaries(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			s := bootstrapped(t)
 			want := insertServices(t, s, tc.rows)
 			rows, next, err := s.List(ctx, Services, Page{Size: tc.size})
@@ -63,6 +65,7 @@ func TestListPageBoundaries(t *testing.T) {
 }
 
 func TestListWalksEveryRowOnce(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := bootstrapped(t)
 	want := insertServices(t, s, 25)
@@ -92,6 +95,7 @@ func TestListWalksEveryRowOnce(t *testing.T) {
 }
 
 func TestListBadInput(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := bootstrapped(t)
 	b64 := base64.RawURLEncoding.EncodeToString
@@ -139,6 +143,7 @@ func TestOffsetKongCompat(t *testing.T) {
 }
 
 func TestListFilters(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := bootstrapped(t)
 	s1 := mustInsert(t, s, Services, serviceRow("s1", "a"))
@@ -186,6 +191,7 @@ func TestListFilters(t *testing.T) {
 // TestListFilteredPages walks a tag filter page by page: offsets must hold
 // with filters too.
 func TestListFilteredPages(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := bootstrapped(t)
 	var want []string

@@ -36,6 +36,7 @@ func TestConnString(t *testing.T) {
 }
 
 func TestOpenUnavailable(t *testing.T) {
+	t.Parallel()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("listen: %v", err)
@@ -54,6 +55,7 @@ func TestOpenUnavailable(t *testing.T) {
 // TestUnavailableAfterOpen: once the database cannot be reached, reads and
 // writes fail with ErrUnavailable, so the admin API can answer 503.
 func TestUnavailableAfterOpen(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	direct := bootstrapped(t)

@@ -11,6 +11,7 @@ import (
 )
 
 func TestInsertGet(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := bootstrapped(t)
 	svc := mustInsert(t, s, Services, serviceRow("s1", "a", "b"))
@@ -72,6 +73,7 @@ func assertRow(t *testing.T, got, want Row) {
 }
 
 func TestWriteErrors(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := bootstrapped(t)
 	svc := mustInsert(t, s, Services, serviceRow("s1"))
