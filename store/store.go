@@ -130,8 +130,3 @@ func (s *Store) Ping(ctx context.Context) error {
 	}
 	return nil
 }
-
-// Pool exposes the connection pool for packages that keep their own tables
-// in this database through this package's migrations (none yet), and for
-// tests. Entity data must go through the typed methods.
-func (s *Store) Pool() *pgxpool.Pool { return s.pool }

@@ -51,7 +51,7 @@ func startServer(ctx context.Context) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	removeStale()
+	removeStale(own)
 	root, err := makeRoot(own)
 	if err != nil {
 		return nil, err
@@ -123,7 +123,7 @@ func runAs() (*owner, error) {
 // makeRoot creates the server's folder, traversable by the postgres user,
 // and records our pid so that a later run can remove it if we die.
 func makeRoot(own *owner) (string, error) {
-	root, err := os.MkdirTemp(os.TempDir(), "pgtest-")
+	root, err := os.MkdirTemp(baseDir(own), "pgtest-")
 	if err != nil {
 		return "", fmt.Errorf("create temp folder: %w", err)
 	}
@@ -148,11 +148,28 @@ func makeRoot(own *owner) (string, error) {
 	return root, nil
 }
 
+// baseDir is os.TempDir(), or /tmp when postgres running as another user
+// could not reach a folder under it (say TMPDIR=/root/tmp).
+func baseDir(own *owner) string {
+	dir := os.TempDir()
+	if own == nil {
+		return dir
+	}
+	for d := dir; ; d = filepath.Dir(d) {
+		if fi, err := os.Stat(d); err != nil || fi.Mode().Perm()&0o001 == 0 {
+			return "/tmp"
+		}
+		if d == filepath.Dir(d) {
+			return dir
+		}
+	}
+}
+
 // removeStale deletes folders left by test binaries that died without
 // cleaning up (SIGKILL, timeouts). Their postmasters are already gone: each
 // one is started with a parent-death signal.
-func removeStale() {
-	roots, _ := filepath.Glob(filepath.Join(os.TempDir(), "pgtest-*"))
+func removeStale(own *owner) {
+	roots, _ := filepath.Glob(filepath.Join(baseDir(own), "pgtest-*"))
 	for _, root := range roots {
 		b, err := os.ReadFile(filepath.Join(root, "owner.pid"))
 		if err != nil {
