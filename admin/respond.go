@@ -37,6 +37,10 @@ func errorResponse(err error) (int, any) {
 	switch {
 	case errors.As(err, &he):
 		return he.status, message(he.msg)
+	case errors.Is(err, ErrNodeNotFound):
+		return http.StatusNotFound, message(err.Error())
+	case errors.Is(err, ErrNodeNotFailed), errors.Is(err, ErrGossipOff):
+		return http.StatusBadRequest, message(err.Error())
 	case errors.As(err, &ke):
 		return entityStatus(ke.Code), ke
 	case errors.Is(err, entity.ErrUnsupportedContentType):

@@ -18,7 +18,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	lw := &latencyWriter{ResponseWriter: w, start: start}
 	h := lw.Header()
-	h.Set("Server", "grapevine/"+s.cfg.Version)
+	h.Set("Server", "grapevine/"+s.cfg.ServerVersion)
 	h.Set("Access-Control-Allow-Origin", "*")
 	h.Set("Content-Type", contentTypeJSON)
 	defer func() {
@@ -89,6 +89,9 @@ func (s *Server) match(segs []string) methods {
 		return methods{http.MethodGet: s.handleRoot}
 	}
 	if ms := s.matchInfo(segs); ms != nil {
+		return ms
+	}
+	if ms := s.matchCluster(segs); ms != nil {
 		return ms
 	}
 	k, ok := s.kinds[segs[0]]

@@ -23,7 +23,9 @@ import (
 // Config configures the Admin API. Zero values mean the defaults named.
 type Config struct {
 	Listen        string         // admin_listen; default "127.0.0.1:8001"
-	Version       string         // reported as GET / "version" and in Server; default "3.9.1"
+	Version       string         // Kong version reported as GET / "version"; default "3.9.1"
+	ServerVersion string         // Grapevine's own version, in "Server: grapevine/<v>"; default Version
+	Cluster       Cluster        // the cluster view for /cluster; nil when gossip is off
 	NodeID        string         // GET / node_id
 	Hostname      string         // GET / hostname
 	Configuration map[string]any // kong.conf values minus secrets, GET / "configuration"
@@ -49,6 +51,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Version == "" {
 		c.Version = d.Version
+	}
+	if c.ServerVersion == "" {
+		c.ServerVersion = c.Version
 	}
 	if c.ProxyListen == "" {
 		c.ProxyListen = d.ProxyListen
