@@ -69,3 +69,17 @@ func firstNonLoopbackIP() (net.IP, error) {
 	}
 	return nil, errors.New("the host has no non-loopback address")
 }
+
+// ResolveAdvertise returns the host:port this node will advertise for the
+// given cluster_listen and cluster_advertise values (see Config.AdvertiseAddr).
+func ResolveAdvertise(bind, configured string) (string, error) {
+	bindHost, bindPort, err := splitHostPort(bind)
+	if err != nil {
+		return "", fmt.Errorf("cluster_listen: %w", err)
+	}
+	host, port, err := advertiseAddr(configured, bindHost, bindPort)
+	if err != nil {
+		return "", err
+	}
+	return net.JoinHostPort(host, strconv.Itoa(port)), nil
+}

@@ -31,10 +31,11 @@ type Config struct {
 	PgMaxConns          int           // pg_pool_size: 0 (pgx default)
 	ProxyListen         []string      // proxy_listen: "0.0.0.0:8000"
 	AdminListen         []string      // admin_listen: "127.0.0.1:8001"
-	ClusterListen       string        // cluster_listen: "0.0.0.0:7946"
+	ClusterListen       string        // cluster_listen: "0.0.0.0:7946"; "off" (empty here) runs on polling alone, without gossip
 	ClusterAdvertise    string        // cluster_advertise: "" (derived from the host's addresses)
 	ClusterEncryptKey   string        // cluster_encrypt_key: "" (no gossip encryption)
 	ClusterJoin         []string      // cluster_join: "" (peers come from the nodes table)
+	ClusterKeyringFile  string        // cluster_keyring_file: "" (keys installed at run time are not kept across restarts)
 	ClusterTTLOnFailure time.Duration // cluster_ttl_on_failure: 3600 (s)
 	NodeName            string        // node_name: "" (derived from hostname and cluster address)
 	DBUpdateFrequency   time.Duration // db_update_frequency: 5 (s)

@@ -27,9 +27,10 @@ var keys = []key{
 	{name: "pg_pool_size", set: intBetween(func(c *Config) *int { return &c.PgMaxConns }, 0, 10000), get: func(c *Config) any { return c.PgMaxConns }},
 	{name: "proxy_listen", set: listenList(func(c *Config) *[]string { return &c.ProxyListen }), get: func(c *Config) any { return c.ProxyListen }},
 	{name: "admin_listen", set: listenList(func(c *Config) *[]string { return &c.AdminListen }), get: func(c *Config) any { return c.AdminListen }},
-	{name: "cluster_listen", set: hostPort(func(c *Config) *string { return &c.ClusterListen }), get: func(c *Config) any { return c.ClusterListen }},
+	{name: "cluster_listen", set: hostPortOrOff(func(c *Config) *string { return &c.ClusterListen }), get: func(c *Config) any { return c.ClusterListen }},
 	{name: "cluster_advertise", set: optionalHostPort(func(c *Config) *string { return &c.ClusterAdvertise }), get: func(c *Config) any { return c.ClusterAdvertise }},
 	{name: "cluster_encrypt_key", secret: true, set: anyString(func(c *Config) *string { return &c.ClusterEncryptKey })},
+	{name: "cluster_keyring_file", set: anyString(func(c *Config) *string { return &c.ClusterKeyringFile }), get: func(c *Config) any { return c.ClusterKeyringFile }},
 	{name: "cluster_join", set: hostPortList(func(c *Config) *[]string { return &c.ClusterJoin }), get: func(c *Config) any { return c.ClusterJoin }},
 	{name: "cluster_ttl_on_failure", set: duration(func(c *Config) *time.Duration { return &c.ClusterTTLOnFailure }, time.Second, 0), get: func(c *Config) any { return c.ClusterTTLOnFailure.Seconds() }},
 	{name: "node_name", set: anyString(func(c *Config) *string { return &c.NodeName }), get: func(c *Config) any { return c.NodeName }},
@@ -122,6 +123,17 @@ func hostPort(field func(*Config) *string) func(*Config, string) error {
 		}
 		*field(c) = value
 		return nil
+	}
+}
+
+// hostPortOrOff accepts host:port, or "off" to disable the listener.
+func hostPortOrOff(field func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, value string) error {
+		if value == "off" {
+			*field(c) = ""
+			return nil
+		}
+		return hostPort(field)(c, value)
 	}
 }
 
