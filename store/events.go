@@ -32,14 +32,22 @@ func (s *Store) EventsSince(ctx context.Context, afterID int64, limit int) ([]Ev
 	if limit <= 0 {
 		limit = DefaultEventsLimit
 	}
-	rows, err := s.pool.Query(ctx, `SELECT id, node_id, entity, entity_id::text, op, at
-		FROM cluster_events WHERE id > $1 ORDER BY id LIMIT $2`, afterID, limit)
+	events, err := queryEvents(ctx, s.pool, "WHERE id > $1 ORDER BY id LIMIT $2", afterID, limit)
 	if err != nil {
-		return nil, fmt.Errorf("read cluster events: %w", classify(err))
+		return nil, fmt.Errorf("read cluster events: %w", err)
+	}
+	return events, nil
+}
+
+// queryEvents selects the events matching tail (WHERE, ORDER BY, LIMIT).
+func queryEvents(ctx context.Context, q querier, tail string, args ...any) ([]Event, error) {
+	rows, err := q.Query(ctx, "SELECT id, node_id, entity, entity_id::text, op, at FROM cluster_events "+tail, args...)
+	if err != nil {
+		return nil, classify(err)
 	}
 	events, err := pgx.CollectRows(rows, scanEvent)
 	if err != nil {
-		return nil, fmt.Errorf("read cluster events: %w", classify(err))
+		return nil, classify(err)
 	}
 	return events, nil
 }
@@ -47,12 +55,17 @@ func (s *Store) EventsSince(ctx context.Context, afterID int64, limit int) ([]Ev
 // LatestEventID returns the highest event id, 0 if there is none. A node
 // that loads a full snapshot takes it first, then polls from it.
 func (s *Store) LatestEventID(ctx context.Context) (int64, error) {
-	var id int64
-	err := s.pool.QueryRow(ctx, "SELECT coalesce(max(id), 0) FROM cluster_events").Scan(&id)
+	id, err := latestEventID(ctx, s.pool)
 	if err != nil {
-		return 0, fmt.Errorf("read latest event id: %w", classify(err))
+		return 0, fmt.Errorf("read latest event id: %w", err)
 	}
 	return id, nil
+}
+
+func latestEventID(ctx context.Context, q querier) (int64, error) {
+	var id int64
+	err := q.QueryRow(ctx, "SELECT coalesce(max(id), 0) FROM cluster_events").Scan(&id)
+	return id, classify(err)
 }
 
 func scanEvent(row pgx.CollectableRow) (Event, error) {

@@ -32,7 +32,7 @@ func mustSub(fsys fs.FS, dir string) fs.FS {
 // ownedTables lists every table the migrations create, children before
 // parents, so Reset can drop exactly what this package made. A test checks
 // it against a freshly bootstrapped database: add new tables here.
-var ownedTables = []string{"routes", "services", "cluster_events"}
+var ownedTables = []string{"nodes", "routes", "services", "cluster_events"}
 
 // migrationLockKey is the advisory lock that serialises migrations across
 // processes ("grapevine" folded into an int64; any constant would do).

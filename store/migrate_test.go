@@ -5,9 +5,12 @@ import (
 	"errors"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"testing/fstest"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 func TestMigrationLifecycle(t *testing.T) {
@@ -219,5 +222,78 @@ func TestEmbeddedMigrationsLoad(t *testing.T) {
 	}
 	if len(all) == 0 || all[0].name != "001_base" {
 		t.Fatalf("got %d migrations, want 001_base first", len(all))
+	}
+}
+
+// applyOnly applies the named embedded migrations and no others, as an
+// older binary would have.
+func applyOnly(t *testing.T, s *Store, names ...string) {
+	t.Helper()
+	ctx := context.Background()
+	all, err := loadMigrations()
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	err = s.withMigrationLock(ctx, func(conn *pgxpool.Conn) error {
+		for _, m := range all {
+			if slices.Contains(names, m.name) {
+				if err := apply(ctx, conn, m); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("apply %v: %v", names, err)
+	}
+}
+
+// TestUpFromBase: a database bootstrapped by a binary that knew only
+// 001_base has 002_nodes pending; Up applies it.
+func TestUpFromBase(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := openStore(t)
+	applyOnly(t, s, "001_base")
+
+	err := s.CheckSchema(ctx)
+	if !errors.Is(err, ErrPendingMigrations) || !strings.Contains(err.Error(), "002_nodes") {
+		t.Fatalf("check: got %v, want ErrPendingMigrations naming 002_nodes", err)
+	}
+	if slices.Contains(tables(t, s), "nodes") {
+		t.Fatal("got table nodes before up, want none")
+	}
+	applied, err := s.Up(ctx)
+	if err != nil || !slices.Equal(applied, []string{"002_nodes"}) {
+		t.Fatalf("up: got %v, %v, want [002_nodes], nil", applied, err)
+	}
+	if err := s.CheckSchema(ctx); err != nil {
+		t.Fatalf("check after up: %v", err)
+	}
+	checkNodesSchema(t, s)
+}
+
+func TestBootstrapAppliesNodes(t *testing.T) {
+	t.Parallel()
+	s := bootstrapped(t)
+	st, err := s.MigrationStatus(context.Background())
+	if err != nil || !slices.Equal(st.Executed, []string{"001_base", "002_nodes"}) {
+		t.Fatalf("got status %+v, %v, want 001_base and 002_nodes executed", st, err)
+	}
+	checkNodesSchema(t, s)
+}
+
+// checkNodesSchema checks what 002_nodes creates.
+func checkNodesSchema(t *testing.T, s *Store) {
+	t.Helper()
+	if !slices.Contains(tables(t, s), "nodes") {
+		t.Fatal("got no table nodes, want one")
+	}
+	var index bool
+	err := s.pool.QueryRow(context.Background(),
+		"SELECT to_regclass('cluster_events_at_idx') IS NOT NULL").Scan(&index)
+	if err != nil || !index {
+		t.Fatalf("got index cluster_events_at_idx: %v, %v, want it present", index, err)
 	}
 }

@@ -56,7 +56,7 @@ func (s *Store) List(ctx context.Context, t Table, p Page) ([]Row, string, error
 
 // All returns the whole table in id order.
 func (s *Store) All(ctx context.Context, t Table) ([]Row, error) {
-	rows, err := s.query(ctx, t, "SELECT "+t.selectList()+" FROM "+t.ident()+" ORDER BY id")
+	rows, err := s.query(ctx, t, t.selectAll())
 	if err != nil {
 		return nil, fmt.Errorf("read all %s: %w", t.Name, err)
 	}
@@ -81,6 +81,11 @@ func (s *Store) GetByKey(ctx context.Context, t Table, key string) (Row, error) 
 	return getWhere(ctx, s.pool, t, t.KeyField, key)
 }
 
+// selectAll reads the whole table in id order.
+func (t Table) selectAll() string {
+	return "SELECT " + t.selectList() + " FROM " + t.ident() + " ORDER BY id"
+}
+
 func getWhere(ctx context.Context, q querier, t Table, column, value string) (Row, error) {
 	query := "SELECT " + t.selectList() + " FROM " + t.ident() +
 		" WHERE " + pgx.Identifier{column}.Sanitize() + " = $1"
@@ -96,7 +101,12 @@ func getWhere(ctx context.Context, q querier, t Table, column, value string) (Ro
 
 // query runs a SELECT built on t.selectList and scans every row.
 func (s *Store) query(ctx context.Context, t Table, query string, args ...any) ([]Row, error) {
-	rows, err := s.pool.Query(ctx, query, args...)
+	return queryRows(ctx, s.pool, t, query, args...)
+}
+
+// queryRows is query on any querier: the pool or a transaction.
+func queryRows(ctx context.Context, q querier, t Table, query string, args ...any) ([]Row, error) {
+	rows, err := q.Query(ctx, query, args...)
 	if err != nil {
 		return nil, classify(err)
 	}

@@ -80,6 +80,10 @@ func TestUnavailableAfterOpen(t *testing.T) {
 		{"insert", func() error { _, err := s.Insert(ctx, Services, serviceRow("x")); return err }},
 		{"delete", func() error { _, err := s.Delete(ctx, Services, uuid.NewString()); return err }},
 		{"events", func() error { _, err := s.EventsSince(ctx, 0, 10); return err }},
+		{"load config", func() error { _, err := s.LoadConfig(ctx, []Table{Services}, 10); return err }},
+		{"nodes", func() error { _, err := s.Nodes(ctx); return err }},
+		{"touch node", func() error { return s.TouchNode(ctx, "a") }},
+		{"purge events", func() error { _, err := s.PurgeEvents(ctx, time.Hour); return err }},
 		{"check schema", func() error { return s.CheckSchema(ctx) }},
 		{"bootstrap", func() error { return s.Bootstrap(ctx) }},
 	}

@@ -1,0 +1,248 @@
+package store
+
+import (
+	"context"
+	"slices"
+	"sort"
+	"sync"
+	"testing"
+)
+
+func TestLoadConfigEmpty(t *testing.T) {
+	t.Parallel()
+	s := bootstrapped(t)
+	load, err := s.LoadConfig(context.Background(), []Table{Services, Routes}, 100)
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	if load.MaxEventID != 0 || len(load.RecentEvents) != 0 {
+		t.Fatalf("got max event id %d and %d events, want 0 and none", load.MaxEventID, len(load.RecentEvents))
+	}
+	for _, name := range []string{"services", "routes"} {
+		rows, ok := load.Rows[name]
+		if !ok || len(rows) != 0 {
+			t.Fatalf("got %s rows %v (present: %v), want present and empty", name, rows, ok)
+		}
+	}
+}
+
+func TestLoadConfigWindow(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := bootstrapped(t)
+	svc := serviceRow("s1")
+	route := routeRow("r1", svc.ID)
+	first := []Change{mustChange(t, s, Services, svc), mustChange(t, s, Routes, route)}
+	var changes []Change
+	for range 3 {
+		changes = append(changes, mustChange(t, s, Services, serviceRow("")))
+	}
+	last := changes[2].EventID
+	cases := []struct {
+		name    string
+		window  int64
+		wantIDs []int64
+	}{
+		{"zero", 0, nil},
+		{"negative", -5, nil},
+		{"one", 1, []int64{last}},
+		{"three", 3, eventIDs(changes)},
+		{"wider than the log", 1 << 40, eventIDs(append(first, changes...))},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			load, err := s.LoadConfig(ctx, []Table{Services, Routes}, tc.window)
+			if err != nil {
+				t.Fatalf("load: %v", err)
+			}
+			if load.MaxEventID != last {
+				t.Fatalf("got max event id %d, want %d", load.MaxEventID, last)
+			}
+			if got := loadedEventIDs(load); !slices.Equal(got, tc.wantIDs) {
+				t.Fatalf("got recent event ids %v, want %v", got, tc.wantIDs)
+			}
+			if got := len(load.Rows["services"]); got != 4 {
+				t.Fatalf("got %d services, want 4", got)
+			}
+			if got := ids(load.Rows["routes"]); !slices.Equal(got, []string{route.ID}) {
+				t.Fatalf("got routes %v, want [%s]", got, route.ID)
+			}
+			if got := ids(load.Rows["services"]); !slices.IsSorted(got) {
+				t.Fatalf("got services %v, want them in id order", got)
+			}
+		})
+	}
+}
+
+// TestLoadConfigInFlight: a transaction that took a lower event id but has
+// not committed is invisible to LoadConfig, rows and event alike, while a
+// later, committed one is seen: the caller finds the gap below MaxEventID.
+func TestLoadConfigInFlight(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := bootstrapped(t)
+	pendingRow := serviceRow("pending")
+	pending, commit := openWrite(t, s, pendingRow)
+	committedRow := serviceRow("committed")
+	committed, err := s.Insert(ctx, Services, committedRow)
+	if err != nil {
+		t.Fatalf("insert committed: %v", err)
+	}
+	if pending.EventID >= committed.EventID {
+		t.Fatalf("got pending event %d, committed %d, want pending lower", pending.EventID, committed.EventID)
+	}
+
+	steps := []struct {
+		name     string
+		commit   bool
+		wantRows []string
+		wantIDs  []int64
+	}{
+		{"while in flight", false, []string{committedRow.ID}, []int64{committed.EventID}},
+		{"after commit", true, []string{committedRow.ID, pendingRow.ID},
+			[]int64{pending.EventID, committed.EventID}},
+	}
+	for _, step := range steps {
+		t.Run(step.name, func(t *testing.T) {
+			if step.commit {
+				if err := commit(); err != nil {
+					t.Fatalf("commit open write: %v", err)
+				}
+			}
+			load, err := s.LoadConfig(ctx, []Table{Services}, 10)
+			if err != nil {
+				t.Fatalf("load: %v", err)
+			}
+			if load.MaxEventID != committed.EventID {
+				t.Fatalf("got max event id %d, want %d", load.MaxEventID, committed.EventID)
+			}
+			if got := loadedEventIDs(load); !slices.Equal(got, step.wantIDs) {
+				t.Fatalf("got recent event ids %v, want %v", got, step.wantIDs)
+			}
+			want := slices.Sorted(slices.Values(step.wantRows))
+			if got := ids(load.Rows["services"]); !slices.Equal(got, want) {
+				t.Fatalf("got services %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+// openWrite inserts r in a transaction that stays open until commit is
+// called (or the test ends) and returns the change it made.
+func openWrite(t *testing.T, s *Store, r Row) (Change, func() error) {
+	t.Helper()
+	ctx := context.Background()
+	insertedCh := make(chan Change, 1)
+	releaseCh := make(chan struct{})
+	doneCh := make(chan error, 1)
+	go func() {
+		_, err := s.InTx(ctx, func(x *Tx) error {
+			c, err := x.Insert(ctx, Services, r)
+			if err != nil {
+				return err
+			}
+			insertedCh <- c
+			<-releaseCh
+			return nil
+		})
+		doneCh <- err
+	}()
+	var once sync.Once
+	var commitErr error
+	commit := func() error {
+		once.Do(func() {
+			close(releaseCh)
+			commitErr = <-doneCh
+		})
+		return commitErr
+	}
+	t.Cleanup(func() { _ = commit() })
+	select {
+	case c := <-insertedCh:
+		return c, commit
+	case err := <-doneCh:
+		t.Fatalf("open write: %v", err)
+		return Change{}, nil
+	}
+}
+
+// TestLoadConfigConsistent loads while writers commit: with a window wider
+// than the log, the events and the rows come from the same snapshot, so
+// every loaded service has its create event and every event its service.
+func TestLoadConfigConsistent(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := bootstrapped(t)
+	const writers, perWriter = 4, 25
+	var wg sync.WaitGroup
+	for range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range perWriter {
+				if _, err := s.Insert(ctx, Services, serviceRow("")); err != nil {
+					t.Errorf("insert: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	doneCh := make(chan struct{})
+	go func() { wg.Wait(); close(doneCh) }()
+	var rows []string
+	for loads := 0; ; loads++ {
+		// Seen before the load, the writers' end means this load is the last.
+		finished := isClosed(doneCh)
+		load, err := s.LoadConfig(ctx, []Table{Services}, 1<<40)
+		if err != nil {
+			t.Fatalf("load %d: %v", loads, err)
+		}
+		rows = ids(load.Rows["services"])
+		if events := eventEntities(load); !slices.Equal(rows, events) {
+			t.Fatalf("load %d: got %d services and %d events for different ids, want the same",
+				loads, len(rows), len(events))
+		}
+		if finished {
+			break
+		}
+	}
+	if len(rows) != writers*perWriter {
+		t.Fatalf("got %d services in the last load, want %d", len(rows), writers*perWriter)
+	}
+}
+
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+func mustChange(t *testing.T, s *Store, tbl Table, r Row) Change {
+	t.Helper()
+	c, err := s.Insert(context.Background(), tbl, r)
+	if err != nil {
+		t.Fatalf("insert %s %s: %v", tbl.Name, r.ID, err)
+	}
+	return c
+}
+
+func loadedEventIDs(load ConfigLoad) []int64 {
+	var out []int64
+	for _, e := range load.RecentEvents {
+		out = append(out, e.ID)
+	}
+	return out
+}
+
+// eventEntities returns the entity ids of load's events, sorted.
+func eventEntities(load ConfigLoad) []string {
+	out := []string{}
+	for _, e := range load.RecentEvents {
+		out = append(out, e.EntityID)
+	}
+	sort.Strings(out)
+	return out
+}
