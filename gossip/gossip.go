@@ -150,6 +150,7 @@ func buildSerfConfig(cfg *Config) (*serf.Config, error) {
 	if cfg.FastTimers {
 		sc.ReapInterval = time.Second
 		sc.ReconnectInterval = time.Second
+		sc.LeavePropagateDelay = 100 * time.Millisecond
 	}
 	return sc, nil
 }

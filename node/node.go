@@ -1,8 +1,9 @@
 // Package node owns one Grapevine node's life: it loads the configuration,
 // opens the store, builds the proxy's snapshot from the database before the
-// proxy port opens, starts the proxy and the Admin API, applies committed
-// changes, and shuts everything down in order. It holds no request-path or
-// SQL logic of its own: those belong to proxy, admin and store.
+// proxy port opens, joins the gossip cluster, applies committed changes
+// (local writes, gossip hints, polled events), and shuts everything down in
+// order. It holds no request-path, SQL or gossip-protocol logic of its own:
+// those belong to proxy, store and gossip.
 package node
 
 import (
@@ -18,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/grapevine-gw/grapevine/admin"
+	"github.com/grapevine-gw/grapevine/gossip"
 	"github.com/grapevine-gw/grapevine/node/config"
 	"github.com/grapevine-gw/grapevine/proxy"
 	"github.com/grapevine-gw/grapevine/store"
@@ -30,20 +32,33 @@ const Version = "0.1.0"
 // GET / reports it so Kong clients (go-kong, decK) pick the right behaviour.
 const KongVersion = "3.9.1"
 
+// TestHooks change timings and inject faults for tests; the zero value is
+// production behaviour.
+type TestHooks struct {
+	FastGossip        bool          // memberlist's local preset with short timers
+	HeartbeatInterval time.Duration // registry heartbeat; default 10s
+	DriftBound        time.Duration // anti-entropy bound; default 2×db_update_frequency+2s
+	IgnoreHints       bool          // drop every gossip hint received (polling only)
+}
+
 // Node is one running gateway node.
 type Node struct {
-	cfg config.Config
-	log zerolog.Logger
-	id  string
+	cfg         config.Config
+	log         zerolog.Logger
+	hooks       TestHooks
+	name        string // cluster-wide unique node name
+	id          string // GET / node_id, derived from name
+	clusterAddr string // advertised gossip address; "" when gossip is off
 
-	store *store.Store
-	proxy *proxy.Server
-	admin *admin.Server
+	store   *store.Store
+	proxy   *proxy.Server
+	admin   *admin.Server
+	gossip  *gossip.Cluster // nil when cluster_listen = off
+	applier *applier
+	drift   *driftWatch
 
-	// reloadMu serialises snapshot rebuilds so that swaps happen in the
-	// order the database was read: the last swap holds every change
-	// committed before it started.
-	reloadMu sync.Mutex
+	cancel context.CancelFunc // ends the background goroutines
+	wg     sync.WaitGroup
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -51,22 +66,21 @@ type Node struct {
 
 // New prepares a node; nothing is opened until Start.
 func New(cfg config.Config, log zerolog.Logger) *Node {
-	return &Node{cfg: cfg, log: log, id: nodeID(cfg)}
+	return &Node{cfg: cfg, log: log}
 }
+
+// SetTestHooks sets test-only behaviour; call before Start.
+func (n *Node) SetTestHooks(h TestHooks) { n.hooks = h }
 
 // ID is the node's id as reported on GET / (node_id).
 func (n *Node) ID() string { return n.id }
 
-// nodeID is stable across restarts of the same host and listeners, so a
-// restarted node keeps its identity.
-func nodeID(cfg config.Config) string {
-	hostname, _ := os.Hostname()
-	seed := fmt.Sprintf("%s|%v|%v|%s", hostname, cfg.ProxyListen, cfg.AdminListen, cfg.ClusterListen)
-	return uuid.NewSHA1(uuid.NameSpaceURL, []byte(seed)).String()
-}
+// Name is the node's name in the cluster.
+func (n *Node) Name() string { return n.name }
 
-// Start opens the store, builds the first snapshot, then opens the proxy and
-// Admin API ports. On error everything already started is stopped again.
+// Start opens the store, builds the first snapshot, opens the proxy port,
+// joins the cluster and opens the Admin API. On error everything already
+// started is stopped again.
 func (n *Node) Start(ctx context.Context) error {
 	if err := n.start(ctx); err != nil {
 		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -78,6 +92,9 @@ func (n *Node) Start(ctx context.Context) error {
 }
 
 func (n *Node) start(ctx context.Context) error {
+	if err := n.resolveName(); err != nil {
+		return err
+	}
 	st, err := store.Open(ctx, StoreConfig(n.cfg, n.id))
 	if err != nil {
 		return fmt.Errorf("opening database: %w", err)
@@ -86,27 +103,83 @@ func (n *Node) start(ctx context.Context) error {
 	if err := st.CheckSchema(ctx); err != nil {
 		return fmt.Errorf("checking database schema (run 'grapevine migrations bootstrap' or 'up'): %w", err)
 	}
-	snap, err := n.loadSnapshot(ctx)
-	if err != nil {
+	n.proxy = proxy.New(n.proxyConfig())
+	n.applier = n.newApplier()
+	if err := n.applier.loadAll(ctx); err != nil {
 		return fmt.Errorf("building the first snapshot: %w", err)
 	}
-	if err := n.startProxy(ctx, snap); err != nil {
+	if err := n.startProxy(ctx); err != nil {
 		return err
 	}
+	if err := n.startGossip(); err != nil {
+		return err
+	}
+	if err := n.register(ctx); err != nil {
+		return err
+	}
+	n.startBackground()
 	return n.startAdmin(ctx)
 }
 
-func (n *Node) startProxy(ctx context.Context, snap *proxy.Snapshot) error {
-	if len(n.cfg.ProxyListen) == 0 {
-		return nil
+// resolveName picks the node's name: node_name, or the hostname and the
+// advertised cluster address (unique per host and port, stable across
+// restarts).
+func (n *Node) resolveName() error {
+	n.name = n.cfg.NodeName
+	if n.name == "" {
+		hostname, _ := os.Hostname()
+		addr := "nogossip-" + firstListen(n.cfg.AdminListen, firstListen(n.cfg.ProxyListen, ""))
+		if n.cfg.ClusterListen != "" {
+			advertised, err := gossip.ResolveAdvertise(n.cfg.ClusterListen, n.cfg.ClusterAdvertise)
+			if err != nil {
+				return err
+			}
+			addr = advertised
+			n.clusterAddr = advertised
+		}
+		n.name = hostname + "-" + addr
 	}
+	n.id = uuid.NewSHA1(uuid.NameSpaceURL, []byte("grapevine-node:"+n.name)).String()
+	return nil
+}
+
+func firstListen(list []string, fallback string) string {
+	if len(list) == 0 {
+		return fallback
+	}
+	return list[0]
+}
+
+func (n *Node) proxyConfig() proxy.Config {
 	cfg := proxy.DefaultConfig()
-	cfg.Listen = n.cfg.ProxyListen[0]
+	cfg.Listen = firstListen(n.cfg.ProxyListen, "")
 	cfg.Version = Version
 	cfg.LatencyHeaders = n.cfg.LatencyHeaders
 	cfg.Logger = n.log.With().Str("component", "proxy").Logger()
-	n.proxy = proxy.New(cfg)
-	n.proxy.Swap(snap)
+	return cfg
+}
+
+func (n *Node) newApplier() *applier {
+	return &applier{
+		store:     n.store,
+		swap:      n.proxy.Swap,
+		publish:   n.publishStatus,
+		log:       n.log.With().Str("component", "applier").Logger(),
+		pollEvery: n.cfg.DBUpdateFrequency,
+		settle:    n.cfg.DBUpdatePropagation,
+		cacheTTL:  n.cfg.DBCacheTTL,
+		state:     newConfigState(),
+		tracker:   newEventTracker(gapTimeout),
+		localCh:   make(chan applyRequest, 64),
+		hintCh:    make(chan gossip.Hint, 4096),
+		reloadCh:  make(chan string, 1),
+	}
+}
+
+func (n *Node) startProxy(ctx context.Context) error {
+	if len(n.cfg.ProxyListen) == 0 {
+		return nil
+	}
 	if err := n.proxy.Start(ctx); err != nil {
 		return fmt.Errorf("starting proxy: %w", err)
 	}
@@ -122,13 +195,13 @@ func (n *Node) startAdmin(ctx context.Context) error {
 	cfg := admin.Config{
 		Listen:        n.cfg.AdminListen[0],
 		Version:       KongVersion,
+		ServerVersion: Version,
 		NodeID:        n.id,
 		Hostname:      hostname,
 		Configuration: n.cfg.Values(),
+		ProxyListen:   firstListen(n.cfg.ProxyListen, ""),
+		Cluster:       clusterView{n},
 		Logger:        n.log.With().Str("component", "admin").Logger(),
-	}
-	if len(n.cfg.ProxyListen) > 0 {
-		cfg.ProxyListen = n.cfg.ProxyListen[0]
 	}
 	n.admin = admin.New(cfg, n.store, n)
 	if err := n.admin.Start(ctx); err != nil {
@@ -138,9 +211,55 @@ func (n *Node) startAdmin(ctx context.Context) error {
 	return nil
 }
 
+// startBackground starts the applier and the cluster housekeeping loops.
+func (n *Node) startBackground() {
+	ctx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	n.drift = newDriftWatch(n.driftBound())
+	n.goSafe(ctx, "applier", n.applier.run)
+	n.goSafe(ctx, "registry", n.heartbeatLoop)
+	if n.gossip != nil {
+		n.goSafe(ctx, "anti-entropy", n.antiEntropyLoop)
+	}
+}
+
+// goSafe runs fn in a goroutine that Shutdown waits for and whose panics
+// are logged rather than crashing the node.
+func (n *Node) goSafe(ctx context.Context, name string, fn func(context.Context)) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		defer func() {
+			if r := recover(); r != nil {
+				n.log.Error().Interface("panic", r).Str("goroutine", name).Msg("background goroutine panicked")
+			}
+		}()
+		fn(ctx)
+	}()
+}
+
+// Apply makes a committed local write live: it hints the cluster first,
+// then waits until this node's proxy serves the change, so the writer's
+// next request already sees it.
+func (n *Node) Apply(ctx context.Context, change store.Change) error {
+	n.broadcast(change)
+	done := make(chan error, 1)
+	select {
+	case n.applier.localCh <- applyRequest{change: change, done: done}:
+	case <-ctx.Done():
+		return fmt.Errorf("applying %s %s: %w", change.Table, change.ID, ctx.Err())
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("applying %s %s: %w", change.Table, change.ID, ctx.Err())
+	}
+}
+
 // ProxyAddr is the proxy's bound address, nil when the proxy is off.
 func (n *Node) ProxyAddr() net.Addr {
-	if n.proxy == nil {
+	if n.proxy == nil || len(n.cfg.ProxyListen) == 0 {
 		return nil
 	}
 	return n.proxy.Addr()
@@ -154,16 +273,35 @@ func (n *Node) AdminAddr() net.Addr {
 	return n.admin.Addr()
 }
 
-// Shutdown stops the Admin API, then drains the proxy, then closes the
-// store. It is safe to call more than once.
+// ConfigHash is the hash of the configuration this node serves.
+func (n *Node) ConfigHash() string {
+	if n.applier == nil {
+		return ""
+	}
+	if s := n.applier.status.Load(); s != nil {
+		return s.Hash
+	}
+	return ""
+}
+
+// Shutdown stops the Admin API, leaves the cluster, drains the proxy,
+// stops the background goroutines and closes the store. Safe to repeat.
 func (n *Node) Shutdown(ctx context.Context) error {
 	n.shutdownOnce.Do(func() {
 		var errs []error
 		if n.admin != nil {
 			errs = append(errs, n.admin.Shutdown(ctx))
 		}
-		if n.proxy != nil {
+		errs = append(errs, n.leave(ctx))
+		if n.proxy != nil && len(n.cfg.ProxyListen) > 0 {
 			errs = append(errs, n.proxy.Shutdown(ctx))
+		}
+		if n.cancel != nil {
+			n.cancel()
+		}
+		n.wg.Wait()
+		if n.gossip != nil {
+			errs = append(errs, n.gossip.Shutdown())
 		}
 		if n.store != nil {
 			n.store.Close()
@@ -176,12 +314,13 @@ func (n *Node) Shutdown(ctx context.Context) error {
 // StoreConfig maps the pg_* keys onto the store's configuration.
 func StoreConfig(cfg config.Config, nodeID string) store.Config {
 	return store.Config{
-		Host:     cfg.PgHost,
-		Port:     cfg.PgPort,
-		User:     cfg.PgUser,
-		Password: cfg.PgPassword,
-		Database: cfg.PgDatabase,
-		NodeID:   nodeID,
-		MaxConns: int32(cfg.PgMaxConns),
+		Host:           cfg.PgHost,
+		Port:           cfg.PgPort,
+		User:           cfg.PgUser,
+		Password:       cfg.PgPassword,
+		Database:       cfg.PgDatabase,
+		NodeID:         nodeID,
+		MaxConns:       int32(cfg.PgMaxConns),
+		ConnectTimeout: cfg.PgTimeout,
 	}
 }

@@ -1,0 +1,322 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/grapevine-gw/grapevine/gossip"
+	"github.com/grapevine-gw/grapevine/proxy"
+	"github.com/grapevine-gw/grapevine/store"
+)
+
+const (
+	// coalesceWindow gathers a burst of hints into one rebuild.
+	coalesceWindow = 3 * time.Millisecond
+	// gapTimeout is how long a missing event id is waited for before it
+	// is taken for a rolled-back transaction.
+	gapTimeout = time.Minute
+	// eventWindow is how many recent event ids a full load inspects to
+	// tell committed ones from those still in flight.
+	eventWindow = 10000
+)
+
+// applyRequest is a committed local write waiting to be live.
+type applyRequest struct {
+	change store.Change
+	done   chan error
+}
+
+// applyStatus is what the applier last made live, for the cluster view.
+type applyStatus struct {
+	Hash      string
+	AppliedAt time.Time
+}
+
+// applier is the one goroutine that owns the node's configuration state:
+// it applies local writes, gossip hints and polled events, rebuilds the
+// proxy snapshot and publishes the config hash.
+type applier struct {
+	store   *store.Store
+	swap    func(*proxy.Snapshot)
+	publish func(applyStatus)
+	log     zerolog.Logger
+
+	pollEvery time.Duration
+	settle    time.Duration
+	cacheTTL  time.Duration
+
+	state   *configState
+	tracker *eventTracker
+	status  atomic.Pointer[applyStatus]
+
+	localCh  chan applyRequest
+	hintCh   chan gossip.Hint
+	reloadCh chan string
+	lastPoll time.Time
+}
+
+// pendingWork is a batch of entities to re-read, with the events behind them.
+type pendingWork struct {
+	entities map[entityKey][]int64
+	waiters  []chan error
+}
+
+func newPendingWork() *pendingWork {
+	return &pendingWork{entities: map[entityKey][]int64{}}
+}
+
+func (w *pendingWork) addChange(c store.Change) {
+	key := entityKey{Table: c.Table, ID: c.ID}
+	w.entities[key] = append(w.entities[key], c.EventID)
+}
+
+func (w *pendingWork) addHint(h gossip.Hint) {
+	key := entityKey{Table: h.Table, ID: h.ID}
+	w.entities[key] = append(w.entities[key], h.EventID)
+}
+
+// loadAll builds the state from one consistent read of the database.
+func (a *applier) loadAll(ctx context.Context) error {
+	load, err := a.store.LoadConfig(ctx, tables, eventWindow)
+	if err != nil {
+		return fmt.Errorf("loading configuration: %w", err)
+	}
+	state := newConfigState()
+	if err := state.replaceAll(load.Rows); err != nil {
+		return err
+	}
+	visible := make(map[int64]entityKey, len(load.RecentEvents))
+	for _, ev := range load.RecentEvents {
+		visible[ev.ID] = entityKey{Table: ev.Table, ID: ev.EntityID}
+	}
+	a.state = state
+	a.tracker.reset(max(load.MaxEventID-eventWindow, 0), load.MaxEventID, visible, time.Now())
+	a.lastPoll = time.Now()
+	a.rebuild()
+	return nil
+}
+
+// run serves the applier's inputs until ctx ends.
+func (a *applier) run(ctx context.Context) {
+	poll := time.NewTicker(a.pollEvery)
+	defer poll.Stop()
+	fullReload := newOptionalTicker(a.cacheTTL)
+	defer fullReload.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case req := <-a.localCh:
+			work := newPendingWork()
+			work.addChange(req.change)
+			work.waiters = append(work.waiters, req.done)
+			a.drainLocal(work)
+			a.apply(ctx, work)
+		case h := <-a.hintCh:
+			a.apply(ctx, a.coalesceHints(ctx, h))
+		case <-poll.C:
+			a.poll(ctx)
+		case <-fullReload.C():
+			a.reloadAll(ctx, "db_cache_ttl expired")
+		case reason := <-a.reloadCh:
+			a.reloadAll(ctx, reason)
+		}
+	}
+}
+
+// drainLocal adds every local write already queued to the batch.
+func (a *applier) drainLocal(work *pendingWork) {
+	for {
+		select {
+		case req := <-a.localCh:
+			work.addChange(req.change)
+			work.waiters = append(work.waiters, req.done)
+		default:
+			return
+		}
+	}
+}
+
+// coalesceHints waits a few milliseconds for more hints so a burst costs
+// one rebuild; a local write ends the wait early, it must not be delayed.
+func (a *applier) coalesceHints(ctx context.Context, first gossip.Hint) *pendingWork {
+	work := newPendingWork()
+	work.addHint(first)
+	timer := time.NewTimer(coalesceWindow)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return work
+		case <-timer.C:
+			return work
+		case h := <-a.hintCh:
+			work.addHint(h)
+		case req := <-a.localCh:
+			work.addChange(req.change)
+			work.waiters = append(work.waiters, req.done)
+			a.drainLocal(work)
+			return work
+		}
+	}
+}
+
+// apply re-reads the batch's entities, rebuilds the snapshot and answers
+// the waiting writers. Entities whose events were all applied already are
+// skipped (a hint for a change this node made or polled).
+func (a *applier) apply(ctx context.Context, work *pendingWork) {
+	err := a.applyEntities(ctx, work.entities)
+	for _, done := range work.waiters {
+		done <- err
+	}
+	if err != nil {
+		a.log.Warn().Err(err).Msg("applying changes failed; polling will retry")
+	}
+}
+
+func (a *applier) applyEntities(ctx context.Context, entities map[entityKey][]int64) error {
+	changed := false
+	for key, eventIDs := range entities {
+		if a.allApplied(key, eventIDs) {
+			continue
+		}
+		if err := a.reloadEntity(ctx, key); err != nil {
+			return err
+		}
+		for _, id := range eventIDs {
+			a.tracker.markApplied(id, key)
+		}
+		changed = true
+	}
+	if changed {
+		a.rebuild()
+	}
+	return nil
+}
+
+func (a *applier) allApplied(key entityKey, eventIDs []int64) bool {
+	for _, id := range eventIDs {
+		if id == 0 || !a.tracker.applied(id, key) {
+			return false
+		}
+	}
+	return true
+}
+
+// reloadEntity reads one entity's current row; a missing row was deleted.
+func (a *applier) reloadEntity(ctx context.Context, key entityKey) error {
+	table, ok := tableByName(key.Table)
+	if !ok {
+		return nil // a hint for a table this node does not serve from
+	}
+	row, err := a.store.Get(ctx, table, key.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		a.state.remove(key)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reloading %s %s: %w", key.Table, key.ID, err)
+	}
+	return a.state.put(key.Table, row)
+}
+
+func tableByName(name string) (store.Table, bool) {
+	for _, t := range tables {
+		if t.Name == name {
+			return t, true
+		}
+	}
+	return store.Table{}, false
+}
+
+// poll reads the events this node has not applied, from its watermark on.
+func (a *applier) poll(ctx context.Context) {
+	cursor := a.tracker.watermark
+	for {
+		events, err := a.store.EventsSince(ctx, cursor, store.DefaultEventsLimit)
+		if err != nil {
+			a.log.Warn().Err(err).Msg("polling cluster_events failed; serving the last configuration")
+			return
+		}
+		if err := a.applyEvents(ctx, events); err != nil {
+			a.log.Warn().Err(err).Msg("applying polled events failed; will retry")
+			return
+		}
+		if len(events) < store.DefaultEventsLimit {
+			break
+		}
+		cursor = events[len(events)-1].ID
+	}
+	a.tracker.advance(time.Now())
+	a.lastPoll = time.Now()
+}
+
+// applyEvents applies a page of polled events, leaving out those younger
+// than db_update_propagation (they are read again on the next poll).
+func (a *applier) applyEvents(ctx context.Context, events []store.Event) error {
+	work := map[entityKey][]int64{}
+	var maxID int64
+	for _, ev := range events {
+		if a.settle > 0 && time.Since(ev.At) < a.settle {
+			break
+		}
+		key := entityKey{Table: ev.Table, ID: ev.EntityID}
+		work[key] = append(work[key], ev.ID)
+		maxID = ev.ID
+	}
+	if err := a.applyEntities(ctx, work); err != nil {
+		return err
+	}
+	a.tracker.observedUpTo(maxID, time.Now())
+	return nil
+}
+
+// reloadAll replaces the whole state from the database.
+func (a *applier) reloadAll(ctx context.Context, reason string) {
+	a.log.Info().Str("reason", reason).Msg("reloading the whole configuration from the database")
+	if err := a.loadAll(ctx); err != nil {
+		a.log.Warn().Err(err).Msg("full reload failed; serving the last configuration")
+	}
+}
+
+// rebuild swaps in a snapshot of the current state and publishes its hash.
+func (a *applier) rebuild() {
+	snap, warnings := a.state.snapshot()
+	for _, w := range warnings {
+		a.log.Warn().Err(w).Msg("route left out of the snapshot")
+	}
+	a.swap(snap)
+	status := applyStatus{Hash: a.state.hash(), AppliedAt: time.Now()}
+	a.status.Store(&status)
+	if a.publish != nil {
+		a.publish(status)
+	}
+}
+
+// optionalTicker is a ticker that never fires when its period is zero.
+type optionalTicker struct{ t *time.Ticker }
+
+func newOptionalTicker(d time.Duration) optionalTicker {
+	if d <= 0 {
+		return optionalTicker{}
+	}
+	return optionalTicker{time.NewTicker(d)}
+}
+
+func (o optionalTicker) C() <-chan time.Time {
+	if o.t == nil {
+		return nil
+	}
+	return o.t.C
+}
+
+func (o optionalTicker) Stop() {
+	if o.t != nil {
+		o.t.Stop()
+	}
+}

@@ -1,0 +1,226 @@
+package node
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/grapevine-gw/grapevine/gossip"
+	"github.com/grapevine-gw/grapevine/store"
+)
+
+// Tags every member publishes over gossip.
+const (
+	tagConfigHash = "hash"
+	tagAppliedAt  = "applied" // unix milliseconds of the last applied change
+	tagProxy      = "proxy"
+	tagAdmin      = "admin"
+	tagVersion    = "version"
+)
+
+// defaultHeartbeat is how often a node refreshes its row in the registry.
+const defaultHeartbeat = 10 * time.Second
+
+// eventRetention is how long cluster_events rows are kept. A node that has
+// not polled for longer reloads everything instead of trusting the log.
+const eventRetention = time.Hour
+
+func (n *Node) startGossip() error {
+	if n.cfg.ClusterListen == "" {
+		n.log.Info().Msg("cluster_listen is off: no gossip, changes arrive by polling only")
+		return nil
+	}
+	var key []byte
+	if n.cfg.ClusterEncryptKey != "" {
+		key, _ = base64.StdEncoding.DecodeString(n.cfg.ClusterEncryptKey) // validated by config
+	}
+	status := n.applier.status.Load()
+	cluster, err := gossip.Start(gossip.Config{
+		NodeName:         n.name,
+		BindAddr:         n.cfg.ClusterListen,
+		AdvertiseAddr:    n.cfg.ClusterAdvertise,
+		EncryptKey:       key,
+		KeyringFile:      n.cfg.ClusterKeyringFile,
+		FastTimers:       n.hooks.FastGossip,
+		ReconnectTimeout: n.cfg.ClusterTTLOnFailure,
+		Tags: map[string]string{
+			tagConfigHash: status.Hash,
+			tagAppliedAt:  strconv.FormatInt(status.AppliedAt.UnixMilli(), 10),
+			tagProxy:      n.advertisedListen(n.cfg.ProxyListen),
+			tagAdmin:      n.advertisedListen(n.cfg.AdminListen),
+			tagVersion:    Version,
+		},
+		OnHint: n.onHint,
+		Logger: n.log.With().Str("component", "gossip").Logger(),
+	})
+	if err != nil {
+		return err
+	}
+	n.gossip = cluster
+	return nil
+}
+
+// advertisedListen is the address peers and operators use for a listener:
+// a wildcard host is replaced by the cluster's advertised host.
+func (n *Node) advertisedListen(list []string) string {
+	host, port, err := net.SplitHostPort(firstListen(list, ""))
+	if err != nil {
+		return ""
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() && n.clusterAddr != "" {
+		host, _, _ = net.SplitHostPort(n.clusterAddr)
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// onHint queues a gossip hint for the applier; when its queue is full the
+// hint is dropped and polling picks the change up.
+func (n *Node) onHint(h gossip.Hint) {
+	if n.hooks.IgnoreHints {
+		return
+	}
+	select {
+	case n.applier.hintCh <- h:
+	default:
+		n.log.Warn().Int64("event", h.EventID).Msg("hint queue full; leaving the change to polling")
+	}
+}
+
+// broadcast hints the cluster about a committed local change.
+func (n *Node) broadcast(c store.Change) {
+	if n.gossip == nil || c.EventID == 0 {
+		return
+	}
+	h := gossip.Hint{EventID: c.EventID, Table: c.Table, ID: c.ID, Op: c.Op, Origin: n.name}
+	if err := n.gossip.Broadcast(h); err != nil {
+		n.log.Warn().Err(err).Msg("broadcasting hint failed; peers will poll")
+	}
+}
+
+// publishStatus publishes the config hash and apply time as gossip tags.
+func (n *Node) publishStatus(s applyStatus) {
+	if n.gossip == nil {
+		return
+	}
+	err := n.gossip.SetTags(map[string]string{
+		tagConfigHash: s.Hash,
+		tagAppliedAt:  strconv.FormatInt(s.AppliedAt.UnixMilli(), 10),
+	})
+	if err != nil {
+		n.log.Warn().Err(err).Msg("publishing config hash failed")
+	}
+}
+
+// register records this node in the shared registry and joins the peers
+// listed there (plus cluster_join), so no seed list is needed.
+func (n *Node) register(ctx context.Context) error {
+	record := store.NodeRecord{
+		Name:      n.name,
+		ProxyAddr: n.advertisedListen(n.cfg.ProxyListen),
+		AdminAddr: n.advertisedListen(n.cfg.AdminListen),
+		Version:   Version,
+	}
+	record.Hostname, _ = os.Hostname()
+	record.ClusterAddr = n.clusterAddr
+	if err := n.store.RegisterNode(ctx, record); err != nil {
+		return fmt.Errorf("registering node %s: %w", n.name, err)
+	}
+	n.joinPeers(ctx)
+	return nil
+}
+
+// joinPeers joins the registry's recently seen nodes and cluster_join.
+// Reaching no one is fine: the node is a cluster of one until someone
+// answers, and it keeps serving.
+func (n *Node) joinPeers(ctx context.Context) {
+	if n.gossip == nil {
+		return
+	}
+	peers := append([]string{}, n.cfg.ClusterJoin...)
+	nodes, err := n.store.Nodes(ctx)
+	if err != nil {
+		n.log.Warn().Err(err).Msg("reading the node registry failed")
+	}
+	for _, rec := range nodes {
+		if rec.Name != n.name && rec.ClusterAddr != "" && time.Since(rec.LastSeen) < n.cfg.ClusterTTLOnFailure {
+			peers = append(peers, rec.ClusterAddr)
+		}
+	}
+	if len(peers) == 0 {
+		return
+	}
+	joined, err := n.gossip.Join(peers)
+	if err != nil {
+		n.log.Warn().Err(err).Strs("peers", peers).Msg("no peer answered; serving as a cluster of one")
+		return
+	}
+	n.log.Info().Int("joined", joined).Msg("joined the cluster")
+}
+
+// heartbeatLoop keeps this node's registry row fresh, purges dead rows and
+// old events, and rejoins the cluster when this node finds itself alone.
+func (n *Node) heartbeatLoop(ctx context.Context) {
+	interval := n.hooks.HeartbeatInterval
+	if interval <= 0 {
+		interval = defaultHeartbeat
+	}
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+			n.heartbeat(ctx)
+		}
+	}
+}
+
+func (n *Node) heartbeat(ctx context.Context) {
+	err := n.store.TouchNode(ctx, n.name)
+	if errors.Is(err, store.ErrNotFound) {
+		err = n.register(ctx) // purged while this node was cut off
+	}
+	if err != nil {
+		n.log.Debug().Err(err).Msg("registry heartbeat failed")
+		return
+	}
+	if _, err := n.store.PurgeNodes(ctx, n.cfg.ClusterTTLOnFailure); err != nil {
+		n.log.Debug().Err(err).Msg("purging dead nodes failed")
+	}
+	if _, err := n.store.PurgeEvents(ctx, eventRetention); err != nil {
+		n.log.Debug().Err(err).Msg("purging old cluster events failed")
+	}
+	if n.gossip != nil && n.aliveMembers() <= 1 {
+		n.joinPeers(ctx)
+	}
+}
+
+func (n *Node) aliveMembers() int {
+	count := 0
+	for _, m := range n.gossip.Members() {
+		if m.Status == "alive" || m.Status == "suspect" {
+			count++
+		}
+	}
+	return count
+}
+
+// leave tells the cluster and the registry that this node is going away.
+func (n *Node) leave(ctx context.Context) error {
+	var errs []error
+	if n.gossip != nil {
+		errs = append(errs, n.gossip.Leave())
+	}
+	if n.store != nil && n.name != "" {
+		if err := n.store.DeleteNode(ctx, n.name); err != nil {
+			n.log.Debug().Err(err).Msg("removing this node from the registry failed")
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,334 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os/exec"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/grapevine-gw/grapevine/node/config"
+)
+
+// nextHost hands every test node a loopback address of its own, so nodes
+// bind the same port numbers like separate hosts.
+var nextHost atomic.Int32
+
+func newHost() string {
+	n := nextHost.Add(1)
+	return fmt.Sprintf("127.0.%d.%d", 20+n/250, 1+n%250)
+}
+
+// clusterConfig is a node on its own loopback host with Kong's port numbers.
+func clusterConfig(t *testing.T, dsn string) config.Config {
+	cfg := testConfig(t, dsn)
+	host := newHost()
+	cfg.ProxyListen = []string{host + ":8000"}
+	cfg.AdminListen = []string{host + ":8001"}
+	cfg.ClusterListen = host + ":7946"
+	cfg.DBUpdateFrequency = time.Second
+	return cfg
+}
+
+var fastHooks = TestHooks{FastGossip: true, HeartbeatInterval: 500 * time.Millisecond}
+
+// startClusterNode starts a node with fast gossip timers.
+func startClusterNode(t *testing.T, cfg config.Config, hooks TestHooks) *Node {
+	t.Helper()
+	n := New(cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
+	n.SetTestHooks(hooks)
+	if err := n.Start(context.Background()); err != nil {
+		t.Fatalf("starting node: %v", err)
+	}
+	t.Cleanup(func() { stopNode(t, n) })
+	return n
+}
+
+// testCluster starts size nodes sharing one fresh database and waits until
+// every node sees every other alive.
+func testCluster(t *testing.T, size int) ([]*Node, string) {
+	t.Helper()
+	dsn := bootstrappedDatabase(t)
+	nodes := make([]*Node, size)
+	for i := range nodes {
+		nodes[i] = startClusterNode(t, clusterConfig(t, dsn), fastHooks)
+	}
+	for _, n := range nodes {
+		eventually(t, 10*time.Second, func() error {
+			if alive := n.aliveMembers(); alive != size {
+				return fmt.Errorf("%s sees %d alive members, want %d", n.Name(), alive, size)
+			}
+			return nil
+		})
+	}
+	return nodes, dsn
+}
+
+func eventually(t *testing.T, timeout time.Duration, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not true after %s: %v", timeout, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// serves reports whether the node's proxy answers path with 200.
+func serves(t *testing.T, n *Node, path string) error {
+	status, body := proxyGet(t, n, path)
+	if status != http.StatusOK {
+		return fmt.Errorf("%s: GET %s answered %d %q", n.Name(), path, status, body)
+	}
+	return nil
+}
+
+func notServes(t *testing.T, n *Node, path string) error {
+	if status, _ := proxyGet(t, n, path); status != http.StatusNotFound {
+		return fmt.Errorf("%s: GET %s answered %d, want 404", n.Name(), path, status)
+	}
+	return nil
+}
+
+func TestClusterWriteOnAnyNodeServesEverywhere(t *testing.T) {
+	nodes, _ := testCluster(t, 3)
+	up := newUpstream(t)
+	for i, writer := range nodes {
+		name := fmt.Sprintf("svc%d", i)
+		mustAdmin(t, writer, 201, "POST", "/services", `{"name":"`+name+`","url":"`+up.URL+`"}`)
+		mustAdmin(t, writer, 201, "POST", "/services/"+name+"/routes", `{"paths":["/`+name+`"]}`)
+		for _, n := range nodes {
+			eventually(t, 3*time.Second, func() error { return serves(t, n, "/"+name) })
+		}
+	}
+	eventually(t, 5*time.Second, func() error { return agreed(t, nodes[0]) })
+}
+
+// agreed asks a node's GET /cluster whether every member serves the same hash.
+func agreed(t *testing.T, n *Node) error {
+	status, body := adminDo(t, n, "GET", "/cluster", "")
+	if status != 200 {
+		return fmt.Errorf("GET /cluster: %d %v", status, body)
+	}
+	if body["config_hash_agreed"] != true {
+		return fmt.Errorf("config hashes differ: %v", body["data"])
+	}
+	return nil
+}
+
+func TestClusterPollingDeliversWhenGossipIsCut(t *testing.T) {
+	nodes, _ := testCluster(t, 3)
+	a, c := nodes[0], nodes[2]
+	up := newUpstream(t)
+	cutGossip(t, c.clusterAddr)
+
+	mustAdmin(t, a, 201, "POST", "/services", `{"name":"s","url":"`+up.URL+`"}`)
+	mustAdmin(t, a, 201, "POST", "/services/s/routes", `{"name":"r","paths":["/polled"]}`)
+	written := time.Now()
+	bound := c.cfg.DBUpdateFrequency + time.Second
+	eventually(t, bound, func() error { return serves(t, c, "/polled") })
+	t.Logf("node C served the change %s after the write with gossip cut (bound %s)", time.Since(written).Round(time.Millisecond), bound)
+
+	mustAdmin(t, a, 204, "DELETE", "/routes/r", "")
+	eventually(t, bound, func() error { return notServes(t, c, "/polled") })
+}
+
+// cutGossip drops every packet to or from addr's gossip port with
+// nftables, and removes the rules when the test ends.
+func cutGossip(t *testing.T, addr string) {
+	t.Helper()
+	host, port := splitAddr(t, addr)
+	table := fmt.Sprintf("grapevine_test_%d", nextHost.Add(1))
+	rules := []string{
+		"add table inet " + table,
+		"add chain inet " + table + " output { type filter hook output priority 0 ; }",
+		fmt.Sprintf("add rule inet %s output ip daddr %s udp dport %s drop", table, host, port),
+		fmt.Sprintf("add rule inet %s output ip daddr %s tcp dport %s drop", table, host, port),
+		fmt.Sprintf("add rule inet %s output ip saddr %s udp sport %s drop", table, host, port),
+		fmt.Sprintf("add rule inet %s output ip saddr %s tcp sport %s drop", table, host, port),
+	}
+	for _, rule := range rules {
+		if out, err := exec.Command("nft", strings.Fields(rule)...).CombinedOutput(); err != nil {
+			t.Fatalf("nft %s: %v: %s (scripts/test installs nftables; tests run as root)", rule, err, out)
+		}
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("nft", "delete", "table", "inet", table).CombinedOutput(); err != nil {
+			t.Errorf("removing nft table %s: %v: %s", table, err, out)
+		}
+	})
+}
+
+func splitAddr(t *testing.T, addr string) (string, string) {
+	i := strings.LastIndex(addr, ":")
+	if i < 0 {
+		t.Fatalf("address %q has no port", addr)
+	}
+	return addr[:i], addr[i+1:]
+}
+
+func TestClusterConcurrentWritesConverge(t *testing.T) {
+	nodes, _ := testCluster(t, 3)
+	up := newUpstream(t)
+	mustAdmin(t, nodes[0], 201, "POST", "/services", `{"name":"s","url":"`+up.URL+`"}`)
+	mustAdmin(t, nodes[0], 201, "POST", "/services/s/routes", `{"name":"r","paths":["/p0"]}`)
+
+	var wg sync.WaitGroup
+	for w, writer := range nodes[:2] {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 20; i++ {
+				body := fmt.Sprintf(`{"paths":["/w%d-%d"]}`, w, i)
+				if status, resp := adminDo(t, writer, "PATCH", "/routes/r", body); status != 200 {
+					t.Errorf("PATCH on node %d: %d %v", w, status, resp)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	_, final := adminDo(t, nodes[2], "GET", "/routes/r", "")
+	finalPath := final["paths"].([]any)[0].(string)
+	for _, n := range nodes {
+		eventually(t, 5*time.Second, func() error { return serves(t, n, finalPath) })
+	}
+	eventually(t, 5*time.Second, func() error {
+		hashes := map[string]bool{}
+		for _, n := range nodes {
+			hashes[n.ConfigHash()] = true
+		}
+		if len(hashes) != 1 {
+			return fmt.Errorf("nodes serve %d different hashes", len(hashes))
+		}
+		return agreed(t, nodes[1])
+	})
+}
+
+func TestClusterWrongEncryptKeyCannotJoin(t *testing.T) {
+	dsn := bootstrappedDatabase(t)
+	good := clusterConfig(t, dsn)
+	good.ClusterEncryptKey = "MDEyMzQ1Njc4OWFiY2RlZg=="
+	a := startClusterNode(t, good, fastHooks)
+	intruderCfg := clusterConfig(t, dsn)
+	intruderCfg.ClusterEncryptKey = "ZmVkY2JhOTg3NjU0MzIxMA=="
+	intruder := startClusterNode(t, intruderCfg, fastHooks)
+	friendCfg := clusterConfig(t, dsn)
+	friendCfg.ClusterEncryptKey = good.ClusterEncryptKey
+	friend := startClusterNode(t, friendCfg, fastHooks)
+
+	eventually(t, 10*time.Second, func() error {
+		if n := a.aliveMembers(); n != 2 {
+			return fmt.Errorf("node A sees %d alive members, want 2 (itself and the friend)", n)
+		}
+		return nil
+	})
+	for _, m := range a.gossip.Members() {
+		if m.Name == intruder.Name() {
+			t.Fatalf("node A lists the node with the wrong key: %+v", m)
+		}
+	}
+	if intruder.aliveMembers() != 1 || friend.aliveMembers() != 2 {
+		t.Fatalf("got intruder seeing %d and friend %d members, want 1 and 2", intruder.aliveMembers(), friend.aliveMembers())
+	}
+}
+
+func TestClusterAntiEntropyRepairsANodeThatMissedChanges(t *testing.T) {
+	dsn := bootstrappedDatabase(t)
+	a := startClusterNode(t, clusterConfig(t, dsn), fastHooks)
+	b := startClusterNode(t, clusterConfig(t, dsn), fastHooks)
+	deafCfg := clusterConfig(t, dsn)
+	deafCfg.DBUpdateFrequency = time.Hour // never polls within the test
+	deafHooks := fastHooks
+	deafHooks.IgnoreHints = true
+	deafHooks.DriftBound = time.Second
+	deaf := startClusterNode(t, deafCfg, deafHooks)
+	for _, n := range []*Node{a, b, deaf} {
+		eventually(t, 10*time.Second, func() error {
+			if alive := n.aliveMembers(); alive != 3 {
+				return fmt.Errorf("%s sees %d alive", n.Name(), alive)
+			}
+			return nil
+		})
+	}
+	up := newUpstream(t)
+	mustAdmin(t, a, 201, "POST", "/services", `{"name":"s","url":"`+up.URL+`"}`)
+	mustAdmin(t, a, 201, "POST", "/services/s/routes", `{"paths":["/repaired"]}`)
+	eventually(t, 3*time.Second, func() error { return serves(t, b, "/repaired") })
+	// The deaf node ignores hints and does not poll: only anti-entropy
+	// (its hash differs from the majority's for longer than the bound)
+	// brings the change.
+	eventually(t, 10*time.Second, func() error { return serves(t, deaf, "/repaired") })
+	if deaf.ConfigHash() != a.ConfigHash() {
+		t.Fatalf("got hash %s on the repaired node, want %s", deaf.ConfigHash(), a.ConfigHash())
+	}
+}
+
+func TestClusterMembersAndForceLeave(t *testing.T) {
+	nodes, _ := testCluster(t, 3)
+	a, c := nodes[0], nodes[2]
+	_, body := adminDo(t, a, "GET", "/cluster", "")
+	members := body["data"].([]any)
+	if len(members) != 3 {
+		t.Fatalf("got %d members, want 3: %v", len(members), body)
+	}
+	for _, raw := range members {
+		m := raw.(map[string]any)
+		if m["status"] != "alive" || m["proxy_address"] == "" || m["config_hash"] != a.ConfigHash() || m["last_applied_at"] == nil {
+			t.Errorf("member %v: want alive with a proxy address, hash %s and a last-applied time", m, a.ConfigHash())
+		}
+	}
+	mustAdmin(t, a, 400, "DELETE", "/cluster/nodes/"+c.Name(), "")
+	mustAdmin(t, a, 404, "DELETE", "/cluster/nodes/no-such-node", "")
+
+	// c dies without leaving.
+	_ = c.gossip.Shutdown()
+	eventually(t, 10*time.Second, func() error {
+		for _, m := range a.gossip.Members() {
+			if m.Name == c.Name() && m.Status == "failed" {
+				return nil
+			}
+		}
+		return fmt.Errorf("node C not marked failed yet")
+	})
+	mustAdmin(t, a, 204, "DELETE", "/cluster/nodes/"+c.Name(), "")
+	status, reach := adminDo(t, a, "GET", "/cluster/reachability", "")
+	if status != 200 || fmt.Sprint(reach["missing"]) != "[]" {
+		t.Fatalf("reachability after force-leave: got %d %v, want 200 and nobody missing", status, reach)
+	}
+}
+
+func TestClusterStatusJSONShape(t *testing.T) {
+	nodes, _ := testCluster(t, 2)
+	resp, err := http.Get("http://" + nodes[1].AdminAddr().String() + "/cluster")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var got struct {
+		Node    string `json:"node"`
+		Agreed  *bool  `json:"config_hash_agreed"`
+		Members []struct {
+			Name, Status  string
+			ClusterAddr   string `json:"cluster_address"`
+			LastAppliedAt *int64 `json:"last_applied_at"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Node != nodes[1].Name() || got.Agreed == nil || len(got.Members) != 2 || got.Members[0].ClusterAddr == "" {
+		t.Fatalf("got %+v, want this node's name, an agreement flag and 2 members with addresses", got)
+	}
+}

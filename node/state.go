@@ -1,0 +1,112 @@
+package node
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"sort"
+
+	"github.com/grapevine-gw/grapevine/entity"
+	"github.com/grapevine-gw/grapevine/proxy"
+	"github.com/grapevine-gw/grapevine/store"
+)
+
+// configState is the node's copy of the configuration the proxy serves:
+// every entity by id, as last read from the database. Owned by the applier
+// goroutine; the proxy only ever sees immutable snapshots built from it.
+type configState struct {
+	services map[string]entity.Service
+	routes   map[string]entity.Route
+}
+
+func newConfigState() *configState {
+	return &configState{services: map[string]entity.Service{}, routes: map[string]entity.Route{}}
+}
+
+// tables are the entity tables whose rows make up the proxy's configuration.
+var tables = []store.Table{store.Services, store.Routes}
+
+// replaceAll swaps in a whole configuration read at one point in time.
+func (s *configState) replaceAll(rows map[string][]store.Row) error {
+	fresh := newConfigState()
+	for table, list := range rows {
+		for _, row := range list {
+			if err := fresh.put(table, row); err != nil {
+				return err
+			}
+		}
+	}
+	*s = *fresh
+	return nil
+}
+
+// put stores one entity row read from the database.
+func (s *configState) put(table string, row store.Row) error {
+	switch table {
+	case store.Services.Name:
+		var svc entity.Service
+		if err := json.Unmarshal(row.Doc, &svc); err != nil {
+			return fmt.Errorf("decoding service %s: %w", row.ID, err)
+		}
+		s.services[row.ID] = svc
+	case store.Routes.Name:
+		var route entity.Route
+		if err := json.Unmarshal(row.Doc, &route); err != nil {
+			return fmt.Errorf("decoding route %s: %w", row.ID, err)
+		}
+		s.routes[row.ID] = route
+	default:
+		return fmt.Errorf("no configuration table %q", table)
+	}
+	return nil
+}
+
+// remove forgets an entity that no longer exists in the database.
+func (s *configState) remove(key entityKey) {
+	switch key.Table {
+	case store.Services.Name:
+		delete(s.services, key.ID)
+	case store.Routes.Name:
+		delete(s.routes, key.ID)
+	}
+}
+
+// snapshot builds the proxy's routing snapshot from the current state.
+func (s *configState) snapshot() (*proxy.Snapshot, []error) {
+	return proxy.NewSnapshot(sortedValues(s.services), sortedValues(s.routes))
+}
+
+// hash is a content hash of the configuration: equal on every node that
+// serves the same entities, whatever order they arrived in.
+func (s *configState) hash() string {
+	h := sha256.New()
+	for _, svc := range sortedValues(s.services) {
+		writeEntity(h, "services", svc)
+	}
+	for _, route := range sortedValues(s.routes) {
+		writeEntity(h, "routes", route)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+func writeEntity(h interface{ Write([]byte) (int, error) }, table string, v any) {
+	doc, _ := json.Marshal(v) // entity types always marshal
+	_, _ = h.Write([]byte(table))
+	_, _ = h.Write(doc)
+	_, _ = h.Write([]byte{'\n'})
+}
+
+// sortedValues returns a map's values ordered by key (entity id).
+func sortedValues[T any](m map[string]T) []T {
+	ids := make([]string, 0, len(m))
+	for id := range m {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	out := make([]T, len(ids))
+	for i, id := range ids {
+		out[i] = m[id]
+	}
+	return out
+}
