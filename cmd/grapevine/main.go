@@ -24,6 +24,7 @@ var commands = map[string]command{
 	"migrations": {"bootstrap|up|status|reset the database schema", runMigrations},
 	"config":     {"parse: check a configuration file", runConfig},
 	"health":     {"check that the local node answers on its Admin API", runHealth},
+	"cluster":    {"members|force-leave|reachability|keys: see and manage the cluster", runCluster},
 	"version":    {"print the version", runVersion},
 }
 

@@ -12,7 +12,16 @@ import (
 	"github.com/grapevine-gw/grapevine/internal/pgtest"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+// runMainEnv makes the test binary act as the grapevine command, so tests
+// can start real node processes (and SIGKILL them) without a separate build.
+const runMainEnv = "GV_TEST_RUN_MAIN" // not GRAPEVINE_*: that prefix is for config keys
+
+func TestMain(m *testing.M) {
+	if os.Getenv(runMainEnv) == "1" {
+		os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+	}
+	pgtest.Main(m)
+}
 
 func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
