@@ -1,0 +1,85 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/grapevine-gw/grapevine/entity"
+	"github.com/grapevine-gw/grapevine/store"
+)
+
+// serviceAndRoute writes a service pointing at upstreamURL and a route for
+// path inside tx, as the Admin API would store them.
+func serviceAndRoute(ctx context.Context, tx *store.Tx, upstreamURL, path string) error {
+	u, _ := url.Parse(upstreamURL)
+	port, _ := strconv.Atoi(u.Port())
+	svc := entity.Service{ID: uuid.NewString(), Protocol: "http", Host: u.Hostname(), Port: port, Retries: 5,
+		ConnectTimeout: 60000, ReadTimeout: 60000, WriteTimeout: 60000, Enabled: true}
+	route := entity.Route{ID: uuid.NewString(), Protocols: []string{"http"}, Paths: []string{path}, StripPath: true,
+		PathHandling: "v0", HTTPSRedirectStatusCode: 426, Service: &entity.ForeignKey{ID: svc.ID}}
+	svcDoc, _ := json.Marshal(svc)
+	routeDoc, _ := json.Marshal(route)
+	if _, err := tx.Insert(ctx, store.Services, store.Row{ID: svc.ID, Doc: svcDoc}); err != nil {
+		return err
+	}
+	_, err := tx.Insert(ctx, store.Routes, store.Row{ID: route.ID, Foreign: map[string]string{"service": svc.ID}, Doc: routeDoc})
+	return err
+}
+
+// A transaction that took its event ids first but commits last must still
+// reach a node that learns of changes by polling alone: a watermark on the
+// highest id seen would skip it for good.
+func TestPollingAppliesEventsThatCommitOutOfOrder(t *testing.T) {
+	dsn := bootstrappedDatabase(t)
+	cfg := testConfig(t, dsn)
+	cfg.DBUpdateFrequency = 200 * time.Millisecond
+	poller := startNode(t, cfg)
+	up := newUpstream(t)
+	ctx := context.Background()
+	writer, err := store.Open(ctx, store.Config{DSN: dsn, NodeID: "writer"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer writer.Close()
+
+	inserted, release, committed := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	go func() {
+		_, err := writer.InTx(ctx, func(tx *store.Tx) error {
+			if err := serviceAndRoute(ctx, tx, up.URL, "/early-id-late-commit"); err != nil {
+				return err
+			}
+			close(inserted)
+			<-release
+			return nil
+		})
+		committed <- err
+	}()
+	<-inserted
+	changes, err := writer.InTx(ctx, func(tx *store.Tx) error { return serviceAndRoute(ctx, tx, up.URL, "/late-id-early-commit") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("second transaction committed events %d and %d first", changes[0].EventID, changes[1].EventID)
+
+	eventually(t, 3*time.Second, func() error { return serves(t, poller, "/late-id-early-commit") })
+	if err := notServes(t, poller, "/early-id-late-commit"); err != nil {
+		t.Fatalf("before the first transaction commits: %v", err)
+	}
+	close(release)
+	if err := <-committed; err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, cfg.DBUpdateFrequency+time.Second, func() error {
+		if err := serves(t, poller, "/early-id-late-commit"); err != nil {
+			return fmt.Errorf("the late commit of lower event ids was missed: %w", err)
+		}
+		return nil
+	})
+}
