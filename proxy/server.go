@@ -125,7 +125,7 @@ func (s *Server) serve(srv *fasthttp.Server, ln net.Listener, done chan struct{}
 			s.log.Error().Interface("panic", v).Msg("proxy serve loop panicked")
 		}
 	}()
-	if err := srv.Serve(ln); err != nil {
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, net.ErrClosed) {
 		s.log.Error().Err(err).Msg("proxy serve")
 	}
 }
@@ -144,7 +144,7 @@ func (s *Server) Addr() net.Addr {
 // and closes idle upstream connections. It is safe to call more than once.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	srv, done, first := s.srv, s.serveDone, !s.stopped
+	srv, ln, done, first := s.srv, s.ln, s.serveDone, !s.stopped
 	s.stopped = true
 	s.mu.Unlock()
 	if srv == nil {
@@ -154,6 +154,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		if err := srv.ShutdownWithContext(ctx); err != nil {
 			return fmt.Errorf("proxy shutdown: %w", err)
 		}
+		// fasthttp skips the listener if Serve has not registered it yet;
+		// closing it here makes such a Serve return at once.
+		_ = ln.Close()
 	}
 	select {
 	case <-done:
