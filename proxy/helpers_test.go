@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -114,14 +115,15 @@ type seen struct {
 // with the body "ok".
 type upstream struct {
 	*httptest.Server
-	mu   sync.Mutex // guards reqs
-	reqs []seen
+	conns atomic.Int64 // connections accepted
+	mu    sync.Mutex   // guards reqs
+	reqs  []seen
 }
 
 func newUpstream(t testing.TB, handler http.HandlerFunc) *upstream {
 	t.Helper()
 	u := &upstream{}
-	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	u.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u.mu.Lock()
 		u.reqs = append(u.reqs, seen{URI: r.RequestURI, Host: r.Host, Header: r.Header.Clone()})
 		u.mu.Unlock()
@@ -131,6 +133,12 @@ func newUpstream(t testing.TB, handler http.HandlerFunc) *upstream {
 		}
 		io.WriteString(w, "ok")
 	}))
+	u.Config.ConnState = func(_ net.Conn, state http.ConnState) {
+		if state == http.StateNew {
+			u.conns.Add(1)
+		}
+	}
+	u.Start()
 	t.Cleanup(u.Close)
 	return u
 }

@@ -272,13 +272,7 @@ func TestProxyRetries(t *testing.T) {
 }
 
 func TestProxySwap(t *testing.T) {
-	var conns atomic.Int64
 	up := newUpstream(t, nil)
-	up.Config.ConnState = func(_ net.Conn, state http.ConnState) {
-		if state == http.StateNew {
-			conns.Add(1)
-		}
-	}
 	svc := testService(t, "s1", up.addr())
 	s := startProxy(t, mustSnapshot(t, []entity.Service{svc}, []entity.Route{testRoute(idA, "s1", paths("/old"))}))
 	if status, _, _ := send(t, s, "GET", "/old", nil); status != 200 {
@@ -296,7 +290,7 @@ func TestProxySwap(t *testing.T) {
 		}
 	})
 	t.Run("upstream connection reused across swap", func(t *testing.T) {
-		if got := conns.Load(); got != 1 {
+		if got := up.conns.Load(); got != 1 {
 			t.Errorf("got %d upstream connections, want 1", got)
 		}
 	})
