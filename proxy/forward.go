@@ -10,7 +10,8 @@ import (
 type upstreamCall struct {
 	client  *fasthttp.HostClient
 	route   *route
-	req     *request
+	host    []byte // lower case, without port
+	path    []byte // normalised
 	rawPath []byte // the path as received, for X-Forwarded-Path
 	query   []byte // "?…" or empty
 	matched int    // length of the matched path prefix, -1 without paths
@@ -19,7 +20,7 @@ type upstreamCall struct {
 // forward rewrites the client's request in place into the upstream request,
 // sends it (retrying as the service allows) and leaves the upstream's
 // response in ctx.Response with Kong's downstream headers added.
-func (s *Server) forward(ctx *fasthttp.RequestCtx, st *reqState, up *upstreamCall) {
+func (s *Server) forward(ctx *fasthttp.RequestCtx, st *reqState, up upstreamCall) {
 	svc := up.route.svc
 	clientClose := ctx.Request.Header.ConnectionClose()
 	s.prepareUpstreamRequest(ctx, st, up)
@@ -55,7 +56,7 @@ func doWithRetries(c *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp
 // prepareUpstreamRequest sets Kong's upstream headers (§2.7), the Host and
 // the upstream URI. Everything read from the original request (path, host)
 // aliases its buffers, so the request line and Host are replaced last.
-func (s *Server) prepareUpstreamRequest(ctx *fasthttp.RequestCtx, st *reqState, up *upstreamCall) {
+func (s *Server) prepareUpstreamRequest(ctx *fasthttp.RequestCtx, st *reqState, up upstreamCall) {
 	h := &ctx.Request.Header
 	r := up.route
 	st.ip = appendRemoteIP(st.ip[:0], ctx.RemoteAddr())
@@ -66,11 +67,11 @@ func (s *Server) prepareUpstreamRequest(ctx *fasthttp.RequestCtx, st *reqState, 
 	} else {
 		h.SetCanonical(hdrXForwardedProto, schemeHTTP)
 	}
-	h.SetCanonical(hdrXForwardedHost, up.req.host)
+	h.SetCanonical(hdrXForwardedHost, up.host)
 	h.SetCanonical(hdrXForwardedPort, s.port)
 	h.SetCanonical(hdrXForwardedPath, up.rawPath)
-	if r.stripPath && up.matched > 0 && string(up.req.path[:up.matched]) != "/" {
-		h.SetCanonical(hdrXForwardedPrefix, up.req.path[:up.matched])
+	if r.stripPath && up.matched > 0 && string(up.path[:up.matched]) != "/" {
+		h.SetCanonical(hdrXForwardedPrefix, up.path[:up.matched])
 	} else {
 		h.DelBytes(hdrXForwardedPrefix)
 	}
@@ -80,7 +81,7 @@ func (s *Server) prepareUpstreamRequest(ctx *fasthttp.RequestCtx, st *reqState, 
 	h.SetCanonical(hdrRequestID, st.id[:])
 	removeHopByHop(h)
 
-	st.uri = appendUpstreamPath(st.uri[:0], r.svc.base, up.req.path, r.stripPath, up.matched)
+	st.uri = appendUpstreamPath(st.uri[:0], r.svc.base, up.path, r.stripPath, up.matched)
 	st.uri = append(st.uri, up.query...)
 	if !r.preserveHost {
 		h.SetHostBytes(r.svc.hostHeader)

@@ -104,9 +104,8 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	case !m.route.svc.proxyable:
 		s.respondError(ctx, st, fasthttp.StatusBadGateway, msgBadResponse)
 	default:
-		up := upstreamCall{client: a.clients[m.route.svc.idx], route: m.route, req: &req,
-			rawPath: rawPath, query: query, matched: matched}
-		s.forward(ctx, st, &up)
+		s.forward(ctx, st, upstreamCall{client: a.clients[m.route.svc.idx], route: m.route,
+			host: req.host, path: req.path, rawPath: rawPath, query: query, matched: matched})
 	}
 }
 

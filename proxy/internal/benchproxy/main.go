@@ -7,9 +7,11 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"net"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"syscall"
 	"time"
@@ -23,11 +25,31 @@ import (
 func main() {
 	listen := flag.String("listen", "127.0.0.1:8000", "proxy_listen")
 	upstream := flag.String("upstream", "127.0.0.1:8080", "upstream host:port")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile here until shutdown")
 	flag.Parse()
 	log := zerolog.New(os.Stderr).With().Timestamp().Logger().Level(zerolog.InfoLevel)
-	if err := run(*listen, *upstream, log); err != nil {
-		log.Fatal().Err(err).Msg("benchproxy")
+	if *cpuProfile != "" {
+		stop, err := startProfile(*cpuProfile)
+		if err != nil {
+			log.Fatal().Err(err).Msg("benchproxy")
+		}
+		defer stop()
 	}
+	if err := run(*listen, *upstream, log); err != nil {
+		log.Error().Err(err).Msg("benchproxy")
+	}
+}
+
+func startProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 func run(listen, upstream string, log zerolog.Logger) error {
