@@ -40,6 +40,11 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, st *reqState, up upstreamCall
 		return
 	}
 	s.setProxiedResponseHeaders(ctx, st, sent, received)
+	if e := s.log.Debug(); e.Enabled() {
+		e.Bytes("method", ctx.Method()).Bytes("upstream_uri", st.uri).Str("route", up.route.id).
+			Int("status", ctx.Response.StatusCode()).Dur("upstream_latency", received.Sub(sent)).
+			Bytes("request_id", st.id[:]).Msg("proxy access")
+	}
 }
 
 // doWithRetries sends req, repeating it up to retries more times when the
@@ -110,7 +115,7 @@ func (s *Server) setProxiedResponseHeaders(ctx *fasthttp.RequestCtx, st *reqStat
 	st.buf = appendList(st.buf[:0], h.PeekBytes(hdrVia), s.via)
 	h.SetCanonical(hdrVia, st.buf)
 	h.SetCanonical(s.names.upstreamLatency, appendMillis(st.ip[:0], received.Sub(sent)))
-	h.SetCanonical(s.names.proxyLatency, appendMillis(st.uri[:0], sent.Sub(ctx.Time())))
+	h.SetCanonical(s.names.proxyLatency, appendMillis(st.ip[:0], sent.Sub(ctx.Time())))
 	h.SetCanonical(hdrRequestID, st.id[:])
 }
 

@@ -7,9 +7,12 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/grapevine-gw/grapevine/entity"
 )
@@ -357,4 +360,36 @@ func waitFor(t *testing.T, cond func() bool) {
 	for !cond() && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+func TestDebugAccessLog(t *testing.T) {
+	up := newUpstream(t, nil)
+	var logs strings.Builder
+	var mu sync.Mutex
+	cfg := DefaultConfig()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.Logger = zerolog.New(lockedWriter{&mu, &logs}).Level(zerolog.DebugLevel)
+	s := New(cfg)
+	s.Swap(mustSnapshot(t, []entity.Service{testService(t, "s1", up.addr())}, []entity.Route{testRoute(idA, "s1", paths("/a"))}))
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	t.Cleanup(func() { s.Shutdown(context.Background()) })
+	send(t, s, "GET", "/a/x", nil)
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(logs.String(), `"upstream_uri":"/x"`) {
+		t.Errorf("got log %q, want an access line with upstream_uri /x", logs.String())
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
