@@ -46,9 +46,14 @@ type Config struct {
 	// GossipInterval overrides how often queued broadcasts are gossiped
 	// (default 20ms: idle ticks send nothing, so short is cheap).
 	GossipInterval time.Duration
+	// ProbeInterval overrides memberlist's failure-detection probe period
+	// (LAN preset: 1s). Probes also carry queued broadcasts.
+	ProbeInterval time.Duration
 	// ReconnectTimeout is how long a failed member is kept before it is
 	// reaped (cluster_ttl_on_failure; default 1h).
 	ReconnectTimeout time.Duration
+	// GossipOnlyForTest turns off the direct send of hints.
+	GossipOnlyForTest bool
 	// OnHint is called for every hint received, including this node's own.
 	OnHint func(Hint)
 	// OnMembers is called after any membership or tag change.
@@ -62,6 +67,10 @@ type Cluster struct {
 	serf    *serf.Serf
 	eventCh chan serf.Event
 	log     zerolog.Logger
+
+	// broadcastMu keeps the event clock read and the UserEvent call that
+	// stamps that time together, so direct and gossiped copies match.
+	broadcastMu sync.Mutex
 
 	// tagsMu guards tags, the full tag set last published.
 	tagsMu sync.Mutex
@@ -123,6 +132,9 @@ func buildSerfConfig(cfg *Config) (*serf.Config, error) {
 	if cfg.GossipInterval > 0 {
 		ml.GossipInterval = cfg.GossipInterval
 	}
+	if cfg.ProbeInterval > 0 {
+		ml.ProbeInterval = cfg.ProbeInterval
+	}
 	ml.BindAddr, ml.BindPort = bindHost, bindPort
 	ml.AdvertiseAddr, ml.AdvertisePort = advHost, advPort
 	ml.Logger = log.New(zerologWriter{cfg.Logger}, "", 0)
@@ -177,12 +189,24 @@ func (c *Cluster) Join(addrs []string) (int, error) {
 	return n, nil
 }
 
-// Broadcast sends a hint to every member over gossip.
+// Broadcast sends a hint to every member: straight to each alive one,
+// and over gossip for any the direct send misses.
 func (c *Cluster) Broadcast(h Hint) error {
 	payload := h.encode()
+	c.broadcastMu.Lock()
+	defer c.broadcastMu.Unlock()
+	ltime, ok := c.eventTime()
 	if err := c.serf.UserEvent(hintEventName, payload, false); err != nil {
 		return fmt.Errorf("broadcasting hint %d: %w", h.EventID, err)
 	}
+	if !ok || c.cfg.GossipOnlyForTest {
+		return nil
+	}
+	raw, err := encodeUserEvent(ltime, hintEventName, payload)
+	if err != nil {
+		return fmt.Errorf("broadcasting hint %d: %w", h.EventID, err)
+	}
+	c.sendDirect(raw)
 	return nil
 }
 

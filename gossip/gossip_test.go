@@ -40,22 +40,25 @@ func (l *hintLog) add(h Hint) {
 	l.hints = append(l.hints, h)
 }
 
-func (l *hintLog) has(eventID int64) bool {
+func (l *hintLog) has(eventID int64) bool { return l.count(eventID) > 0 }
+
+func (l *hintLog) count(eventID int64) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	n := 0
 	for _, h := range l.hints {
 		if h.EventID == eventID {
-			return true
+			n++
 		}
 	}
-	return false
+	return n
 }
 
 // member starts a cluster member on 127.0.1.<i>:7946 with fast timers.
-func member(t *testing.T, i int, key []byte) (*Cluster, *hintLog) {
+func member(t *testing.T, i int, key []byte, adjust ...func(*Config)) (*Cluster, *hintLog) {
 	t.Helper()
 	hints := &hintLog{}
-	c, err := Start(Config{
+	cfg := Config{
 		NodeName:   fmt.Sprintf("node-%d", i),
 		BindAddr:   fmt.Sprintf("127.0.1.%d:7946", i),
 		EncryptKey: key,
@@ -63,7 +66,11 @@ func member(t *testing.T, i int, key []byte) (*Cluster, *hintLog) {
 		Tags:       map[string]string{"role": "test"},
 		OnHint:     hints.add,
 		Logger:     zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel),
-	})
+	}
+	for _, f := range adjust {
+		f(&cfg)
+	}
+	c, err := Start(cfg)
 	if err != nil {
 		t.Fatalf("starting member %d: %v", i, err)
 	}
@@ -303,6 +310,56 @@ func TestAdvertiseAddr(t *testing.T) {
 		host, _, err := advertiseAddr("", "0.0.0.0", 7946)
 		if err == nil && net.ParseIP(host).IsLoopback() {
 			t.Fatalf("got %s, want a non-loopback address or an error", host)
+		}
+	})
+}
+
+func TestDirectSendDeliversWithoutGossipAndOnlyOnce(t *testing.T) {
+	// Queued broadcasts leave with gossip rounds and piggyback on probes:
+	// with both an hour apart, only the direct send can deliver.
+	slowGossip := func(c *Config) { c.GossipInterval, c.ProbeInterval = time.Hour, time.Hour }
+	tests := []struct {
+		name       string
+		gossipOnly bool
+		want       bool
+	}{
+		{"direct send delivers", false, true},
+		{"control: gossip alone does not within the window", true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sender, _ := member(t, 1, []byte("0123456789abcdef"), slowGossip, func(c *Config) { c.GossipOnlyForTest = tt.gossipOnly })
+			receiver, hints := member(t, 2, []byte("0123456789abcdef"), slowGossip)
+			if _, err := receiver.Join([]string{sender.AdvertiseAddr()}); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, 5*time.Second, func() error { return wantStatuses(sender, map[string]string{"node-2": "alive"}) })
+			if err := sender.Broadcast(Hint{EventID: 5, Table: "routes", ID: "x", Op: "create", Origin: "node-1"}); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(500 * time.Millisecond)
+			if got := hints.has(5); got != tt.want {
+				t.Fatalf("got hint delivered %t, want %t", got, tt.want)
+			}
+		})
+	}
+	t.Run("direct and gossiped copies are one event", func(t *testing.T) {
+		sender, _ := member(t, 1, nil)
+		receiver, hints := member(t, 2, nil)
+		if _, err := receiver.Join([]string{sender.AdvertiseAddr()}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 5*time.Second, func() error { return wantStatuses(sender, map[string]string{"node-2": "alive"}) })
+		for id := int64(1); id <= 10; id++ {
+			if err := sender.Broadcast(Hint{EventID: id, Table: "routes", ID: "x", Op: "update", Origin: "node-1"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(time.Second) // let gossip retransmit every copy
+		for id := int64(1); id <= 10; id++ {
+			if n := hints.count(id); n != 1 {
+				t.Errorf("hint %d delivered %d times, want once (the direct copy must match serf's own encoding)", id, n)
+			}
 		}
 	})
 }
