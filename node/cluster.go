@@ -62,6 +62,7 @@ func (n *Node) startGossip() error {
 		return err
 	}
 	n.gossip = cluster
+	n.tagCh = make(chan applyStatus, 1)
 	return nil
 }
 
@@ -102,17 +103,41 @@ func (n *Node) broadcast(c store.Change) {
 	}
 }
 
-// publishStatus publishes the config hash and apply time as gossip tags.
+// publishStatus hands the latest config hash and apply time to the tag
+// publisher without blocking: serf's SetTags waits for its broadcast, and
+// the applier must never wait on gossip. Only the newest status matters.
 func (n *Node) publishStatus(s applyStatus) {
-	if n.gossip == nil {
+	if n.tagCh == nil {
 		return
 	}
-	err := n.gossip.SetTags(map[string]string{
-		tagConfigHash: s.Hash,
-		tagAppliedAt:  strconv.FormatInt(s.AppliedAt.UnixMilli(), 10),
-	})
-	if err != nil {
-		n.log.Warn().Err(err).Msg("publishing config hash failed")
+	for {
+		select {
+		case n.tagCh <- s:
+			return
+		default:
+		}
+		select {
+		case <-n.tagCh: // drop the stale status still waiting
+		default:
+		}
+	}
+}
+
+// tagPublisher publishes statuses as gossip tags, one at a time.
+func (n *Node) tagPublisher(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case s := <-n.tagCh:
+			err := n.gossip.SetTags(map[string]string{
+				tagConfigHash: s.Hash,
+				tagAppliedAt:  strconv.FormatInt(s.AppliedAt.UnixMilli(), 10),
+			})
+			if err != nil {
+				n.log.Debug().Err(err).Msg("publishing config hash is slow; the newest value follows")
+			}
+		}
 	}
 }
 

@@ -56,6 +56,7 @@ type Node struct {
 	gossip  *gossip.Cluster // nil when cluster_listen = off
 	applier *applier
 	drift   *driftWatch
+	tagCh   chan applyStatus // newest status for the tag publisher; nil without gossip
 
 	cancel context.CancelFunc // ends the background goroutines
 	wg     sync.WaitGroup
@@ -220,6 +221,7 @@ func (n *Node) startBackground() {
 	n.goSafe(ctx, "registry", n.heartbeatLoop)
 	if n.gossip != nil {
 		n.goSafe(ctx, "anti-entropy", n.antiEntropyLoop)
+		n.goSafe(ctx, "tag publisher", n.tagPublisher)
 	}
 }
 
@@ -284,22 +286,23 @@ func (n *Node) ConfigHash() string {
 	return ""
 }
 
-// Shutdown stops the Admin API, leaves the cluster, drains the proxy,
-// stops the background goroutines and closes the store. Safe to repeat.
+// Shutdown stops the Admin API and the background goroutines, leaves the
+// cluster, drains the proxy (serving its last snapshot meanwhile) and
+// closes the store. Safe to repeat.
 func (n *Node) Shutdown(ctx context.Context) error {
 	n.shutdownOnce.Do(func() {
 		var errs []error
 		if n.admin != nil {
 			errs = append(errs, n.admin.Shutdown(ctx))
 		}
-		errs = append(errs, n.leave(ctx))
-		if n.proxy != nil && len(n.cfg.ProxyListen) > 0 {
-			errs = append(errs, n.proxy.Shutdown(ctx))
-		}
 		if n.cancel != nil {
 			n.cancel()
 		}
 		n.wg.Wait()
+		errs = append(errs, n.leave(ctx))
+		if n.proxy != nil && len(n.cfg.ProxyListen) > 0 {
+			errs = append(errs, n.proxy.Shutdown(ctx))
+		}
 		if n.gossip != nil {
 			errs = append(errs, n.gossip.Shutdown())
 		}

@@ -33,6 +33,7 @@ pg_as_owner() {
 }
 
 # pg_start DIR PORT: initdb DIR if it is new, then start the server on 127.0.0.1:PORT.
+# PG_EXTRA_OPTS adds server options (e.g. "-c max_connections=300").
 pg_start() {
 	local dir=$1 port=$2 bin
 	pg_ensure_installed || return 1
@@ -46,7 +47,7 @@ pg_start() {
 		}
 	fi
 	pg_as_owner "$bin/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 \
-		-o "-h 127.0.0.1 -p $port -k /tmp -c fsync=off -c synchronous_commit=off -c full_page_writes=off" start >/dev/null || {
+		-o "-h 127.0.0.1 -p $port -k /tmp -c fsync=off -c synchronous_commit=off -c full_page_writes=off ${PG_EXTRA_OPTS:-}" start >/dev/null || {
 		echo "PostgreSQL did not start, see $dir/server.log" >&2
 		return 1
 	}
