@@ -27,6 +27,9 @@ import (
 	"github.com/grapevine-gw/grapevine/store"
 )
 
+// report is where the figures go: the benchmark's output, not its log.
+var report io.Writer = os.Stdout
+
 type options struct {
 	dsn        string
 	changes    int
@@ -58,8 +61,8 @@ func run(ctx context.Context, o options, log zerolog.Logger) error {
 		return err
 	}
 	defer up.Close()
-	fmt.Printf("propagation: %d changes per mode, one every %s, 3 nodes; time from node A's 201 until node C's proxy serves the change\n", o.changes, o.interval)
-	fmt.Printf("%-28s %10s %10s %10s\n", "mode", "p50", "p99", "max")
+	fmt.Fprintf(report, "propagation: %d changes per mode, one every %s, 3 nodes; time from node A's 201 until node C's proxy serves the change\n", o.changes, o.interval)
+	fmt.Fprintf(report, "%-28s %10s %10s %10s\n", "mode", "p50", "p99", "max")
 	gossipLat, err := threeNodeRun(ctx, o, log, up.URL, true)
 	if err != nil {
 		return err
@@ -70,14 +73,14 @@ func run(ctx context.Context, o options, log zerolog.Logger) error {
 		return err
 	}
 	printRow(fmt.Sprintf("polling only (%s)", o.frequency), pollLat)
-	fmt.Printf("gossip is %.0fx faster at p50 and %.0fx at p99\n",
+	fmt.Fprintf(report, "gossip is %.0fx faster at p50 and %.0fx at p99\n",
 		float64(percentile(pollLat, 50))/float64(percentile(gossipLat, 50)),
 		float64(percentile(pollLat, 99))/float64(percentile(gossipLat, 99)))
 	return bigClusterRun(ctx, o, log, up.URL)
 }
 
 func printRow(name string, d []time.Duration) {
-	fmt.Printf("%-28s %10s %10s %10s\n", name, ms(percentile(d, 50)), ms(percentile(d, 99)), ms(percentile(d, 100)))
+	fmt.Fprintf(report, "%-28s %10s %10s %10s\n", name, ms(percentile(d, 50)), ms(percentile(d, 99)), ms(percentile(d, 100)))
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1fms", float64(d.Microseconds())/1000) }
@@ -316,7 +319,7 @@ func bigClusterRun(ctx context.Context, o options, log zerolog.Logger, upstream 
 	if err := waitForMembers(nodes, len(nodes), 60*time.Second); err != nil {
 		return err
 	}
-	fmt.Printf("\n%d-node in-process cluster formed in %s\n", len(nodes), time.Since(started).Round(time.Millisecond))
+	fmt.Fprintf(report, "\n%d-node in-process cluster formed in %s\n", len(nodes), time.Since(started).Round(time.Millisecond))
 	admin := "http://" + nodes[0].AdminAddr().String()
 	if err := post(admin+"/services", `{"name":"bench","url":"`+upstream+`"}`); err != nil {
 		return err
@@ -330,7 +333,7 @@ func bigClusterRun(ctx context.Context, o options, log zerolog.Logger, upstream 
 		all = append(all, d)
 		time.Sleep(100 * time.Millisecond)
 	}
-	fmt.Printf("%d changes, time from the 201 until all %d nodes applied it: p50 %s, p99 %s, max %s\n",
+	fmt.Fprintf(report, "%d changes, time from the 201 until all %d nodes applied it: p50 %s, p99 %s, max %s\n",
 		len(all), len(nodes), ms(percentile(all, 50)), ms(percentile(all, 99)), ms(percentile(all, 100)))
 	return nil
 }
