@@ -10,23 +10,11 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/grapevine-gw/grapevine/internal/testutil"
 )
 
-// eventually retries check until it returns nil or the timeout passes.
-func eventually(t *testing.T, timeout time.Duration, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met after %s: %v", timeout, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+var eventually = testutil.Eventually
 
 // hintLog records the hints a member received.
 type hintLog struct {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/grapevine-gw/grapevine/internal/testutil"
 	"github.com/grapevine-gw/grapevine/node/config"
 )
 
@@ -71,20 +72,7 @@ func testCluster(t *testing.T, size int) ([]*Node, string) {
 	return nodes, dsn
 }
 
-func eventually(t *testing.T, timeout time.Duration, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not true after %s: %v", timeout, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+var eventually = testutil.Eventually
 
 // serves reports whether the node's proxy answers path with 200.
 func serves(t *testing.T, n *Node, path string) error {

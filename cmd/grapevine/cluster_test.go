@@ -17,6 +17,7 @@ import (
 
 	"github.com/grapevine-gw/grapevine/admin"
 	"github.com/grapevine-gw/grapevine/internal/pgtest"
+	"github.com/grapevine-gw/grapevine/internal/testutil"
 )
 
 // nodeProcess is a grapevine node running as a real process on its own
@@ -104,23 +105,15 @@ func stopProcess(cmd *exec.Cmd, exited chan struct{}) {
 	}
 }
 
+// waitFor is testutil.Eventually that prints the given nodes' logs on failure.
 func waitFor(t *testing.T, timeout time.Duration, check func() error, logs ...*nodeProcess) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := check()
-		if err == nil {
-			return
+	testutil.Eventually(t, timeout, check, func() {
+		for _, p := range logs {
+			raw, _ := os.ReadFile(p.log.Name())
+			t.Logf("log of %s:\n%s", p.host, raw)
 		}
-		if time.Now().After(deadline) {
-			for _, p := range logs {
-				raw, _ := os.ReadFile(p.log.Name())
-				t.Logf("log of %s:\n%s", p.host, raw)
-			}
-			t.Fatalf("not true after %s: %v", timeout, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	})
 }
 
 func httpStatus(t *testing.T, method, target, body string) int {
