@@ -178,10 +178,14 @@ func TestClusterOfProcessesSurvivesSIGKILL(t *testing.T) {
 	}
 
 	t.Run("table output", func(t *testing.T) {
-		code, out, _ := runCLI(t, "cluster", "members", "--admin", b.adminURL())
-		if code != 0 || !strings.Contains(out, "127.0.4.3:7946") || !strings.Contains(out, "alive") || !strings.Contains(out, "every alive node serves") {
-			t.Fatalf("got exit %d:\n%s", code, out)
-		}
+		// Config hashes travel as gossip tags, a moment after the change.
+		waitFor(t, 5*time.Second, func() error {
+			code, out, _ := runCLI(t, "cluster", "members", "--admin", b.adminURL())
+			if code != 0 || !strings.Contains(out, "127.0.4.3:7946") || !strings.Contains(out, "alive") || !strings.Contains(out, "every alive node serves") {
+				return fmt.Errorf("got exit %d:\n%s", code, out)
+			}
+			return nil
+		})
 	})
 	t.Run("force-leave refuses an alive node", func(t *testing.T) {
 		name := members(t, a.adminURL())[c.host].Name
