@@ -1,4 +1,4 @@
-// Command benchproxy runs the proxy with one service and one route "/" for
+// Package main is benchproxy: it runs the proxy with one service and one route "/" for
 // scripts/bench-proxy, without the rest of the product. It serves through
 // proxy.Server exactly as `grapevine start` does (same Snapshot, Swap and
 // request path); only the configuration source differs.
