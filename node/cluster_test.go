@@ -320,3 +320,61 @@ func TestClusterStatusJSONShape(t *testing.T) {
 		t.Fatalf("got %+v, want this node's name, an agreement flag and 2 members with addresses", got)
 	}
 }
+
+func TestClusterKeyRotationThroughTheAdminAPI(t *testing.T) {
+	dsn := bootstrappedDatabase(t)
+	oldKey := "MDEyMzQ1Njc4OWFiY2RlZg=="
+	newKey := "YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXowMTIzNDU="
+	var nodes []*Node
+	for i := 0; i < 2; i++ {
+		cfg := clusterConfig(t, dsn)
+		cfg.ClusterEncryptKey = oldKey
+		nodes = append(nodes, startClusterNode(t, cfg, fastHooks))
+	}
+	a, b := nodes[0], nodes[1]
+	eventually(t, 10*time.Second, func() error {
+		if n := b.aliveMembers(); n != 2 {
+			return fmt.Errorf("node B sees %d alive members, want 2", n)
+		}
+		return nil
+	})
+	steps := []struct {
+		method, path, body string
+		wantStatus         int
+	}{
+		{"POST", "/cluster/keys", `{"key":"` + newKey + `"}`, 200},
+		{"POST", "/cluster/keys/use", `{"key":"` + newKey + `"}`, 200},
+		{"POST", "/cluster/keys/remove", `{"key":"` + oldKey + `"}`, 200},
+		{"POST", "/cluster/keys", `{"key":"not base64"}`, 400},
+		{"POST", "/cluster/keys", `{}`, 400},
+	}
+	for _, s := range steps {
+		mustAdmin(t, a, s.wantStatus, s.method, s.path, s.body)
+	}
+	listed := mustAdmin(t, b, 200, "GET", "/cluster/keys", "")
+	keys, _ := listed["keys"].(map[string]any)
+	if len(keys) != 1 || keys[newKey] != float64(2) {
+		t.Fatalf("got keys %v, want only the new key, on both nodes", listed)
+	}
+	// Changes still travel under the new key.
+	up := newUpstream(t)
+	mustAdmin(t, a, 201, "POST", "/services", `{"name":"s","url":"`+up.URL+`"}`)
+	mustAdmin(t, a, 201, "POST", "/services/s/routes", `{"paths":["/rotated"]}`)
+	eventually(t, 3*time.Second, func() error { return serves(t, b, "/rotated") })
+}
+
+func TestCacheTTLReloadsEverything(t *testing.T) {
+	dsn := bootstrappedDatabase(t)
+	writer := startClusterNode(t, clusterConfig(t, dsn), fastHooks)
+	cfg := clusterConfig(t, dsn)
+	cfg.DBUpdateFrequency = time.Hour
+	cfg.DBCacheTTL = time.Second
+	hooks := fastHooks
+	hooks.IgnoreHints = true
+	hooks.DriftBound = time.Hour // only db_cache_ttl may bring the change
+	reader := startClusterNode(t, cfg, hooks)
+	up := newUpstream(t)
+	mustAdmin(t, writer, 201, "POST", "/services", `{"name":"s","url":"`+up.URL+`"}`)
+	mustAdmin(t, writer, 201, "POST", "/services/s/routes", `{"paths":["/ttl"]}`)
+	eventually(t, 3*time.Second, func() error { return serves(t, reader, "/ttl") })
+}

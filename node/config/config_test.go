@@ -41,6 +41,7 @@ pg_password = p\#ss
 proxy_listen = 0.0.0.0:9000 reuseport backlog=16384, 127.0.0.1:9001
 db_update_frequency = 0.5
 log_level = debug
+cluster_listen = off
 `)
 	env := []string{"GRAPEVINE_PG_PORT=7000", "GRAPEVINE_ADMIN_LISTEN=127.0.0.2:8001", "OTHER=1"}
 	got, err := Load(path, env)
@@ -58,6 +59,7 @@ log_level = debug
 		{"admin_listen from env", got.AdminListen, []string{"127.0.0.2:8001"}},
 		{"db_update_frequency seconds", got.DBUpdateFrequency, 500 * time.Millisecond},
 		{"log_level", got.LogLevel, "debug"},
+		{"cluster_listen off", got.ClusterListen, ""},
 	}
 	for _, c := range checks {
 		t.Run(c.name, func(t *testing.T) {
