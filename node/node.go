@@ -156,7 +156,7 @@ func (n *Node) proxyConfig() proxy.Config {
 	cfg.Listen = firstListen(n.cfg.ProxyListen, "")
 	cfg.Version = Version
 	cfg.LatencyHeaders = n.cfg.LatencyHeaders
-	cfg.Logger = n.log.With().Str("component", "proxy").Logger()
+	cfg.Logger = n.log // the proxy names itself in its log lines
 	return cfg
 }
 
@@ -184,7 +184,6 @@ func (n *Node) startProxy(ctx context.Context) error {
 	if err := n.proxy.Start(ctx); err != nil {
 		return fmt.Errorf("starting proxy: %w", err)
 	}
-	n.log.Info().Str("listen", n.proxy.Addr().String()).Msg("proxy listening")
 	return nil
 }
 
@@ -202,13 +201,12 @@ func (n *Node) startAdmin(ctx context.Context) error {
 		Configuration: n.cfg.Values(),
 		ProxyListen:   firstListen(n.cfg.ProxyListen, ""),
 		Cluster:       clusterView{n},
-		Logger:        n.log.With().Str("component", "admin").Logger(),
+		Logger:        n.log, // the Admin API names itself in its log lines
 	}
 	n.admin = admin.New(cfg, n.store, n)
 	if err := n.admin.Start(ctx); err != nil {
 		return fmt.Errorf("starting admin API: %w", err)
 	}
-	n.log.Info().Str("listen", n.admin.Addr().String()).Msg("admin API listening")
 	return nil
 }
 
