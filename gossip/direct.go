@@ -6,6 +6,8 @@ import (
 	"strconv"
 
 	"github.com/hashicorp/go-msgpack/v2/codec"
+	"github.com/hashicorp/memberlist"
+	"github.com/hashicorp/serf/serf"
 )
 
 // Gossip spends up to one gossip interval per hop, and under load a node's
@@ -47,14 +49,17 @@ func (c *Cluster) eventTime() (uint64, bool) {
 	return ltime, err == nil
 }
 
-// sendDirect sends an encoded user event to every other alive member.
+// sendDirect sends an encoded user event to every other alive member. It
+// addresses them from serf's member list, which is copied under serf's
+// lock; memberlist's own Members() hands out nodes it keeps mutating.
 func (c *Cluster) sendDirect(raw []byte) {
 	ml := c.serf.Memberlist()
-	for _, member := range ml.Members() {
-		if member.Name == c.cfg.NodeName {
+	for _, member := range c.serf.Members() {
+		if member.Name == c.cfg.NodeName || member.Status != serf.StatusAlive {
 			continue
 		}
-		if err := ml.SendBestEffort(member, raw); err != nil {
+		to := &memberlist.Node{Name: member.Name, Addr: member.Addr, Port: member.Port}
+		if err := ml.SendBestEffort(to, raw); err != nil {
 			c.log.Debug().Err(err).Str("member", member.Name).Msg("direct hint send failed; gossip will carry it")
 		}
 	}

@@ -351,3 +351,28 @@ func TestDirectSendDeliversWithoutGossipAndOnlyOnce(t *testing.T) {
 		}
 	})
 }
+
+func TestProbedMembersReportsSuspects(t *testing.T) {
+	a, _ := member(t, 1, nil)
+	b, _ := member(t, 2, nil, func(c *Config) { c.ProbeInterval = time.Hour }) // b never probes a
+	if _, err := b.Join([]string{a.AdvertiseAddr()}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, func() error { return wantStatuses(b, map[string]string{"node-1": "alive"}) })
+	if got := probedStatus(b, "node-1"); got != "alive" {
+		t.Fatalf("got node-1 %s while it answers, want alive", got)
+	}
+	_ = a.Shutdown() // gone, but b has not noticed yet
+	if got := probedStatus(b, "node-1"); got != "suspect" {
+		t.Fatalf("got node-1 %s after it stopped answering, want suspect", got)
+	}
+}
+
+func probedStatus(c *Cluster, name string) string {
+	for _, m := range c.ProbedMembers() {
+		if m.Name == name {
+			return m.Status
+		}
+	}
+	return ""
+}

@@ -1,7 +1,9 @@
 package gossip
 
 import (
-	"github.com/hashicorp/memberlist"
+	"net"
+	"sync"
+
 	"github.com/hashicorp/serf/serf"
 )
 
@@ -9,38 +11,55 @@ import (
 type Member struct {
 	Name   string
 	Addr   string // cluster address host:port
-	Status string // alive, suspect, leaving, left, failed
+	Status string // alive, suspect (with probe), leaving, left, failed
 	Tags   map[string]string
 }
 
-// Members lists every member serf knows, this node included.
+// Members lists every member serf knows, this node included, with serf's
+// status: alive, leaving, left or failed.
 func (c *Cluster) Members() []Member {
-	suspects := c.suspects()
 	serfMembers := c.serf.Members()
 	out := make([]Member, 0, len(serfMembers))
 	for _, m := range serfMembers {
-		status := m.Status.String()
-		if m.Status == serf.StatusAlive && suspects[m.Name] {
-			status = "suspect"
-		}
 		out = append(out, Member{
 			Name:   m.Name,
 			Addr:   joinHostPort(m.Addr.String(), m.Port),
-			Status: status,
+			Status: m.Status.String(),
 			Tags:   copyTags(m.Tags),
 		})
 	}
 	return out
 }
 
-// suspects names the members memberlist currently suspects of having failed;
-// serf reports them as alive until the suspicion times out.
-func (c *Cluster) suspects() map[string]bool {
-	out := map[string]bool{}
-	for _, n := range c.serf.Memberlist().Members() {
-		if n.State == memberlist.StateSuspect {
-			out[n.Name] = true
+// ProbedMembers is Members, with every alive peer pinged directly first:
+// one that does not answer within the probe timeout is reported "suspect",
+// as memberlist would suspect it before declaring it failed. (memberlist
+// keeps its own suspicion state where it cannot be read safely.)
+func (c *Cluster) ProbedMembers() []Member {
+	members := c.Members()
+	var wg sync.WaitGroup
+	for i := range members {
+		m := &members[i]
+		if m.Name == c.cfg.NodeName || m.Status != serf.StatusAlive.String() {
+			continue
 		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if !c.answersPing(m.Name, m.Addr) {
+				m.Status = "suspect"
+			}
+		}()
 	}
-	return out
+	wg.Wait()
+	return members
+}
+
+func (c *Cluster) answersPing(name, addr string) bool {
+	udpAddr, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return false
+	}
+	_, err = c.serf.Memberlist().Ping(name, udpAddr)
+	return err == nil
 }

@@ -26,7 +26,7 @@ func (v clusterView) Status(ctx context.Context) (admin.ClusterStatus, error) {
 	if v.n.gossip == nil {
 		return v.registryStatus(ctx, status)
 	}
-	for _, m := range v.n.gossip.Members() {
+	for _, m := range v.n.gossip.ProbedMembers() {
 		status.Members = append(status.Members, memberFromGossip(m))
 	}
 	sortMembers(status.Members)
