@@ -121,7 +121,8 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 // handleEndpoints is GET /endpoints: every path with {placeholders}.
 func (s *Server) handleEndpoints(w http.ResponseWriter, r *http.Request) {
 	paths := []string{"/", "/endpoints", "/status", "/tags", "/tags/{tags}",
-		"/schemas/{db_entity_name}", "/schemas/{db_entity_name}/validate"}
+		"/schemas/{db_entity_name}", "/schemas/{db_entity_name}/validate",
+		"/cluster", "/cluster/nodes/{name}", "/cluster/reachability", "/cluster/keys", "/cluster/keys/use", "/cluster/keys/remove"}
 	for _, name := range kindOrder {
 		k := s.kinds[name]
 		item := "/" + name + "/{" + name + "}"
