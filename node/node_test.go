@@ -248,3 +248,21 @@ func cutOffDatabase(t *testing.T, dsn string) {
 		}
 	})
 }
+
+func TestClusterViewWithGossipOff(t *testing.T) {
+	n := startNode(t, testConfig(t, bootstrappedDatabase(t)))
+	status := mustAdmin(t, n, 200, "GET", "/cluster", "")
+	members, _ := status["data"].([]any)
+	if status["gossip"] != false || len(members) != 1 {
+		t.Fatalf("got %v, want gossip false and this node alone (from the registry)", status)
+	}
+	if m := members[0].(map[string]any); m["name"] != n.Name() || m["status"] != "alive" || m["config_hash"] != n.ConfigHash() {
+		t.Fatalf("got member %v, want this node alive with hash %s", m, n.ConfigHash())
+	}
+	for _, path := range []string{"/cluster/reachability", "/cluster/keys"} {
+		body := mustAdmin(t, n, 400, "GET", path, "")
+		if !strings.Contains(fmt.Sprint(body["message"]), "cluster_listen = off") {
+			t.Errorf("GET %s: got %v, want a message naming cluster_listen = off", path, body)
+		}
+	}
+}
