@@ -95,10 +95,14 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.srv = s.newFastHTTPServer()
 	s.serveDone = make(chan struct{})
-	go s.serve(s.srv, ln, s.serveDone)
+	go s.serve(s.srv, coarseListener{Listener: ln, slack: slackFor(idleTimeout)}, s.serveDone)
 	s.log.Info().Str("proxy_listen", ln.Addr().String()).Msg("proxy listening")
 	return nil
 }
+
+// idleTimeout is how long a client connection may wait between requests
+// (nginx's keepalive_timeout).
+const idleTimeout = 60 * time.Second
 
 func (s *Server) newFastHTTPServer() *fasthttp.Server {
 	return &fasthttp.Server{
@@ -107,7 +111,7 @@ func (s *Server) newFastHTTPServer() *fasthttp.Server {
 		Name:                  "grapevine/" + s.cfg.Version,
 		ReadBufferSize:        16 << 10,
 		WriteBufferSize:       16 << 10,
-		IdleTimeout:           60 * time.Second, // nginx keepalive_timeout
+		IdleTimeout:           idleTimeout,
 		MaxRequestBodySize:    64 << 20,
 		NoDefaultContentType:  true,
 		ReduceMemoryUsage:     false,

@@ -90,7 +90,7 @@ func (p *clientPool) closeIdle() {
 func newHostClient(k clientKey) *fasthttp.HostClient {
 	c := &fasthttp.HostClient{
 		Addr:                          k.addr,
-		Dial:                          dialer(k.connect),
+		Dial:                          dialer(k.connect, slackFor(min(k.read, k.write))),
 		ReadTimeout:                   k.read,
 		WriteTimeout:                  k.write,
 		MaxConns:                      maxUpstreamConns,
@@ -110,14 +110,15 @@ func newHostClient(k clientKey) *fasthttp.HostClient {
 }
 
 // dialer opens upstream connections within connect_timeout and marks its
-// failures as connect errors, which are always safe to retry.
-func dialer(timeout time.Duration) fasthttp.DialFunc {
+// failures as connect errors, which are always safe to retry. Connections
+// keep their read and write deadlines coarsely (see coarseConn).
+func dialer(timeout, slack time.Duration) fasthttp.DialFunc {
 	d := &net.Dialer{Timeout: timeout, KeepAlive: 60 * time.Second}
 	return func(addr string) (net.Conn, error) {
 		conn, err := d.Dial("tcp", addr)
 		if err != nil {
 			return nil, &connectError{err: err}
 		}
-		return conn, nil
+		return wrapConn(conn, slack), nil
 	}
 }

@@ -1,0 +1,108 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"testing"
+	"time"
+)
+
+// connPair is a loopback TCP connection: the proxy's wrapped end and the
+// peer's plain end, both closed at cleanup.
+func connPair(t *testing.T, slack time.Duration) (wrapped, peer net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	p, err := ln.Accept()
+	if err != nil {
+		t.Fatalf("accept: %v", err)
+	}
+	w := wrapConn(c, slack)
+	t.Cleanup(func() { w.Close(); p.Close() })
+	return w, p
+}
+
+func TestWrappedConnIO(t *testing.T) {
+	c, p := connPair(t, time.Millisecond)
+	big := make([]byte, 4<<20) // more than the socket buffers: Write must wait
+	go func() {
+		_, _ = p.Write([]byte("ping"))
+		_, _ = io.CopyN(io.Discard, p, int64(len(big)))
+		p.Close()
+	}()
+	buf := make([]byte, 16)
+	if n, err := io.ReadFull(c, buf[:4]); err != nil || string(buf[:n]) != "ping" {
+		t.Fatalf("read: got %q, %v; want \"ping\", nil", buf[:n], err)
+	}
+	if n, err := c.Write(big); n != len(big) || err != nil {
+		t.Fatalf("write: got %d, %v; want %d, nil", n, err, len(big))
+	}
+	if n, err := c.Read(buf); n != 0 || err != io.EOF {
+		t.Fatalf("read after peer closed: got %d, %v; want 0, io.EOF", n, err)
+	}
+	c.Close()
+	if _, err := c.Read(buf); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("read after close: got %v, want net.ErrClosed", err)
+	}
+}
+
+func TestCoarseDeadlines(t *testing.T) {
+	const slack = 50 * time.Millisecond
+	t.Run("read timeout fires, not early, at most slack late", func(t *testing.T) {
+		c, _ := connPair(t, slack)
+		start := time.Now()
+		_ = c.SetReadDeadline(start.Add(100 * time.Millisecond))
+		_, err := c.Read(make([]byte, 1))
+		var ne net.Error
+		if !errors.As(err, &ne) || !ne.Timeout() || !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("got %v, want a timeout", err)
+		}
+		if d := time.Since(start); d < 100*time.Millisecond || d > 100*time.Millisecond+slack+time.Second {
+			t.Fatalf("timed out after %v, want 100ms plus at most slack", d)
+		}
+	})
+	t.Run("a later deadline within slack keeps the armed one", func(t *testing.T) {
+		c, _ := connPair(t, slack)
+		cc := c.(*coarseConn)
+		now := time.Now()
+		_ = c.SetReadDeadline(now.Add(time.Second))
+		armed := cc.readAt
+		_ = c.SetReadDeadline(now.Add(time.Second + slack/2))
+		if !cc.readAt.Equal(armed) {
+			t.Fatalf("got re-armed at %v, want %v kept", cc.readAt, armed)
+		}
+		_ = c.SetReadDeadline(now.Add(time.Second + 2*slack))
+		if cc.readAt.Equal(armed) {
+			t.Fatalf("got %v kept, want re-armed past the request", armed)
+		}
+	})
+	t.Run("cleared read deadline does not fire", func(t *testing.T) {
+		c, p := connPair(t, slack)
+		_ = c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+		_ = c.SetReadDeadline(time.Time{})
+		go func() {
+			time.Sleep(150 * time.Millisecond)
+			_, _ = p.Write([]byte("x"))
+		}()
+		if _, err := c.Read(make([]byte, 1)); err != nil {
+			t.Fatalf("got %v, want the byte sent after the old deadline", err)
+		}
+	})
+	t.Run("write deadline applies", func(t *testing.T) {
+		c, _ := connPair(t, slack)
+		_ = c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+		_, err := c.Write(make([]byte, 64<<20)) // the peer never reads
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("got %v, want a timeout", err)
+		}
+	})
+}
