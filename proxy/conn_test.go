@@ -106,3 +106,32 @@ func TestCoarseDeadlines(t *testing.T) {
 		}
 	})
 }
+
+// net.Conn allows a Read and a Write at the same time; the wrapper keeps
+// their buffers apart.
+func TestWrappedConnConcurrentReadAndWrite(t *testing.T) {
+	c, p := connPair(t, time.Millisecond)
+	go func() { _, _ = io.Copy(p, p) }() // the peer echoes
+	const size = 1 << 20
+	sent := make([]byte, size)
+	for i := range sent {
+		sent[i] = byte(i % 251)
+	}
+	writeErr := make(chan error, 1)
+	go func() {
+		_, err := c.Write(sent)
+		writeErr <- err
+	}()
+	got := make([]byte, size)
+	if _, err := io.ReadFull(c, got); err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	if err := <-writeErr; err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	for i := range got {
+		if got[i] != sent[i] {
+			t.Fatalf("byte %d: got %d, want %d", i, got[i], sent[i])
+		}
+	}
+}

@@ -22,12 +22,18 @@ import (
 // enforces them), EOF is io.EOF, other failures are *net.OpError.
 type rawIOConn struct {
 	net.Conn
-	rc      syscall.RawConn
-	buf     []byte // the caller's buffer during one Read or Write
-	n       int
-	errno   syscall.Errno
-	readFn  func(fd uintptr) bool
-	writeFn func(fd uintptr) bool
+	rc    syscall.RawConn
+	read  rawOp // state of the Read in progress
+	write rawOp // state of the Write in progress; apart from read, as net.Conn allows both at once
+}
+
+// rawOp is one direction's system call and its result.
+type rawOp struct {
+	trap  uintptr // SYS_READ or SYS_WRITE
+	buf   []byte  // the caller's buffer during one call
+	n     int
+	errno syscall.Errno
+	fn    func(fd uintptr) bool // do, bound once so calls do not allocate
 }
 
 func newRawIOConn(c net.Conn) net.Conn {
@@ -40,61 +46,60 @@ func newRawIOConn(c net.Conn) net.Conn {
 		return c
 	}
 	r := &rawIOConn{Conn: c, rc: rc}
-	r.readFn = r.readOnce
-	r.writeFn = r.writeOnce
+	r.read.trap, r.write.trap = syscall.SYS_READ, syscall.SYS_WRITE
+	r.read.fn, r.write.fn = r.read.do, r.write.do
 	return r
 }
 
-// rawOnce runs one read or write of r.buf on fd, retrying EINTR; it
-// reports false when the socket would block.
-func (r *rawIOConn) rawOnce(trap, fd uintptr) bool {
+// do runs one read or write of op.buf on fd, retrying EINTR; it reports
+// false when the socket would block.
+func (op *rawOp) do(fd uintptr) bool {
 	for {
-		n, _, e := syscall.RawSyscall(trap, fd, uintptr(unsafe.Pointer(&r.buf[0])), uintptr(len(r.buf)))
+		n, _, e := syscall.RawSyscall(op.trap, fd, uintptr(unsafe.Pointer(&op.buf[0])), uintptr(len(op.buf)))
 		switch e {
 		case syscall.EINTR:
 			continue
 		case syscall.EAGAIN:
 			return false
 		}
-		r.n, r.errno = int(n), e
+		op.n, op.errno = int(n), e
 		return true
 	}
 }
-
-func (r *rawIOConn) readOnce(fd uintptr) bool  { return r.rawOnce(syscall.SYS_READ, fd) }
-func (r *rawIOConn) writeOnce(fd uintptr) bool { return r.rawOnce(syscall.SYS_WRITE, fd) }
 
 func (r *rawIOConn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	r.buf, r.n, r.errno = p, 0, 0
-	err := r.rc.Read(r.readFn)
-	r.buf = nil
+	op := &r.read
+	op.buf, op.n, op.errno = p, 0, 0
+	err := r.rc.Read(op.fn)
+	op.buf = nil
 	switch {
 	case err != nil:
 		return 0, r.opError("read", err)
-	case r.errno != 0:
-		return 0, r.opError("read", os.NewSyscallError("read", r.errno))
-	case r.n == 0:
+	case op.errno != 0:
+		return 0, r.opError("read", os.NewSyscallError("read", op.errno))
+	case op.n == 0:
 		return 0, io.EOF
 	}
-	return r.n, nil
+	return op.n, nil
 }
 
 func (r *rawIOConn) Write(p []byte) (int, error) {
+	op := &r.write
 	written := 0
 	for written < len(p) {
-		r.buf, r.n, r.errno = p[written:], 0, 0
-		err := r.rc.Write(r.writeFn)
-		r.buf = nil
+		op.buf, op.n, op.errno = p[written:], 0, 0
+		err := r.rc.Write(op.fn)
+		op.buf = nil
 		switch {
 		case err != nil:
 			return written, r.opError("write", err)
-		case r.errno != 0:
-			return written, r.opError("write", os.NewSyscallError("write", r.errno))
+		case op.errno != 0:
+			return written, r.opError("write", os.NewSyscallError("write", op.errno))
 		}
-		written += r.n
+		written += op.n
 	}
 	return written, nil
 }
