@@ -201,6 +201,7 @@ func (n *Node) startAdmin(ctx context.Context) error {
 		Configuration: n.cfg.Values(),
 		ProxyListen:   firstListen(n.cfg.ProxyListen, ""),
 		Cluster:       clusterView{n},
+		Stats:         n.proxyStats,
 		Logger:        n.log, // the Admin API names itself in its log lines
 	}
 	n.admin = admin.New(cfg, n.store, n)
@@ -254,6 +255,17 @@ func (n *Node) Apply(ctx context.Context, change store.Change) error {
 		return err
 	case <-ctx.Done():
 		return fmt.Errorf("applying %s %s: %w", change.Table, change.ID, ctx.Err())
+	}
+}
+
+// proxyStats maps the proxy's counters onto Kong's /status "server" block.
+func (n *Node) proxyStats() admin.ServerStats {
+	st := n.proxy.Stats()
+	return admin.ServerStats{
+		ConnectionsAccepted: st.ConnectionsAccepted,
+		ConnectionsHandled:  st.ConnectionsAccepted,
+		ConnectionsActive:   st.ConnectionsActive,
+		TotalRequests:       st.TotalRequests,
 	}
 }
 

@@ -155,6 +155,12 @@ func TestAdminWriteIsLiveOnTheNextRequest(t *testing.T) {
 			mustAdmin(t, n, 200, "PATCH", "/routes/r1", `{"paths":["/other"],"strip_path":false}`)
 		}, "/other/x", 200, "upstream saw /other/x"},
 		{"old path gone at once", nil, "/echo/hello", 404, "no Route matched"},
+		{"status counts the proxy's requests", func() {
+			server := mustAdmin(t, n, 200, "GET", "/status", "")["server"].(map[string]any)
+			if server["total_requests"].(float64) < 4 || server["connections_accepted"].(float64) < 1 {
+				t.Errorf("GET /status server block: got %v, want at least the 4 requests made so far", server)
+			}
+		}, "/other/x", 200, "upstream saw /other/x"},
 		{"deleted route gone at once", func() {
 			mustAdmin(t, n, 204, "DELETE", "/routes/r1", "")
 		}, "/other/x", 404, "no Route matched"},

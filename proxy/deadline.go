@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net"
+	"sync/atomic"
 	"time"
 )
 
@@ -92,10 +93,11 @@ func (c *coarseConn) Read(p []byte) (int, error) {
 	return c.Conn.Read(p)
 }
 
-// coarseListener hands out coarseConns.
+// coarseListener hands out coarseConns and counts them.
 type coarseListener struct {
 	net.Listener
-	slack time.Duration
+	slack    time.Duration
+	accepted *atomic.Int64
 }
 
 func (l coarseListener) Accept() (net.Conn, error) {
@@ -103,6 +105,7 @@ func (l coarseListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	l.accepted.Add(1)
 	return wrapConn(c, l.slack), nil
 }
 

@@ -84,6 +84,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	st := statePool.Get().(*reqState)
 	defer statePool.Put(st)
 	defer s.recoverRequest(ctx, st)
+	s.requests.Add(1)
 	st.newRequestID()
 	a := s.state.Load()
 	rawPath, query := splitRequestURI(ctx.Request.Header.RequestURI())

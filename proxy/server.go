@@ -24,6 +24,9 @@ type Server struct {
 	pool  *clientPool
 	state atomic.Pointer[active]
 
+	accepted atomic.Int64 // client connections accepted
+	requests atomic.Int64 // requests handled
+
 	swapMu sync.Mutex // serialises Swap so pool bindings match the stored state
 
 	mu        sync.Mutex // guards the fields below
@@ -95,7 +98,7 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.srv = s.newFastHTTPServer()
 	s.serveDone = make(chan struct{})
-	go s.serve(s.srv, coarseListener{Listener: ln, slack: slackFor(idleTimeout)}, s.serveDone)
+	go s.serve(s.srv, coarseListener{Listener: ln, slack: slackFor(idleTimeout), accepted: &s.accepted}, s.serveDone)
 	s.log.Info().Str("proxy_listen", ln.Addr().String()).Msg("proxy listening")
 	return nil
 }
@@ -132,6 +135,25 @@ func (s *Server) serve(srv *fasthttp.Server, ln net.Listener, done chan struct{}
 	if err := srv.Serve(ln); err != nil && !errors.Is(err, net.ErrClosed) {
 		s.log.Error().Err(err).Msg("proxy serve")
 	}
+}
+
+// Stats are the proxy's counters for the Admin API's GET /status.
+type Stats struct {
+	ConnectionsAccepted int64
+	ConnectionsActive   int64
+	TotalRequests       int64
+}
+
+// Stats reads the counters; safe from any goroutine.
+func (s *Server) Stats() Stats {
+	st := Stats{ConnectionsAccepted: s.accepted.Load(), TotalRequests: s.requests.Load()}
+	s.mu.Lock()
+	srv := s.srv
+	s.mu.Unlock()
+	if srv != nil {
+		st.ConnectionsActive = int64(srv.GetOpenConnectionsCount())
+	}
+	return st
 }
 
 // Addr is the bound listen address, nil before Start.
