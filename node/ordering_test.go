@@ -83,3 +83,25 @@ func TestPollingAppliesEventsThatCommitOutOfOrder(t *testing.T) {
 		return nil
 	})
 }
+
+// db_update_propagation holds polled events back until they are that old,
+// as Kong does for databases that replicate late.
+func TestPollingWaitsForDBUpdatePropagation(t *testing.T) {
+	dsn := bootstrappedDatabase(t)
+	writer := startNode(t, testConfig(t, dsn))
+	cfg := testConfig(t, dsn)
+	cfg.DBUpdateFrequency = 100 * time.Millisecond
+	cfg.DBUpdatePropagation = 1500 * time.Millisecond
+	reader := startNode(t, cfg)
+	up := newUpstream(t)
+	mustAdmin(t, writer, 201, "POST", "/services", `{"name":"s","url":"`+up.URL+`"}`)
+	mustAdmin(t, writer, 201, "POST", "/services/s/routes", `{"paths":["/settled"]}`)
+	written := time.Now()
+	time.Sleep(500 * time.Millisecond) // several polls, all before the events are old enough
+	if time.Since(written) < cfg.DBUpdatePropagation {
+		if err := notServes(t, reader, "/settled"); err != nil {
+			t.Fatalf("before db_update_propagation passed: %v", err)
+		}
+	}
+	eventually(t, cfg.DBUpdatePropagation+2*time.Second, func() error { return serves(t, reader, "/settled") })
+}
