@@ -20,7 +20,8 @@ type Reachability struct {
 	Missing  []string // alive members that did neither in time
 }
 
-// Reachability asks every member to answer over gossip and waits up to timeout.
+// Reachability asks every member to answer over gossip and waits until all
+// alive members answered, or timeout.
 func (c *Cluster) Reachability(timeout time.Duration) (Reachability, error) {
 	params := c.serf.DefaultQueryParams()
 	params.RequestAck = true
@@ -31,7 +32,8 @@ func (c *Cluster) Reachability(timeout time.Duration) (Reachability, error) {
 	}
 	acked, answered := map[string]bool{}, map[string]bool{}
 	ackCh, respCh := resp.AckCh(), resp.ResponseCh()
-	for ackCh != nil || respCh != nil {
+	alive := c.aliveCount()
+	for (ackCh != nil || respCh != nil) && len(answered) < alive {
 		select {
 		case name, ok := <-ackCh:
 			if !ok {
@@ -48,6 +50,17 @@ func (c *Cluster) Reachability(timeout time.Duration) (Reachability, error) {
 		}
 	}
 	return c.reachabilityReport(acked, answered), nil
+}
+
+// aliveCount is how many members serf believes alive, this node included.
+func (c *Cluster) aliveCount() int {
+	n := 0
+	for _, m := range c.serf.Members() {
+		if m.Status == serf.StatusAlive {
+			n++
+		}
+	}
+	return n
 }
 
 func (c *Cluster) reachabilityReport(acked, answered map[string]bool) Reachability {

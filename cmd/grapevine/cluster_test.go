@@ -187,6 +187,17 @@ func TestClusterOfProcessesSurvivesSIGKILL(t *testing.T) {
 			return nil
 		})
 	})
+	t.Run("reachability", func(t *testing.T) {
+		code, out, errOut := runCLI(t, "cluster", "reachability", "--admin", c.adminURL())
+		if code != 0 || !strings.Contains(out, "every alive node answered") {
+			t.Fatalf("got exit %d, stdout %q, stderr %q", code, out, errOut)
+		}
+		for _, p := range nodes {
+			if !strings.Contains(out, p.host+":7946") {
+				t.Errorf("reachability does not list %s: %q", p.host, out)
+			}
+		}
+	})
 	t.Run("force-leave refuses an alive node", func(t *testing.T) {
 		name := members(t, a.adminURL())[c.host].Name
 		if code, _, errOut := runCLI(t, "cluster", "force-leave", name, "--admin", a.adminURL()); code != 1 || !strings.Contains(errOut, "only failed nodes") {
