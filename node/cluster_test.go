@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -137,8 +139,9 @@ func TestClusterPollingDeliversWhenGossipIsCut(t *testing.T) {
 // nftables, and removes the rules when the test ends.
 func cutGossip(t *testing.T, addr string) {
 	t.Helper()
+	removeStaleNftTables(t)
 	host, port := splitAddr(t, addr)
-	table := fmt.Sprintf("grapevine_test_%d", nextHost.Add(1))
+	table := fmt.Sprintf("grapevine_test_%d_%d", os.Getpid(), nextHost.Add(1))
 	rules := []string{
 		"add table inet " + table,
 		"add chain inet " + table + " output { type filter hook output priority 0 ; }",
@@ -157,6 +160,32 @@ func cutGossip(t *testing.T, addr string) {
 			t.Errorf("removing nft table %s: %v: %s", table, err, out)
 		}
 	})
+}
+
+// removeStaleNftTables deletes rule tables a killed test run left behind,
+// which would otherwise cut addresses this run hands out again.
+func removeStaleNftTables(t *testing.T) {
+	t.Helper()
+	out, err := exec.Command("nft", "list", "tables").CombinedOutput()
+	if err != nil {
+		t.Fatalf("nft list tables: %v: %s (scripts/test installs nftables; tests run as root)", err, out)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		fields := strings.Fields(line) // "table inet grapevine_test_3"
+		if len(fields) == 3 && strings.HasPrefix(fields[2], "grapevine_test_") && !ownerAlive(fields[2]) {
+			_ = exec.Command("nft", "delete", "table", fields[1], fields[2]).Run()
+		}
+	}
+}
+
+// ownerAlive reports whether the test process named in a table
+// "grapevine_test_<pid>_<n>" still runs.
+func ownerAlive(table string) bool {
+	var pid, n int
+	if _, err := fmt.Sscanf(table, "grapevine_test_%d_%d", &pid, &n); err != nil {
+		return false
+	}
+	return syscall.Kill(pid, 0) == nil
 }
 
 func splitAddr(t *testing.T, addr string) (string, string) {
