@@ -51,7 +51,7 @@ func runStart(ctx context.Context, args []string, out io.Writer) error {
 		// their P while the kernel runs loopback and wake-up work; with two
 		// Ps per core another goroutine runs meanwhile. scripts/bench-proxy
 		// measured 0.66-0.75x nginx's throughput with one P per core and
-		// 0.81-0.94x with two on this 2-core machine.
+		// 0.76-0.94x (median 0.88x) with two on a 2-core machine.
 		runtime.GOMAXPROCS(2 * runtime.NumCPU())
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
