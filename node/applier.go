@@ -57,7 +57,6 @@ type applier struct {
 	localCh  chan applyRequest
 	hintCh   chan gossip.Hint
 	reloadCh chan string
-	lastPoll time.Time
 }
 
 // pendingWork is a batch of entities to re-read, with the events behind them.
@@ -96,7 +95,6 @@ func (a *applier) loadAll(ctx context.Context) error {
 	}
 	a.state = state
 	a.tracker.reset(max(load.MaxEventID-eventWindow, 0), load.MaxEventID, visible, time.Now())
-	a.lastPoll = time.Now()
 	a.rebuild()
 	return nil
 }
@@ -253,7 +251,6 @@ func (a *applier) poll(ctx context.Context) {
 		cursor = events[len(events)-1].ID
 	}
 	a.tracker.advance(time.Now())
-	a.lastPoll = time.Now()
 }
 
 // applyEvents applies a page of polled events, leaving out those younger

@@ -26,8 +26,7 @@ const (
 // defaultHeartbeat is how often a node refreshes its row in the registry.
 const defaultHeartbeat = 10 * time.Second
 
-// eventRetention is how long cluster_events rows are kept. A node that has
-// not polled for longer reloads everything instead of trusting the log.
+// eventRetention is how long cluster_events rows are kept.
 const eventRetention = time.Hour
 
 func (n *Node) startGossip() error {
@@ -229,7 +228,7 @@ func (n *Node) heartbeat(ctx context.Context) {
 func (n *Node) aliveMembers() int {
 	count := 0
 	for _, m := range n.gossip.Members() {
-		if m.Status == "alive" || m.Status == "suspect" {
+		if m.Status == "alive" {
 			count++
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"hash"
 	"sort"
 
 	"github.com/grapevine-gw/grapevine/entity"
@@ -90,7 +91,7 @@ func (s *configState) hash() string {
 	return hex.EncodeToString(h.Sum(nil))[:16]
 }
 
-func writeEntity(h interface{ Write([]byte) (int, error) }, table string, v any) {
+func writeEntity(h hash.Hash, table string, v any) {
 	doc, _ := json.Marshal(v) // entity types always marshal
 	_, _ = h.Write([]byte(table))
 	_, _ = h.Write(doc)

@@ -97,7 +97,7 @@ func (v clusterView) ForceLeave(ctx context.Context, name string) error {
 		if m.Name != name {
 			continue
 		}
-		if m.Status == "alive" || m.Status == "suspect" || m.Status == "leaving" {
+		if m.Status == "alive" || m.Status == "leaving" {
 			return fmt.Errorf("node %s is %s: %w", name, m.Status, admin.ErrNodeNotFailed)
 		}
 		if err := v.n.gossip.ForceLeave(name); err != nil {
