@@ -6,8 +6,6 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/grapevine-gw/grapevine/internal/pgtest"
-	"github.com/grapevine-gw/grapevine/store"
 	"github.com/kong/go-kong/kong"
 	"github.com/rs/zerolog"
 )
@@ -17,14 +15,7 @@ import (
 func newGoKongClient(t *testing.T) *kong.Client {
 	t.Helper()
 	ctx := context.Background()
-	st, err := store.Open(ctx, store.Config{DSN: pgtest.NewDatabase(t)})
-	if err != nil {
-		t.Fatalf("open store: %v", err)
-	}
-	t.Cleanup(st.Close)
-	if err := st.Bootstrap(ctx); err != nil {
-		t.Fatalf("bootstrap: %v", err)
-	}
+	st := bootstrappedStore(t)
 	srv := New(Config{Listen: "127.0.0.1:0", Version: "3.9.1", Logger: zerolog.New(zerolog.NewTestWriter(t))}, st, &recordingApplier{})
 	if err := srv.Start(ctx); err != nil {
 		t.Fatalf("start: %v", err)

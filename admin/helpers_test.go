@@ -44,7 +44,8 @@ type testEnv struct {
 	srv     *Server
 }
 
-func newTestEnv(t *testing.T) *testEnv {
+// bootstrappedStore opens a store on a fresh, bootstrapped database.
+func bootstrappedStore(t *testing.T) *store.Store {
 	t.Helper()
 	ctx := context.Background()
 	st, err := store.Open(ctx, store.Config{DSN: pgtest.NewDatabase(t)})
@@ -55,6 +56,12 @@ func newTestEnv(t *testing.T) *testEnv {
 	if err := st.Bootstrap(ctx); err != nil {
 		t.Fatalf("bootstrap: %v", err)
 	}
+	return st
+}
+
+func newTestEnv(t *testing.T) *testEnv {
+	t.Helper()
+	st := bootstrappedStore(t)
 	ap := &recordingApplier{}
 	cfg := Config{Version: "3.9.1", NodeID: "11111111-1111-4111-8111-111111111111",
 		Logger: zerolog.New(zerolog.NewTestWriter(t))}

@@ -35,13 +35,18 @@ func loadConfig(path string) (config.Config, error) {
 	return cfg, nil
 }
 
-func runStart(ctx context.Context, args []string, out io.Writer) error {
-	fs := newFlags("start", "start [-c FILE]", out)
+// configFromFlags parses a command that takes only -c and loads its configuration.
+func configFromFlags(name string, args []string, out io.Writer) (config.Config, error) {
+	fs := newFlags(name, name+" [-c FILE]", out)
 	confPath := confFlag(fs)
 	if err := parseFlags(fs, args, 0); err != nil {
-		return err
+		return config.Config{}, err
 	}
-	cfg, err := loadConfig(*confPath)
+	return loadConfig(*confPath)
+}
+
+func runStart(ctx context.Context, args []string, out io.Writer) error {
+	cfg, err := configFromFlags("start", args, out)
 	if err != nil {
 		return err
 	}
@@ -197,12 +202,7 @@ func runConfig(ctx context.Context, args []string, out io.Writer) error {
 }
 
 func runHealth(ctx context.Context, args []string, out io.Writer) error {
-	fs := newFlags("health", "health [-c FILE]", out)
-	confPath := confFlag(fs)
-	if err := parseFlags(fs, args, 0); err != nil {
-		return err
-	}
-	cfg, err := loadConfig(*confPath)
+	cfg, err := configFromFlags("health", args, out)
 	if err != nil {
 		return err
 	}
