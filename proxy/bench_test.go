@@ -1,8 +1,11 @@
 package proxy
 
 import (
+	"bytes"
+	"io"
 	"net"
 	"testing"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -45,3 +48,98 @@ func BenchmarkProxy(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkProxyInMemory is the user-space cost of one proxied request:
+// the real fasthttp server loop and the proxy's upstream client, with both
+// sockets replaced by in-memory connections that answer at once, so system
+// calls and scheduling drop out of the figure. It is the benchmark to
+// profile when changing the request path:
+// go test -run - -bench ProxyInMemory -cpuprofile cpu.out ./proxy
+func BenchmarkProxyInMemory(b *testing.B) {
+	s := New(DefaultConfig())
+	s.pool.dial = func(clientKey) dialFunc {
+		return func() (net.Conn, error) {
+			return &memUpstreamConn{response: []byte(benchUpstreamResponse)}, nil
+		}
+	}
+	s.Swap(mustSnapshot(b, []entity.Service{testService(b, "s1", "127.0.0.1:9")},
+		[]entity.Route{testRoute(idA, "s1", paths("/"), noStrip)}))
+	srv := s.newFastHTTPServer()
+	client := &memClientConn{request: []byte(benchClientRequest), left: b.N}
+
+	b.ReportAllocs()
+	b.ResetTimer()
+	if err := srv.ServeConn(client); err != nil {
+		b.Fatalf("serve: %v", err)
+	}
+	b.StopTimer()
+	if client.responses != b.N || !bytes.HasPrefix(client.first, []byte("HTTP/1.1 200 OK\r\n")) {
+		b.Fatalf("got %d responses, the first %q; want %d of 200", client.responses, client.first, b.N)
+	}
+}
+
+// The request wrk sends and the response nginx's `return 200 'ok\n'` gives.
+const (
+	benchClientRequest    = "GET / HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n\r\n"
+	benchUpstreamResponse = "HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Wed, 25 Nov 2026 17:45:46 GMT\r\n" +
+		"Content-Type: text/plain\r\nContent-Length: 3\r\nConnection: keep-alive\r\n\r\nok\n"
+)
+
+// memClientConn is a client connection that sends request left times, one
+// per Read, and counts the responses written back.
+type memClientConn struct {
+	memConn
+	request   []byte
+	left      int
+	responses int
+	first     []byte // the first response, for checking
+}
+
+func (c *memClientConn) Read(p []byte) (int, error) {
+	if c.left == 0 {
+		return 0, io.EOF
+	}
+	c.left--
+	return copy(p, c.request), nil
+}
+
+func (c *memClientConn) Write(p []byte) (int, error) {
+	if c.first == nil {
+		c.first = append([]byte(nil), p...)
+	}
+	c.responses += bytes.Count(p, []byte("HTTP/1.1 "))
+	return len(p), nil
+}
+
+// memUpstreamConn is an upstream connection that answers every request
+// written to it with response.
+type memUpstreamConn struct {
+	memConn
+	response []byte
+	pending  int
+}
+
+func (c *memUpstreamConn) Write(p []byte) (int, error) {
+	c.pending++
+	return len(p), nil
+}
+
+func (c *memUpstreamConn) Read(p []byte) (int, error) {
+	if c.pending == 0 {
+		return 0, io.EOF
+	}
+	c.pending--
+	return copy(p, c.response), nil
+}
+
+// memConn is the rest of net.Conn for the in-memory connections.
+type memConn struct{}
+
+var memRemoteAddr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}
+
+func (memConn) Close() error                     { return nil }
+func (memConn) LocalAddr() net.Addr              { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8000} }
+func (memConn) RemoteAddr() net.Addr             { return memRemoteAddr }
+func (memConn) SetDeadline(time.Time) error      { return nil }
+func (memConn) SetReadDeadline(time.Time) error  { return nil }
+func (memConn) SetWriteDeadline(time.Time) error { return nil }

@@ -109,12 +109,22 @@ func (l coarseListener) Accept() (net.Conn, error) {
 	return wrapConn(c, l.slack), nil
 }
 
-// wrapConn is how the proxy holds every client and upstream TCP
-// connection. Anything else (a TLS server conn, a test pipe) is left as it
-// is, so type checks such as fasthttp's for TLS still see it.
+// wrapConn is how the proxy holds every client TCP connection. Anything
+// else (a TLS server conn, a test pipe) is left as it is, so type checks
+// such as fasthttp's for TLS still see it.
 func wrapConn(c net.Conn, slack time.Duration) net.Conn {
 	if _, ok := c.(*net.TCPConn); !ok {
 		return c
 	}
 	return newCoarseConn(newRawIOConn(c), slack)
+}
+
+// wrapUpstreamConn is how the proxy holds every upstream TCP connection:
+// as a client connection that also sends each request with the read of
+// its response (see exchangeConn).
+func wrapUpstreamConn(c net.Conn, slack time.Duration) net.Conn {
+	if _, ok := c.(*net.TCPConn); !ok {
+		return c
+	}
+	return newCoarseConn(newExchangeConn(c), slack)
 }

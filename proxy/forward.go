@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"strconv"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -8,7 +9,7 @@ import (
 
 // upstreamCall is what forward needs to know about a matched request.
 type upstreamCall struct {
-	client  *fasthttp.HostClient
+	client  *upstreamClient
 	route   *route
 	host    []byte // lower case, without port
 	path    []byte // normalised
@@ -17,20 +18,21 @@ type upstreamCall struct {
 	matched int    // length of the matched path prefix, -1 without paths
 }
 
-// forward rewrites the client's request in place into the upstream request,
-// sends it (retrying as the service allows) and leaves the upstream's
-// response in ctx.Response with Kong's downstream headers added.
+// forward sends the client's request upstream (retrying as the service
+// allows) and leaves the upstream's response in ctx.Response with Kong's
+// downstream headers added. The client's request is read, never changed.
 func (s *Server) forward(ctx *fasthttp.RequestCtx, st *reqState, up upstreamCall) {
 	svc := up.route.svc
-	clientClose := ctx.Request.Header.ConnectionClose()
-	s.prepareUpstreamRequest(ctx, st, up)
-	sent := time.Now()
-	err := doWithRetries(up.client, &ctx.Request, &ctx.Response, svc.retries)
-	received := time.Now()
-	if clientClose {
-		// The client asked to close; the server reads this flag after us.
-		ctx.Request.Header.SetConnectionClose()
+	req := &ctx.Request
+	st.head = s.appendUpstreamHead(st.head[:0], ctx, st, up)
+	body := req.Body()
+	if len(body) > 0 && len(st.head)+len(body) <= maxPending {
+		// One write for the whole request.
+		st.head, body = append(st.head, body...), nil
 	}
+	sent := time.Now()
+	err := doWithRetries(up.client, sent, st.head, body, req.Header.IsHead(), &ctx.Response, svc.retries, req.Header.Method())
+	received := time.Now()
 	if err != nil {
 		status, msg := upstreamErrorStatus(err)
 		if e := s.log.Debug(); e.Enabled() {
@@ -47,64 +49,82 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, st *reqState, up upstreamCall
 	}
 }
 
-// doWithRetries sends req, repeating it up to retries more times when the
-// failure allows (see retryable).
-func doWithRetries(c *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response, retries int) error {
+// doWithRetries sends the request, repeating it up to retries more times
+// when the failure allows (see retryable).
+func doWithRetries(c *upstreamClient, now time.Time, head, body []byte, isHead bool, resp *fasthttp.Response, retries int, method []byte) error {
 	for try := 0; ; try++ {
-		err := c.Do(req, resp)
-		if err == nil || try >= retries || !retryable(err, req.Header.Method()) {
+		err := c.do(now, head, body, isHead, resp)
+		if err == nil || try >= retries || !retryable(err, method) {
 			return err
 		}
+		now = time.Now()
 	}
 }
 
-// prepareUpstreamRequest sets Kong's upstream headers (§2.7), the Host and
-// the upstream URI. Everything read from the original request (path, host)
-// aliases its buffers, so the request line and Host are replaced last.
-func (s *Server) prepareUpstreamRequest(ctx *fasthttp.RequestCtx, st *reqState, up upstreamCall) {
+// appendUpstreamHead appends the request line and headers sent upstream:
+// HTTP/1.1, the Host of the service (or the client's, with preserve_host),
+// the client's headers in the order received less the hop-by-hop ones and
+// those Kong sets itself, then Kong's upstream headers (§2.7) and the body
+// length.
+func (s *Server) appendUpstreamHead(dst []byte, ctx *fasthttp.RequestCtx, st *reqState, up upstreamCall) []byte {
 	h := &ctx.Request.Header
 	r := up.route
-	st.ip = appendRemoteIP(st.ip[:0], ctx.RemoteAddr())
-	st.buf = appendList(st.buf[:0], h.PeekBytes(hdrXForwardedFor), st.ip)
-	h.SetCanonical(hdrXForwardedFor, st.buf)
-	if ctx.IsTLS() {
-		h.SetCanonical(hdrXForwardedProto, schemeHTTPS)
-	} else {
-		h.SetCanonical(hdrXForwardedProto, schemeHTTP)
-	}
-	h.SetCanonical(hdrXForwardedHost, up.host)
-	h.SetCanonical(hdrXForwardedPort, s.port)
-	h.SetCanonical(hdrXForwardedPath, up.rawPath)
-	if r.stripPath && up.matched > 0 && string(up.path[:up.matched]) != "/" {
-		h.SetCanonical(hdrXForwardedPrefix, up.path[:up.matched])
-	} else {
-		h.DelBytes(hdrXForwardedPrefix)
-	}
-	h.SetCanonical(hdrXRealIP, st.ip)
-	st.buf = appendList(st.buf[:0], h.PeekBytes(hdrVia), s.via)
-	h.SetCanonical(hdrVia, st.buf)
-	h.SetCanonical(hdrRequestID, st.id[:])
-	removeHopByHop(h)
-
 	st.uri = appendUpstreamPath(st.uri[:0], r.svc.base, up.path, r.stripPath, up.matched)
 	st.uri = append(st.uri, up.query...)
-	if !r.preserveHost {
-		h.SetHostBytes(r.svc.hostHeader)
+
+	dst = append(append(append(dst, h.Method()...), ' '), st.uri...)
+	dst = append(dst, " HTTP/1.1\r\nHost: "...)
+	if host := h.Host(); r.preserveHost && len(host) > 0 {
+		dst = append(dst, host...)
+	} else {
+		dst = append(dst, r.svc.hostHeader...)
 	}
-	ctx.Request.UseHostHeader = true
-	ctx.Request.SetRequestURIBytes(st.uri)
-	if r.svc.protocol == "https" {
-		ctx.Request.URI().SetSchemeBytes(schemeHTTPS)
+	dst = append(dst, '\r', '\n')
+
+	xff, via := st.buf[:0], st.via[:0] // the client's values, joined
+	for key, value := range h.AllInOrder() {
+		switch string(key) {
+		case "X-Forwarded-For":
+			xff = appendList(xff, value)
+		case "Via":
+			via = appendList(via, value)
+		case "Host", "Content-Length", "Transfer-Encoding", "Trailer",
+			"Connection", "Keep-Alive", "Proxy-Connection", "Upgrade",
+			"X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-Port",
+			"X-Forwarded-Path", "X-Forwarded-Prefix", "X-Real-Ip", "X-Kong-Request-Id":
+		default:
+			dst = appendHeaderLine(dst, key, value)
+		}
 	}
+
+	st.ip = appendRemoteIP(st.ip[:0], ctx.RemoteAddr())
+	st.buf, st.via = appendList(xff, st.ip), appendList(via, s.via)
+	dst = appendHeaderLine(dst, hdrXForwardedFor, st.buf)
+	if ctx.IsTLS() {
+		dst = appendHeaderLine(dst, hdrXForwardedProto, schemeHTTPS)
+	} else {
+		dst = appendHeaderLine(dst, hdrXForwardedProto, schemeHTTP)
+	}
+	dst = appendHeaderLine(dst, hdrXForwardedHost, up.host)
+	dst = appendHeaderLine(dst, hdrXForwardedPort, s.port)
+	dst = appendHeaderLine(dst, hdrXForwardedPath, up.rawPath)
+	if r.stripPath && up.matched > 0 && string(up.path[:up.matched]) != "/" {
+		dst = appendHeaderLine(dst, hdrXForwardedPrefix, up.path[:up.matched])
+	}
+	dst = appendHeaderLine(dst, hdrXRealIP, st.ip)
+	dst = appendHeaderLine(dst, hdrVia, st.via)
+	dst = appendHeaderLine(dst, hdrRequestID, st.id[:])
+	if body := ctx.Request.Body(); len(body) > 0 || !(h.IsGet() || h.IsHead()) {
+		dst = append(dst, "Content-Length: "...)
+		dst = strconv.AppendInt(dst, int64(len(body)), 10)
+		dst = append(dst, '\r', '\n')
+	}
+	return append(dst, '\r', '\n')
 }
 
-// removeHopByHop drops the connection-level headers a proxy must not pass
-// on; the upstream connection is always keep-alive.
-func removeHopByHop(h *fasthttp.RequestHeader) {
-	h.ResetConnectionClose()
-	h.Del("Keep-Alive")
-	h.Del("Proxy-Connection")
-	h.Del("Upgrade")
+func appendHeaderLine(dst, key, value []byte) []byte {
+	dst = append(append(dst, key...), ':', ' ')
+	return append(append(dst, value...), '\r', '\n')
 }
 
 // setProxiedResponseHeaders adds Kong's downstream headers (§2.8).
@@ -112,17 +132,22 @@ func (s *Server) setProxiedResponseHeaders(ctx *fasthttp.RequestCtx, st *reqStat
 	h := &ctx.Response.Header
 	h.ResetConnectionClose() // the upstream closing is no reason to close the client
 	h.Del("Keep-Alive")
-	st.buf = appendList(st.buf[:0], h.PeekBytes(hdrVia), s.via)
+	st.buf = appendList(st.buf[:0], h.PeekBytes(hdrVia))
+	st.buf = appendList(st.buf, s.via)
 	h.SetCanonical(hdrVia, st.buf)
 	h.SetCanonical(s.names.upstreamLatency, appendMillis(st.ip[:0], received.Sub(sent)))
 	h.SetCanonical(s.names.proxyLatency, appendMillis(st.ip[:0], sent.Sub(ctx.Time())))
 	h.SetCanonical(hdrRequestID, st.id[:])
 }
 
-// appendList appends "prev, v", or just v when prev is empty.
-func appendList(dst, prev, v []byte) []byte {
-	if len(prev) > 0 {
-		dst = append(append(dst, prev...), commaSpace...)
+// appendList appends v to a comma-separated list: ", v", or just v when
+// the list is empty.
+func appendList(list, v []byte) []byte {
+	if len(v) == 0 {
+		return list
 	}
-	return append(dst, v...)
+	if len(list) > 0 {
+		list = append(list, commaSpace...)
+	}
+	return append(list, v...)
 }

@@ -55,7 +55,9 @@ type reqState struct {
 	path []byte   // normalised path, when normalising changed it
 	host []byte   // lower-cased host
 	uri  []byte   // upstream request URI
+	head []byte   // upstream request line and headers
 	buf  []byte   // header values
+	via  []byte   // Via sent upstream
 	ip   []byte   // client address as text
 }
 
@@ -64,7 +66,9 @@ var statePool = sync.Pool{New: func() any {
 		path: make([]byte, 0, 256),
 		host: make([]byte, 0, 64),
 		uri:  make([]byte, 0, 256),
+		head: make([]byte, 0, 1024),
 		buf:  make([]byte, 0, 256),
+		via:  make([]byte, 0, 64),
 		ip:   make([]byte, 0, 46),
 	}
 }}

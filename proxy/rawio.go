@@ -20,6 +20,8 @@ import (
 //
 // Read and Write keep net.Conn's meaning: deadlines apply (the poller
 // enforces them), EOF is io.EOF, other failures are *net.OpError.
+//
+// An upstream connection also defers its writes (see exchangeConn).
 type rawIOConn struct {
 	net.Conn
 	rc    syscall.RawConn
@@ -75,6 +77,12 @@ func (r *rawIOConn) Read(p []byte) (int, error) {
 	op.buf, op.n, op.errno = p, 0, 0
 	err := r.rc.Read(op.fn)
 	op.buf = nil
+	return op.result(err, r)
+}
+
+// result turns a finished read (err from the poller, then op's own
+// outcome) into Read's return values.
+func (op *rawOp) result(err error, r *rawIOConn) (int, error) {
 	switch {
 	case err != nil:
 		return 0, r.opError("read", err)
@@ -114,4 +122,114 @@ func (r *rawIOConn) opError(op string, err error) error {
 		err = oe.Err
 	}
 	return &net.OpError{Op: op, Net: "tcp", Source: r.LocalAddr(), Addr: r.RemoteAddr(), Err: err}
+}
+
+// exchangeConn is an upstream connection, used strictly in turns: a
+// request is written, then its response read. A plain Read right after the
+// Write finds the socket empty (the upstream has not answered yet), fails
+// with EAGAIN and only then waits: one wasted system call per request. So
+// Write only keeps the request, and the next Read sends it from inside the
+// poller's read loop, after the poller forgot earlier readiness and before
+// waiting: the answer's arrival then wakes the wait, and the first read
+// finds it, as nginx's event loop does. A request too large to keep, or a
+// send that would block, goes out through ordinary writes instead.
+//
+// The turns are what make this safe: nothing is expected from the upstream
+// before the request, and a connection it closed meanwhile answers the
+// request with a reset, which wakes the wait too. Only a TLS close alert
+// is written with no read after it; Close drops it, and the upstream sees
+// the connection close all the same.
+type exchangeConn struct {
+	*rawIOConn
+	pending  []byte // the request kept by Write, not yet sent
+	sent     int    // how much of pending the current Read has sent
+	sendErr  syscall.Errno
+	exchange func(fd uintptr) bool // sendThenRead, bound once
+}
+
+// maxPending is the largest request kept for sending with the Read; the
+// proxy's upstream write buffer flushes at this size.
+const maxPending = 16 << 10
+
+func newExchangeConn(c net.Conn) net.Conn {
+	r, ok := newRawIOConn(c).(*rawIOConn)
+	if !ok {
+		return c
+	}
+	e := &exchangeConn{rawIOConn: r, pending: make([]byte, 0, 1024)}
+	e.exchange = e.sendThenRead
+	return e
+}
+
+func (e *exchangeConn) Write(p []byte) (int, error) {
+	if len(e.pending)+len(p) <= maxPending {
+		e.pending = append(e.pending, p...)
+		return len(p), nil
+	}
+	if err := e.flush(); err != nil {
+		return 0, err
+	}
+	return e.rawIOConn.Write(p)
+}
+
+// flush sends the kept request with ordinary writes.
+func (e *exchangeConn) flush() error {
+	if len(e.pending) == 0 {
+		return nil
+	}
+	_, err := e.rawIOConn.Write(e.pending)
+	e.pending = e.pending[:0]
+	return err
+}
+
+func (e *exchangeConn) Read(p []byte) (int, error) {
+	if len(e.pending) == 0 || len(p) == 0 {
+		return e.rawIOConn.Read(p)
+	}
+	op := &e.read
+	op.buf, op.n, op.errno = p, 0, 0
+	e.sent, e.sendErr = 0, 0
+	err := e.rc.Read(e.exchange)
+	op.buf = nil
+	sent := e.sent
+	switch {
+	case e.sendErr != 0:
+		e.pending = e.pending[:0]
+		return 0, e.opError("write", os.NewSyscallError("write", e.sendErr))
+	case sent < len(e.pending) && err == nil:
+		// The socket would not take it all at once: send the rest the
+		// ordinary way, then read the ordinary way.
+		e.pending = e.pending[:copy(e.pending, e.pending[sent:])]
+		if err := e.flush(); err != nil {
+			return 0, err
+		}
+		return e.rawIOConn.Read(p)
+	}
+	e.pending = e.pending[:0]
+	return op.result(err, e.rawIOConn)
+}
+
+// sendThenRead is the poller's read callback of an exchange: first the
+// kept request (false once it is all sent, to wait for the answer), then
+// the read. It stops early (true) when the send fails or would block.
+func (e *exchangeConn) sendThenRead(fd uintptr) bool {
+	if e.sent < len(e.pending) {
+		for {
+			rest := e.pending[e.sent:]
+			n, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&rest[0])), uintptr(len(rest)))
+			switch errno {
+			case syscall.EINTR:
+				continue
+			case syscall.EAGAIN:
+				return true
+			case 0:
+				e.sent += int(n)
+				return e.sent < len(e.pending)
+			default:
+				e.sendErr = errno
+				return true
+			}
+		}
+	}
+	return e.read.do(fd)
 }

@@ -41,7 +41,7 @@ type Server struct {
 // active is a snapshot bound to this server's upstream clients.
 type active struct {
 	snap    *Snapshot
-	clients []*fasthttp.HostClient // indexed by service.idx
+	clients []*upstreamClient // indexed by service.idx
 }
 
 // New returns a server serving EmptySnapshot until the first Swap. Invalid

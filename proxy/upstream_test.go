@@ -1,0 +1,385 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/grapevine-gw/grapevine/entity"
+)
+
+// rawUpstream is a TCP upstream that records each request exactly as it
+// arrived (head and body) and answers with whatever answer returns.
+type rawUpstream struct {
+	ln      net.Listener
+	accepts atomic.Int64
+	mu      sync.Mutex // guards heads and bodies
+	heads   []string
+	bodies  [][]byte
+	answer  func(head string) (response string, closeAfter bool)
+}
+
+func newRawUpstream(t *testing.T, answer func(head string) (string, bool)) *rawUpstream {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	u := &rawUpstream{ln: ln, answer: answer}
+	t.Cleanup(func() { ln.Close() })
+	go u.serve()
+	return u
+}
+
+func (u *rawUpstream) addr() string { return u.ln.Addr().String() }
+
+func (u *rawUpstream) serve() {
+	for {
+		c, err := u.ln.Accept()
+		if err != nil {
+			return
+		}
+		u.accepts.Add(1)
+		go u.serveConn(c)
+	}
+}
+
+func (u *rawUpstream) serveConn(c net.Conn) {
+	defer c.Close()
+	br := bufio.NewReader(c)
+	for {
+		head, body, err := readRawRequest(br)
+		if err != nil {
+			return
+		}
+		u.mu.Lock()
+		u.heads, u.bodies = append(u.heads, head), append(u.bodies, body)
+		u.mu.Unlock()
+		resp, closeAfter := u.answer(head)
+		if _, err := io.WriteString(c, resp); err != nil || closeAfter {
+			return
+		}
+	}
+}
+
+// readRawRequest reads one request: the head up to the blank line, then a
+// Content-Length body.
+func readRawRequest(br *bufio.Reader) (head string, body []byte, err error) {
+	var sb strings.Builder
+	length := 0
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			return "", nil, err
+		}
+		sb.WriteString(line)
+		if line == "\r\n" {
+			break
+		}
+		if v, ok := strings.CutPrefix(line, "Content-Length: "); ok {
+			length, _ = strconv.Atoi(strings.TrimSpace(v))
+		}
+	}
+	body = make([]byte, length)
+	_, err = io.ReadFull(br, body)
+	return sb.String(), body, err
+}
+
+func (u *rawUpstream) last(t *testing.T) (string, []byte) {
+	t.Helper()
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if len(u.heads) == 0 {
+		t.Fatalf("upstream got no request")
+	}
+	return u.heads[len(u.heads)-1], u.bodies[len(u.bodies)-1]
+}
+
+const okResponse = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+func answerOK(string) (string, bool) { return okResponse, false }
+
+// rawExchange sends a raw request on a new connection and reads one
+// response.
+func rawExchange(t *testing.T, s *Server, request string) *http.Response {
+	t.Helper()
+	c, err := net.Dial("tcp", s.Addr().String())
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if _, err := io.WriteString(c, request); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("read response: %v", err)
+	}
+	if _, err := io.ReadAll(resp.Body); err != nil {
+		t.Fatalf("read body: %v", err)
+	}
+	return resp
+}
+
+// headerLines are a raw head's header lines, without the request line.
+func headerLines(head string) []string {
+	lines := strings.Split(strings.TrimSuffix(head, "\r\n\r\n"), "\r\n")
+	return lines[1:]
+}
+
+func TestUpstreamRequestWire(t *testing.T) {
+	up := newRawUpstream(t, answerOK)
+	s := startProxy(t, mustSnapshot(t, []entity.Service{testService(t, "s1", up.addr())},
+		[]entity.Route{testRoute(idA, "s1", paths("/"), noStrip)}))
+	tests := []struct {
+		name        string
+		request     string
+		wantLine    string   // the upstream request line
+		wantInOrder []string // header lines that must arrive, in this order
+		wantAbsent  []string // header names that must not arrive
+		wantBody    string
+	}{
+		{
+			name: "client headers in order, repeated ones kept",
+			request: "GET /a HTTP/1.1\r\nHost: h\r\nX-B: 2\r\nCookie: a=1; b\r\nX-A: 1\r\n" +
+				"X-A: 3\r\nAccept: */*\r\n\r\n",
+			wantLine:    "GET /a HTTP/1.1",
+			wantInOrder: []string{"Host: " + up.addr(), "X-B: 2", "Cookie: a=1; b", "X-A: 1", "X-A: 3", "Accept: */*"},
+			wantAbsent:  []string{"Content-Length", "Connection"},
+		},
+		{
+			name: "hop-by-hop headers dropped",
+			request: "GET /a HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, Upgrade\r\nKeep-Alive: timeout=5\r\n" +
+				"Proxy-Connection: keep-alive\r\nUpgrade: websocket\r\n\r\n",
+			wantLine:   "GET /a HTTP/1.1",
+			wantAbsent: []string{"Connection", "Keep-Alive", "Proxy-Connection", "Upgrade"},
+		},
+		{
+			name:        "HTTP/1.0 client, HTTP/1.1 upstream",
+			request:     "GET /old HTTP/1.0\r\nHost: h\r\n\r\n",
+			wantLine:    "GET /old HTTP/1.1",
+			wantInOrder: []string{"Host: " + up.addr()},
+		},
+		{
+			name:        "body with its length",
+			request:     "POST /p HTTP/1.1\r\nHost: h\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello",
+			wantLine:    "POST /p HTTP/1.1",
+			wantInOrder: []string{"Content-Type: text/plain", "Content-Length: 5"},
+			wantBody:    "hello",
+		},
+		{
+			name:        "chunked body sent with its length",
+			request:     "PUT /p HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+			wantLine:    "PUT /p HTTP/1.1",
+			wantInOrder: []string{"Content-Length: 5"},
+			wantAbsent:  []string{"Transfer-Encoding"},
+			wantBody:    "abcde",
+		},
+		{
+			name:        "POST without body says so",
+			request:     "POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n",
+			wantLine:    "POST /p HTTP/1.1",
+			wantInOrder: []string{"Content-Length: 0"},
+		},
+		{
+			name:        "repeated X-Forwarded-For joined",
+			request:     "GET /a HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 10.0.0.1\r\nX-Forwarded-For: 10.0.0.2\r\n\r\n",
+			wantLine:    "GET /a HTTP/1.1",
+			wantInOrder: []string{"X-Forwarded-For: 10.0.0.1, 10.0.0.2, 127.0.0.1"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if resp := rawExchange(t, s, tt.request); resp.StatusCode != 200 {
+				t.Fatalf("got status %d, want 200", resp.StatusCode)
+			}
+			head, body := up.last(t)
+			if line, _, _ := strings.Cut(head, "\r\n"); line != tt.wantLine {
+				t.Errorf("got request line %q, want %q", line, tt.wantLine)
+			}
+			lines := headerLines(head)
+			at := 0
+			for _, want := range tt.wantInOrder {
+				i := indexFrom(lines, at, want)
+				if i < 0 {
+					t.Fatalf("got headers %q, want %q in order from %d", lines, want, at)
+				}
+				at = i + 1
+			}
+			for _, name := range tt.wantAbsent {
+				for _, l := range lines {
+					if strings.HasPrefix(l, name+":") {
+						t.Errorf("got %q, want no %s", l, name)
+					}
+				}
+			}
+			if string(body) != tt.wantBody {
+				t.Errorf("got body %q, want %q", body, tt.wantBody)
+			}
+		})
+	}
+}
+
+func indexFrom(lines []string, from int, want string) int {
+	for i := from; i < len(lines); i++ {
+		if lines[i] == want {
+			return i
+		}
+	}
+	return -1
+}
+
+// A body larger than one write goes out whole, whatever the method.
+func TestUpstreamLargeBody(t *testing.T) {
+	up := newRawUpstream(t, answerOK)
+	s := startProxy(t, mustSnapshot(t, []entity.Service{testService(t, "s1", up.addr())},
+		[]entity.Route{testRoute(idA, "s1", paths("/"))}))
+	body := bytes.Repeat([]byte("0123456789abcdef"), 64<<10) // 1 MiB
+	resp, err := http.Post("http://"+s.Addr().String()+"/big", "application/octet-stream", bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("post: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("got status %d, want 200", resp.StatusCode)
+	}
+	if _, got := up.last(t); !bytes.Equal(got, body) {
+		t.Fatalf("upstream got %d bytes, want the %d sent", len(got), len(body))
+	}
+}
+
+// How each kind of upstream answer leaves the connection: reused, or
+// closed and replaced by a new one for the next request.
+func TestUpstreamConnectionReuse(t *testing.T) {
+	tests := []struct {
+		name        string
+		method      string
+		answer      func(string) (string, bool)
+		wantBody    string
+		wantAccepts int64 // after three requests
+	}{
+		{"keep-alive", "GET", answerOK, "ok", 1},
+		{"HEAD answer has no body", "HEAD", func(string) (string, bool) {
+			return "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n", false
+		}, "", 1},
+		{"Connection: close", "GET", func(string) (string, bool) {
+			return "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok", true
+		}, "ok", 3},
+		{"body until close", "GET", func(string) (string, bool) {
+			return "HTTP/1.0 200 OK\r\n\r\nuntil close", true
+		}, "until close", 3},
+		{"upstream drops idle connections", "GET", func(string) (string, bool) {
+			return okResponse, true // keep-alive promised, then closed: the next use fails and is retried
+		}, "ok", 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			up := newRawUpstream(t, tt.answer)
+			s := startProxy(t, mustSnapshot(t, []entity.Service{testService(t, "s1", up.addr())},
+				[]entity.Route{testRoute(idA, "s1", paths("/"))}))
+			for i := 0; i < 3; i++ {
+				status, _, body := send(t, s, tt.method, "/", nil)
+				if status != 200 || body != tt.wantBody {
+					t.Fatalf("request %d: got %d %q, want 200 %q", i, status, body, tt.wantBody)
+				}
+				if tt.name == "upstream drops idle connections" {
+					// Let the close reach the proxy's idle connection first.
+					waitFor(t, func() bool { return up.accepts.Load() == int64(i+1) })
+					time.Sleep(20 * time.Millisecond)
+				}
+			}
+			if got := up.accepts.Load(); got != tt.wantAccepts {
+				t.Errorf("got %d upstream connections, want %d", got, tt.wantAccepts)
+			}
+		})
+	}
+}
+
+func TestProxyHTTPSUpstream(t *testing.T) {
+	up := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "secure "+r.Host)
+	}))
+	t.Cleanup(up.Close)
+	https := func(verify bool) func(*entity.Service) {
+		return func(s *entity.Service) { s.Protocol, s.TLSVerify, s.Retries = "https", &verify, 0 }
+	}
+	s := startProxy(t, mustSnapshot(t, []entity.Service{
+		testService(t, "skip", up.Listener.Addr().String(), https(false)),
+		testService(t, "verify", up.Listener.Addr().String(), https(true)),
+	}, []entity.Route{
+		testRoute(idA, "skip", paths("/skip")),
+		testRoute(idB, "verify", paths("/verify")),
+	}))
+	tests := []struct {
+		target, wantBody string
+		wantStatus       int
+	}{
+		{"/skip", "secure " + up.Listener.Addr().String(), 200},
+		{"/verify", "", 502}, // httptest's certificate is not trusted
+	}
+	for _, tt := range tests {
+		t.Run(tt.target, func(t *testing.T) {
+			status, _, body := send(t, s, "GET", tt.target, nil)
+			if status != tt.wantStatus || (tt.wantBody != "" && body != tt.wantBody) {
+				t.Errorf("got %d %q, want %d %q", status, body, tt.wantStatus, tt.wantBody)
+			}
+		})
+	}
+}
+
+// fakeConn is an upstream connection that only records being closed.
+type fakeConn struct {
+	memConn
+	closed atomic.Bool
+}
+
+func (c *fakeConn) Read([]byte) (int, error)    { return 0, io.EOF }
+func (c *fakeConn) Write(p []byte) (int, error) { return len(p), nil }
+func (c *fakeConn) Close() error                { c.closed.Store(true); return nil }
+
+func TestUpstreamIdleConnections(t *testing.T) {
+	var dialed []*fakeConn
+	c := &upstreamClient{dial: func() (net.Conn, error) {
+		fc := &fakeConn{}
+		dialed = append(dialed, fc)
+		return fc, nil
+	}}
+	t0 := time.Now()
+	take := func(at time.Time) *upstreamConn {
+		cc, err := c.acquire(at)
+		if err != nil {
+			t.Fatalf("acquire: %v", err)
+		}
+		return cc
+	}
+	a, b := take(t0), take(t0)
+	c.release(a, t0)
+	c.release(b, t0.Add(time.Second))
+	if got := take(t0.Add(2 * time.Second)); got != b {
+		t.Fatalf("got an older connection, want the most recently used")
+	}
+	// a has idled for maxIdleTime: the next acquire closes it and dials.
+	fresh := take(t0.Add(maxIdleTime))
+	if fresh == a || !dialed[0].closed.Load() || len(dialed) != 3 {
+		t.Fatalf("got a reused or not closed, want it closed and a new dial")
+	}
+	// Releasing closes the connections that idled too long.
+	c.release(fresh, t0.Add(maxIdleTime))
+	c.release(b, t0.Add(3*maxIdleTime))
+	if !dialed[2].closed.Load() || dialed[1].closed.Load() {
+		t.Fatalf("want the stale connection closed at release and the released one kept")
+	}
+	c.closeIdle()
+	if !dialed[1].closed.Load() {
+		t.Fatalf("closeIdle left a connection open")
+	}
+}
