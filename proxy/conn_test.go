@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -133,5 +134,64 @@ func TestWrappedConnConcurrentReadAndWrite(t *testing.T) {
 		if got[i] != sent[i] {
 			t.Fatalf("byte %d: got %d, want %d", i, got[i], sent[i])
 		}
+	}
+}
+
+// An upstream connection sends a kept request with the read of its answer;
+// when the socket cannot take the request at once, the rest goes out the
+// ordinary way and the answer is still read.
+func TestExchangeConnSendThatWouldBlock(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	defer ln.Close()
+	raw, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	peer, err := ln.Accept()
+	if err != nil {
+		t.Fatalf("accept: %v", err)
+	}
+	defer peer.Close()
+	// Fill small socket buffers while the peer is not reading, so the
+	// kept request cannot go out at once.
+	_ = raw.(*net.TCPConn).SetWriteBuffer(64 << 10)
+	_ = peer.(*net.TCPConn).SetReadBuffer(64 << 10)
+	filler := 0
+	chunk := make([]byte, 64<<10)
+	_ = raw.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
+	for {
+		n, err := raw.Write(chunk)
+		filler += n
+		if err != nil {
+			break
+		}
+	}
+	_ = raw.SetWriteDeadline(time.Time{})
+	c := wrapUpstreamConn(raw, time.Millisecond)
+	defer c.Close()
+
+	request := []byte("GET / HTTP/1.1\r\nHost: upstream\r\nX-Big: " + strings.Repeat("x", 12<<10) + "\r\n\r\n")
+	if n, err := c.Write(request); n != len(request) || err != nil {
+		t.Fatalf("write: got %d, %v; want %d, nil", n, err, len(request))
+	}
+	got := make(chan []byte, 1)
+	go func() {
+		time.Sleep(50 * time.Millisecond) // let the read try its send first
+		_, _ = io.CopyN(io.Discard, peer, int64(filler))
+		b := make([]byte, len(request))
+		_, _ = io.ReadFull(peer, b)
+		_, _ = peer.Write([]byte("answer"))
+		got <- b
+	}()
+	buf := make([]byte, 16)
+	n, err := c.Read(buf)
+	if err != nil || string(buf[:n]) != "answer" {
+		t.Fatalf("read: got %q, %v; want \"answer\", nil", buf[:n], err)
+	}
+	if b := <-got; string(b) != string(request) {
+		t.Fatalf("the peer got %q, want %q", b, request)
 	}
 }
