@@ -383,3 +383,38 @@ func TestUpstreamIdleConnections(t *testing.T) {
 		t.Fatalf("closeIdle left a connection open")
 	}
 }
+
+// A client's Connection: close ends its connection after the answer; the
+// upstream connection stays open for the next request.
+func TestClientConnectionClose(t *testing.T) {
+	up := newRawUpstream(t, answerOK)
+	s := startProxy(t, mustSnapshot(t, []entity.Service{testService(t, "s1", up.addr())},
+		[]entity.Route{testRoute(idA, "s1", paths("/"))}))
+	c, err := net.Dial("tcp", s.Addr().String())
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	all, err := io.ReadAll(c) // ends only when the proxy closes
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(all)), nil)
+	if err != nil {
+		t.Fatalf("parse response: %v", err)
+	}
+	if resp.StatusCode != 200 || !resp.Close {
+		t.Errorf("got %d, close %v; want 200 with Connection: close", resp.StatusCode, resp.Close)
+	}
+	head, _ := up.last(t)
+	if strings.Contains(head, "Connection:") {
+		t.Errorf("upstream got %q, want no Connection header", head)
+	}
+	if status, _, _ := send(t, s, "GET", "/", nil); status != 200 || up.accepts.Load() != 1 {
+		t.Errorf("got %d over %d upstream connections, want 200 over 1", status, up.accepts.Load())
+	}
+}
