@@ -164,6 +164,12 @@ func TestUpstreamRequestWire(t *testing.T) {
 			wantAbsent: []string{"Connection", "Keep-Alive", "Proxy-Connection", "Upgrade"},
 		},
 		{
+			name:        "bare trailing ? kept, as Kong does",
+			request:     "GET /q? HTTP/1.1\r\nHost: h\r\n\r\n",
+			wantLine:    "GET /q? HTTP/1.1",
+			wantInOrder: []string{"X-Forwarded-Path: /q"},
+		},
+		{
 			name:        "HTTP/1.0 client, HTTP/1.1 upstream",
 			request:     "GET /old HTTP/1.0\r\nHost: h\r\n\r\n",
 			wantLine:    "GET /old HTTP/1.1",
