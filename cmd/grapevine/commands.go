@@ -53,11 +53,12 @@ func runStart(ctx context.Context, args []string, out io.Writer) error {
 	log := node.NewLogger(os.Stderr, cfg.LogLevel)
 	if os.Getenv("GOMAXPROCS") == "" {
 		// The proxy does its socket I/O with raw system calls that keep
-		// their P while the kernel runs loopback and wake-up work; with two
-		// Ps per core another goroutine runs meanwhile. On a 2-core machine
-		// it used 8% less CPU per request and served 16% more requests per
-		// second than with one P per core (README, Benchmarks).
-		runtime.GOMAXPROCS(2 * runtime.NumCPU())
+		// their P while the kernel runs loopback and wake-up work, and a
+		// thread the kernel preempts keeps its P's queue waiting; with
+		// more Ps than cores other goroutines run meanwhile. On a 2-core
+		// machine shared with wrk and the upstream, three Ps per core gave
+		// the best throughput and p99 (README, Benchmarks).
+		runtime.GOMAXPROCS(3 * runtime.NumCPU())
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
