@@ -49,10 +49,14 @@ type applier struct {
 	pollEvery time.Duration
 	settle    time.Duration
 	cacheTTL  time.Duration
+	// pollGapLimit is how long after the last successful poll unread
+	// events may already be purged: the next poll is a full reload.
+	pollGapLimit time.Duration
 
-	state   *configState
-	tracker *eventTracker
-	status  atomic.Pointer[applyStatus]
+	state      *configState
+	tracker    *eventTracker
+	lastPolled time.Time // last successful poll or full load
+	status     atomic.Pointer[applyStatus]
 
 	localCh  chan applyRequest
 	hintCh   chan gossip.Hint
@@ -95,6 +99,7 @@ func (a *applier) loadAll(ctx context.Context) error {
 	}
 	a.state = state
 	a.tracker.reset(max(load.MaxEventID-eventWindow, 0), load.MaxEventID, visible, time.Now())
+	a.lastPolled = time.Now()
 	a.rebuild()
 	return nil
 }
@@ -233,7 +238,14 @@ func tableByName(name string) (store.Table, bool) {
 }
 
 // poll reads the events this node has not applied, from its watermark on.
+// After a long stretch without a successful poll (the database out of
+// reach) some of those events may be purged already, so it reloads
+// everything instead.
 func (a *applier) poll(ctx context.Context) {
+	if since := time.Since(a.lastPolled); since >= a.pollGapLimit {
+		a.reloadAll(ctx, fmt.Sprintf("no successful poll for %s: events this node missed may be purged", since.Round(time.Second)))
+		return
+	}
 	cursor := a.tracker.watermark
 	for {
 		events, err := a.store.EventsSince(ctx, cursor, store.DefaultEventsLimit)
@@ -250,6 +262,7 @@ func (a *applier) poll(ctx context.Context) {
 		}
 		cursor = events[len(events)-1].ID
 	}
+	a.lastPolled = time.Now()
 	a.tracker.advance(time.Now())
 }
 

@@ -39,6 +39,7 @@ type TestHooks struct {
 	HeartbeatInterval time.Duration // registry heartbeat; default 10s
 	DriftBound        time.Duration // anti-entropy bound; default 2×db_update_frequency+2s
 	IgnoreHints       bool          // drop every gossip hint received (polling only)
+	PollGapLimit      time.Duration // poll gap after which a poll reloads everything; default eventRetention/2
 }
 
 // Node is one running gateway node.
@@ -162,19 +163,30 @@ func (n *Node) proxyConfig() proxy.Config {
 
 func (n *Node) newApplier() *applier {
 	return &applier{
-		store:     n.store,
-		swap:      n.proxy.Swap,
-		publish:   n.publishStatus,
-		log:       n.log.With().Str("component", "applier").Logger(),
-		pollEvery: n.cfg.DBUpdateFrequency,
-		settle:    n.cfg.DBUpdatePropagation,
-		cacheTTL:  n.cfg.DBCacheTTL,
-		state:     newConfigState(),
-		tracker:   newEventTracker(gapTimeout),
-		localCh:   make(chan applyRequest, 64),
-		hintCh:    make(chan gossip.Hint, 4096),
-		reloadCh:  make(chan string, 1),
+		store:        n.store,
+		swap:         n.proxy.Swap,
+		publish:      n.publishStatus,
+		log:          n.log.With().Str("component", "applier").Logger(),
+		pollEvery:    n.cfg.DBUpdateFrequency,
+		settle:       n.cfg.DBUpdatePropagation,
+		cacheTTL:     n.cfg.DBCacheTTL,
+		pollGapLimit: n.pollGapLimit(),
+		state:        newConfigState(),
+		tracker:      newEventTracker(gapTimeout),
+		localCh:      make(chan applyRequest, 64),
+		hintCh:       make(chan gossip.Hint, 4096),
+		reloadCh:     make(chan string, 1),
 	}
+}
+
+// pollGapLimit is how long a node may go without a successful poll before
+// it reloads everything: events are purged after eventRetention, so half
+// of that leaves room for the slowest poll.
+func (n *Node) pollGapLimit() time.Duration {
+	if n.hooks.PollGapLimit > 0 {
+		return n.hooks.PollGapLimit
+	}
+	return eventRetention / 2
 }
 
 func (n *Node) startProxy(ctx context.Context) error {

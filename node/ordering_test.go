@@ -105,3 +105,30 @@ func TestPollingWaitsForDBUpdatePropagation(t *testing.T) {
 	}
 	eventually(t, cfg.DBUpdatePropagation+2*time.Second, func() error { return serves(t, reader, "/settled") })
 }
+
+// Events are purged after an hour; a node that could not poll for long may
+// find the ones it missed gone, so after a long gap a poll reloads
+// everything instead of trusting the event log.
+func TestPollingAfterALongGapReloadsEverything(t *testing.T) {
+	dsn := bootstrappedDatabase(t)
+	cfg := testConfig(t, dsn)
+	cfg.DBUpdateFrequency = 200 * time.Millisecond
+	// Polls never apply the event itself: it is purged before it is old enough.
+	cfg.DBUpdatePropagation = time.Minute
+	// Every poll comes after a longer gap than this, so each one reloads.
+	poller := startClusterNode(t, cfg, TestHooks{PollGapLimit: 100 * time.Millisecond})
+	up := newUpstream(t)
+	ctx := context.Background()
+	writer, err := store.Open(ctx, store.Config{DSN: dsn, NodeID: "writer"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer writer.Close()
+	if _, err := writer.InTx(ctx, func(tx *store.Tx) error { return serviceAndRoute(ctx, tx, up.URL, "/events-purged") }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := writer.PurgeEvents(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 3*time.Second, func() error { return serves(t, poller, "/events-purged") })
+}
