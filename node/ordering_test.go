@@ -33,6 +33,18 @@ func serviceAndRoute(ctx context.Context, tx *store.Tx, upstreamURL, path string
 	return err
 }
 
+// openWriter opens a store of its own on dsn, as another node would write
+// through it; closed at cleanup.
+func openWriter(t *testing.T, dsn string) *store.Store {
+	t.Helper()
+	writer, err := store.Open(context.Background(), store.Config{DSN: dsn, NodeID: "writer"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(writer.Close)
+	return writer
+}
+
 // A transaction that took its event ids first but commits last must still
 // reach a node that learns of changes by polling alone: a watermark on the
 // highest id seen would skip it for good.
@@ -43,11 +55,7 @@ func TestPollingAppliesEventsThatCommitOutOfOrder(t *testing.T) {
 	poller := startNode(t, cfg)
 	up := newUpstream(t)
 	ctx := context.Background()
-	writer, err := store.Open(ctx, store.Config{DSN: dsn, NodeID: "writer"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer writer.Close()
+	writer := openWriter(t, dsn)
 
 	inserted, release, committed := make(chan struct{}), make(chan struct{}), make(chan error, 1)
 	go func() {
@@ -119,11 +127,7 @@ func TestPollingAfterALongGapReloadsEverything(t *testing.T) {
 	poller := startClusterNode(t, cfg, TestHooks{PollGapLimit: 100 * time.Millisecond})
 	up := newUpstream(t)
 	ctx := context.Background()
-	writer, err := store.Open(ctx, store.Config{DSN: dsn, NodeID: "writer"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer writer.Close()
+	writer := openWriter(t, dsn)
 	if _, err := writer.InTx(ctx, func(tx *store.Tx) error { return serviceAndRoute(ctx, tx, up.URL, "/events-purged") }); err != nil {
 		t.Fatal(err)
 	}

@@ -10,9 +10,9 @@ import (
 	"time"
 )
 
-// connPair is a loopback TCP connection: the proxy's wrapped end and the
-// peer's plain end, both closed at cleanup.
-func connPair(t *testing.T, slack time.Duration) (wrapped, peer net.Conn) {
+// tcpPair is a plain loopback TCP connection: the dialing end and the
+// accepted end, both closed at cleanup.
+func tcpPair(t *testing.T) (client, server net.Conn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -27,8 +27,17 @@ func connPair(t *testing.T, slack time.Duration) (wrapped, peer net.Conn) {
 	if err != nil {
 		t.Fatalf("accept: %v", err)
 	}
+	t.Cleanup(func() { c.Close(); p.Close() })
+	return c, p
+}
+
+// connPair is a loopback TCP connection: the proxy's wrapped end and the
+// peer's plain end, both closed at cleanup.
+func connPair(t *testing.T, slack time.Duration) (wrapped, peer net.Conn) {
+	t.Helper()
+	c, p := tcpPair(t)
 	w := wrapConn(c, slack)
-	t.Cleanup(func() { w.Close(); p.Close() })
+	t.Cleanup(func() { w.Close() })
 	return w, p
 }
 
@@ -141,20 +150,7 @@ func TestWrappedConnConcurrentReadAndWrite(t *testing.T) {
 // when the socket cannot take the request at once, the rest goes out the
 // ordinary way and the answer is still read.
 func TestExchangeConnSendThatWouldBlock(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	defer ln.Close()
-	raw, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
-	peer, err := ln.Accept()
-	if err != nil {
-		t.Fatalf("accept: %v", err)
-	}
-	defer peer.Close()
+	raw, peer := tcpPair(t)
 	// Fill small socket buffers while the peer is not reading, so the
 	// kept request cannot go out at once.
 	_ = raw.(*net.TCPConn).SetWriteBuffer(64 << 10)
@@ -171,7 +167,6 @@ func TestExchangeConnSendThatWouldBlock(t *testing.T) {
 	}
 	_ = raw.SetWriteDeadline(time.Time{})
 	c := wrapUpstreamConn(raw, time.Millisecond)
-	defer c.Close()
 
 	request := []byte("GET / HTTP/1.1\r\nHost: upstream\r\nX-Big: " + strings.Repeat("x", 12<<10) + "\r\n\r\n")
 	if n, err := c.Write(request); n != len(request) || err != nil {
