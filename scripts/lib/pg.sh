@@ -32,12 +32,35 @@ pg_as_owner() {
 	fi
 }
 
+# pg_datadir DIR prints the folder that holds the server's data for DIR.
+# As root the server runs as 'postgres', which cannot reach a DIR below a
+# folder closed to others (a clone under /root); the data then lives in a
+# new folder under /tmp and DIR is made a link to it.
+pg_datadir() {
+	local dir=$1 real
+	mkdir -p "$(dirname "$dir")"
+	if [ "$(id -u)" = 0 ] && [ ! -e "$dir" ] && ! runuser -u postgres -- test -x "$(dirname "$dir")"; then
+		rm -f "$dir" # a link left dangling
+		real=$(mktemp -d /tmp/grapevine-pg.XXXXXX) || return 1
+		ln -s "$real" "$dir"
+	fi
+	readlink -f "$dir"
+}
+
+# pg_remove DIR deletes the data of a stopped server, and the folder DIR links to.
+pg_remove() {
+	local dir=$1
+	[ -L "$dir" ] && rm -rf "$(readlink -f "$dir")"
+	rm -rf "$dir"
+}
+
 # pg_start DIR PORT: initdb DIR if it is new, then start the server on 127.0.0.1:PORT.
 # PG_EXTRA_OPTS adds server options (e.g. "-c max_connections=300").
 pg_start() {
-	local dir=$1 port=$2 bin
+	local dir port=$2 bin
 	pg_ensure_installed || return 1
 	bin=$(pg_bindir) || return 1
+	dir=$(pg_datadir "$1") || return 1
 	mkdir -p "$dir"
 	[ "$(id -u)" = 0 ] && chown postgres: "$dir"
 	if [ ! -f "$dir/PG_VERSION" ]; then
@@ -56,7 +79,8 @@ pg_start() {
 
 # pg_stop DIR stops the server started by pg_start.
 pg_stop() {
-	local dir=$1 bin
+	local dir bin
+	dir=$(readlink -f "$1")
 	bin=$(pg_bindir) || return 0
 	[ -f "$dir/postmaster.pid" ] || return 0
 	pg_as_owner "$bin/pg_ctl" -D "$dir" -m fast -w stop >/dev/null 2>&1 || true
