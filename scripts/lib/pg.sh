@@ -47,11 +47,15 @@ pg_datadir() {
 	readlink -f "$dir"
 }
 
-# pg_remove DIR deletes the data of a stopped server, and the folder DIR links to.
+# pg_remove DIR deletes the data and initdb log of a stopped server, also
+# where DIR links to.
 pg_remove() {
-	local dir=$1
-	[ -L "$dir" ] && rm -rf "$(readlink -f "$dir")"
-	rm -rf "$dir"
+	local dir=$1 real
+	if [ -L "$dir" ]; then
+		real=$(readlink -f "$dir")
+		rm -rf "$real" "$real.initdb.log"
+	fi
+	rm -rf "$dir" "$dir.initdb.log"
 }
 
 # pg_start DIR PORT: initdb DIR if it is new, then start the server on 127.0.0.1:PORT.
