@@ -2,8 +2,11 @@ package admin
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"sort"
 	"strconv"
@@ -177,30 +180,98 @@ type tagRef struct {
 	EntityID   string `json:"entity_id"`
 }
 
-// tagsHandler is GET /tags and GET /tags/{tag} (one page, next null).
+// tagsPage is the body of GET /tags: Kong's collection shape.
+type tagsPage struct {
+	Data   []tagRef `json:"data"`
+	Next   *string  `json:"next"`
+	Offset string   `json:"offset,omitempty"`
+}
+
+// tagsHandler is GET /tags and GET /tags/{tag}, paged by size and offset
+// like every collection, in (entity_id, tag) order.
 func (s *Server) tagsHandler(only string) handler {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if only != "" && !entity.ValidTag(only) {
 			s.writeError(w, r, errFilterSyntax)
 			return
 		}
+		q := r.URL.Query()
+		page, err := parsePage(q)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
 		ctx, cancel := s.dbContext(r)
 		defer cancel()
-		data := []tagRef{}
-		for _, name := range kindOrder {
-			rows, err := s.st.All(ctx, s.kinds[name].table)
-			if err != nil {
-				s.writeError(w, r, err)
+		refs, err := s.tagRefs(ctx, only)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		start := 0
+		if page.Offset != "" {
+			last, ok := decodeTagOffset(page.Offset)
+			if !ok {
+				s.writeError(w, r, entity.InvalidOffset(page.Offset))
 				return
 			}
-			for _, row := range rows {
-				for _, t := range row.Tags {
-					if only == "" || t == only {
-						data = append(data, tagRef{Tag: t, EntityName: name, EntityID: row.ID})
-					}
+			start = sort.Search(len(refs), func(i int) bool { return last.before(refs[i]) })
+		}
+		end := min(start+page.Size, len(refs))
+		body := tagsPage{Data: refs[start:end]}
+		if end < len(refs) {
+			body.Offset = encodeTagOffset(refs[end-1])
+			base := "/tags"
+			if only != "" {
+				base += "/" + url.PathEscape(only)
+			}
+			next := nextPath(base, body.Offset, q, true)
+			body.Next = &next
+		}
+		writeJSON(w, http.StatusOK, body)
+	}
+}
+
+// tagRefs lists every tag of every entity (only the tag only, when set),
+// sorted by entity id, then tag.
+func (s *Server) tagRefs(ctx context.Context, only string) ([]tagRef, error) {
+	refs := []tagRef{}
+	for _, name := range kindOrder {
+		rows, err := s.st.All(ctx, s.kinds[name].table)
+		if err != nil {
+			return nil, err
+		}
+		for _, row := range rows {
+			for _, t := range row.Tags {
+				if only == "" || t == only {
+					refs = append(refs, tagRef{Tag: t, EntityName: name, EntityID: row.ID})
 				}
 			}
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"data": data, "next": nil})
 	}
+	sort.Slice(refs, func(i, j int) bool { return refs[i].before(refs[j]) })
+	return refs, nil
+}
+
+func (a tagRef) before(b tagRef) bool {
+	if a.EntityID != b.EntityID {
+		return a.EntityID < b.EntityID
+	}
+	return a.Tag < b.Tag
+}
+
+// The offset is, as in Kong, base64url of a JSON array: the last key
+// served, [entity_id, tag].
+func encodeTagOffset(last tagRef) string {
+	b, _ := json.Marshal([]string{last.EntityID, last.Tag})
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeTagOffset(offset string) (tagRef, bool) {
+	b, err := base64.RawURLEncoding.DecodeString(offset)
+	var key []string
+	if err != nil || json.Unmarshal(b, &key) != nil || len(key) != 2 {
+		return tagRef{}, false
+	}
+	return tagRef{EntityID: key[0], Tag: key[1]}, true
 }

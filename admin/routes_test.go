@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 )
 
@@ -130,6 +131,50 @@ func TestPaginationAndTags(t *testing.T) {
 		res := e.json("GET", "/tags/even", "")
 		if got := len(res.body["data"].([]any)); got != 3 {
 			t.Errorf("got %d, want 3", got)
+		}
+	})
+	tagWalks := []struct {
+		start       string
+		wantRefs    int
+		wantPages   int
+		wantNextFor string // the start of the first page's next
+	}{
+		{"/tags?size=3", 10, 4, "/tags?offset="},
+		{"/tags/even?size=2", 3, 2, "/tags/even?offset="},
+		{"/tags", 10, 1, ""},
+	}
+	for _, tw := range tagWalks {
+		t.Run("walk "+tw.start, func(t *testing.T) {
+			seen := map[string]bool{}
+			pages, path := 0, tw.start
+			for path != "" {
+				res := e.json("GET", path, "")
+				mustStatus(t, res, 200)
+				for _, d := range res.body["data"].([]any) {
+					ref := d.(map[string]any)
+					key := ref["entity_id"].(string) + " " + ref["tag"].(string)
+					if seen[key] || ref["entity_name"] != "services" {
+						t.Fatalf("got %v twice or of another entity", ref)
+					}
+					seen[key] = true
+				}
+				next, _ := res.body["next"].(string)
+				if pages == 0 && !strings.HasPrefix(next, tw.wantNextFor) {
+					t.Errorf("got next %q, want it to start with %q", next, tw.wantNextFor)
+				}
+				pages++
+				path = next
+			}
+			if len(seen) != tw.wantRefs || pages != tw.wantPages {
+				t.Errorf("got %d tags in %d pages, want %d in %d", len(seen), pages, tw.wantRefs, tw.wantPages)
+			}
+		})
+	}
+	t.Run("GET /tags bad offset", func(t *testing.T) {
+		res := e.json("GET", "/tags?offset=!!!", "")
+		mustStatus(t, res, 400)
+		if res.body["code"] != 7.0 {
+			t.Errorf("got %s, want code 7", res.raw)
 		}
 	})
 }
