@@ -148,7 +148,8 @@ type exchangeConn struct {
 }
 
 // maxPending is the largest request kept for sending with the Read; the
-// proxy's upstream write buffer flushes at this size.
+// proxy writes a request's head, and its body when the two fit in this
+// size, in one Write.
 const maxPending = 16 << 10
 
 func newExchangeConn(c net.Conn) net.Conn {
