@@ -24,8 +24,8 @@ type upstreamCall struct {
 func (s *Server) forward(ctx *fasthttp.RequestCtx, st *reqState, up upstreamCall) {
 	svc := up.route.svc
 	req := &ctx.Request
-	st.head = s.appendUpstreamHead(st.head[:0], ctx, st, up)
 	body := req.Body()
+	st.head = s.appendUpstreamHead(st.head[:0], ctx, st, up, len(body))
 	if len(body) > 0 && len(st.head)+len(body) <= maxPending {
 		// One write for the whole request.
 		st.head, body = append(st.head, body...), nil
@@ -64,9 +64,9 @@ func doWithRetries(c *upstreamClient, now time.Time, head, body []byte, isHead b
 // appendUpstreamHead appends the request line and headers sent upstream:
 // HTTP/1.1, the Host of the service (or the client's, with preserve_host),
 // the client's headers in the order received less the hop-by-hop ones and
-// those Kong sets itself, then Kong's upstream headers (§2.7) and the body
-// length.
-func (s *Server) appendUpstreamHead(dst []byte, ctx *fasthttp.RequestCtx, st *reqState, up upstreamCall) []byte {
+// those Kong sets itself, then Kong's upstream headers (§2.7) and the
+// length of the body, bodyLen bytes.
+func (s *Server) appendUpstreamHead(dst []byte, ctx *fasthttp.RequestCtx, st *reqState, up upstreamCall, bodyLen int) []byte {
 	h := &ctx.Request.Header
 	r := up.route
 	st.uri = appendUpstreamPath(st.uri[:0], r.svc.base, up.path, r.stripPath, up.matched)
@@ -114,9 +114,9 @@ func (s *Server) appendUpstreamHead(dst []byte, ctx *fasthttp.RequestCtx, st *re
 	dst = appendHeaderLine(dst, hdrXRealIP, st.ip)
 	dst = appendHeaderLine(dst, hdrVia, st.via)
 	dst = appendHeaderLine(dst, hdrRequestID, st.id[:])
-	if body := ctx.Request.Body(); len(body) > 0 || !(h.IsGet() || h.IsHead()) {
+	if bodyLen > 0 || !(h.IsGet() || h.IsHead()) {
 		dst = append(dst, "Content-Length: "...)
-		dst = strconv.AppendInt(dst, int64(len(body)), 10)
+		dst = strconv.AppendInt(dst, int64(bodyLen), 10)
 		dst = append(dst, '\r', '\n')
 	}
 	return append(dst, '\r', '\n')
