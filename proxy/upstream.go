@@ -218,22 +218,17 @@ func (c *upstreamClient) exchange(cc *upstreamConn, now time.Time, head, body []
 // acquire returns the most recently used idle connection, or a new one.
 func (c *upstreamClient) acquire(now time.Time) (*upstreamConn, error) {
 	c.mu.Lock()
+	stale := c.popExpired(now)
+	var cc *upstreamConn
 	if n := len(c.idle); n > 0 {
-		cc := c.idle[n-1]
+		cc = c.idle[n-1]
 		c.idle[n-1] = nil
 		c.idle = c.idle[:n-1]
-		if now.Sub(cc.idleSince) < maxIdleTime {
-			c.mu.Unlock()
-			return cc, nil
-		}
-		// This one and all older ones have idled too long.
-		stale := append([]*upstreamConn{cc}, c.idle...)
-		clear(c.idle)
-		c.idle = c.idle[:0]
-		c.mu.Unlock()
-		closeAll(stale)
-	} else {
-		c.mu.Unlock()
+	}
+	c.mu.Unlock()
+	closeAll(stale)
+	if cc != nil {
+		return cc, nil
 	}
 	conn, err := c.dial()
 	if err != nil {
@@ -246,17 +241,7 @@ func (c *upstreamClient) acquire(now time.Time) (*upstreamConn, error) {
 func (c *upstreamClient) release(cc *upstreamConn, now time.Time) {
 	cc.idleSince = now
 	c.mu.Lock()
-	var stale []*upstreamConn
-	expired := 0
-	for expired < len(c.idle) && now.Sub(c.idle[expired].idleSince) >= maxIdleTime {
-		expired++
-	}
-	if expired > 0 {
-		stale = append(stale, c.idle[:expired]...)
-		n := copy(c.idle, c.idle[expired:])
-		clear(c.idle[n:])
-		c.idle = c.idle[:n]
-	}
+	stale := c.popExpired(now)
 	if len(c.idle) < maxIdleConns {
 		c.idle = append(c.idle, cc)
 	} else {
@@ -264,6 +249,23 @@ func (c *upstreamClient) release(cc *upstreamConn, now time.Time) {
 	}
 	c.mu.Unlock()
 	closeAll(stale)
+}
+
+// popExpired takes the connections idle for maxIdleTime or longer (the
+// oldest, at the front) out of the pool; c.mu must be held.
+func (c *upstreamClient) popExpired(now time.Time) []*upstreamConn {
+	expired := 0
+	for expired < len(c.idle) && now.Sub(c.idle[expired].idleSince) >= maxIdleTime {
+		expired++
+	}
+	if expired == 0 {
+		return nil
+	}
+	stale := append([]*upstreamConn(nil), c.idle[:expired]...)
+	n := copy(c.idle, c.idle[expired:])
+	clear(c.idle[n:])
+	c.idle = c.idle[:n]
+	return stale
 }
 
 func (c *upstreamClient) closeIdle() {
