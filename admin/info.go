@@ -2,8 +2,6 @@ package admin
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"net"
 	"net/http"
 	"net/url"
@@ -13,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/grapevine-gw/grapevine/entity"
+	"github.com/grapevine-gw/grapevine/store"
 )
 
 // handleRoot is GET /: the keys go-kong and decK read (version,
@@ -260,17 +259,14 @@ func (a tagRef) before(b tagRef) bool {
 	return a.Tag < b.Tag
 }
 
-// The offset is, as in Kong, base64url of a JSON array: the last key
-// served, [entity_id, tag].
+// The offset of GET /tags holds the last key served, [entity_id, tag].
 func encodeTagOffset(last tagRef) string {
-	b, _ := json.Marshal([]string{last.EntityID, last.Tag})
-	return base64.RawURLEncoding.EncodeToString(b)
+	return store.EncodeOffsetKey(last.EntityID, last.Tag)
 }
 
 func decodeTagOffset(offset string) (tagRef, bool) {
-	b, err := base64.RawURLEncoding.DecodeString(offset)
-	var key []string
-	if err != nil || json.Unmarshal(b, &key) != nil || len(key) != 2 {
+	key, err := store.DecodeOffsetKey(offset)
+	if err != nil || len(key) != 2 {
 		return tagRef{}, false
 	}
 	return tagRef{EntityID: key[0], Tag: key[1]}, true

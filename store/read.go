@@ -174,30 +174,46 @@ func foreignFilter(t Table, p Page) (string, any, error) {
 	return pgx.Identifier{f.column()}.Sanitize() + " = $?::uuid", p.ForeignID, nil
 }
 
-// encodeOffset makes Kong's offset token: base64 of a JSON array holding
-// the last row's id.
-func encodeOffset(id string) string {
-	b, _ := json.Marshal([]string{id})
+// encodeOffset makes Kong's offset token for the last row's id.
+func encodeOffset(id string) string { return EncodeOffsetKey(id) }
+
+// decodeOffset returns the id to continue after.
+func decodeOffset(token string) (string, error) {
+	key, err := DecodeOffsetKey(token)
+	if err != nil {
+		return "", err
+	}
+	if len(key) != 1 {
+		return "", fmt.Errorf("%w: not a one-id JSON array", ErrInvalidOffset)
+	}
+	if !isUUID(key[0]) {
+		return "", fmt.Errorf("%w: not a uuid", ErrInvalidOffset)
+	}
+	return key[0], nil
+}
+
+// EncodeOffsetKey makes Kong's offset token: base64url of a JSON array
+// holding the key of the last row served.
+func EncodeOffsetKey(key ...string) string {
+	b, _ := json.Marshal(key)
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// decodeOffset accepts Kong's tokens in either base64 alphabet, padded or
-// not, and returns the id to continue after.
-func decodeOffset(token string) (string, error) {
+// DecodeOffsetKey accepts Kong's tokens in either base64 alphabet, padded
+// or not, and returns the key they hold; a malformed token gives
+// ErrInvalidOffset.
+func DecodeOffsetKey(token string) ([]string, error) {
 	raw := strings.TrimRight(token, "=")
 	b, err := base64.RawURLEncoding.DecodeString(raw)
 	if err != nil {
 		b, err = base64.RawStdEncoding.DecodeString(raw)
 	}
 	if err != nil {
-		return "", fmt.Errorf("%w: not base64", ErrInvalidOffset)
+		return nil, fmt.Errorf("%w: not base64", ErrInvalidOffset)
 	}
-	var ids []string
-	if err := json.Unmarshal(b, &ids); err != nil || len(ids) != 1 {
-		return "", fmt.Errorf("%w: not a one-id JSON array", ErrInvalidOffset)
+	var key []string
+	if err := json.Unmarshal(b, &key); err != nil {
+		return nil, fmt.Errorf("%w: not a JSON array of strings", ErrInvalidOffset)
 	}
-	if !isUUID(ids[0]) {
-		return "", fmt.Errorf("%w: not a uuid", ErrInvalidOffset)
-	}
-	return ids[0], nil
+	return key, nil
 }
