@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/grapevine-gw/grapevine/entity"
 	"github.com/grapevine-gw/grapevine/store"
@@ -117,7 +118,17 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 			"connections_writing":  st.ConnectionsWriting,
 			"total_requests":       st.TotalRequests,
 		},
+		// Not in Kong: whether the proxy accepts connections, for health checks.
+		"proxy": proxyStatus(st),
 	})
+}
+
+func proxyStatus(st ServerStats) map[string]any {
+	if st.ProxyAcceptError == "" {
+		return map[string]any{"accepting": true}
+	}
+	return map[string]any{"accepting": false, "accept_error": st.ProxyAcceptError,
+		"failing_since": st.ProxyAcceptFailingSince.UTC().Format(time.RFC3339)}
 }
 
 // handleEndpoints is GET /endpoints: every path with {placeholders}.

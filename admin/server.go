@@ -76,6 +76,10 @@ type ServerStats struct {
 	ConnectionsWaiting  int64
 	ConnectionsWriting  int64
 	TotalRequests       int64
+	// ProxyAcceptError is why the proxy cannot accept connections now, ""
+	// while it can; ProxyAcceptFailingSince is when that began.
+	ProxyAcceptError        string
+	ProxyAcceptFailingSince time.Time
 }
 
 // Applier makes a committed change live on this node; the Admin API calls

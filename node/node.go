@@ -157,8 +157,33 @@ func (n *Node) proxyConfig() proxy.Config {
 	cfg.Listen = firstListen(n.cfg.ProxyListen, "")
 	cfg.Version = Version
 	cfg.LatencyHeaders = n.cfg.LatencyHeaders
+	cfg.ClientHeaderTimeout = n.cfg.ClientHeaderTimeout
+	cfg.ClientBodyTimeout = n.cfg.ClientBodyTimeout
+	cfg.SendTimeout = n.cfg.SendTimeout
+	cfg.MaxBodySize = n.cfg.ClientMaxBodySize
+	if cfg.MaxBodySize == 0 {
+		cfg.MaxBodySize = -1 // nginx's 0: no limit
+	}
+	cfg.MaxConnections = n.connectionLimit()
 	cfg.Logger = n.log // the proxy names itself in its log lines
 	return cfg
+}
+
+// connectionLimit raises the descriptor limit (nginx_main_worker_rlimit_nofile)
+// and returns the proxy's cap on client connections: nginx_events_worker_connections,
+// or with "auto" half the descriptors, since each proxied request also
+// holds an upstream connection and the node needs some for itself.
+func (n *Node) connectionLimit() int {
+	nofile, err := raiseNofile(n.cfg.RlimitNofile)
+	if err != nil {
+		n.log.Warn().Err(err).Msg("keeping the descriptor limit as it is")
+	}
+	limit := n.cfg.WorkerConnections
+	if limit == 0 && nofile > 0 {
+		limit = max(nofile/2, 16)
+	}
+	n.log.Info().Int("descriptor_limit", nofile).Int("proxy_connection_limit", limit).Msg("connection limits")
+	return limit
 }
 
 func (n *Node) newApplier() *applier {
@@ -273,12 +298,17 @@ func (n *Node) Apply(ctx context.Context, change store.Change) error {
 // proxyStats maps the proxy's counters onto Kong's /status "server" block.
 func (n *Node) proxyStats() admin.ServerStats {
 	st := n.proxy.Stats()
-	return admin.ServerStats{
+	stats := admin.ServerStats{
 		ConnectionsAccepted: st.ConnectionsAccepted,
 		ConnectionsHandled:  st.ConnectionsAccepted,
 		ConnectionsActive:   st.ConnectionsActive,
 		TotalRequests:       st.TotalRequests,
 	}
+	if st.AcceptError != nil {
+		stats.ProxyAcceptError = st.AcceptError.Error()
+		stats.ProxyAcceptFailingSince = st.AcceptFailingSince
+	}
+	return stats
 }
 
 // ProxyAddr is the proxy's bound address, nil when the proxy is off.

@@ -3,6 +3,7 @@ package proxy
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/rs/zerolog"
 )
@@ -19,6 +20,23 @@ type Config struct {
 	// X-Kong-Upstream-Latency, X-Kong-Proxy-Latency, X-Kong-Response-Latency)
 	// or "grapevine" (X-Grapevine-…).
 	LatencyHeaders string
+	// ClientHeaderTimeout bounds reading a request's line and headers, from
+	// the connection's first byte (nginx's client_header_timeout). Default 60s.
+	ClientHeaderTimeout time.Duration
+	// ClientBodyTimeout bounds the wait between two reads of a request body
+	// (nginx's client_body_timeout). Default 60s.
+	ClientBodyTimeout time.Duration
+	// SendTimeout bounds the wait between two writes to a client (nginx's
+	// send_timeout). Default 60s.
+	SendTimeout time.Duration
+	// MaxBodySize is the largest request body accepted, in bytes; larger
+	// ones get 413 (nginx's client_max_body_size). Default 64 MiB; negative
+	// means unlimited.
+	MaxBodySize int64
+	// MaxConnections caps open client connections (nginx's
+	// worker_connections); at the cap the longest idle ones are closed.
+	// Default 0: no cap.
+	MaxConnections int
 	// Logger receives proxy events. Access logs are written at debug level
 	// only; the zero value discards everything.
 	Logger zerolog.Logger
@@ -27,10 +45,14 @@ type Config struct {
 // DefaultConfig returns Kong's defaults.
 func DefaultConfig() Config {
 	return Config{
-		Listen:         "0.0.0.0:8000",
-		Version:        "dev",
-		LatencyHeaders: "kong",
-		Logger:         zerolog.Nop(),
+		Listen:              "0.0.0.0:8000",
+		Version:             "dev",
+		LatencyHeaders:      "kong",
+		ClientHeaderTimeout: 60 * time.Second,
+		ClientBodyTimeout:   60 * time.Second,
+		SendTimeout:         60 * time.Second,
+		MaxBodySize:         64 << 20,
+		Logger:              zerolog.Nop(),
 	}
 }
 
@@ -42,6 +64,18 @@ func (c *Config) Validate() error {
 	}
 	if c.Version == "" {
 		c.Version = def.Version
+	}
+	if c.ClientHeaderTimeout <= 0 {
+		c.ClientHeaderTimeout = def.ClientHeaderTimeout
+	}
+	if c.ClientBodyTimeout <= 0 {
+		c.ClientBodyTimeout = def.ClientBodyTimeout
+	}
+	if c.SendTimeout <= 0 {
+		c.SendTimeout = def.SendTimeout
+	}
+	if c.MaxBodySize == 0 {
+		c.MaxBodySize = def.MaxBodySize
 	}
 	switch c.LatencyHeaders {
 	case "":

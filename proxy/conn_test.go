@@ -36,7 +36,7 @@ func tcpPair(t *testing.T) (client, server net.Conn) {
 func connPair(t *testing.T, slack time.Duration) (wrapped, peer net.Conn) {
 	t.Helper()
 	c, p := tcpPair(t)
-	w := wrapConn(c, slack)
+	w := newCoarseConn(newRawIOConn(c), slack)
 	t.Cleanup(func() { w.Close() })
 	return w, p
 }

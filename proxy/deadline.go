@@ -22,6 +22,12 @@ type coarseConn struct {
 	readAt    time.Time // read deadline armed on Conn, zero when none
 	writeAt   time.Time // write deadline armed on Conn, zero when none
 	readUnset bool      // no read deadline wanted; readAt is cleared before the next Read
+
+	// A client connection (owner set) also has these.
+	sendTimeout time.Duration // when set, every write must progress within it
+	owner       *clientConns  // counts the connection open until Close
+	closed      atomic.Bool
+	idleSince   atomic.Int64 // unix nanoseconds since waiting for a request, 0 while serving one
 }
 
 // maxDeadlineSlack bounds the lateness of a timeout; a sixteenth of the
@@ -83,6 +89,40 @@ func (c *coarseConn) SetDeadline(t time.Time) error {
 	return c.SetWriteDeadline(t)
 }
 
+// sendChunk is the most written under one send deadline, so a large
+// response to a slow client moves the deadline as long as it progresses.
+const sendChunk = 256 << 10
+
+// Write applies sendTimeout between writes as nginx's send_timeout does: a
+// client that stops reading is dropped, a slow one that keeps reading is
+// not.
+func (c *coarseConn) Write(p []byte) (int, error) {
+	if c.sendTimeout <= 0 {
+		return c.Conn.Write(p)
+	}
+	written := 0
+	for written < len(p) {
+		end := min(len(p), written+sendChunk)
+		if err := c.SetWriteDeadline(time.Now().Add(c.sendTimeout)); err != nil {
+			return written, err
+		}
+		n, err := c.Conn.Write(p[written:end])
+		written += n
+		if err != nil {
+			return written, err
+		}
+	}
+	return written, nil
+}
+
+// Close closes the connection and, the first time, tells its owner.
+func (c *coarseConn) Close() error {
+	if c.owner != nil && c.closed.CompareAndSwap(false, true) {
+		c.owner.forget(c)
+	}
+	return c.Conn.Close()
+}
+
 func (c *coarseConn) Read(p []byte) (int, error) {
 	if c.readUnset && !c.readAt.IsZero() {
 		if err := c.Conn.SetReadDeadline(time.Time{}); err != nil {
@@ -91,32 +131,6 @@ func (c *coarseConn) Read(p []byte) (int, error) {
 		c.readAt = time.Time{}
 	}
 	return c.Conn.Read(p)
-}
-
-// coarseListener hands out coarseConns and counts them.
-type coarseListener struct {
-	net.Listener
-	slack    time.Duration
-	accepted *atomic.Int64
-}
-
-func (l coarseListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	l.accepted.Add(1)
-	return wrapConn(c, l.slack), nil
-}
-
-// wrapConn is how the proxy holds every client TCP connection. Anything
-// else (a TLS server conn, a test pipe) is left as it is, so type checks
-// such as fasthttp's for TLS still see it.
-func wrapConn(c net.Conn, slack time.Duration) net.Conn {
-	if _, ok := c.(*net.TCPConn); !ok {
-		return c
-	}
-	return newCoarseConn(newRawIOConn(c), slack)
 }
 
 // wrapUpstreamConn is how the proxy holds every upstream TCP connection:

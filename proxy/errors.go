@@ -19,6 +19,16 @@ const (
 	msgBadResponse = "An invalid response was received from the upstream server"
 	msgTimeout     = "The upstream server is timing out"
 	msgUnexpected  = "An unexpected error occurred"
+
+	// Answers to requests nginx refuses before Kong sees them, through
+	// Kong's error handler (kong/error_handlers.lua).
+	msgBadRequest       = "Bad request"
+	msgMethodNotAllowed = "Method not allowed"
+	msgRequestTimeout   = "Request timeout"
+	msgPayloadTooLarge  = "Payload too large"
+	msgURITooLong       = "URI too long"
+	msgHeaderTooLarge   = "Request header or cookie too large"
+	msgVersion          = "HTTP Version Not Supported"
 )
 
 // connectError marks a failure to open a connection to the upstream: the
@@ -138,4 +148,22 @@ func appendErrorBody(dst []byte, t bodyType, msg string, requestID []byte) ([]by
 		dst = append(dst, requestID...)
 		return append(dst, "\"\n}"...), "application/json; charset=utf-8"
 	}
+}
+
+// parseErrorStatus is the one place a request fasthttp could not read
+// becomes a status and message, as nginx and Kong's error handler answer
+// it: headers over the buffer are 400 (nginx's 494), a body over the
+// limit 413, a client too slow with its headers 408, the rest 400.
+func parseErrorStatus(err error) (int, string) {
+	var small *fasthttp.ErrSmallBuffer
+	var ne net.Error
+	switch {
+	case errors.As(err, &small) || errors.Is(err, fasthttp.ErrSmallReadBuffer):
+		return fasthttp.StatusBadRequest, msgHeaderTooLarge
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		return fasthttp.StatusRequestEntityTooLarge, msgPayloadTooLarge
+	case errors.As(err, &ne) && ne.Timeout():
+		return fasthttp.StatusRequestTimeout, msgRequestTimeout
+	}
+	return fasthttp.StatusBadRequest, msgBadRequest
 }

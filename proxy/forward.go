@@ -24,7 +24,11 @@ type upstreamCall struct {
 func (s *Server) forward(ctx *fasthttp.RequestCtx, st *reqState, up upstreamCall) {
 	svc := up.route.svc
 	req := &ctx.Request
-	body := req.Body()
+	body, bodyErr := s.readBody(ctx, st)
+	if bodyErr != nil {
+		s.respondBodyError(ctx, st, bodyErr)
+		return
+	}
 	st.head = s.appendUpstreamHead(st.head[:0], ctx, st, up, len(body))
 	if len(body) > 0 && len(st.head)+len(body) <= maxPending {
 		// One write for the whole request.

@@ -59,6 +59,7 @@ type reqState struct {
 	buf  []byte   // header values
 	via  []byte   // Via sent upstream
 	ip   []byte   // client address as text
+	body []byte   // the request body, when it came as a stream
 }
 
 var statePool = sync.Pool{New: func() any {
@@ -86,15 +87,21 @@ func (st *reqState) newRequestID() {
 // handle is the request path: route, check, forward.
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	st := statePool.Get().(*reqState)
-	defer statePool.Put(st)
+	defer s.releaseState(st)
 	defer s.recoverRequest(ctx, st)
 	s.requests.Add(1)
 	st.newRequestID()
+	if !s.acceptable(ctx, st) {
+		return
+	}
 	a := s.state.Load()
-	rawPath, query := splitRequestURI(ctx.Request.Header.RequestURI())
+	authority, rawPath, query := splitRequestURI(ctx.Request.Header.RequestURI())
+	if authority == nil {
+		authority = ctx.Request.Header.Host()
+	}
 	req := request{
 		method: ctx.Method(),
-		host:   lowerHost(st, ctx.Request.Header.Host()),
+		host:   lowerHost(st, authority),
 		port:   s.portNum,
 		path:   s.normalized(st, rawPath),
 		header: &ctx.Request.Header,
@@ -114,24 +121,48 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	}
 }
 
+// acceptable refuses what nginx refuses before Kong sees a request: HTTP
+// versions other than 1.0 and 1.1 (505), TRACE and CONNECT (405) and a
+// declared body over the limit (413). The connection is closed after.
+func (s *Server) acceptable(ctx *fasthttp.RequestCtx, st *reqState) bool {
+	h := &ctx.Request.Header
+	switch proto := h.Protocol(); {
+	case string(proto) != "HTTP/1.1" && string(proto) != "HTTP/1.0":
+		s.respondError(ctx, st, fasthttp.StatusHTTPVersionNotSupported, msgVersion)
+	case h.IsTrace() || h.IsConnect():
+		s.respondError(ctx, st, fasthttp.StatusMethodNotAllowed, msgMethodNotAllowed)
+	case s.tooLarge(h.ContentLength()):
+		// nginx checks a declared length before any phase of Kong's runs.
+		s.respondError(ctx, st, fasthttp.StatusRequestEntityTooLarge, msgPayloadTooLarge)
+	default:
+		return true
+	}
+	ctx.SetConnectionClose()
+	return false
+}
+
 // splitRequestURI splits the request target into path and query ("?" kept
 // so a bare trailing "?" survives, as in Kong). An absolute-form target
-// loses its scheme and authority.
-func splitRequestURI(uri []byte) (path, query []byte) {
+// also gives its authority, which names the host instead of the Host
+// header (RFC 9112 §3.2.2); authority is nil for an origin-form target.
+func splitRequestURI(uri []byte) (authority, path, query []byte) {
 	if len(uri) > 0 && uri[0] != '/' {
 		if i := bytes.Index(uri, []byte("://")); i >= 0 {
 			rest := uri[i+3:]
 			j := bytes.IndexAny(rest, "/?")
 			if j < 0 {
-				return []byte("/"), nil
+				return rest, []byte("/"), nil
 			}
-			uri = rest[j:]
+			authority, uri = rest[:j], rest[j:]
+			if k := bytes.LastIndexByte(authority, '@'); k >= 0 {
+				authority = authority[k+1:]
+			}
 		}
 	}
 	if i := bytes.IndexByte(uri, '?'); i >= 0 {
-		return uri[:i], uri[i:]
+		return authority, uri[:i], uri[i:]
 	}
-	return uri, nil
+	return authority, uri, nil
 }
 
 // lowerHost strips the port from a Host header and lower-cases it.
@@ -229,13 +260,16 @@ func (s *Server) recoverRequest(ctx *fasthttp.RequestCtx, st *reqState) {
 	s.respondError(ctx, st, fasthttp.StatusInternalServerError, msgUnexpected)
 }
 
-// handleParseError answers requests fasthttp could not parse.
+// handleParseError answers requests fasthttp could not read, with the
+// status nginx would give and Kong's error body; the connection closes.
 func (s *Server) handleParseError(ctx *fasthttp.RequestCtx, err error) {
-	ctx.Response.Reset()
-	ctx.SetStatusCode(fasthttp.StatusBadRequest)
-	ctx.SetContentType("text/plain; charset=utf-8")
-	ctx.SetBodyString("Bad request\n")
-	s.log.Debug().Err(err).Msg("proxy: bad request")
+	st := statePool.Get().(*reqState)
+	defer s.releaseState(st)
+	st.newRequestID()
+	status, msg := parseErrorStatus(err)
+	s.respondError(ctx, st, status, msg)
+	ctx.SetConnectionClose()
+	s.log.Debug().Err(err).Int("status", status).Stringer("client", ctx.RemoteAddr()).Msg("proxy: request refused")
 }
 
 func appendMillis(dst []byte, d time.Duration) []byte {

@@ -24,7 +24,6 @@ type Server struct {
 	pool  *clientPool
 	state atomic.Pointer[active]
 
-	accepted atomic.Int64 // client connections accepted
 	requests atomic.Int64 // requests handled
 
 	swapMu sync.Mutex // serialises Swap so pool bindings match the stored state
@@ -32,7 +31,8 @@ type Server struct {
 	mu        sync.Mutex // guards the fields below
 	srv       *fasthttp.Server
 	ln        net.Listener
-	port      []byte // local port as text, for X-Forwarded-Port
+	conns     *clientConns // ln as the proxy accepts from it
+	port      []byte       // local port as text, for X-Forwarded-Port
 	portNum   int
 	serveDone chan struct{}
 	stopped   bool
@@ -97,9 +97,10 @@ func (s *Server) Start(ctx context.Context) error {
 		s.port = strconv.AppendInt(nil, int64(ta.Port), 10)
 	}
 	s.srv = s.newFastHTTPServer()
+	s.conns = newClientConns(ln, s.cfg.MaxConnections, s.cfg.SendTimeout, s.log)
 	s.serveDone = make(chan struct{})
-	go s.serve(s.srv, coarseListener{Listener: ln, slack: slackFor(idleTimeout), accepted: &s.accepted}, s.serveDone)
-	s.log.Info().Str("proxy_listen", ln.Addr().String()).Msg("proxy listening")
+	go s.serve(s.srv, s.conns, s.serveDone)
+	s.log.Info().Str("proxy_listen", ln.Addr().String()).Int("max_connections", s.cfg.MaxConnections).Msg("proxy listening")
 	return nil
 }
 
@@ -107,20 +108,31 @@ func (s *Server) Start(ctx context.Context) error {
 // (nginx's keepalive_timeout).
 const idleTimeout = 60 * time.Second
 
+// newFastHTTPServer reads requests with the client timeouts of nginx:
+// ReadTimeout runs from a connection's first byte (or its opening) until
+// the headers are read; the body is read by the handler, with
+// ClientBodyTimeout between reads, from a stream, so a declared length is
+// never allocated before the bytes arrive.
 func (s *Server) newFastHTTPServer() *fasthttp.Server {
 	return &fasthttp.Server{
-		Handler:               s.handle,
-		ErrorHandler:          s.handleParseError,
-		Name:                  "grapevine/" + s.cfg.Version,
-		ReadBufferSize:        16 << 10,
-		WriteBufferSize:       16 << 10,
-		IdleTimeout:           idleTimeout,
-		MaxRequestBodySize:    64 << 20,
-		NoDefaultContentType:  true,
-		ReduceMemoryUsage:     false,
-		CloseOnShutdown:       true,
-		NoDefaultServerHeader: false, // Server: grapevine/<ver> when upstream sends none
-		Logger:                fasthttpLogger{s.log},
+		Handler:                      s.handle,
+		ErrorHandler:                 s.handleParseError,
+		ExpectHandler:                s.handleExpect,
+		ConnState:                    connState,
+		Name:                         "grapevine/" + s.cfg.Version,
+		ReadBufferSize:               16 << 10,
+		WriteBufferSize:              16 << 10,
+		IdleTimeout:                  idleTimeout,
+		ReadTimeout:                  s.cfg.ClientHeaderTimeout,
+		StreamRequestBody:            true,
+		MaxRequestBodySize:           streamPrefetch,
+		SecureErrorLogMessage:        true, // no client bytes in logs
+		DisablePreParseMultipartForm: true,
+		NoDefaultContentType:         true,
+		ReduceMemoryUsage:            false,
+		CloseOnShutdown:              true,
+		NoDefaultServerHeader:        false, // Server: grapevine/<ver> when upstream sends none
+		Logger:                       fasthttpLogger{s.log},
 	}
 }
 
@@ -142,16 +154,23 @@ type Stats struct {
 	ConnectionsAccepted int64
 	ConnectionsActive   int64
 	TotalRequests       int64
+	// AcceptError is why the proxy cannot accept connections now (out of
+	// descriptors, say), nil while it can; AcceptFailingSince is when the
+	// failures began.
+	AcceptError        error
+	AcceptFailingSince time.Time
 }
 
 // Stats reads the counters; safe from any goroutine.
 func (s *Server) Stats() Stats {
-	st := Stats{ConnectionsAccepted: s.accepted.Load(), TotalRequests: s.requests.Load()}
+	st := Stats{TotalRequests: s.requests.Load()}
 	s.mu.Lock()
-	srv := s.srv
+	conns := s.conns
 	s.mu.Unlock()
-	if srv != nil {
-		st.ConnectionsActive = int64(srv.GetOpenConnectionsCount())
+	if conns != nil {
+		st.ConnectionsAccepted = conns.accepted.Load()
+		st.ConnectionsActive = conns.open.Load()
+		st.AcceptError, st.AcceptFailingSince = conns.acceptError()
 	}
 	return st
 }

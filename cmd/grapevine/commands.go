@@ -238,9 +238,17 @@ func checkHealth(ctx context.Context, baseURL string, out io.Writer) error {
 		Database struct {
 			Reachable bool `json:"reachable"`
 		} `json:"database"`
+		Proxy struct {
+			Accepting    *bool  `json:"accepting"`
+			AcceptError  string `json:"accept_error"`
+			FailingSince string `json:"failing_since"`
+		} `json:"proxy"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&status); err != nil || resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("unexpected answer from %s/status (HTTP %d)", baseURL, resp.StatusCode)
+	}
+	if p := status.Proxy; p.Accepting != nil && !*p.Accepting {
+		return fmt.Errorf("grapevine at %s is unhealthy: the proxy cannot accept connections since %s: %s", baseURL, p.FailingSince, p.AcceptError)
 	}
 	fmt.Fprintf(out, "grapevine is healthy at %s (database reachable: %t)\n", baseURL, status.Database.Reachable)
 	if !status.Database.Reachable {

@@ -45,6 +45,14 @@ type Config struct {
 	LogLevel            string        // log_level: "notice"
 	LatencyHeaders      string        // latency_headers: "kong" (X-Kong-*-Latency) or "grapevine" (X-Grapevine-*-Latency)
 	RouterFlavor        string        // router_flavor: "traditional_compatible" (the only one)
+
+	// nginx directives Kong users set through kong.conf, in nginx's syntax.
+	ClientHeaderTimeout time.Duration // nginx_proxy_client_header_timeout: 60s (nginx's default)
+	ClientBodyTimeout   time.Duration // nginx_proxy_client_body_timeout: 60s, between two reads of a body
+	SendTimeout         time.Duration // nginx_proxy_send_timeout: 60s, between two writes to a client
+	ClientMaxBodySize   int64         // nginx_http_client_max_body_size: 64m (Kong: 0, unlimited; Grapevine buffers bodies in memory); 0 = unlimited
+	RlimitNofile        int           // nginx_main_worker_rlimit_nofile: auto (0: the hard limit)
+	WorkerConnections   int           // nginx_events_worker_connections: auto (0: derived from the descriptor limit)
 }
 
 // Default returns Kong's defaults for every key.
@@ -64,6 +72,10 @@ func Default() Config {
 		LogLevel:            "notice",
 		LatencyHeaders:      "kong",
 		RouterFlavor:        "traditional_compatible",
+		ClientHeaderTimeout: 60 * time.Second,
+		ClientBodyTimeout:   60 * time.Second,
+		SendTimeout:         60 * time.Second,
+		ClientMaxBodySize:   64 << 20,
 	}
 }
 

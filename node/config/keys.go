@@ -40,6 +40,12 @@ var keys = []key{
 	{name: "declarative_config", set: anyString(func(c *Config) *string { return &c.DeclarativeConfig }), get: func(c *Config) any { return c.DeclarativeConfig }},
 	{name: "log_level", set: oneOf(func(c *Config) *string { return &c.LogLevel }, "debug", "info", "notice", "warn", "error", "crit", "alert", "emerg"), get: func(c *Config) any { return c.LogLevel }},
 	{name: "latency_headers", set: oneOf(func(c *Config) *string { return &c.LatencyHeaders }, "kong", "grapevine"), get: func(c *Config) any { return c.LatencyHeaders }},
+	{name: "nginx_proxy_client_header_timeout", set: nginxTimeout(func(c *Config) *time.Duration { return &c.ClientHeaderTimeout }), get: func(c *Config) any { return c.ClientHeaderTimeout.String() }},
+	{name: "nginx_proxy_client_body_timeout", set: nginxTimeout(func(c *Config) *time.Duration { return &c.ClientBodyTimeout }), get: func(c *Config) any { return c.ClientBodyTimeout.String() }},
+	{name: "nginx_proxy_send_timeout", set: nginxTimeout(func(c *Config) *time.Duration { return &c.SendTimeout }), get: func(c *Config) any { return c.SendTimeout.String() }},
+	{name: "nginx_http_client_max_body_size", set: nginxSize(func(c *Config) *int64 { return &c.ClientMaxBodySize }), get: func(c *Config) any { return c.ClientMaxBodySize }},
+	{name: "nginx_main_worker_rlimit_nofile", set: autoOrCount(func(c *Config) *int { return &c.RlimitNofile }), get: func(c *Config) any { return autoString(c.RlimitNofile) }},
+	{name: "nginx_events_worker_connections", set: autoOrCount(func(c *Config) *int { return &c.WorkerConnections }), get: func(c *Config) any { return autoString(c.WorkerConnections) }},
 	{name: "router_flavor", set: oneOf(func(c *Config) *string { return &c.RouterFlavor }, "traditional_compatible"), get: func(c *Config) any { return c.RouterFlavor }},
 }
 
