@@ -39,6 +39,8 @@ var (
 	errBodyTooLarge = &bodyError{fasthttp.StatusRequestEntityTooLarge, msgPayloadTooLarge}
 	errBodyTimeout  = &bodyError{fasthttp.StatusRequestTimeout, msgRequestTimeout}
 	errBodyBroken   = &bodyError{fasthttp.StatusBadRequest, msgBadRequest}
+	// errBadHeaderName is not about the body, but is answered the same way.
+	errBadHeaderName = &bodyError{fasthttp.StatusBadRequest, msgBadRequest}
 )
 
 // tooLarge reports whether a declared length is over the limit.

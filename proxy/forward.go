@@ -30,6 +30,10 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, st *reqState, up upstreamCall
 		return
 	}
 	st.head = s.appendUpstreamHead(st.head[:0], ctx, st, up, len(body))
+	if st.badHeader {
+		s.respondBodyError(ctx, st, errBadHeaderName)
+		return
+	}
 	if len(body) > 0 && len(st.head)+len(body) <= maxPending {
 		// One write for the whole request.
 		st.head, body = append(st.head, body...), nil
@@ -97,6 +101,7 @@ func (s *Server) appendUpstreamHead(dst []byte, ctx *fasthttp.RequestCtx, st *re
 			"X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-Port",
 			"X-Forwarded-Path", "X-Forwarded-Prefix", "X-Real-Ip", "X-Kong-Request-Id":
 		default:
+			st.badHeader = st.badHeader || !isToken(key)
 			dst = appendHeaderLine(dst, key, value)
 		}
 	}
@@ -125,6 +130,30 @@ func (s *Server) appendUpstreamHead(dst []byte, ctx *fasthttp.RequestCtx, st *re
 	}
 	return append(dst, '\r', '\n')
 }
+
+// isToken reports whether name is an RFC 9110 token, as a field name
+// must be; fasthttp lets spaces and other separators through.
+func isToken(name []byte) bool {
+	for _, c := range name {
+		if !tokenChars[c] {
+			return false
+		}
+	}
+	return len(name) > 0
+}
+
+var tokenChars = func() (t [256]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		t[c] = true
+	}
+	return t
+}()
 
 func appendHeaderLine(dst, key, value []byte) []byte {
 	dst = append(append(dst, key...), ':', ' ')

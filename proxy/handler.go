@@ -60,6 +60,8 @@ type reqState struct {
 	via  []byte   // Via sent upstream
 	ip   []byte   // client address as text
 	body []byte   // the request body, when it came as a stream
+
+	badHeader bool // a header name of the request is not a token
 }
 
 var statePool = sync.Pool{New: func() any {
@@ -91,6 +93,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	defer s.recoverRequest(ctx, st)
 	s.requests.Add(1)
 	st.newRequestID()
+	st.badHeader = false
 	if !s.acceptable(ctx, st) {
 		return
 	}

@@ -85,10 +85,18 @@ func mustSnapshot(t testing.TB, services []entity.Service, routes []entity.Route
 // startProxy starts a Server on 127.0.0.1:0 serving snap.
 func startProxy(t testing.TB, snap *Snapshot) *Server {
 	t.Helper()
+	return startProxyWith(t, snap, func(*Config) {})
+}
+
+// startProxyWith starts a Server like startProxy, with configure's changes
+// to its Config.
+func startProxyWith(t testing.TB, snap *Snapshot, configure func(*Config)) *Server {
+	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.Version = "9.9.9"
 	cfg.Logger = zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)
+	configure(&cfg)
 	s := New(cfg)
 	s.Swap(snap)
 	if err := s.Start(context.Background()); err != nil {
