@@ -311,6 +311,12 @@ func TestConnectionCap(t *testing.T) {
 			io.WriteString(busy[i], "GET /any HTTP/1.1\r\nHost: a.test\r\n") // headers not finished
 		}
 		waitOpen(limit)
+		testutil.Eventually(t, 10*time.Second, func() error {
+			if n := idleConns(s); n != 0 {
+				return fmt.Errorf("%d connections still wait for their first byte, want all busy", n)
+			}
+			return nil
+		})
 		extra := rawConn(t, s)
 		waitClosed(t, extra, nil)
 		io.WriteString(busy[0], "\r\n")
@@ -321,4 +327,17 @@ func TestConnectionCap(t *testing.T) {
 			t.Errorf("got %d connections accepted, want the refused one counted", got)
 		}
 	})
+}
+
+// idleConns counts the proxy's client connections waiting for a request.
+func idleConns(s *Server) int {
+	s.conns.mu.Lock()
+	defer s.conns.mu.Unlock()
+	n := 0
+	for cc := range s.conns.conns {
+		if cc.idleSince.Load() != 0 {
+			n++
+		}
+	}
+	return n
 }
