@@ -1,0 +1,82 @@
+package config
+
+import (
+	"testing"
+	"time"
+)
+
+func TestParseNginxSize(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    int64
+		wantErr bool
+	}{
+		{"0", 0, false},
+		{"1024", 1024, false},
+		{"8k", 8 << 10, false},
+		{"10m", 10 << 20, false},
+		{"10M", 10 << 20, false},
+		{"1g", 1 << 30, false},
+		{"", 0, true},
+		{"-1", 0, true},
+		{"10mb", 0, true},
+		{"1.5m", 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := parseNginxSize(tt.in)
+			if got != tt.want || (err != nil) != tt.wantErr {
+				t.Fatalf("got %d, %v; want %d, error %v", got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestParseNginxTime(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    time.Duration
+		wantErr bool
+	}{
+		{"60", 60 * time.Second, false},
+		{"60s", 60 * time.Second, false},
+		{"500ms", 500 * time.Millisecond, false},
+		{"2m", 2 * time.Minute, false},
+		{"1h", time.Hour, false},
+		{"1d", 24 * time.Hour, false},
+		{"", 0, true},
+		{"1x", 0, true},
+		{"-5s", 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := parseNginxTime(tt.in)
+			if got != tt.want || (err != nil) != tt.wantErr {
+				t.Fatalf("got %v, %v; want %v, error %v", got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestNginxKeys(t *testing.T) {
+	c := Default()
+	for key, value := range map[string]string{
+		"nginx_proxy_client_header_timeout": "5s",
+		"nginx_http_client_max_body_size":   "1m",
+		"nginx_events_worker_connections":   "100",
+		"nginx_main_worker_rlimit_nofile":   "auto",
+	} {
+		if err := keyIndex[key].set(&c, value); err != nil {
+			t.Fatalf("%s = %s: %v", key, value, err)
+		}
+	}
+	if c.ClientHeaderTimeout != 5*time.Second || c.ClientMaxBodySize != 1<<20 || c.WorkerConnections != 100 || c.RlimitNofile != 0 {
+		t.Errorf("got %+v", c)
+	}
+	if err := keyIndex["nginx_proxy_send_timeout"].set(&c, "0"); err == nil {
+		t.Errorf("got no error for a zero send timeout, want one")
+	}
+	if err := keyIndex["nginx_events_worker_connections"].set(&c, "none"); err == nil {
+		t.Errorf("got no error for worker connections none, want one")
+	}
+}
