@@ -78,6 +78,10 @@ func (s *Server) appendUpstreamHead(dst []byte, ctx *fasthttp.RequestCtx, st *re
 	h := &ctx.Request.Header
 	r := up.route
 	st.uri = appendUpstreamPath(st.uri[:0], r.svc.base, up.path, r.stripPath, up.matched)
+	if needsEscaping(st.uri) {
+		st.esc = appendEscapedPath(st.esc[:0], st.uri)
+		st.uri, st.esc = st.esc, st.uri
+	}
 	st.uri = append(st.uri, up.query...)
 
 	dst = append(append(append(dst, h.Method()...), ' '), st.uri...)

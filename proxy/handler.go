@@ -55,6 +55,7 @@ type reqState struct {
 	path []byte   // normalised path, when normalising changed it
 	host []byte   // lower-cased host
 	uri  []byte   // upstream request URI
+	esc  []byte   // the upstream path escaped, swapped with uri
 	head []byte   // upstream request line and headers
 	buf  []byte   // header values
 	via  []byte   // Via sent upstream
@@ -102,10 +103,14 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	if authority == nil {
 		authority = ctx.Request.Header.Host()
 	}
+	host, port := lowerHost(st, authority)
+	if port == 0 {
+		port = s.portNum
+	}
 	req := request{
 		method: ctx.Method(),
-		host:   lowerHost(st, authority),
-		port:   s.portNum,
+		host:   host,
+		port:   port,
 		path:   s.normalized(st, rawPath),
 		header: &ctx.Request.Header,
 	}
@@ -168,9 +173,11 @@ func splitRequestURI(uri []byte) (authority, path, query []byte) {
 	return authority, uri, nil
 }
 
-// lowerHost strips the port from a Host header and lower-cases it.
-func lowerHost(st *reqState, host []byte) []byte {
+// lowerHost splits the port from a Host header (or an authority) and
+// lower-cases the name; port is 0 when the header has none.
+func lowerHost(st *reqState, host []byte) (name []byte, port int) {
 	if i := bytes.LastIndexByte(host, ':'); i >= 0 && !bytes.HasSuffix(host, []byte("]")) {
+		port = parsePort(host[i+1:])
 		host = host[:i]
 	}
 	for _, c := range host {
@@ -181,10 +188,25 @@ func lowerHost(st *reqState, host []byte) []byte {
 					st.host[j] = c + 'a' - 'A'
 				}
 			}
-			return st.host
+			return st.host, port
 		}
 	}
-	return host
+	return host, port
+}
+
+// parsePort reads a decimal port, 0 when p is not one.
+func parsePort(p []byte) int {
+	n := 0
+	for _, c := range p {
+		if c < '0' || c > '9' || n > 65535 {
+			return 0
+		}
+		n = n*10 + int(c-'0')
+	}
+	if n > 65535 {
+		return 0
+	}
+	return n
 }
 
 // normalized returns the normalised path, built in st.path only when it

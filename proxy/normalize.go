@@ -1,8 +1,10 @@
 package proxy
 
 // Path normalisation as Kong applies it before routing (kong/tools/uri.lua
-// normalize): percent-decode unreserved characters and upper-case the other
-// escapes, merge runs of slashes, then remove dot segments (RFC 3986 §5.2.4).
+// normalize): percent-decode every escape but those of reserved characters,
+// whose hex digits are upper-cased, merge runs of slashes, then remove dot
+// segments (RFC 3986 §5.2.4). The upstream path is escaped again on the
+// way out (appendEscapedPath, Kong's escape).
 
 // normalizePath returns the normalised form of p. When p is already normal
 // (the common case) it is returned as is; otherwise the result is built in
@@ -47,8 +49,9 @@ func isDotSegmentAt(p []byte, i int) bool {
 	return j == len(p) || p[j] == '/'
 }
 
-// decodeUnreserved appends p to dst, decoding escapes of unreserved
-// characters and upper-casing the hex digits of the escapes it keeps.
+// decodeUnreserved appends p to dst, decoding escapes of all but reserved
+// characters (so "%C3%A9" becomes "é" and "%20" a space, as in Kong) and
+// upper-casing the hex digits of the escapes it keeps.
 func decodeUnreserved(dst, p []byte) []byte {
 	for i := 0; i < len(p); i++ {
 		c := p[i]
@@ -57,7 +60,7 @@ func decodeUnreserved(dst, p []byte) []byte {
 			continue
 		}
 		v := unhex(p[i+1])<<4 | unhex(p[i+2])
-		if isUnreserved(v) {
+		if !isReserved(v) {
 			dst = append(dst, v)
 		} else {
 			dst = append(dst, '%', upperHex(p[i+1]), upperHex(p[i+2]))
@@ -118,9 +121,48 @@ func popSegment(out []byte) []byte {
 	return out[:0]
 }
 
-func isUnreserved(c byte) bool {
-	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
-		c == '-' || c == '.' || c == '_' || c == '~'
+// isReserved is Kong's RESERVED_CHARS: escapes of these keep their
+// meaning and are never decoded.
+func isReserved(c byte) bool {
+	return reservedChars[c]
+}
+
+var reservedChars = byteSet("!*'();:@&=+$,/?%#[]")
+
+// pathSafeChars are left as they are in an upstream path; every other byte
+// is escaped (Kong's ESCAPE_PATTERN in kong/tools/uri.lua).
+var pathSafeChars = byteSet("!#$&'()*+,/:;=?@[]-_.~%" +
+	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+
+func byteSet(chars string) (set [256]bool) {
+	for i := 0; i < len(chars); i++ {
+		set[chars[i]] = true
+	}
+	return set
+}
+
+// needsEscaping reports whether p has a byte appendEscapedPath escapes.
+func needsEscaping(p []byte) bool {
+	for _, c := range p {
+		if !pathSafeChars[c] {
+			return true
+		}
+	}
+	return false
+}
+
+// appendEscapedPath appends p with every unsafe byte as %XX, as Kong
+// escapes the upstream URI: a quote is %22, a bar %7C, "é" %C3%A9.
+func appendEscapedPath(dst, p []byte) []byte {
+	const hex = "0123456789ABCDEF"
+	for _, c := range p {
+		if pathSafeChars[c] {
+			dst = append(dst, c)
+		} else {
+			dst = append(dst, '%', hex[c>>4], hex[c&15])
+		}
+	}
+	return dst
 }
 
 func isHex(c byte) bool {

@@ -247,7 +247,7 @@ func plainHostsOnly(hosts []string) bool {
 type request struct {
 	method []byte
 	host   []byte
-	port   int // the local port the request arrived on
+	port   int // the Host header's port, or the local port the request arrived on
 	path   []byte
 	header *fasthttp.RequestHeader
 }

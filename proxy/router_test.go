@@ -41,9 +41,13 @@ func matchRoute(t *testing.T, routes []entity.Route, tr testReq) (string, int) {
 		port = 8000
 	}
 	var st reqState
+	host, hostPort := lowerHost(&st, []byte(tr.host))
+	if hostPort != 0 {
+		port = hostPort
+	}
 	req := request{
 		method: []byte(method),
-		host:   lowerHost(&st, []byte(tr.host)),
+		host:   host,
 		port:   port,
 		path:   normalizePath(nil, []byte(tr.path)),
 		header: &h,
@@ -84,7 +88,10 @@ func TestRouterMatching(t *testing.T) {
 		{"prefix wildcard", []entity.Route{testRoute(idA, "", hosts("a.*"))}, testReq{host: "a.org", path: "/"}, idA},
 		{"prefix wildcard mismatch", []entity.Route{testRoute(idA, "", hosts("a.*"))}, testReq{host: "b.a.org", path: "/"}, ""},
 		{"host:port matches the local port", []entity.Route{testRoute(idA, "", hosts("a.com:8000"))}, testReq{host: "a.com", port: 8000, path: "/"}, idA},
-		{"host:port other local port", []entity.Route{testRoute(idA, "", hosts("a.com:8443"))}, testReq{host: "a.com:8443", port: 8000, path: "/"}, ""},
+		// Kong's router takes the port from the Host header, the local port
+		// only when the header has none (kong/router/fields.lua net.dst.port).
+		{"host:port matches the Host header's port", []entity.Route{testRoute(idA, "", hosts("a.com:8443"))}, testReq{host: "a.com:8443", port: 8000, path: "/"}, idA},
+		{"host:port other Host header port", []entity.Route{testRoute(idA, "", hosts("a.com:8443"))}, testReq{host: "a.com:8000", port: 8443, path: "/"}, ""},
 		{"method matches", []entity.Route{testRoute(idA, "", methods("POST"))}, testReq{method: "POST", path: "/"}, idA},
 		{"method mismatch", []entity.Route{testRoute(idA, "", methods("POST"))}, testReq{method: "GET", path: "/"}, ""},
 		{"header value case-insensitive", []entity.Route{testRoute(idA, "", headers("X-Version", "V1"))}, testReq{path: "/", headers: map[string]string{"x-version": "v1"}}, idA},
