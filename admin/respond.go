@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/grapevine-gw/grapevine/entity"
@@ -49,6 +50,10 @@ func errorResponse(err error) (int, any) {
 		return http.StatusBadRequest, message("Cannot parse JSON body")
 	case errors.Is(err, entity.ErrMalformedForm):
 		return http.StatusBadRequest, message("Cannot parse form body")
+	case errors.Is(err, entity.ErrFormTooDeep):
+		return http.StatusBadRequest, message(fmt.Sprintf("Cannot parse form body: a key nests deeper than %d levels", entity.MaxNesting))
+	case errors.Is(err, entity.ErrTooManyArguments):
+		return http.StatusBadRequest, message("Too many arguments")
 	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusServiceUnavailable, message("database unavailable")
 	case errors.Is(err, store.ErrNotFound):

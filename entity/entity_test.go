@@ -2,6 +2,8 @@ package entity
 
 import (
 	"encoding/json"
+	"errors"
+	"runtime"
 	"net/url"
 	"strings"
 	"testing"
@@ -144,7 +146,11 @@ func TestFormDecoding(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			values, _ := url.ParseQuery(tc.form)
-			got, _ := json.Marshal(DecodeForm(values, Routes))
+			doc, err := DecodeForm(values, Routes)
+			if err != nil {
+				t.Fatalf("decode: %v", err)
+			}
+			got, _ := json.Marshal(doc)
 			if string(got) != tc.want {
 				t.Errorf("got %s, want %s", got, tc.want)
 			}
@@ -162,6 +168,11 @@ func TestDecodeBodyErrors(t *testing.T) {
 		{"trailing", "application/json", `{} {}`, ErrMalformedJSON},
 		{"text", "text/plain", `a`, ErrUnsupportedContentType},
 		{"multipart no boundary", "multipart/form-data", `a`, ErrMalformedForm},
+		// lua-cjson's decode_max_depth (1000), which Kong's JSON bodies meet.
+		{"json too deep", "application/json", `{"a":` + strings.Repeat("[", 1000) + strings.Repeat("]", 1000) + `}`, ErrMalformedJSON},
+		{"form key too deep", "application/x-www-form-urlencoded", "a" + strings.Repeat("[]", 1001) + "=1", ErrFormTooDeep},
+		// kong/api/arguments.lua: max_post_args = 1000.
+		{"too many arguments", "application/x-www-form-urlencoded", strings.Repeat("a=1&", 1001), ErrTooManyArguments},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -171,6 +182,17 @@ func TestDecodeBodyErrors(t *testing.T) {
 			}
 		})
 	}
+	t.Run("brackets inside JSON strings do not nest", func(t *testing.T) {
+		body := `{"host":"a.test","name":"` + strings.Repeat(`[{\"`, 2000) + `"}`
+		if _, err := DecodeBody("application/json", []byte(body), Services); err != nil {
+			t.Errorf("got %v, want the body decoded", err)
+		}
+	})
+	t.Run("1000 arguments are fine", func(t *testing.T) {
+		if _, err := DecodeBody("application/x-www-form-urlencoded", []byte(strings.Repeat("tags=a&&", 1000)), Services); err != nil {
+			t.Errorf("got %v, want the body decoded", err)
+		}
+	})
 	t.Run("multipart", func(t *testing.T) {
 		body := "--XX\r\nContent-Disposition: form-data; name=\"host\"\r\n\r\nm.test\r\n--XX--\r\n"
 		doc, err := DecodeBody("multipart/form-data; boundary=XX", []byte(body), Services)
@@ -178,4 +200,22 @@ func TestDecodeBodyErrors(t *testing.T) {
 			t.Errorf("got %v, %v; want host m.test", doc, err)
 		}
 	})
+}
+
+// TestDeepFormKeyMemory: a 4 MB key of two million levels used to build two
+// million nested maps (about 940 MB) before overflowing the stack. It is
+// now refused after reading MaxNesting levels; what decoding allocates
+// stays a small multiple of the body.
+func TestDeepFormKeyMemory(t *testing.T) {
+	body := []byte("name=x&host=h&a" + strings.Repeat(".b", 2_000_000) + "=1")
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := DecodeBody("application/x-www-form-urlencoded", body, Services)
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, ErrFormTooDeep) {
+		t.Fatalf("got %v, want ErrFormTooDeep", err)
+	}
+	if got, limit := after.TotalAlloc-before.TotalAlloc, uint64(4*len(body)); got > limit {
+		t.Errorf("got %d bytes allocated, want at most %d (4x the body)", got, limit)
+	}
 }

@@ -1,0 +1,112 @@
+package admin
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// startedEnv runs the Admin API the way a node does: Server.Start on a
+// loopback listener, with cfg's limits.
+func startedEnv(t *testing.T, cfg Config) *testEnv {
+	t.Helper()
+	st := bootstrappedStore(t)
+	ap := &recordingApplier{}
+	cfg.Listen = "127.0.0.1:0"
+	cfg.Version = "3.9.1"
+	cfg.Logger = zerolog.New(zerolog.NewTestWriter(t))
+	srv := New(cfg, st, ap)
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	t.Cleanup(func() { srv.Shutdown(context.Background()) })
+	return &testEnv{t: t, url: "http://" + srv.Addr().String(), st: st, applier: ap, srv: srv}
+}
+
+// form sends an urlencoded body.
+func (e *testEnv) form(method, path, body string) response {
+	e.t.Helper()
+	return e.do(method, path, "application/x-www-form-urlencoded", body)
+}
+
+// rawRequest writes head (and body) on a fresh connection as a hostile
+// client would, and returns the status line and the body of the answer.
+func rawRequest(t *testing.T, addr, head string, body io.Reader) (string, string) {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(20 * time.Second))
+	if _, err := io.WriteString(conn, head); err != nil {
+		t.Fatalf("write head: %v", err)
+	}
+	if body != nil {
+		// The server may refuse and close before the body is all sent.
+		io.Copy(conn, body)
+	}
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("read response: %v", err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.Status, string(b)
+}
+
+// TestNestedFormKey: a form key of two million levels used to overflow the
+// stack of the form decoder (entity.putForm / finishForm) and kill the
+// process. Kong has no rule of its own for deep form keys (its decoder,
+// kong/api/arguments_decoder.lua, nests whatever it is given); its JSON
+// decoder (lua-cjson, decode_max_depth 1000) refuses deeper JSON, and
+// kong/api/api_helpers.lua answers that with 400 "Cannot parse JSON body".
+// Grapevine caps both at 1000 levels.
+func TestNestedFormKey(t *testing.T) {
+	e := startedEnv(t, Config{})
+	deep := func(levels int) string { return "a" + strings.Repeat(".b", levels) }
+	tests := []struct {
+		name, ct, body string
+		want           string
+	}{
+		{"form 2M levels", "application/x-www-form-urlencoded", "name=x&host=h&" + deep(2_000_000) + "=1",
+			`{"message":"Cannot parse form body: a key nests deeper than 1000 levels"}`},
+		{"form 1001 levels", "application/x-www-form-urlencoded", "name=x&host=h&" + deep(1001) + "=1",
+			`{"message":"Cannot parse form body: a key nests deeper than 1000 levels"}`},
+		{"form brackets", "application/x-www-form-urlencoded", "name=x&host=h&a" + strings.Repeat("[b]", 5000) + "=1",
+			`{"message":"Cannot parse form body: a key nests deeper than 1000 levels"}`},
+		{"json 1001 levels", "application/json", `{"name":"x","host":"h","a":` + strings.Repeat("[", 1001) + strings.Repeat("]", 1001) + "}",
+			`{"message":"Cannot parse JSON body"}`},
+		// kong/api/arguments.lua: max_post_args = 1000, then 400 "Too many arguments".
+		{"form 1001 arguments", "application/x-www-form-urlencoded", strings.Repeat("tags=a&", 1001) + "host=h",
+			`{"message":"Too many arguments"}`},
+		{"json 2M levels", "application/json", `{"a":` + strings.Repeat(`{"b":`, 2_000_000),
+			`{"message":"Cannot parse JSON body"}`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res := e.do("POST", "/services", tc.ct, tc.body)
+			mustStatus(t, res, http.StatusBadRequest)
+			jsonEqual(t, res.raw, tc.want)
+		})
+	}
+	t.Run("within the cap is a schema answer", func(t *testing.T) {
+		res := e.form("POST", "/services", "name=x&host=h&"+deep(999)+"=1")
+		mustStatus(t, res, http.StatusBadRequest)
+		jsonEqual(t, res.raw, `{"code":2,"name":"schema violation","message":"schema violation (a: unknown field)","fields":{"a":"unknown field"}}`)
+	})
+	t.Run("still serving", func(t *testing.T) {
+		mustStatus(t, e.form("POST", "/services", "name=x&host=h"), http.StatusCreated)
+		list := e.json("GET", "/services", "")
+		if n := len(list.body["data"].([]any)); n != 1 {
+			t.Errorf("got %d services, want 1 (nothing stored by the refused bodies)", n)
+		}
+	})
+}
