@@ -3,8 +3,8 @@ package entity
 import (
 	"encoding/json"
 	"errors"
-	"runtime"
 	"net/url"
+	"runtime"
 	"strings"
 	"testing"
 )
