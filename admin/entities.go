@@ -15,9 +15,6 @@ import (
 	"github.com/grapevine-gw/grapevine/store"
 )
 
-// maxBodyBytes bounds an Admin API request body.
-const maxBodyBytes = 8 << 20
-
 // dbContext bounds a request's store calls so a dead database answers 503
 // instead of hanging.
 func (s *Server) dbContext(r *http.Request) (context.Context, context.CancelFunc) {
@@ -280,10 +277,17 @@ func (s *Server) resolveForeign(ctx context.Context, k *kind, in map[string]any)
 	return nil
 }
 
+// readBody reads the whole body, which serveHTTP has capped at
+// MaxBodySize: a longer one fails with *http.MaxBytesError (413), never
+// silently cut short.
 func readBody(r *http.Request, k *kind) (map[string]any, error) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes))
+	body, err := io.ReadAll(r.Body)
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return nil, fmt.Errorf("read body: %w", err)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("read body: %w", entity.ErrMalformedForm)
+		return nil, fmt.Errorf("read body: %v: %w", err, entity.ErrMalformedForm)
 	}
 	return entity.DecodeBody(r.Header.Get("Content-Type"), body, k.schema)
 }

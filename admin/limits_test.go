@@ -3,6 +3,7 @@ package admin
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -50,8 +51,9 @@ func rawRequest(t *testing.T, addr, head string, body io.Reader) (string, string
 		t.Fatalf("write head: %v", err)
 	}
 	if body != nil {
-		// The server may refuse and close before the body is all sent.
-		io.Copy(conn, body)
+		// Written beside the read: the server may answer and stop reading
+		// before the body is all sent.
+		go io.Copy(conn, body)
 	}
 	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {
@@ -87,7 +89,7 @@ func TestNestedFormKey(t *testing.T) {
 		// kong/api/arguments.lua: max_post_args = 1000, then 400 "Too many arguments".
 		{"form 1001 arguments", "application/x-www-form-urlencoded", strings.Repeat("tags=a&", 1001) + "host=h",
 			`{"message":"Too many arguments"}`},
-		{"json 2M levels", "application/json", `{"a":` + strings.Repeat(`{"b":`, 2_000_000),
+		{"json 1M levels", "application/json", `{"a":` + strings.Repeat(`{"b":`, 1_000_000),
 			`{"message":"Cannot parse JSON body"}`},
 	}
 	for _, tc := range tests {
@@ -109,4 +111,81 @@ func TestNestedFormKey(t *testing.T) {
 			t.Errorf("got %d services, want 1 (nothing stored by the refused bodies)", n)
 		}
 	})
+}
+
+// TestBodyLimit: bodies over 8 MiB used to be cut short silently and stored
+// (a form ending in &retries=3 was created with retries 5). Kong's Admin API
+// refuses bodies over nginx_admin_client_max_body_size (10m by default,
+// kong/templates/kong_defaults.lua) with 413 before reading them, and its
+// text for 413 is "Payload too large" (kong/error_handlers.lua).
+func TestBodyLimit(t *testing.T) {
+	const mib = 1 << 20
+	// bigService is a form body of about size bytes whose last argument
+	// is retries=3; the path carries the bulk.
+	bigService := func(name string, size int) string {
+		head := "name=" + name + "&host=h.test&path=/"
+		tail := "&retries=3"
+		return head + strings.Repeat("p", size-len(head)-len(tail)) + tail
+	}
+	tooLarge := `{"message":"Payload too large"}`
+
+	t.Run("9 MiB under the default 10m is stored whole", func(t *testing.T) {
+		e := startedEnv(t, Config{})
+		body := bigService("big", 9*mib)
+		res := e.form("POST", "/services", body)
+		mustStatus(t, res, http.StatusCreated)
+		if res.body["retries"] != 3.0 {
+			t.Errorf("got retries %v, want 3 (the body's last argument)", res.body["retries"])
+		}
+		if got, want := len(res.body["path"].(string)), len(body)-len("name=big&host=h.test&path=&retries=3"); got != want {
+			t.Errorf("got a path of %d bytes, want %d", got, want)
+		}
+	})
+	e := startedEnv(t, Config{MaxBodySize: mib})
+	addr := strings.TrimPrefix(e.url, "http://")
+	tests := []struct {
+		name, head string
+		body       io.Reader
+	}{
+		{"declared length over the limit, body never sent",
+			"POST /services HTTP/1.1\r\nHost: a\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1073741824\r\n\r\n", nil},
+		{"100-continue is not sent before refusing",
+			"POST /services HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: 1048577\r\n\r\n", nil},
+		{"chunked body over the limit",
+			"POST /services HTTP/1.1\r\nHost: a\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n",
+			strings.NewReader(chunked(bigService("chunky", 2*mib)))},
+		{"put over the limit",
+			"PUT /services/put1 HTTP/1.1\r\nHost: a\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1048577\r\n\r\n",
+			strings.NewReader(bigService("put1", mib+1))},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			status, body := rawRequest(t, addr, tc.head, tc.body)
+			if status != "413 Request Entity Too Large" {
+				t.Fatalf("got status %q, want 413", status)
+			}
+			jsonEqual(t, body, tooLarge)
+		})
+	}
+	t.Run("exactly the limit is accepted", func(t *testing.T) {
+		mustStatus(t, e.form("POST", "/services", bigService("edge", mib)), http.StatusCreated)
+	})
+	t.Run("nothing refused was stored", func(t *testing.T) {
+		list := e.json("GET", "/services", "")
+		data := list.body["data"].([]any)
+		if len(data) != 1 || data[0].(map[string]any)["name"] != "edge" {
+			t.Errorf("got %d services, want only edge", len(data))
+		}
+	})
+}
+
+// chunked frames body as HTTP/1.1 chunks of 64 KiB.
+func chunked(body string) string {
+	var b strings.Builder
+	for len(body) > 0 {
+		n := min(len(body), 64<<10)
+		fmt.Fprintf(&b, "%x\r\n%s\r\n", n, body[:n])
+		body = body[n:]
+	}
+	return b.String() + "0\r\n\r\n"
 }

@@ -24,6 +24,8 @@ func (e *httpError) Error() string { return e.msg }
 var (
 	errNotFound         = &httpError{http.StatusNotFound, "Not found"}
 	errMethodNotAllowed = &httpError{http.StatusMethodNotAllowed, "Method not allowed"}
+	// errPayloadTooLarge carries Kong's text for 413 (kong/error_handlers.lua).
+	errPayloadTooLarge = &httpError{http.StatusRequestEntityTooLarge, "Payload too large"}
 )
 
 // errorResponse maps every error the handlers meet to Kong's status and
@@ -35,7 +37,10 @@ func errorResponse(err error) (int, any) {
 	var pe *store.PrimaryKeyError
 	var fe *store.ForeignKeyError
 	var re *store.ReferencedError
+	var mbe *http.MaxBytesError
 	switch {
+	case errors.As(err, &mbe):
+		return http.StatusRequestEntityTooLarge, message(errPayloadTooLarge.msg)
 	case errors.As(err, &he):
 		return he.status, message(he.msg)
 	case errors.Is(err, ErrNodeNotFound):

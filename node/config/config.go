@@ -45,6 +45,7 @@ type Config struct {
 	LogLevel            string        // log_level: "notice"
 	LatencyHeaders      string        // latency_headers: "kong" (X-Kong-*-Latency) or "grapevine" (X-Grapevine-*-Latency)
 	RouterFlavor        string        // router_flavor: "traditional_compatible" (the only one)
+	AdminMaxBodySize    int64         // nginx_admin_client_max_body_size: "10m" (bytes here); larger Admin API bodies get 413
 }
 
 // Default returns Kong's defaults for every key.
@@ -64,6 +65,7 @@ func Default() Config {
 		LogLevel:            "notice",
 		LatencyHeaders:      "kong",
 		RouterFlavor:        "traditional_compatible",
+		AdminMaxBodySize:    10 << 20,
 	}
 }
 

@@ -40,6 +40,7 @@ var keys = []key{
 	{name: "declarative_config", set: anyString(func(c *Config) *string { return &c.DeclarativeConfig }), get: func(c *Config) any { return c.DeclarativeConfig }},
 	{name: "log_level", set: oneOf(func(c *Config) *string { return &c.LogLevel }, "debug", "info", "notice", "warn", "error", "crit", "alert", "emerg"), get: func(c *Config) any { return c.LogLevel }},
 	{name: "latency_headers", set: oneOf(func(c *Config) *string { return &c.LatencyHeaders }, "kong", "grapevine"), get: func(c *Config) any { return c.LatencyHeaders }},
+	{name: "nginx_admin_client_max_body_size", set: nginxSize(func(c *Config) *int64 { return &c.AdminMaxBodySize }), get: func(c *Config) any { return FormatNginxSize(c.AdminMaxBodySize) }},
 	{name: "router_flavor", set: oneOf(func(c *Config) *string { return &c.RouterFlavor }, "traditional_compatible"), get: func(c *Config) any { return c.RouterFlavor }},
 }
 
@@ -114,6 +115,60 @@ func duration(field func(*Config) *time.Duration, unit time.Duration, min float6
 		*field(c) = time.Duration(n * float64(unit))
 		return nil
 	}
+}
+
+// nginxSize parses nginx's size syntax (client_max_body_size): bytes, or a
+// number with k/K, m/M or g/G. nginx reads 0 as "no limit"; Grapevine
+// buffers Admin API bodies in memory, so it refuses 0 rather than let one
+// request take unbounded memory.
+func nginxSize(field func(*Config) *int64) func(*Config, string) error {
+	return func(c *Config, value string) error {
+		n, err := ParseNginxSize(value)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return fmt.Errorf("0 (no limit) is not supported: Admin API bodies are held in memory; give a size such as 10m")
+		}
+		*field(c) = n
+		return nil
+	}
+}
+
+// ParseNginxSize reads "10m", "512k", "1g" or plain bytes as nginx does.
+func ParseNginxSize(value string) (int64, error) {
+	bad := fmt.Errorf("invalid size %q, expected bytes or a number with k, m or g (e.g. 10m)", value)
+	unit := int64(1)
+	digits := value
+	if value != "" {
+		switch value[len(value)-1] {
+		case 'k', 'K':
+			unit, digits = 1<<10, value[:len(value)-1]
+		case 'm', 'M':
+			unit, digits = 1<<20, value[:len(value)-1]
+		case 'g', 'G':
+			unit, digits = 1<<30, value[:len(value)-1]
+		}
+	}
+	n, err := strconv.ParseInt(digits, 10, 64)
+	if err != nil || n < 0 || digits[0] == '+' || n > (1<<62)/unit {
+		return 0, bad
+	}
+	return n * unit, nil
+}
+
+// FormatNginxSize writes n in the largest unit that divides it, as Kong
+// reports such keys ("10m").
+func FormatNginxSize(n int64) string {
+	switch {
+	case n != 0 && n%(1<<30) == 0:
+		return strconv.FormatInt(n>>30, 10) + "g"
+	case n != 0 && n%(1<<20) == 0:
+		return strconv.FormatInt(n>>20, 10) + "m"
+	case n != 0 && n%(1<<10) == 0:
+		return strconv.FormatInt(n>>10, 10) + "k"
+	}
+	return strconv.FormatInt(n, 10)
 }
 
 func hostPort(field func(*Config) *string) func(*Config, string) error {
