@@ -149,30 +149,59 @@ func (s *Server) patchEntity(w http.ResponseWriter, r *http.Request, k *kind, re
 		s.writeError(w, r, err)
 		return
 	}
-	s.patchRow(ctx, w, r, k, existing)
+	// Under a nested path the row must still belong to the parent found
+	// above when the transaction locks it.
+	stillHere := func(current store.Row) error {
+		if n != nil && current.Foreign[n.field] != existing.Foreign[n.field] {
+			return errNotFound
+		}
+		return nil
+	}
+	s.patchRow(ctx, w, r, k, existing.ID, stillHere)
 }
 
-// patchRow deep-merges the body into the stored entity and validates the
-// result as a whole (Kong's PATCH).
-func (s *Server) patchRow(ctx context.Context, w http.ResponseWriter, r *http.Request, k *kind, existing store.Row) {
+// patchRow deep-merges the body into the entity as stored when the write
+// commits, and validates the result as a whole (Kong's PATCH). The merge
+// runs inside the store's locked read-modify-write, so concurrent PATCHes
+// of one entity each apply to the result of the one before.
+func (s *Server) patchRow(ctx context.Context, w http.ResponseWriter, r *http.Request, k *kind, id string, check func(store.Row) error) {
 	in, err := readBody(r, k)
 	if err != nil {
 		s.writeError(w, r, err)
-		return
-	}
-	base, err := decodeDoc(existing.Doc)
-	if err != nil {
-		s.writeError(w, r, fmt.Errorf("stored %s %s: %w", k.name, existing.ID, err))
 		return
 	}
 	if err := s.resolveForeign(ctx, k, in); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	merged := k.schema.Merge(base, in)
-	merged["id"] = existing.ID
+	change, row, err := s.st.Modify(ctx, k.table, id, func(current store.Row) (store.Row, error) {
+		if err := check(current); err != nil {
+			return store.Row{}, err
+		}
+		return mergeRow(k, current, in)
+	})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.apply(ctx, change)
+	writeJSON(w, http.StatusOK, row.Doc)
+}
+
+// mergeRow is the new version of current once patch is merged in.
+func mergeRow(k *kind, current store.Row, patch map[string]any) (store.Row, error) {
+	base, err := decodeDoc(current.Doc)
+	if err != nil {
+		return store.Row{}, fmt.Errorf("stored %s %s: %w", k.name, current.ID, err)
+	}
+	merged := k.schema.Merge(base, patch)
+	merged["id"] = current.ID
 	merged["updated_at"] = time.Now().Unix()
-	s.writeDoc(ctx, w, r, k, merged, http.StatusOK, s.st.Update)
+	doc, verr := k.schema.Validate(merged)
+	if verr != nil {
+		return store.Row{}, verr
+	}
+	return toRow(k, doc)
 }
 
 func (s *Server) deleteEntity(w http.ResponseWriter, r *http.Request, k *kind, ref string, n *nesting) {

@@ -87,8 +87,13 @@ func (t Table) selectAll() string {
 }
 
 func getWhere(ctx context.Context, q querier, t Table, column, value string) (Row, error) {
+	return getWhereSuffix(ctx, q, t, column, value, "")
+}
+
+// getWhereSuffix is getWhere with a locking clause such as " FOR UPDATE".
+func getWhereSuffix(ctx context.Context, q querier, t Table, column, value, suffix string) (Row, error) {
 	query := "SELECT " + t.selectList() + " FROM " + t.ident() +
-		" WHERE " + pgx.Identifier{column}.Sanitize() + " = $1"
+		" WHERE " + pgx.Identifier{column}.Sanitize() + " = $1" + suffix
 	r, err := t.scanRow(q.QueryRow(ctx, query, value))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Row{}, fmt.Errorf("get %s %s=%s: %w", t.Name, column, value, ErrNotFound)
