@@ -93,20 +93,51 @@ func (s *Server) createEntity(w http.ResponseWriter, r *http.Request, k *kind, n
 	s.writeDoc(ctx, w, r, k, in, http.StatusCreated, s.st.Insert)
 }
 
+// maxPutAttempts bounds putEntity's retries after losing a creation race.
+const maxPutAttempts = 3
+
 func (s *Server) putEntity(w http.ResponseWriter, r *http.Request, k *kind, ref string, n *nesting) {
 	ctx, cancel := s.dbContext(r)
 	defer cancel()
-	in, err := readBody(r, k)
+	body, err := readBody(r, k)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	if err := s.prepareUpsert(ctx, k, ref, n, in); err != nil {
-		s.writeError(w, r, err)
+	for attempt := 1; ; attempt++ {
+		row, err := s.upsertOnce(ctx, k, ref, n, body)
+		if err != nil && attempt < maxPutAttempts && lostKeyRace(err, k, ref) {
+			// Another request created ref since we looked it up: this PUT
+			// now replaces that row, as it would have a moment later.
+			continue
+		}
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, row.Doc)
 		return
 	}
+}
+
+// upsertOnce looks ref up and writes body over it (or creates it).
+func (s *Server) upsertOnce(ctx context.Context, k *kind, ref string, n *nesting, body map[string]any) (store.Row, error) {
+	in := make(map[string]any, len(body)+3)
+	for key, v := range body {
+		in[key] = v
+	}
+	if err := s.prepareUpsert(ctx, k, ref, n, in); err != nil {
+		return store.Row{}, err
+	}
 	stampTimes(in)
-	s.writeDoc(ctx, w, r, k, in, http.StatusOK, s.st.Upsert)
+	return s.save(ctx, k, in, s.st.Upsert)
+}
+
+// lostKeyRace tells a PUT by endpoint key that created a new row and met
+// the unique key of a row committed meanwhile under the same key.
+func lostKeyRace(err error, k *kind, ref string) bool {
+	var ue *store.UniqueError
+	return !entity.IsUUID(ref) && errors.As(err, &ue) && ue.Field == k.table.KeyField && ue.Value == ref
 }
 
 // prepareUpsert sets the id (and endpoint key) a PUT writes: the path's
@@ -244,30 +275,36 @@ func (s *Server) deleteRow(ctx context.Context, w http.ResponseWriter, r *http.R
 // writeFunc is one of the store's Insert, Upsert or Update.
 type writeFunc func(ctx context.Context, t store.Table, r store.Row) (store.Change, error)
 
-// writeDoc resolves foreign keys, validates, writes, applies the change
-// locally and answers with the stored entity.
+// writeDoc saves in and answers with the stored entity.
 func (s *Server) writeDoc(ctx context.Context, w http.ResponseWriter, r *http.Request, k *kind, in map[string]any, status int, write writeFunc) {
-	if err := s.resolveForeign(ctx, k, in); err != nil {
+	row, err := s.save(ctx, k, in, write)
+	if err != nil {
 		s.writeError(w, r, err)
 		return
+	}
+	writeJSON(w, status, row.Doc)
+}
+
+// save resolves foreign keys, validates, writes and applies the change
+// locally; it returns the stored row.
+func (s *Server) save(ctx context.Context, k *kind, in map[string]any, write writeFunc) (store.Row, error) {
+	if err := s.resolveForeign(ctx, k, in); err != nil {
+		return store.Row{}, err
 	}
 	doc, verr := k.schema.Validate(in)
 	if verr != nil {
-		s.writeError(w, r, verr)
-		return
+		return store.Row{}, verr
 	}
 	row, err := toRow(k, doc)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return store.Row{}, err
 	}
 	change, err := write(ctx, k.table, row)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return store.Row{}, err
 	}
 	s.apply(ctx, change)
-	writeJSON(w, status, row.Doc)
+	return row, nil
 }
 
 // apply makes a committed change live on this node. The write is already
