@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Body decoding errors; the admin package maps them to HTTP statuses.
@@ -92,6 +93,11 @@ func countFormArgs(body []byte) int {
 }
 
 func decodeJSON(body []byte) (map[string]any, error) {
+	// Go's decoder would turn invalid utf-8 into U+FFFD and so store
+	// something other than what was sent.
+	if !utf8.Valid(body) {
+		return nil, fmt.Errorf("json body: invalid utf-8: %w", ErrMalformedJSON)
+	}
 	if jsonDepth(body) > MaxNesting {
 		return nil, fmt.Errorf("json body: nests deeper than %d levels: %w", MaxNesting, ErrMalformedJSON)
 	}
