@@ -131,7 +131,9 @@ func TestBodyLimit(t *testing.T) {
 	tooLarge := `{"message":"Payload too large"}`
 
 	t.Run("9 MiB under the default 10m is stored whole", func(t *testing.T) {
-		e := startedEnv(t, Config{})
+		// Storing 9 MiB under -race on a busy machine can take longer
+		// than the default 5 s store timeout.
+		e := startedEnv(t, Config{DBTimeout: time.Minute})
 		body := bigService("big", 9*mib)
 		res := e.form("POST", "/services", body)
 		mustStatus(t, res, http.StatusCreated)
