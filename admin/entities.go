@@ -15,9 +15,6 @@ import (
 	"github.com/grapevine-gw/grapevine/store"
 )
 
-// maxBodyBytes bounds an Admin API request body.
-const maxBodyBytes = 8 << 20
-
 // dbContext bounds a request's store calls so a dead database answers 503
 // instead of hanging.
 func (s *Server) dbContext(r *http.Request) (context.Context, context.CancelFunc) {
@@ -96,20 +93,51 @@ func (s *Server) createEntity(w http.ResponseWriter, r *http.Request, k *kind, n
 	s.writeDoc(ctx, w, r, k, in, http.StatusCreated, s.st.Insert)
 }
 
+// maxPutAttempts bounds putEntity's retries after losing a creation race.
+const maxPutAttempts = 3
+
 func (s *Server) putEntity(w http.ResponseWriter, r *http.Request, k *kind, ref string, n *nesting) {
 	ctx, cancel := s.dbContext(r)
 	defer cancel()
-	in, err := readBody(r, k)
+	body, err := readBody(r, k)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	if err := s.prepareUpsert(ctx, k, ref, n, in); err != nil {
-		s.writeError(w, r, err)
+	for attempt := 1; ; attempt++ {
+		row, err := s.upsertOnce(ctx, k, ref, n, body)
+		if err != nil && attempt < maxPutAttempts && lostKeyRace(err, k, ref) {
+			// Another request created ref since we looked it up: this PUT
+			// now replaces that row, as it would have a moment later.
+			continue
+		}
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, row.Doc)
 		return
 	}
+}
+
+// upsertOnce looks ref up and writes body over it (or creates it).
+func (s *Server) upsertOnce(ctx context.Context, k *kind, ref string, n *nesting, body map[string]any) (store.Row, error) {
+	in := make(map[string]any, len(body)+3)
+	for key, v := range body {
+		in[key] = v
+	}
+	if err := s.prepareUpsert(ctx, k, ref, n, in); err != nil {
+		return store.Row{}, err
+	}
 	stampTimes(in)
-	s.writeDoc(ctx, w, r, k, in, http.StatusOK, s.st.Upsert)
+	return s.save(ctx, k, in, s.st.Upsert)
+}
+
+// lostKeyRace tells a PUT by endpoint key that created a new row and met
+// the unique key of a row committed meanwhile under the same key.
+func lostKeyRace(err error, k *kind, ref string) bool {
+	var ue *store.UniqueError
+	return !entity.IsUUID(ref) && errors.As(err, &ue) && ue.Field == k.table.KeyField && ue.Value == ref
 }
 
 // prepareUpsert sets the id (and endpoint key) a PUT writes: the path's
@@ -152,30 +180,59 @@ func (s *Server) patchEntity(w http.ResponseWriter, r *http.Request, k *kind, re
 		s.writeError(w, r, err)
 		return
 	}
-	s.patchRow(ctx, w, r, k, existing)
+	// Under a nested path the row must still belong to the parent found
+	// above when the transaction locks it.
+	stillHere := func(current store.Row) error {
+		if n != nil && current.Foreign[n.field] != existing.Foreign[n.field] {
+			return errNotFound
+		}
+		return nil
+	}
+	s.patchRow(ctx, w, r, k, existing.ID, stillHere)
 }
 
-// patchRow deep-merges the body into the stored entity and validates the
-// result as a whole (Kong's PATCH).
-func (s *Server) patchRow(ctx context.Context, w http.ResponseWriter, r *http.Request, k *kind, existing store.Row) {
+// patchRow deep-merges the body into the entity as stored when the write
+// commits, and validates the result as a whole (Kong's PATCH). The merge
+// runs inside the store's locked read-modify-write, so concurrent PATCHes
+// of one entity each apply to the result of the one before.
+func (s *Server) patchRow(ctx context.Context, w http.ResponseWriter, r *http.Request, k *kind, id string, check func(store.Row) error) {
 	in, err := readBody(r, k)
 	if err != nil {
 		s.writeError(w, r, err)
-		return
-	}
-	base, err := decodeDoc(existing.Doc)
-	if err != nil {
-		s.writeError(w, r, fmt.Errorf("stored %s %s: %w", k.name, existing.ID, err))
 		return
 	}
 	if err := s.resolveForeign(ctx, k, in); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	merged := k.schema.Merge(base, in)
-	merged["id"] = existing.ID
+	change, row, err := s.st.Modify(ctx, k.table, id, func(current store.Row) (store.Row, error) {
+		if err := check(current); err != nil {
+			return store.Row{}, err
+		}
+		return mergeRow(k, current, in)
+	})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.apply(ctx, change)
+	writeJSON(w, http.StatusOK, row.Doc)
+}
+
+// mergeRow is the new version of current once patch is merged in.
+func mergeRow(k *kind, current store.Row, patch map[string]any) (store.Row, error) {
+	base, err := decodeDoc(current.Doc)
+	if err != nil {
+		return store.Row{}, fmt.Errorf("stored %s %s: %w", k.name, current.ID, err)
+	}
+	merged := k.schema.Merge(base, patch)
+	merged["id"] = current.ID
 	merged["updated_at"] = time.Now().Unix()
-	s.writeDoc(ctx, w, r, k, merged, http.StatusOK, s.st.Update)
+	doc, verr := k.schema.Validate(merged)
+	if verr != nil {
+		return store.Row{}, verr
+	}
+	return toRow(k, doc)
 }
 
 func (s *Server) deleteEntity(w http.ResponseWriter, r *http.Request, k *kind, ref string, n *nesting) {
@@ -218,30 +275,36 @@ func (s *Server) deleteRow(ctx context.Context, w http.ResponseWriter, r *http.R
 // writeFunc is one of the store's Insert, Upsert or Update.
 type writeFunc func(ctx context.Context, t store.Table, r store.Row) (store.Change, error)
 
-// writeDoc resolves foreign keys, validates, writes, applies the change
-// locally and answers with the stored entity.
+// writeDoc saves in and answers with the stored entity.
 func (s *Server) writeDoc(ctx context.Context, w http.ResponseWriter, r *http.Request, k *kind, in map[string]any, status int, write writeFunc) {
-	if err := s.resolveForeign(ctx, k, in); err != nil {
+	row, err := s.save(ctx, k, in, write)
+	if err != nil {
 		s.writeError(w, r, err)
 		return
+	}
+	writeJSON(w, status, row.Doc)
+}
+
+// save resolves foreign keys, validates, writes and applies the change
+// locally; it returns the stored row.
+func (s *Server) save(ctx context.Context, k *kind, in map[string]any, write writeFunc) (store.Row, error) {
+	if err := s.resolveForeign(ctx, k, in); err != nil {
+		return store.Row{}, err
 	}
 	doc, verr := k.schema.Validate(in)
 	if verr != nil {
-		s.writeError(w, r, verr)
-		return
+		return store.Row{}, verr
 	}
 	row, err := toRow(k, doc)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return store.Row{}, err
 	}
 	change, err := write(ctx, k.table, row)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return store.Row{}, err
 	}
 	s.apply(ctx, change)
-	writeJSON(w, status, row.Doc)
+	return row, nil
 }
 
 // apply makes a committed change live on this node. The write is already
@@ -280,10 +343,17 @@ func (s *Server) resolveForeign(ctx context.Context, k *kind, in map[string]any)
 	return nil
 }
 
+// readBody reads the whole body, which serveHTTP has capped at
+// MaxBodySize: a longer one fails with *http.MaxBytesError (413), never
+// silently cut short.
 func readBody(r *http.Request, k *kind) (map[string]any, error) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes))
+	body, err := io.ReadAll(r.Body)
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return nil, fmt.Errorf("read body: %w", err)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("read body: %w", entity.ErrMalformedForm)
+		return nil, fmt.Errorf("read body: %v: %w", err, entity.ErrMalformedForm)
 	}
 	return entity.DecodeBody(r.Header.Get("Content-Type"), body, k.schema)
 }

@@ -63,7 +63,9 @@ func (s *Server) patchForeign(w http.ResponseWriter, r *http.Request, fe foreign
 		s.writeError(w, r, err)
 		return
 	}
-	s.patchRow(ctx, w, r, fe.parent, row)
+	// The parent is patched wherever the child points now; that it still
+	// exists is what the locked read checks.
+	s.patchRow(ctx, w, r, fe.parent, row.ID, func(store.Row) error { return nil })
 }
 
 func (s *Server) putForeign(w http.ResponseWriter, r *http.Request, fe foreignEndpoint) {

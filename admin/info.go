@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"net/url"
@@ -220,9 +221,9 @@ func (s *Server) tagsHandler(only string) handler {
 		}
 		start := 0
 		if page.Offset != "" {
-			last, ok := decodeTagOffset(page.Offset)
-			if !ok {
-				s.writeError(w, r, entity.InvalidOffset(page.Offset))
+			last, err := decodeTagOffset(page.Offset)
+			if err != nil {
+				s.writeError(w, r, err)
 				return
 			}
 			start = sort.Search(len(refs), func(i int) bool { return last.before(refs[i]) })
@@ -275,10 +276,14 @@ func encodeTagOffset(last tagRef) string {
 	return store.EncodeOffsetKey(last.EntityID, last.Tag)
 }
 
-func decodeTagOffset(offset string) (tagRef, bool) {
+func decodeTagOffset(offset string) (tagRef, error) {
 	key, err := store.DecodeOffsetKey(offset)
-	if err != nil || len(key) != 2 {
-		return tagRef{}, false
+	var oe *store.OffsetError
+	if errors.As(err, &oe) {
+		return tagRef{}, entity.InvalidOffset(offset, oe.Reason)
 	}
-	return tagRef{EntityID: key[0], Tag: key[1]}, true
+	if err != nil || len(key) != 2 {
+		return tagRef{}, entity.InvalidOffset(offset, store.OffsetBadJSON)
+	}
+	return tagRef{EntityID: key[0], Tag: key[1]}, nil
 }

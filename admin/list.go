@@ -45,8 +45,9 @@ func (s *Server) listEntities(w http.ResponseWriter, r *http.Request, k *kind, n
 		base = "/" + n.parent.name + "/" + parentID + "/" + k.name
 	}
 	rows, offset, err := s.st.List(ctx, k.table, page)
-	if errors.Is(err, store.ErrInvalidOffset) {
-		err = entity.InvalidOffset(page.Offset)
+	var oe *store.OffsetError
+	if errors.As(err, &oe) {
+		err = entity.InvalidOffset(page.Offset, oe.Reason)
 	}
 	if err != nil {
 		s.writeError(w, r, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/grapevine-gw/grapevine/entity"
@@ -23,6 +24,8 @@ func (e *httpError) Error() string { return e.msg }
 var (
 	errNotFound         = &httpError{http.StatusNotFound, "Not found"}
 	errMethodNotAllowed = &httpError{http.StatusMethodNotAllowed, "Method not allowed"}
+	// errPayloadTooLarge carries Kong's text for 413 (kong/error_handlers.lua).
+	errPayloadTooLarge = &httpError{http.StatusRequestEntityTooLarge, "Payload too large"}
 )
 
 // errorResponse maps every error the handlers meet to Kong's status and
@@ -34,7 +37,10 @@ func errorResponse(err error) (int, any) {
 	var pe *store.PrimaryKeyError
 	var fe *store.ForeignKeyError
 	var re *store.ReferencedError
+	var mbe *http.MaxBytesError
 	switch {
+	case errors.As(err, &mbe):
+		return http.StatusRequestEntityTooLarge, message(errPayloadTooLarge.msg)
 	case errors.As(err, &he):
 		return he.status, message(he.msg)
 	case errors.Is(err, ErrNodeNotFound):
@@ -49,6 +55,10 @@ func errorResponse(err error) (int, any) {
 		return http.StatusBadRequest, message("Cannot parse JSON body")
 	case errors.Is(err, entity.ErrMalformedForm):
 		return http.StatusBadRequest, message("Cannot parse form body")
+	case errors.Is(err, entity.ErrFormTooDeep):
+		return http.StatusBadRequest, message(fmt.Sprintf("Cannot parse form body: a key nests deeper than %d levels", entity.MaxNesting))
+	case errors.Is(err, entity.ErrTooManyArguments):
+		return http.StatusBadRequest, message("Too many arguments")
 	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusServiceUnavailable, message("database unavailable")
 	case errors.Is(err, store.ErrNotFound):

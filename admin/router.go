@@ -27,6 +27,14 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			writeMessage(lw, http.StatusInternalServerError, "An unexpected error occurred")
 		}
 	}()
+	// nginx's client_max_body_size: a declared length over the limit is
+	// refused before a byte of the body is read (and before Go's server
+	// would send 100 Continue); a chunked body stops at the limit.
+	if r.ContentLength > s.cfg.MaxBodySize {
+		s.writeError(lw, r, errPayloadTooLarge)
+		return
+	}
+	r.Body = http.MaxBytesReader(lw, r.Body, s.cfg.MaxBodySize)
 	ms := s.match(splitPath(r.URL.Path))
 	if ms == nil {
 		writeMessage(lw, http.StatusNotFound, "Not found")

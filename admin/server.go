@@ -36,12 +36,16 @@ type Config struct {
 	DBTimeout time.Duration
 	// PingTimeout bounds GET /status's database check; default 1s.
 	PingTimeout time.Duration
+	// MaxBodySize is nginx_admin_client_max_body_size in bytes: a larger
+	// request body is refused with 413 before it is read; default 10 MiB
+	// (Kong's "10m").
+	MaxBodySize int64
 }
 
 // DefaultConfig returns the defaults documented on Config.
 func DefaultConfig() Config {
 	return Config{Listen: "127.0.0.1:8001", Version: "3.9.1", ProxyListen: "0.0.0.0:8000",
-		DBTimeout: 5 * time.Second, PingTimeout: time.Second}
+		DBTimeout: 5 * time.Second, PingTimeout: time.Second, MaxBodySize: 10 << 20}
 }
 
 func (c Config) withDefaults() Config {
@@ -63,6 +67,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.PingTimeout <= 0 {
 		c.PingTimeout = d.PingTimeout
+	}
+	if c.MaxBodySize <= 0 {
+		c.MaxBodySize = d.MaxBodySize
 	}
 	return c
 }

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Body decoding errors; the admin package maps them to HTTP statuses.
@@ -19,10 +20,24 @@ var (
 	ErrUnsupportedContentType = errors.New("unsupported content type")
 	ErrMalformedJSON          = errors.New("cannot parse JSON body")
 	ErrMalformedForm          = errors.New("cannot parse form body")
+	// ErrFormTooDeep is a form key with more than MaxNesting levels.
+	ErrFormTooDeep = errors.New("cannot parse form body: a key nests deeper than " + strconv.Itoa(MaxNesting) + " levels")
+	// ErrTooManyArguments is a form with more than MaxFormArgs arguments.
+	ErrTooManyArguments = errors.New("too many arguments")
 )
 
-// maxFormMemory bounds multipart parsing; admin bodies are small.
-const maxFormMemory = 8 << 20
+const (
+	// maxFormMemory bounds multipart parsing; admin bodies are small.
+	maxFormMemory = 8 << 20
+	// MaxNesting is the deepest a body may nest, in JSON arrays and objects
+	// or in the levels of one form key: lua-cjson's decode_max_depth, which
+	// Kong's JSON bodies are held to. It also bounds every recursion over
+	// a decoded body, so no body can exhaust the stack.
+	MaxNesting = 1000
+	// MaxFormArgs is Kong's max_post_args (kong/api/arguments.lua): a form
+	// with more arguments is refused.
+	MaxFormArgs = 1000
+)
 
 // DecodeBody turns a request body into a document for s, the way Kong's
 // Admin API does for JSON, urlencoded and multipart bodies. An empty body
@@ -42,18 +57,50 @@ func DecodeBody(contentType string, body []byte, s *Schema) (map[string]any, err
 	case "application/json":
 		return decodeJSON(body)
 	case "application/x-www-form-urlencoded":
-		values, err := url.ParseQuery(string(body))
-		if err != nil {
-			return nil, fmt.Errorf("urlencoded body: %w", ErrMalformedForm)
-		}
-		return DecodeForm(values, s), nil
+		return decodeURLEncoded(body, s)
 	case "multipart/form-data":
 		return decodeMultipart(body, params["boundary"], s)
 	}
 	return nil, fmt.Errorf("content type %q: %w", mt, ErrUnsupportedContentType)
 }
 
+func decodeURLEncoded(body []byte, s *Schema) (map[string]any, error) {
+	if countFormArgs(body) > MaxFormArgs {
+		return nil, fmt.Errorf("urlencoded body: %w", ErrTooManyArguments)
+	}
+	values, err := url.ParseQuery(string(body))
+	if err != nil {
+		return nil, fmt.Errorf("urlencoded body: %w", ErrMalformedForm)
+	}
+	return DecodeForm(values, s)
+}
+
+// countFormArgs counts the non-empty &-separated arguments, as nginx's
+// get_post_args does, before anything is allocated for them.
+func countFormArgs(body []byte) int {
+	n := 0
+	for len(body) > 0 {
+		i := bytes.IndexByte(body, '&')
+		if i < 0 {
+			return n + 1
+		}
+		if i > 0 {
+			n++
+		}
+		body = body[i+1:]
+	}
+	return n
+}
+
 func decodeJSON(body []byte) (map[string]any, error) {
+	// Go's decoder would turn invalid utf-8 into U+FFFD and so store
+	// something other than what was sent.
+	if !utf8.Valid(body) {
+		return nil, fmt.Errorf("json body: invalid utf-8: %w", ErrMalformedJSON)
+	}
+	if jsonDepth(body) > MaxNesting {
+		return nil, fmt.Errorf("json body: nests deeper than %d levels: %w", MaxNesting, ErrMalformedJSON)
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	var doc map[string]any
@@ -66,6 +113,30 @@ func decodeJSON(body []byte) (map[string]any, error) {
 	return doc, nil
 }
 
+// jsonDepth is the deepest nesting of arrays and objects in body, counted
+// without decoding it; brackets inside strings do not count.
+func jsonDepth(body []byte) int {
+	depth, deepest := 0, 0
+	inString, escaped := false, false
+	for _, c := range body {
+		switch {
+		case escaped:
+			escaped = false
+		case inString:
+			escaped = c == '\\'
+			inString = c != '"'
+		case c == '"':
+			inString = true
+		case c == '[' || c == '{':
+			depth++
+			deepest = max(deepest, depth)
+		case c == ']' || c == '}':
+			depth--
+		}
+	}
+	return deepest
+}
+
 func decodeMultipart(body []byte, boundary string, s *Schema) (map[string]any, error) {
 	if boundary == "" {
 		return nil, fmt.Errorf("multipart body without boundary: %w", ErrMalformedForm)
@@ -75,13 +146,15 @@ func decodeMultipart(body []byte, boundary string, s *Schema) (map[string]any, e
 		return nil, fmt.Errorf("multipart body: %w", ErrMalformedForm)
 	}
 	defer form.RemoveAll()
-	return DecodeForm(url.Values(form.Value), s), nil
+	return DecodeForm(url.Values(form.Value), s)
 }
 
 // DecodeForm builds a document from form values: dotted keys nest
 // (service.id), a[]= and a[1]= and repeated keys make arrays, and values
-// are typed by the schema (kong/api/arguments.lua infer_value).
-func DecodeForm(values url.Values, s *Schema) map[string]any {
+// are typed by the schema (kong/api/arguments.lua infer_value). A key of
+// more than MaxNesting levels gives ErrFormTooDeep before anything is built,
+// so the recursive helpers below never go deeper than MaxNesting.
+func DecodeForm(values url.Values, s *Schema) (map[string]any, error) {
 	root := map[string]any{}
 	keys := make([]string, 0, len(values))
 	for k := range values {
@@ -89,13 +162,16 @@ func DecodeForm(values url.Values, s *Schema) map[string]any {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		toks := parseFormKey(k)
+		toks, ok := parseFormKey(k)
+		if !ok {
+			return nil, ErrFormTooDeep
+		}
 		for _, v := range values[k] {
 			root[toks[0].key] = putForm(root[toks[0].key], toks[1:], v)
 		}
 	}
 	doc := finishForm(root).(map[string]any)
-	return inferRecord(s.Fields, doc)
+	return inferRecord(s.Fields, doc), nil
 }
 
 type tokKind int
@@ -112,20 +188,25 @@ type formTok struct {
 	idx  int
 }
 
-// parseFormKey splits "a.b[1][]" into a, .b, [1], [].
-func parseFormKey(k string) []formTok {
+// parseFormKey splits "a.b[1][]" into a, .b, [1], []; false when the key
+// has more than MaxNesting levels below its name. It stops reading there,
+// so a key of millions of levels costs no more than one of MaxNesting.
+func parseFormKey(k string) ([]formTok, bool) {
 	end := strings.IndexAny(k, ".[")
 	if end <= 0 {
-		return []formTok{{kind: tokKey, key: k}}
+		return []formTok{{kind: tokKey, key: k}}, true
 	}
 	toks := []formTok{{kind: tokKey, key: k[:end]}}
 	rest := k[end:]
 	for rest != "" {
+		if len(toks) > MaxNesting {
+			return nil, false
+		}
 		var t formTok
 		t, rest = nextFormTok(rest)
 		toks = append(toks, t)
 	}
-	return toks
+	return toks, true
 }
 
 func nextFormTok(rest string) (formTok, string) {

@@ -2,7 +2,9 @@ package entity
 
 import (
 	"encoding/json"
+	"errors"
 	"net/url"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -35,6 +37,12 @@ func TestValidationMessages(t *testing.T) {
 		{"host with port", Services, `{"host":"a.test:80"}`, "schema violation (host: must not have a port)"},
 		{"utf8 name", Services, `{"host":"a","name":"a b"}`, "schema violation (name: invalid value 'a b': the only accepted ascii characters are alphanumerics or ., -, _, and ~)"},
 		{"bad tag", Services, `{"host":"a","tags":["a,b"]}`, "schema violation (tags.1: invalid tag 'a,b': expected printable ascii (except `,` and `/`) or valid utf-8 sequences)"},
+		// No Kong rule (Kong's database answers 500): what text/jsonb cannot
+		// hold, and names or tags longer than an index entry.
+		{"route path NUL", Routes, `{"paths":["/\u0000"]}`, "schema violation (paths.1: invalid NUL byte detected at position 2)"},
+		{"header name NUL", Routes, `{"headers":{"\u0000":["a"]}}`, "schema violation (headers.\x00: bad header name '\x00', allowed characters are A-Z, a-z, 0-9, '_', and '-')"},
+		{"name too long", Services, `{"host":"a","name":"` + strings.Repeat("n", 2049) + `"}`, "schema violation (name: length must be at most 2048 bytes)"},
+		{"tag too long", Services, `{"host":"a","tags":["` + strings.Repeat("t", 2049) + `"]}`, "schema violation (tags.1: length must be at most 2048 bytes)"},
 		{"bad uuid", Services, `{"host":"a","id":"x"}`, "schema violation (id: expected a valid UUID)"},
 		{"null required", Services, `{"host":"a","protocol":null}`, "schema violation (protocol: required field missing)"},
 		{"conditional path", Services, `{"host":"a","protocol":"tcp","path":"/x"}`, "2 schema violations (failed conditional validation given value of field 'protocol'; path: value must be null)"},
@@ -144,9 +152,39 @@ func TestFormDecoding(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			values, _ := url.ParseQuery(tc.form)
-			got, _ := json.Marshal(DecodeForm(values, Routes))
+			doc, err := DecodeForm(values, Routes)
+			if err != nil {
+				t.Fatalf("decode: %v", err)
+			}
+			got, _ := json.Marshal(doc)
 			if string(got) != tc.want {
 				t.Errorf("got %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestFormUTF8 follows kong/db/schema/typedefs.lua validate_utf8_string:
+// names and tags report the 1-based position of the first invalid byte.
+func TestFormUTF8(t *testing.T) {
+	tests := []struct{ form, want string }{
+		{"host=a&name=ab%C0", "schema violation (name: invalid utf-8 character sequence detected at position 3)"},
+		{"host=a&tags=%E2%82", "schema violation (tags.1: invalid utf-8 character sequence detected at position 1)"},
+		{"host=a&name=%C3%A9t%C3%A9", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.form, func(t *testing.T) {
+			doc, err := DecodeBody("application/x-www-form-urlencoded", []byte(tc.form), Services)
+			if err != nil {
+				t.Fatalf("decode: %v", err)
+			}
+			_, verr := Services.Validate(doc)
+			got := ""
+			if verr != nil {
+				got = verr.Message
+			}
+			if got != tc.want {
+				t.Errorf("got %q, want %q", got, tc.want)
 			}
 		})
 	}
@@ -160,8 +198,15 @@ func TestDecodeBodyErrors(t *testing.T) {
 		{"bad json", "application/json", `{"a":`, ErrMalformedJSON},
 		{"json array", "application/json", `[1]`, ErrMalformedJSON},
 		{"trailing", "application/json", `{} {}`, ErrMalformedJSON},
+		// Go's decoder would store U+FFFD in place of the invalid byte.
+		{"invalid utf-8", "application/json", "{\"host\":\"a\xC0\"}", ErrMalformedJSON},
 		{"text", "text/plain", `a`, ErrUnsupportedContentType},
 		{"multipart no boundary", "multipart/form-data", `a`, ErrMalformedForm},
+		// lua-cjson's decode_max_depth (1000), which Kong's JSON bodies meet.
+		{"json too deep", "application/json", `{"a":` + strings.Repeat("[", 1000) + strings.Repeat("]", 1000) + `}`, ErrMalformedJSON},
+		{"form key too deep", "application/x-www-form-urlencoded", "a" + strings.Repeat("[]", 1001) + "=1", ErrFormTooDeep},
+		// kong/api/arguments.lua: max_post_args = 1000.
+		{"too many arguments", "application/x-www-form-urlencoded", strings.Repeat("a=1&", 1001), ErrTooManyArguments},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -171,6 +216,17 @@ func TestDecodeBodyErrors(t *testing.T) {
 			}
 		})
 	}
+	t.Run("brackets inside JSON strings do not nest", func(t *testing.T) {
+		body := `{"host":"a.test","name":"` + strings.Repeat(`[{\"`, 2000) + `"}`
+		if _, err := DecodeBody("application/json", []byte(body), Services); err != nil {
+			t.Errorf("got %v, want the body decoded", err)
+		}
+	})
+	t.Run("1000 arguments are fine", func(t *testing.T) {
+		if _, err := DecodeBody("application/x-www-form-urlencoded", []byte(strings.Repeat("tags=a&&", 1000)), Services); err != nil {
+			t.Errorf("got %v, want the body decoded", err)
+		}
+	})
 	t.Run("multipart", func(t *testing.T) {
 		body := "--XX\r\nContent-Disposition: form-data; name=\"host\"\r\n\r\nm.test\r\n--XX--\r\n"
 		doc, err := DecodeBody("multipart/form-data; boundary=XX", []byte(body), Services)
@@ -178,4 +234,22 @@ func TestDecodeBodyErrors(t *testing.T) {
 			t.Errorf("got %v, %v; want host m.test", doc, err)
 		}
 	})
+}
+
+// TestDeepFormKeyMemory: a 4 MB key of two million levels used to build two
+// million nested maps (about 940 MB) before overflowing the stack. It is
+// now refused after reading MaxNesting levels; what decoding allocates
+// stays a small multiple of the body.
+func TestDeepFormKeyMemory(t *testing.T) {
+	body := []byte("name=x&host=h&a" + strings.Repeat(".b", 2_000_000) + "=1")
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := DecodeBody("application/x-www-form-urlencoded", body, Services)
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, ErrFormTooDeep) {
+		t.Fatalf("got %v, want ErrFormTooDeep", err)
+	}
+	if got, limit := after.TotalAlloc-before.TotalAlloc, uint64(4*len(body)); got > limit {
+		t.Errorf("got %d bytes allocated, want at most %d (4x the body)", got, limit)
+	}
 }

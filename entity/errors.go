@@ -178,9 +178,10 @@ func ForeignKeyUnresolved(field, keyField, value, refTable string) *Error {
 // InvalidSize is code 9.
 func InvalidSize(msg string) *Error { return newError(CodeInvalidSize, msg) }
 
-// InvalidOffset is code 7.
-func InvalidOffset(offset string) *Error {
-	return newError(CodeInvalidOffset, fmt.Sprintf("'%s' is not a valid offset: bad base64 encoding", offset))
+// InvalidOffset is code 7; reason is Kong's "bad base64 encoding" or "bad
+// json encoding".
+func InvalidOffset(offset, reason string) *Error {
+	return newError(CodeInvalidOffset, fmt.Sprintf("'%s' is not a valid offset: %s", offset, reason))
 }
 
 // InvalidOptions is code 11; it carries "options" instead of "fields".

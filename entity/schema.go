@@ -39,11 +39,14 @@ type Field struct {
 	Between    []int64
 	LenMin     int
 	StartsWith string
-	Elements   *Field
-	Keys       *Field
-	Values     *Field
-	Fields     []Field // record sub-fields
-	Reference  string  // foreign: referenced table
+	// MaxBytes, when set, bounds a string's length in bytes (Grapevine's
+	// rule for indexed strings; see MaxIndexedBytes).
+	MaxBytes  int
+	Elements  *Field
+	Keys      *Field
+	Values    *Field
+	Fields    []Field // record sub-fields
+	Reference string  // foreign: referenced table
 	// Check is a custom validator of a non-nil, well-typed value; it
 	// returns Kong's message or "".
 	Check func(v any) string
@@ -219,7 +222,15 @@ func (f *Field) checkScalar(v any) string {
 		return "should start with: " + f.StartsWith
 	}
 	if f.Check != nil {
-		return f.Check(v)
+		if msg := f.Check(v); msg != "" {
+			return msg
+		}
+	}
+	if s, ok := v.(string); ok {
+		if msg := checkStorable(s); msg != "" {
+			return msg
+		}
+		return checkMaxBytes(s, f.MaxBytes)
 	}
 	return ""
 }
@@ -261,6 +272,9 @@ func (f *Field) validateMap(m map[string]any) (any, any) {
 				sub[k] = err
 				continue
 			}
+		} else if msg := checkStorable(k); msg != "" {
+			sub[k] = msg
+			continue
 		}
 		if v == nil {
 			sub[k] = "required field missing"

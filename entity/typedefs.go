@@ -22,11 +22,11 @@ func timestampField(name string) Field {
 }
 
 func utf8NameField(name string) Field {
-	return Field{Name: name, Type: TypeString, Unique: true, Check: checkUTF8Name}
+	return Field{Name: name, Type: TypeString, Unique: true, Check: checkUTF8Name, MaxBytes: MaxIndexedBytes}
 }
 
 func tagsField() Field {
-	return Field{Name: "tags", Type: TypeSet, Elements: &Field{Type: TypeString, Required: true, Check: checkTag}}
+	return Field{Name: "tags", Type: TypeSet, Elements: &Field{Type: TypeString, Required: true, Check: checkTag, MaxBytes: MaxIndexedBytes}}
 }
 
 func portField(name string, def any, required bool) Field {
@@ -35,6 +35,9 @@ func portField(name string, def any, required bool) Field {
 
 func checkUTF8Name(v any) string {
 	s := v.(string)
+	if msg := checkUTF8(s); msg != "" {
+		return msg
+	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c >= 128 && c <= 244 || isAlnum(c) || strings.IndexByte(".-_~", c) >= 0 {
@@ -53,9 +56,9 @@ func isAlnum(c byte) bool {
 }
 
 // ValidTag reports whether t is a valid tag: printable ASCII except ',' and
-// '/', or bytes 128–244 (utf-8 sequences).
+// '/', or valid utf-8 sequences.
 func ValidTag(t string) bool {
-	if t == "" {
+	if t == "" || !utf8.ValidString(t) {
 		return false
 	}
 	for i := 0; i < len(t); i++ {
@@ -70,6 +73,9 @@ func ValidTag(t string) bool {
 
 func checkTag(v any) string {
 	s := v.(string)
+	if msg := checkUTF8(s); msg != "" {
+		return msg
+	}
 	if ValidTag(s) {
 		return ""
 	}
@@ -355,9 +361,42 @@ func checkIPOrCIDR(v any) string {
 	return "invalid ip or cidr range: '" + s + "'"
 }
 
-func checkValidUTF8(v any) string {
-	if !utf8.ValidString(v.(string)) {
-		return "invalid utf-8 sequence"
+// MaxIndexedBytes bounds the strings PostgreSQL indexes (names, tags): a
+// btree or GIN entry holds about 2 700 bytes, and a longer value fails the
+// write. Kong sets no length on these fields (typedefs.lua), so the limit
+// is Grapevine's, kept below the index's with room to spare.
+const MaxIndexedBytes = 2048
+
+// checkUTF8 is Kong's validate_utf8_string (typedefs.lua): the 1-based
+// byte position of the first invalid sequence.
+func checkUTF8(s string) string {
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			return "invalid utf-8 character sequence detected at position " + strconv.Itoa(i+1)
+		}
+		i += size
+	}
+	return ""
+}
+
+// checkStorable refuses what PostgreSQL's text and jsonb cannot hold as
+// given: invalid utf-8 (Go's JSON encoder would replace it, changing the
+// data) and NUL bytes. Kong has no rule for it; its database answers 500.
+func checkStorable(s string) string {
+	if msg := checkUTF8(s); msg != "" {
+		return msg
+	}
+	if i := strings.IndexByte(s, 0); i >= 0 {
+		return "invalid NUL byte detected at position " + strconv.Itoa(i+1)
+	}
+	return ""
+}
+
+// checkMaxBytes is the MaxBytes rule of a field.
+func checkMaxBytes(s string, limit int) string {
+	if limit > 0 && len(s) > limit {
+		return fmt.Sprintf("length must be at most %d bytes", limit)
 	}
 	return ""
 }

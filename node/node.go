@@ -240,6 +240,7 @@ func (n *Node) startAdmin(ctx context.Context) error {
 		Cluster:       clusterView{n},
 		Stats:         n.proxyStats,
 		Logger:        n.log, // the Admin API names itself in its log lines
+		MaxBodySize:   n.cfg.AdminMaxBodySize,
 	}
 	n.admin = admin.New(cfg, n.store, n)
 	if err := n.admin.Start(ctx); err != nil {

@@ -27,6 +27,25 @@ var (
 	ErrUnavailable = errors.New("database unavailable")
 )
 
+// Kong's reasons for a malformed offset (kong/db/strategies/postgres).
+const (
+	OffsetBadBase64 = "bad base64 encoding"
+	// OffsetBadJSON also covers JSON that is not the key of a row: Kong
+	// would send it to PostgreSQL and answer 500.
+	OffsetBadJSON = "bad json encoding"
+)
+
+// OffsetError is a page offset token that this store did not make; it
+// matches ErrInvalidOffset.
+type OffsetError struct {
+	Reason string // OffsetBadBase64 or OffsetBadJSON
+}
+
+func (e *OffsetError) Error() string { return "invalid offset: " + e.Reason }
+
+// Is makes errors.Is(err, ErrInvalidOffset) hold.
+func (e *OffsetError) Is(target error) bool { return target == ErrInvalidOffset }
+
 // UniqueError is a write that would duplicate a unique field, such as a
 // service name already in use.
 type UniqueError struct {

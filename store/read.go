@@ -75,7 +75,8 @@ func (s *Store) Get(ctx context.Context, t Table, id string) (Row, error) {
 // GetByKey returns the row whose endpoint key (e.g. name) is key;
 // ErrNotFound if there is none or t has no key.
 func (s *Store) GetByKey(ctx context.Context, t Table, key string) (Row, error) {
-	if t.KeyField == "" {
+	if t.KeyField == "" || !isText(key) {
+		// A key that no text column can hold names no row.
 		return Row{}, fmt.Errorf("get %s by key %q: %w", t.Name, key, ErrNotFound)
 	}
 	return getWhere(ctx, s.pool, t, t.KeyField, key)
@@ -87,8 +88,13 @@ func (t Table) selectAll() string {
 }
 
 func getWhere(ctx context.Context, q querier, t Table, column, value string) (Row, error) {
+	return getWhereSuffix(ctx, q, t, column, value, "")
+}
+
+// getWhereSuffix is getWhere with a locking clause such as " FOR UPDATE".
+func getWhereSuffix(ctx context.Context, q querier, t Table, column, value, suffix string) (Row, error) {
 	query := "SELECT " + t.selectList() + " FROM " + t.ident() +
-		" WHERE " + pgx.Identifier{column}.Sanitize() + " = $1"
+		" WHERE " + pgx.Identifier{column}.Sanitize() + " = $1" + suffix
 	r, err := t.scanRow(q.QueryRow(ctx, query, value))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Row{}, fmt.Errorf("get %s %s=%s: %w", t.Name, column, value, ErrNotFound)
@@ -183,11 +189,8 @@ func decodeOffset(token string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if len(key) != 1 {
-		return "", fmt.Errorf("%w: not a one-id JSON array", ErrInvalidOffset)
-	}
-	if !isUUID(key[0]) {
-		return "", fmt.Errorf("%w: not a uuid", ErrInvalidOffset)
+	if len(key) != 1 || !isUUID(key[0]) {
+		return "", &OffsetError{Reason: OffsetBadJSON}
 	}
 	return key[0], nil
 }
@@ -200,8 +203,8 @@ func EncodeOffsetKey(key ...string) string {
 }
 
 // DecodeOffsetKey accepts Kong's tokens in either base64 alphabet, padded
-// or not, and returns the key they hold; a malformed token gives
-// ErrInvalidOffset.
+// or not, and returns the key they hold; a malformed token gives an
+// *OffsetError (matching ErrInvalidOffset).
 func DecodeOffsetKey(token string) ([]string, error) {
 	raw := strings.TrimRight(token, "=")
 	b, err := base64.RawURLEncoding.DecodeString(raw)
@@ -209,11 +212,11 @@ func DecodeOffsetKey(token string) ([]string, error) {
 		b, err = base64.RawStdEncoding.DecodeString(raw)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: not base64", ErrInvalidOffset)
+		return nil, &OffsetError{Reason: OffsetBadBase64}
 	}
 	var key []string
 	if err := json.Unmarshal(b, &key); err != nil {
-		return nil, fmt.Errorf("%w: not a JSON array of strings", ErrInvalidOffset)
+		return nil, &OffsetError{Reason: OffsetBadJSON}
 	}
 	return key, nil
 }

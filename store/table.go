@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -166,5 +167,11 @@ func deref(p *int64) int64 {
 	return *p
 }
 
-// isUUID says whether s can be a uuid column value.
-func isUUID(s string) bool { return uuid.Validate(s) == nil }
+// isUUID says whether s is a uuid in its canonical 8-4-4-4-12 form, the
+// only one Kong uses. uuid.Validate alone also takes "urn:uuid:…" and
+// "{…}", which PostgreSQL does not all accept.
+func isUUID(s string) bool { return len(s) == 36 && uuid.Validate(s) == nil }
+
+// isText says whether s can be a text column value: PostgreSQL refuses
+// invalid utf-8 and NUL bytes.
+func isText(s string) bool { return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 }

@@ -71,6 +71,31 @@ func (s *Store) Delete(ctx context.Context, t Table, id string) (Change, error) 
 	return s.one(ctx, func(x *Tx) (Change, error) { return x.Delete(ctx, t, id) })
 }
 
+// Modify rewrites the row with id from what is stored when it commits: it
+// reads the row under a row lock (SELECT … FOR UPDATE), so that writers of
+// the same row queue instead of overwriting each other's changes, lets
+// change build the new row from it, and updates it with its cluster_events
+// row, all in one transaction. An error from change is returned as is and
+// writes nothing. ErrNotFound if the row is gone.
+func (s *Store) Modify(ctx context.Context, t Table, id string, change func(current Row) (Row, error)) (Change, Row, error) {
+	var written Row
+	c, err := s.one(ctx, func(x *Tx) (Change, error) {
+		current, err := x.GetForUpdate(ctx, t, id)
+		if err != nil {
+			return Change{}, err
+		}
+		if written, err = change(current); err != nil {
+			return Change{}, err
+		}
+		written.ID = current.ID
+		return x.Update(ctx, t, written)
+	})
+	if err != nil {
+		return Change{}, Row{}, err
+	}
+	return c, written, nil
+}
+
 // one runs a single write in its own transaction.
 func (s *Store) one(ctx context.Context, write func(*Tx) (Change, error)) (Change, error) {
 	var c Change
@@ -171,6 +196,15 @@ func (x *Tx) Get(ctx context.Context, t Table, id string) (Row, error) {
 		return Row{}, fmt.Errorf("get %s %s: %w", t.Name, id, ErrNotFound)
 	}
 	return getWhere(ctx, x.tx, t, "id", id)
+}
+
+// GetForUpdate reads a row within the transaction and locks it until the
+// transaction ends.
+func (x *Tx) GetForUpdate(ctx context.Context, t Table, id string) (Row, error) {
+	if !isUUID(id) {
+		return Row{}, fmt.Errorf("get %s %s: %w", t.Name, id, ErrNotFound)
+	}
+	return getWhereSuffix(ctx, x.tx, t, "id", id, " FOR UPDATE")
 }
 
 // record runs change and, if it changed a row (it returns an op), adds the

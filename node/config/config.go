@@ -53,6 +53,7 @@ type Config struct {
 	ClientMaxBodySize   int64         // nginx_http_client_max_body_size: 64m (Kong: 0, unlimited; Grapevine buffers bodies in memory); 0 = unlimited
 	RlimitNofile        int           // nginx_main_worker_rlimit_nofile: auto (0: the hard limit)
 	WorkerConnections   int           // nginx_events_worker_connections: auto (0: derived from the descriptor limit)
+	AdminMaxBodySize    int64         // nginx_admin_client_max_body_size: "10m" (bytes here); larger Admin API bodies get 413
 }
 
 // Default returns Kong's defaults for every key.
@@ -76,6 +77,7 @@ func Default() Config {
 		ClientBodyTimeout:   60 * time.Second,
 		SendTimeout:         60 * time.Second,
 		ClientMaxBodySize:   64 << 20,
+		AdminMaxBodySize:    10 << 20,
 	}
 }
 

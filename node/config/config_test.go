@@ -42,6 +42,7 @@ proxy_listen = 0.0.0.0:9000 reuseport backlog=16384, 127.0.0.1:9001
 db_update_frequency = 0.5
 log_level = debug
 cluster_listen = off
+nginx_admin_client_max_body_size = 512k
 `)
 	env := []string{"GRAPEVINE_PG_PORT=7000", "GRAPEVINE_ADMIN_LISTEN=127.0.0.2:8001", "OTHER=1"}
 	got, err := Load(path, env)
@@ -60,6 +61,7 @@ cluster_listen = off
 		{"db_update_frequency seconds", got.DBUpdateFrequency, 500 * time.Millisecond},
 		{"log_level", got.LogLevel, "debug"},
 		{"cluster_listen off", got.ClusterListen, ""},
+		{"nginx_admin_client_max_body_size", got.AdminMaxBodySize, int64(512 << 10)},
 	}
 	for _, c := range checks {
 		t.Run(c.name, func(t *testing.T) {
@@ -89,6 +91,9 @@ func TestLoadRejectsBadInput(t *testing.T) {
 		{"negative frequency", "db_update_frequency = -1\n", nil, "db_update_frequency", "no smaller than"},
 		{"line without equals", "just words\n", nil, "just words", "expected 'key = value'"},
 		{"short encrypt key", "cluster_encrypt_key = c2hvcnQ=\n", nil, "cluster_encrypt_key", "want 16, 24 or 32"},
+		{"body size not a size", "nginx_admin_client_max_body_size = 10mb\n", nil, "nginx_admin_client_max_body_size", "invalid size"},
+		{"body size negative", "nginx_admin_client_max_body_size = -1\n", nil, "nginx_admin_client_max_body_size", "invalid size"},
+		{"body size no limit", "nginx_admin_client_max_body_size = 0\n", nil, "nginx_admin_client_max_body_size", "not supported"},
 		{"encrypt key not base64", "cluster_encrypt_key = %%%\n", nil, "cluster_encrypt_key", "not valid base64"},
 	}
 	for _, tt := range tests {
@@ -132,5 +137,43 @@ func TestValuesHideSecrets(t *testing.T) {
 	}
 	if values["database"] != "postgres" {
 		t.Errorf("got database %v, want postgres", values["database"])
+	}
+}
+
+// TestNginxSize follows nginx's size syntax (ngx_parse_offset) for
+// nginx_admin_client_max_body_size, whose Kong default is 10m
+// (kong/templates/kong_defaults.lua).
+func TestNginxSize(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int64
+		text string
+	}{
+		{"10m", 10 << 20, "10m"},
+		{"10M", 10 << 20, "10m"},
+		{"512k", 512 << 10, "512k"},
+		{"1g", 1 << 30, "1g"},
+		{"1024", 1 << 10, "1k"},
+		{"1000", 1000, "1000"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := ParseNginxSize(tt.in)
+			if err != nil || got != tt.want {
+				t.Fatalf("got %d, %v; want %d", got, err, tt.want)
+			}
+			if text := FormatNginxSize(got); text != tt.text {
+				t.Errorf("got %q, want %q", text, tt.text)
+			}
+		})
+	}
+	for _, bad := range []string{"", "m", "1.5m", "1t", "+1", " 1", "99999999999999999g"} {
+		if _, err := ParseNginxSize(bad); err == nil {
+			t.Errorf("%q: got no error, want one", bad)
+		}
+	}
+	def := Default()
+	if got := def.Values()["nginx_admin_client_max_body_size"]; got != "10m" {
+		t.Errorf("got default %v, want 10m", got)
 	}
 }

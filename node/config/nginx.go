@@ -10,26 +10,6 @@ import (
 // Kong passes keys named nginx_<block>_<directive> to nginx as they are, so
 // their values use nginx's own syntax: sizes like "10m" and times like "60s".
 
-// parseNginxSize reads an nginx size: bytes, or a number with k, m or g
-// (case-insensitive), as client_max_body_size takes.
-func parseNginxSize(value string) (int64, error) {
-	v := strings.ToLower(strings.TrimSpace(value))
-	unit := int64(1)
-	switch {
-	case strings.HasSuffix(v, "k"):
-		unit, v = 1<<10, v[:len(v)-1]
-	case strings.HasSuffix(v, "m"):
-		unit, v = 1<<20, v[:len(v)-1]
-	case strings.HasSuffix(v, "g"):
-		unit, v = 1<<30, v[:len(v)-1]
-	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n < 0 || n > (1<<62)/unit {
-		return 0, fmt.Errorf("invalid size %q, expected bytes or a number with k, m or g", value)
-	}
-	return n * unit, nil
-}
-
 // nginxTimeUnits are nginx's time suffixes, longest first so "ms" wins over "m".
 var nginxTimeUnits = []struct {
 	suffix string
@@ -59,7 +39,7 @@ func parseNginxTime(value string) (time.Duration, error) {
 
 func nginxSize(field func(*Config) *int64) func(*Config, string) error {
 	return func(c *Config, value string) error {
-		n, err := parseNginxSize(value)
+		n, err := ParseNginxSize(value)
 		if err != nil {
 			return err
 		}
@@ -105,4 +85,57 @@ func autoString(n int) any {
 		return "auto"
 	}
 	return n
+}
+
+// nginxSizeLimit takes an nginx size but not 0, nginx's "no limit":
+// Grapevine buffers Admin API bodies in memory, so it refuses 0 rather
+// than let one request take unbounded memory.
+func nginxSizeLimit(field func(*Config) *int64) func(*Config, string) error {
+	return func(c *Config, value string) error {
+		n, err := ParseNginxSize(value)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return fmt.Errorf("0 (no limit) is not supported: Admin API bodies are held in memory; give a size such as 10m")
+		}
+		*field(c) = n
+		return nil
+	}
+}
+
+// ParseNginxSize reads "10m", "512k", "1g" or plain bytes as nginx does.
+func ParseNginxSize(value string) (int64, error) {
+	bad := fmt.Errorf("invalid size %q, expected bytes or a number with k, m or g (e.g. 10m)", value)
+	unit := int64(1)
+	digits := value
+	if value != "" {
+		switch value[len(value)-1] {
+		case 'k', 'K':
+			unit, digits = 1<<10, value[:len(value)-1]
+		case 'm', 'M':
+			unit, digits = 1<<20, value[:len(value)-1]
+		case 'g', 'G':
+			unit, digits = 1<<30, value[:len(value)-1]
+		}
+	}
+	n, err := strconv.ParseInt(digits, 10, 64)
+	if err != nil || n < 0 || digits[0] == '+' || n > (1<<62)/unit {
+		return 0, bad
+	}
+	return n * unit, nil
+}
+
+// FormatNginxSize writes n in the largest unit that divides it, as Kong
+// reports such keys ("10m").
+func FormatNginxSize(n int64) string {
+	switch {
+	case n != 0 && n%(1<<30) == 0:
+		return strconv.FormatInt(n>>30, 10) + "g"
+	case n != 0 && n%(1<<20) == 0:
+		return strconv.FormatInt(n>>20, 10) + "m"
+	case n != 0 && n%(1<<10) == 0:
+		return strconv.FormatInt(n>>10, 10) + "k"
+	}
+	return strconv.FormatInt(n, 10)
 }

@@ -5,33 +5,6 @@ import (
 	"time"
 )
 
-func TestParseNginxSize(t *testing.T) {
-	tests := []struct {
-		in      string
-		want    int64
-		wantErr bool
-	}{
-		{"0", 0, false},
-		{"1024", 1024, false},
-		{"8k", 8 << 10, false},
-		{"10m", 10 << 20, false},
-		{"10M", 10 << 20, false},
-		{"1g", 1 << 30, false},
-		{"", 0, true},
-		{"-1", 0, true},
-		{"10mb", 0, true},
-		{"1.5m", 0, true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.in, func(t *testing.T) {
-			got, err := parseNginxSize(tt.in)
-			if got != tt.want || (err != nil) != tt.wantErr {
-				t.Fatalf("got %d, %v; want %d, error %v", got, err, tt.want, tt.wantErr)
-			}
-		})
-	}
-}
-
 func TestParseNginxTime(t *testing.T) {
 	tests := []struct {
 		in      string
