@@ -279,55 +279,6 @@ func checkRegexPath(re string) string {
 	return ""
 }
 
-// NormalizePath is kong.tools.uri normalize: decode %-escapes of unreserved
-// characters, upper-case the rest, remove dot segments.
-func NormalizePath(p string) string {
-	var b strings.Builder
-	for i := 0; i < len(p); i++ {
-		c := p[i]
-		if c == '%' && i+2 < len(p) && isHex(rune(p[i+1])) && isHex(rune(p[i+2])) {
-			n, _ := strconv.ParseUint(p[i+1:i+3], 16, 8)
-			if d := byte(n); isAlnum(d) || strings.IndexByte("-._~", d) >= 0 {
-				b.WriteByte(d)
-			} else {
-				b.WriteString(strings.ToUpper(p[i : i+3]))
-			}
-			i += 2
-			continue
-		}
-		b.WriteByte(c)
-	}
-	return removeDotSegments(b.String())
-}
-
-func removeDotSegments(p string) string {
-	segs := strings.Split(p, "/")
-	out := make([]string, 0, len(segs))
-	for i, s := range segs {
-		last := i == len(segs)-1
-		switch s {
-		case ".":
-			if last {
-				out = append(out, "")
-			}
-		case "..":
-			if len(out) > 1 {
-				out = out[:len(out)-1]
-			}
-			if last {
-				out = append(out, "")
-			}
-		default:
-			out = append(out, s)
-		}
-	}
-	r := strings.Join(out, "/")
-	if !strings.HasPrefix(r, "/") {
-		r = "/" + r
-	}
-	return r
-}
-
 var methodRe = regexp.MustCompile(`^[A-Z]+$`)
 
 func checkMethod(v any) string {

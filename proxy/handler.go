@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/grapevine-gw/grapevine/entity"
 	"github.com/valyala/fasthttp"
 )
 
@@ -212,10 +213,10 @@ func parsePort(p []byte) int {
 // normalized returns the normalised path, built in st.path only when it
 // differs from the raw one.
 func (s *Server) normalized(st *reqState, raw []byte) []byte {
-	if !needsNormalizing(raw) {
+	if !entity.PathNeedsNormalizing(raw) {
 		return raw
 	}
-	st.path = normalizePath(st.path[:0], raw)
+	st.path = entity.AppendNormalizedPath(st.path[:0], raw)
 	return st.path
 }
 

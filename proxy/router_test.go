@@ -49,7 +49,7 @@ func matchRoute(t *testing.T, routes []entity.Route, tr testReq) (string, int) {
 		method: []byte(method),
 		host:   host,
 		port:   port,
-		path:   normalizePath(nil, []byte(tr.path)),
+		path:   entity.AppendNormalizedPath(nil, []byte(tr.path)),
 		header: &h,
 	}
 	m, n := snap.match(&req)

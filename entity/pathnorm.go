@@ -1,16 +1,23 @@
-package proxy
+package entity
 
-// Path normalisation as Kong applies it before routing (kong/tools/uri.lua
-// normalize): percent-decode every escape but those of reserved characters,
-// whose hex digits are upper-cased, merge runs of slashes, then remove dot
-// segments (RFC 3986 §5.2.4). The upstream path is escaped again on the
-// way out (appendEscapedPath, Kong's escape).
+// Path normalisation as Kong applies it to a request before routing and to
+// a route's prefix paths before accepting them (normalize in
+// kong/tools/uri.lua, with merge_slashes): percent-decode every escape but
+// those of reserved characters, whose hex digits are upper-cased, merge
+// runs of slashes, then remove dot segments (RFC 3986 §5.2.4). The proxy
+// calls the byte form on every request, so it allocates nothing once dst
+// has grown.
 
-// normalizePath returns the normalised form of p. When p is already normal
+// NormalizePath returns the normalised form of a path.
+func NormalizePath(p string) string {
+	return string(AppendNormalizedPath(nil, []byte(p)))
+}
+
+// AppendNormalizedPath returns the normalised form of p. When p is already normal
 // (the common case) it is returned as is; otherwise the result is built in
 // dst's storage, so the hot path allocates nothing once dst has grown.
-func normalizePath(dst, p []byte) []byte {
-	if !needsNormalizing(p) {
+func AppendNormalizedPath(dst, p []byte) []byte {
+	if !PathNeedsNormalizing(p) {
 		return p
 	}
 	dst = decodeUnreserved(dst[:0], p)
@@ -20,9 +27,9 @@ func normalizePath(dst, p []byte) []byte {
 	return removeDotSegments(dst)
 }
 
-// needsNormalizing reports whether p has an escape, an empty segment or a
+// PathNeedsNormalizing reports whether p has an escape, an empty segment or a
 // dot segment.
-func needsNormalizing(p []byte) bool {
+func PathNeedsNormalizing(p []byte) bool {
 	for i := 0; i < len(p); i++ {
 		switch p[i] {
 		case '%':
@@ -55,7 +62,7 @@ func isDotSegmentAt(p []byte, i int) bool {
 func decodeUnreserved(dst, p []byte) []byte {
 	for i := 0; i < len(p); i++ {
 		c := p[i]
-		if c != '%' || i+2 >= len(p) || !isHex(p[i+1]) || !isHex(p[i+2]) {
+		if c != '%' || i+2 >= len(p) || !isHex(rune(p[i+1])) || !isHex(rune(p[i+2])) {
 			dst = append(dst, c)
 			continue
 		}
@@ -123,51 +130,18 @@ func popSegment(out []byte) []byte {
 
 // isReserved is Kong's RESERVED_CHARS: escapes of these keep their
 // meaning and are never decoded.
+// isReserved is Kong's RESERVED_CHARS: escapes of these keep their
+// meaning and are never decoded.
 func isReserved(c byte) bool {
 	return reservedChars[c]
 }
 
-var reservedChars = byteSet("!*'();:@&=+$,/?%#[]")
-
-// pathSafeChars are left as they are in an upstream path; every other byte
-// is escaped (Kong's ESCAPE_PATTERN in kong/tools/uri.lua).
-var pathSafeChars = byteSet("!#$&'()*+,/:;=?@[]-_.~%" +
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
-
-func byteSet(chars string) (set [256]bool) {
-	for i := 0; i < len(chars); i++ {
-		set[chars[i]] = true
+var reservedChars = func() (set [256]bool) {
+	for _, c := range []byte("!*'();:@&=+$,/?%#[]") {
+		set[c] = true
 	}
 	return set
-}
-
-// needsEscaping reports whether p has a byte appendEscapedPath escapes.
-func needsEscaping(p []byte) bool {
-	for _, c := range p {
-		if !pathSafeChars[c] {
-			return true
-		}
-	}
-	return false
-}
-
-// appendEscapedPath appends p with every unsafe byte as %XX, as Kong
-// escapes the upstream URI: a quote is %22, a bar %7C, "é" %C3%A9.
-func appendEscapedPath(dst, p []byte) []byte {
-	const hex = "0123456789ABCDEF"
-	for _, c := range p {
-		if pathSafeChars[c] {
-			dst = append(dst, c)
-		} else {
-			dst = append(dst, '%', hex[c>>4], hex[c&15])
-		}
-	}
-	return dst
-}
-
-func isHex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
-}
+}()
 
 func unhex(c byte) byte {
 	switch {

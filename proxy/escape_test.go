@@ -1,44 +1,10 @@
 package proxy
 
 import (
+	"github.com/grapevine-gw/grapevine/entity"
 	"strings"
 	"testing"
 )
-
-func TestNormalizePath(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"/", "/"},
-		{"/a/b", "/a/b"},
-		{"/a//b", "/a/b"},
-		{"//", "/"},
-		{"/a/./b", "/a/b"},
-		{"/a/../b", "/b"},
-		{"/a/b/..", "/a/"},
-		{"/a/b/.", "/a/b/"},
-		{"/..", "/"},
-		{"/../a", "/a"},
-		{"/a/", "/a/"},
-		{"/%7euser", "/~user"},
-		{"/%41%2f", "/A%2F"},
-		{"/a%2e%2e/b", "/a../b"},
-		{"/a/%2e%2e/b", "/b"},
-		{"/bad%zz", "/bad%zz"},
-		{"/.well-known", "/.well-known"},
-		// Escapes of characters that are not reserved are decoded, as Kong's
-		// normalize does (kong/tools/uri.lua chars_to_decode).
-		{"/caf%C3%A9", "/caf\xc3\xa9"},
-		{"/sp%20ace", "/sp ace"},
-		{"/q%22uote%7c", "/q\"uote|"},
-		{"/keep%3f%23%25", "/keep%3F%23%25"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.in, func(t *testing.T) {
-			if got := string(normalizePath(nil, []byte(tt.in))); got != tt.want {
-				t.Errorf("got %q, want %q", got, tt.want)
-			}
-		})
-	}
-}
 
 func TestAppendEscapedPath(t *testing.T) {
 	// Kong escapes the upstream URI (kong/runloop/handler.lua, escape in
@@ -62,30 +28,6 @@ func TestAppendEscapedPath(t *testing.T) {
 			}
 		})
 	}
-}
-
-// FuzzNormalizePath checks what routing relies on: the result starts with
-// a slash when the input does, has no dot segments and no empty segment,
-// and normalising it again changes nothing.
-func FuzzNormalizePath(f *testing.F) {
-	for _, seed := range []string{"/", "/a//b/../c", "/caf%C3%A9", "/%2e%2e/x", "/a/%2F/b", "/sp%20ace/./", "/%", "/%zz%4"} {
-		f.Add(seed)
-	}
-	f.Fuzz(func(t *testing.T, in string) {
-		if len(in) == 0 || in[0] != '/' {
-			return
-		}
-		out := normalizePath(nil, []byte(in))
-		if len(out) == 0 || out[0] != '/' {
-			t.Fatalf("normalize(%q) = %q, want a leading slash", in, out)
-		}
-		if needsNormalizing(out) && !strings.Contains(string(out), "%") {
-			t.Fatalf("normalize(%q) = %q still has dot or empty segments", in, out)
-		}
-		if again := normalizePath(nil, out); !strings.Contains(string(out), "%") && string(again) != string(out) {
-			t.Fatalf("normalize is not idempotent on %q: %q then %q", in, out, again)
-		}
-	})
 }
 
 // FuzzAppendEscapedPath checks that the escaped path has only safe bytes
@@ -123,4 +65,35 @@ func FuzzSplitRequestURI(f *testing.F) {
 			t.Fatalf("split(%q): authority %q is not in the target", in, authority)
 		}
 	})
+}
+
+// Escaped request paths route on their decoded form and reach the
+// upstream escaped again, as Kong's router and handler do
+// (kong/router/utils.lua strip_uri_args, kong/runloop/handler.lua escape).
+func TestEscapedPathsRouteAndForward(t *testing.T) {
+	up := newUpstream(t, nil)
+	snap := mustSnapshot(t, []entity.Service{testService(t, "s1", up.addr())}, []entity.Route{
+		testRoute("r1", "s1", paths("/café"), noStrip),
+		testRoute("r2", "s1", paths("/sp ace"), noStrip),
+		testRoute("r3", "s1", paths("/raw"), noStrip),
+	})
+	s := startProxy(t, snap)
+	tests := []struct{ target, wantURI string }{
+		{"/caf%C3%A9/x", "/caf%C3%A9/x"},
+		{"/caf%c3%a9", "/caf%C3%A9"},
+		{"/sp%20ace?q=%20", "/sp%20ace?q=%20"},
+		{"/raw/%22q%22%7c", "/raw/%22q%22%7C"},
+		{"/raw/a%2Fb", "/raw/a%2Fb"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.target, func(t *testing.T) {
+			resp, body := rawResponse(t, s, "GET "+tt.target+" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+			if resp.StatusCode != 200 {
+				t.Fatalf("got %d %q, want 200", resp.StatusCode, body)
+			}
+			if got := up.last(t).URI; got != tt.wantURI {
+				t.Errorf("upstream got %q, want %q", got, tt.wantURI)
+			}
+		})
+	}
 }
