@@ -157,6 +157,9 @@ func (n *Node) proxyConfig() proxy.Config {
 	cfg.Listen = firstListen(n.cfg.ProxyListen, "")
 	cfg.Version = Version
 	cfg.LatencyHeaders = n.cfg.LatencyHeaders
+	cfg.ErrorDefaultType = n.cfg.ErrorDefaultType
+	cfg.LargeHeaderBuffers = int(n.cfg.LargeHeaderBuffers[0])
+	cfg.LargeHeaderBufferSize = int(n.cfg.LargeHeaderBuffers[1])
 	cfg.ClientHeaderTimeout = n.cfg.ClientHeaderTimeout
 	cfg.ClientBodyTimeout = n.cfg.ClientBodyTimeout
 	cfg.SendTimeout = n.cfg.SendTimeout

@@ -91,7 +91,7 @@ func (s *Server) readBody(ctx *fasthttp.RequestCtx, st *reqState) ([]byte, *body
 // respondBodyError answers a body that could not be read and closes the
 // connection: what is left of the body is unread.
 func (s *Server) respondBodyError(ctx *fasthttp.RequestCtx, st *reqState, be *bodyError) {
-	s.respondError(ctx, st, be.status, be.msg)
+	s.respondNginxError(ctx, st, be.status, be.msg)
 	ctx.SetConnectionClose()
 	if e := s.log.Debug(); e.Enabled() {
 		e.Int("status", be.status).Stringer("client", ctx.RemoteAddr()).Msg("proxy: request body refused")
@@ -108,7 +108,7 @@ func (s *Server) handleExpect(ctx *fasthttp.RequestCtx) int {
 	st := statePool.Get().(*reqState)
 	defer s.releaseState(st)
 	st.newRequestID()
-	s.respondError(ctx, st, fasthttp.StatusRequestEntityTooLarge, msgPayloadTooLarge)
+	s.respondNginxError(ctx, st, fasthttp.StatusRequestEntityTooLarge, msgPayloadTooLarge)
 	return fasthttp.StatusRequestEntityTooLarge
 }
 

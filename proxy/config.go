@@ -37,6 +37,17 @@ type Config struct {
 	// worker_connections); at the cap the longest idle ones are closed.
 	// Default 0: no cap.
 	MaxConnections int
+	// LargeHeaderBuffers and LargeHeaderBufferSize are nginx's
+	// large_client_header_buffers: a request line longer than one buffer
+	// gets 414, a header line longer than one 400, and all headers must fit
+	// in the buffers together. Default 4 of 8 KiB.
+	LargeHeaderBuffers    int
+	LargeHeaderBufferSize int
+	// ErrorDefaultType is kong.conf's error_default_type: the body type of
+	// errors nginx raises when the request has neither Accept nor
+	// Content-Type. Default "text/plain"; also application/json,
+	// application/xml, text/html.
+	ErrorDefaultType string
 	// Logger receives proxy events. Access logs are written at debug level
 	// only; the zero value discards everything.
 	Logger zerolog.Logger
@@ -52,6 +63,9 @@ func DefaultConfig() Config {
 		ClientBodyTimeout:   60 * time.Second,
 		SendTimeout:         60 * time.Second,
 		MaxBodySize:         64 << 20,
+		ErrorDefaultType:    "text/plain",
+		LargeHeaderBuffers:    4,
+		LargeHeaderBufferSize: 8 << 10,
 		Logger:              zerolog.Nop(),
 	}
 }
@@ -76,6 +90,15 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxBodySize == 0 {
 		c.MaxBodySize = def.MaxBodySize
+	}
+	if c.LargeHeaderBuffers <= 0 || c.LargeHeaderBufferSize <= 0 {
+		c.LargeHeaderBuffers, c.LargeHeaderBufferSize = def.LargeHeaderBuffers, def.LargeHeaderBufferSize
+	}
+	if c.ErrorDefaultType == "" {
+		c.ErrorDefaultType = def.ErrorDefaultType
+	}
+	if _, ok := parseBodyType(c.ErrorDefaultType); !ok {
+		return fmt.Errorf("proxy config: error_default_type %q: want text/plain, application/json, application/xml or text/html", c.ErrorDefaultType)
 	}
 	switch c.LatencyHeaders {
 	case "":

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"strconv"
+	"strings"
 
 	"github.com/valyala/fasthttp"
 )
@@ -79,37 +80,58 @@ const (
 	bodyJSON bodyType = iota
 	bodyText
 	bodyHTML
+	bodyXML
 )
 
-// negotiate picks the error body type from Accept, JSON unless the client
-// prefers text/plain or text/html.
+// bodyTypes maps the media types Kong knows to its error templates
+// (MIME_TYPES in kong/tools/http.lua); "*/*" is the default, JSON.
+var bodyTypes = map[string]bodyType{
+	"application/json": bodyJSON,
+	"application/*":    bodyJSON,
+	"*/*":              bodyJSON,
+	"text/plain":       bodyText,
+	"text/*":           bodyText,
+	"text/html":        bodyHTML,
+	"application/xml":  bodyXML,
+}
+
+// parseBodyType reads an error_default_type value.
+func parseBodyType(mediaType string) (bodyType, bool) {
+	t, ok := bodyTypes[mediaType]
+	return t, ok && mediaType != "*/*" && !strings.HasSuffix(mediaType, "/*")
+}
+
+// negotiate picks the error body type as Kong's get_response_type does:
+// the first media type with the highest q; one Kong has no template for
+// counts as JSON.
 func negotiate(accept []byte) bodyType {
-	best, bestQ := bodyJSON, -1.0
+	best, bestQ := bodyJSON, 0.0
 	for len(accept) > 0 {
 		var part []byte
 		part, accept, _ = bytes.Cut(accept, []byte{','})
 		media, params, _ := bytes.Cut(part, []byte{';'})
-		t, ok := mediaBodyType(bytes.ToLower(bytes.TrimSpace(media)))
-		if !ok {
+		media = bytes.ToLower(bytes.TrimSpace(media))
+		if !bytes.ContainsRune(media, '/') {
 			continue
 		}
 		if q := qValue(params); q > bestQ {
-			best, bestQ = t, q
+			best, bestQ = bodyTypes[string(media)], q // a missing type is bodyJSON
 		}
 	}
 	return best
 }
 
-func mediaBodyType(media []byte) (bodyType, bool) {
-	switch string(media) {
-	case "application/json", "application/*", "*/*":
-		return bodyJSON, true
-	case "text/plain", "text/*":
-		return bodyText, true
-	case "text/html":
-		return bodyHTML, true
+// negotiateNginx picks the body type of an error nginx raised, which Kong's
+// error handler (kong/error_handlers.lua) answers from Accept, else the
+// request's Content-Type, else error_default_type.
+func (s *Server) negotiateNginx(h *fasthttp.RequestHeader) bodyType {
+	if accept := h.Peek("Accept"); accept != nil {
+		return negotiate(accept)
 	}
-	return bodyJSON, false
+	if ct := h.ContentType(); len(ct) > 0 {
+		return negotiate(ct)
+	}
+	return s.defaultBodyType
 }
 
 func qValue(params []byte) float64 {
@@ -117,10 +139,11 @@ func qValue(params []byte) float64 {
 		var p []byte
 		p, params, _ = bytes.Cut(params, []byte{';'})
 		k, v, ok := bytes.Cut(bytes.TrimSpace(p), []byte{'='})
-		if ok && string(bytes.ToLower(k)) == "q" {
-			if q, err := strconv.ParseFloat(string(v), 64); err == nil {
+		if ok && string(bytes.ToLower(bytes.TrimSpace(k))) == "q" {
+			if q, err := strconv.ParseFloat(string(bytes.TrimSpace(v)), 64); err == nil {
 				return q
 			}
+			return 0
 		}
 	}
 	return 1
@@ -141,6 +164,12 @@ func appendErrorBody(dst []byte, t bodyType, msg string, requestID []byte) ([]by
 		dst = append(dst, ".</p>\n    <p>request_id: "...)
 		dst = append(dst, requestID...)
 		return append(dst, "</p>\n  </body>\n</html>\n"...), "text/html; charset=utf-8"
+	case bodyXML:
+		dst = append(dst, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<error>\n  <message>"...)
+		dst = append(dst, msg...)
+		dst = append(dst, "</message>\n  <requestid>"...)
+		dst = append(dst, requestID...)
+		return append(dst, "</requestid>\n</error>\n"...), "application/xml; charset=utf-8"
 	default:
 		dst = append(dst, "{\n  \"message\":\""...)
 		dst = append(dst, msg...)

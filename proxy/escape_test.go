@@ -97,3 +97,43 @@ func TestEscapedPathsRouteAndForward(t *testing.T) {
 		})
 	}
 }
+
+// Error bodies follow Kong's get_response_type (kong/tools/http.lua): the
+// first media type with the highest q, JSON for one without a template;
+// nginx's errors fall back to Content-Type, then error_default_type.
+func TestErrorBodyNegotiation(t *testing.T) {
+	s, _ := echoProxy(t, func(*Config) {})
+	tests := []struct {
+		name, path string
+		header     map[string]string
+		wantType   string
+	}{
+		{"kong error, no Accept", "/nowhere", nil, "application/json; charset=utf-8"},
+		{"kong error, xml", "/nowhere", map[string]string{"Accept": "application/xml"}, "application/xml; charset=utf-8"},
+		{"kong error, html", "/nowhere", map[string]string{"Accept": "text/html"}, "text/html; charset=utf-8"},
+		{"kong error, text/*", "/nowhere", map[string]string{"Accept": "text/*"}, "text/plain; charset=utf-8"},
+		{"kong error, highest q", "/nowhere", map[string]string{"Accept": "text/html;q=0.5, application/xml;q=0.9"}, "application/xml; charset=utf-8"},
+		{"kong error, unknown type", "/nowhere", map[string]string{"Accept": "image/png"}, "application/json; charset=utf-8"},
+		{"nginx error, nothing named", "/any", nil, "text/plain; charset=utf-8"},
+		{"nginx error, Content-Type", "/any", map[string]string{"Content-Type": "application/xml"}, "application/xml; charset=utf-8"},
+		{"nginx error, Accept wins", "/any", map[string]string{"Content-Type": "application/xml", "Accept": "application/json"}, "application/json; charset=utf-8"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			raw := "GET " + tt.path + " HTTP/1.1\r\nHost: b.test\r\n" // no route
+			if tt.path == "/any" {
+				raw = "TRACE /any HTTP/1.1\r\nHost: a.test\r\n" // refused by nginx's rules
+			}
+			for k, v := range tt.header {
+				raw += k + ": " + v + "\r\n"
+			}
+			resp, body := rawResponse(t, s, raw+"\r\n")
+			if got := resp.Header.Get("Content-Type"); got != tt.wantType {
+				t.Errorf("got %q (%q), want %q", got, body, tt.wantType)
+			}
+			if tt.wantType == "application/xml; charset=utf-8" && !strings.HasPrefix(body, "<?xml") {
+				t.Errorf("got %q, want Kong's XML template", body)
+			}
+		})
+	}
+}

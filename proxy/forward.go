@@ -46,7 +46,7 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, st *reqState, up upstreamCall
 		if e := s.log.Debug(); e.Enabled() {
 			e.Err(err).Str("service", svc.id).Str("upstream", svc.addr).Msg("proxy upstream failed")
 		}
-		s.respondError(ctx, st, status, msg)
+		s.respondNginxError(ctx, st, status, msg)
 		return
 	}
 	s.setProxiedResponseHeaders(ctx, st, sent, received)

@@ -131,23 +131,44 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 }
 
 // acceptable refuses what nginx refuses before Kong sees a request: HTTP
-// versions other than 1.0 and 1.1 (505), TRACE and CONNECT (405) and a
-// declared body over the limit (413). The connection is closed after.
+// versions other than 1.0 and 1.1 (505), a request line (414) or header
+// line (400, nginx's 494) longer than a large header buffer, TRACE and
+// CONNECT (405) and a declared body over the limit (413). The connection
+// is closed after.
 func (s *Server) acceptable(ctx *fasthttp.RequestCtx, st *reqState) bool {
 	h := &ctx.Request.Header
 	switch proto := h.Protocol(); {
 	case string(proto) != "HTTP/1.1" && string(proto) != "HTTP/1.0":
-		s.respondError(ctx, st, fasthttp.StatusHTTPVersionNotSupported, msgVersion)
+		s.respondNginxError(ctx, st, fasthttp.StatusHTTPVersionNotSupported, msgVersion)
+	case len(h.Method())+len(h.RequestURI())+len(h.Protocol())+2 > s.cfg.LargeHeaderBufferSize:
+		s.respondNginxError(ctx, st, fasthttp.StatusRequestURITooLong, msgURITooLong)
+	case longestLine(h.RawHeaders()) > s.cfg.LargeHeaderBufferSize:
+		s.respondNginxError(ctx, st, fasthttp.StatusBadRequest, msgHeaderTooLarge)
 	case h.IsTrace() || h.IsConnect():
-		s.respondError(ctx, st, fasthttp.StatusMethodNotAllowed, msgMethodNotAllowed)
+		s.respondNginxError(ctx, st, fasthttp.StatusMethodNotAllowed, msgMethodNotAllowed)
 	case s.tooLarge(h.ContentLength()):
 		// nginx checks a declared length before any phase of Kong's runs.
-		s.respondError(ctx, st, fasthttp.StatusRequestEntityTooLarge, msgPayloadTooLarge)
+		s.respondNginxError(ctx, st, fasthttp.StatusRequestEntityTooLarge, msgPayloadTooLarge)
 	default:
 		return true
 	}
 	ctx.SetConnectionClose()
 	return false
+}
+
+// longestLine is the length of the longest line in raw headers, without
+// its line end; 0 when all of raw fits any limit anyway.
+func longestLine(raw []byte) int {
+	longest := 0
+	for len(raw) > longest {
+		i := bytes.IndexByte(raw, '\n')
+		if i < 0 {
+			return max(longest, len(raw))
+		}
+		longest = max(longest, i)
+		raw = raw[i+1:]
+	}
+	return longest
 }
 
 // splitRequestURI splits the request target into path and query ("?" kept
@@ -255,12 +276,23 @@ func (s *Server) redirectHTTPS(ctx *fasthttp.RequestCtx, st *reqState, code int,
 	s.setKongResponseHeaders(ctx, st)
 }
 
-// respondError writes one of Kong's own error responses.
+// respondError writes an error Kong raises itself (kong.response.error):
+// its body type follows Accept, JSON by default.
 func (s *Server) respondError(ctx *fasthttp.RequestCtx, st *reqState, status int, msg string) {
+	s.writeError(ctx, st, status, msg, negotiate(ctx.Request.Header.Peek("Accept")))
+}
+
+// respondNginxError writes an error nginx raises, answered by Kong's error
+// handler: refused requests, upstream failures, a panic.
+func (s *Server) respondNginxError(ctx *fasthttp.RequestCtx, st *reqState, status int, msg string) {
+	s.writeError(ctx, st, status, msg, s.negotiateNginx(&ctx.Request.Header))
+}
+
+func (s *Server) writeError(ctx *fasthttp.RequestCtx, st *reqState, status int, msg string, t bodyType) {
 	resp := &ctx.Response
 	resp.Reset()
 	resp.SetStatusCode(status)
-	body, contentType := appendErrorBody(st.buf[:0], negotiate(ctx.Request.Header.Peek("Accept")), msg, st.id[:])
+	body, contentType := appendErrorBody(st.buf[:0], t, msg, st.id[:])
 	st.buf = body[:0]
 	resp.Header.SetContentType(contentType)
 	resp.SetBody(body)
@@ -283,7 +315,7 @@ func (s *Server) recoverRequest(ctx *fasthttp.RequestCtx, st *reqState) {
 		return
 	}
 	s.log.Error().Interface("panic", v).Bytes("request_id", st.id[:]).Msg("proxy request panicked")
-	s.respondError(ctx, st, fasthttp.StatusInternalServerError, msgUnexpected)
+	s.respondNginxError(ctx, st, fasthttp.StatusInternalServerError, msgUnexpected)
 }
 
 // handleParseError answers requests fasthttp could not read, with the
@@ -293,7 +325,7 @@ func (s *Server) handleParseError(ctx *fasthttp.RequestCtx, err error) {
 	defer s.releaseState(st)
 	st.newRequestID()
 	status, msg := parseErrorStatus(err)
-	s.respondError(ctx, st, status, msg)
+	s.respondNginxError(ctx, st, status, msg)
 	ctx.SetConnectionClose()
 	s.log.Debug().Err(err).Int("status", status).Stringer("client", ctx.RemoteAddr()).Msg("proxy: request refused")
 }

@@ -341,3 +341,29 @@ func idleConns(s *Server) int {
 	}
 	return n
 }
+
+// nginx's large_client_header_buffers (4 8k): a longer request line is
+// 414, a longer header line 400 "Request header or cookie too large"
+// (494 turned into 400 by kong/error_handlers.lua).
+func TestLongRequestLines(t *testing.T) {
+	s, _ := echoProxy(t, func(*Config) {})
+	long := strings.Repeat("a", 8200)
+	tests := []struct {
+		name, raw string
+		wantCode  int
+		wantBody  string
+	}{
+		{"request line over 8k", "GET /any/" + long + " HTTP/1.1\r\nHost: a.test\r\n\r\n", 414, "URI too long"},
+		{"header line over 8k", "GET /any HTTP/1.1\r\nHost: a.test\r\nX-Long: " + long + "\r\n\r\n", 400, "Request header or cookie too large"},
+		{"headers over 32k in all", "GET /any HTTP/1.1\r\nHost: a.test\r\n" + strings.Repeat("X-Many: "+long[:4000]+"\r\n", 9) + "\r\n", 400, "Request header or cookie too large"},
+		{"request line under 8k", "GET /any/" + long[:8000] + " HTTP/1.1\r\nHost: a.test\r\n\r\n", 200, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, body := rawResponse(t, s, tt.raw)
+			if resp.StatusCode != tt.wantCode || !strings.Contains(body, tt.wantBody) {
+				t.Fatalf("got %d %q, want %d with %q", resp.StatusCode, body, tt.wantCode, tt.wantBody)
+			}
+		})
+	}
+}

@@ -20,9 +20,11 @@ type Server struct {
 	cfg   Config
 	log   zerolog.Logger
 	names headerNames
-	via   []byte // "1.1 grapevine/<version>"
-	pool  *clientPool
-	state atomic.Pointer[active]
+	// defaultBodyType is ErrorDefaultType's template.
+	defaultBodyType bodyType
+	via             []byte // "1.1 grapevine/<version>"
+	pool            *clientPool
+	state           atomic.Pointer[active]
 
 	requests atomic.Int64 // requests handled
 
@@ -50,13 +52,17 @@ func New(cfg Config) *Server {
 	if err := cfg.Validate(); err != nil {
 		cfg.Logger.Warn().Err(err).Msg("proxy config: using defaults")
 		cfg.LatencyHeaders = DefaultConfig().LatencyHeaders
+		cfg.ErrorDefaultType = DefaultConfig().ErrorDefaultType
 	}
+	defaultBodyType, _ := parseBodyType(cfg.ErrorDefaultType)
 	s := &Server{
 		cfg:   cfg,
 		log:   cfg.Logger.With().Str("component", "proxy").Logger(),
 		names: latencyHeaderNames(cfg.LatencyHeaders),
-		via:   []byte("1.1 grapevine/" + cfg.Version),
-		pool:  newClientPool(),
+
+		defaultBodyType: defaultBodyType,
+		via:             []byte("1.1 grapevine/" + cfg.Version),
+		pool:            newClientPool(),
 	}
 	s.Swap(EmptySnapshot())
 	return s
@@ -120,7 +126,7 @@ func (s *Server) newFastHTTPServer() *fasthttp.Server {
 		ExpectHandler:                s.handleExpect,
 		ConnState:                    connState,
 		Name:                         "grapevine/" + s.cfg.Version,
-		ReadBufferSize:               16 << 10,
+		ReadBufferSize:               s.headerBufferSize(),
 		WriteBufferSize:              16 << 10,
 		IdleTimeout:                  idleTimeout,
 		ReadTimeout:                  s.cfg.ClientHeaderTimeout,
@@ -134,6 +140,12 @@ func (s *Server) newFastHTTPServer() *fasthttp.Server {
 		NoDefaultServerHeader:        false, // Server: grapevine/<ver> when upstream sends none
 		Logger:                       fasthttpLogger{s.log},
 	}
+}
+
+// headerBufferSize is what a connection reads a request's headers into:
+// large_client_header_buffers' whole size, kept between 4 and 64 KiB.
+func (s *Server) headerBufferSize() int {
+	return min(max(s.cfg.LargeHeaderBuffers*s.cfg.LargeHeaderBufferSize, 4<<10), 64<<10)
 }
 
 // serve runs the accept loop until Shutdown closes the listener.

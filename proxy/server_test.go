@@ -160,16 +160,21 @@ func TestProxyErrors(t *testing.T) {
 		testRoute("dddddddd-0000-4000-8000-000000000000", "tcp", paths("/tcp")),
 	}
 	s := startProxy(t, mustSnapshot(t, services, routes))
+	// Errors Kong raises itself (kong.response.error) default to JSON;
+	// those nginx raises, upstream failures among them, go through Kong's
+	// error handler and default to error_default_type, text/plain
+	// (kong/error_handlers.lua, kong/templates/kong_defaults.lua).
 	tests := []struct {
-		name, target, accept string
-		wantStatus           int
-		wantMessage          string
+		name, target string
+		wantStatus   int
+		wantMessage  string
+		wantJSON     bool
 	}{
-		{"no route", "/nowhere", "", 404, msgNoRoute},
-		{"no service", "/orphan", "", 503, msgNoService},
-		{"connection refused", "/closed", "", 502, msgBadResponse},
-		{"read timeout", "/slow", "", 504, msgTimeout},
-		{"stream service", "/tcp", "", 502, msgBadResponse},
+		{"no route", "/nowhere", 404, msgNoRoute, true},
+		{"no service", "/orphan", 503, msgNoService, true},
+		{"connection refused", "/closed", 502, msgBadResponse, false},
+		{"read timeout", "/slow", 504, msgTimeout, false},
+		{"stream service", "/tcp", 502, msgBadResponse, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -178,12 +183,15 @@ func TestProxyErrors(t *testing.T) {
 				t.Errorf("got status %d, want %d", status, tt.wantStatus)
 			}
 			id := h.Get("X-Kong-Request-Id")
-			want := "{\n  \"message\":\"" + tt.wantMessage + "\",\n  \"request_id\":\"" + id + "\"\n}"
+			want, wantType := tt.wantMessage+"\nrequest_id: "+id+"\n", "text/plain; charset=utf-8"
+			if tt.wantJSON {
+				want, wantType = "{\n  \"message\":\""+tt.wantMessage+"\",\n  \"request_id\":\""+id+"\"\n}", "application/json; charset=utf-8"
+			}
 			if body != want {
 				t.Errorf("got body %q, want %q", body, want)
 			}
-			if ct := h.Get("Content-Type"); ct != "application/json; charset=utf-8" {
-				t.Errorf("got Content-Type %q, want JSON", ct)
+			if ct := h.Get("Content-Type"); ct != wantType {
+				t.Errorf("got Content-Type %q, want %q", ct, wantType)
 			}
 			if h.Get("X-Kong-Response-Latency") == "" {
 				t.Errorf("got no X-Kong-Response-Latency")

@@ -44,6 +44,7 @@ type Config struct {
 	DeclarativeConfig   string        // declarative_config: "" (not read while database = postgres)
 	LogLevel            string        // log_level: "notice"
 	LatencyHeaders      string        // latency_headers: "kong" (X-Kong-*-Latency) or "grapevine" (X-Grapevine-*-Latency)
+	ErrorDefaultType    string        // error_default_type: "text/plain"; the body type of proxy errors when a request names none
 	RouterFlavor        string        // router_flavor: "traditional_compatible" (the only one)
 
 	// nginx directives Kong users set through kong.conf, in nginx's syntax.
@@ -51,6 +52,7 @@ type Config struct {
 	ClientBodyTimeout   time.Duration // nginx_proxy_client_body_timeout: 60s, between two reads of a body
 	SendTimeout         time.Duration // nginx_proxy_send_timeout: 60s, between two writes to a client
 	ClientMaxBodySize   int64         // nginx_http_client_max_body_size: 64m (Kong: 0, unlimited; Grapevine buffers bodies in memory); 0 = unlimited
+	LargeHeaderBuffers  [2]int64      // nginx_proxy_large_client_header_buffers: "4 8k" (count, bytes each)
 	RlimitNofile        int           // nginx_main_worker_rlimit_nofile: auto (0: the hard limit)
 	WorkerConnections   int           // nginx_events_worker_connections: auto (0: derived from the descriptor limit)
 	AdminMaxBodySize    int64         // nginx_admin_client_max_body_size: "10m" (bytes here); larger Admin API bodies get 413
@@ -72,11 +74,13 @@ func Default() Config {
 		DBUpdateFrequency:   5 * time.Second,
 		LogLevel:            "notice",
 		LatencyHeaders:      "kong",
+		ErrorDefaultType:    "text/plain",
 		RouterFlavor:        "traditional_compatible",
 		ClientHeaderTimeout: 60 * time.Second,
 		ClientBodyTimeout:   60 * time.Second,
 		SendTimeout:         60 * time.Second,
 		ClientMaxBodySize:   64 << 20,
+		LargeHeaderBuffers:  [2]int64{4, 8 << 10},
 		AdminMaxBodySize:    10 << 20,
 	}
 }

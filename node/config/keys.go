@@ -44,9 +44,13 @@ var keys = []key{
 	{name: "nginx_proxy_client_body_timeout", set: nginxTimeout(func(c *Config) *time.Duration { return &c.ClientBodyTimeout }), get: func(c *Config) any { return c.ClientBodyTimeout.String() }},
 	{name: "nginx_proxy_send_timeout", set: nginxTimeout(func(c *Config) *time.Duration { return &c.SendTimeout }), get: func(c *Config) any { return c.SendTimeout.String() }},
 	{name: "nginx_http_client_max_body_size", set: nginxSize(func(c *Config) *int64 { return &c.ClientMaxBodySize }), get: func(c *Config) any { return FormatNginxSize(c.ClientMaxBodySize) }},
+	{name: "nginx_proxy_large_client_header_buffers", set: headerBuffers(func(c *Config) *[2]int64 { return &c.LargeHeaderBuffers }), get: func(c *Config) any {
+		return strconv.FormatInt(c.LargeHeaderBuffers[0], 10) + " " + FormatNginxSize(c.LargeHeaderBuffers[1])
+	}},
 	{name: "nginx_main_worker_rlimit_nofile", set: autoOrCount(func(c *Config) *int { return &c.RlimitNofile }), get: func(c *Config) any { return autoString(c.RlimitNofile) }},
 	{name: "nginx_events_worker_connections", set: autoOrCount(func(c *Config) *int { return &c.WorkerConnections }), get: func(c *Config) any { return autoString(c.WorkerConnections) }},
 	{name: "nginx_admin_client_max_body_size", set: nginxSizeLimit(func(c *Config) *int64 { return &c.AdminMaxBodySize }), get: func(c *Config) any { return FormatNginxSize(c.AdminMaxBodySize) }},
+	{name: "error_default_type", set: oneOf(func(c *Config) *string { return &c.ErrorDefaultType }, "text/plain", "application/json", "application/xml", "text/html"), get: func(c *Config) any { return c.ErrorDefaultType }},
 	{name: "router_flavor", set: oneOf(func(c *Config) *string { return &c.RouterFlavor }, "traditional_compatible"), get: func(c *Config) any { return c.RouterFlavor }},
 }
 

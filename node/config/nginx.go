@@ -139,3 +139,21 @@ func FormatNginxSize(n int64) string {
 	}
 	return strconv.FormatInt(n, 10)
 }
+
+// headerBuffers takes nginx's large_client_header_buffers: "number size",
+// such as "4 8k"; all of them together may hold at most 64 KiB.
+func headerBuffers(field func(*Config) *[2]int64) func(*Config, string) error {
+	return func(c *Config, value string) error {
+		count, size, ok := strings.Cut(strings.TrimSpace(value), " ")
+		n, err := strconv.ParseInt(count, 10, 64)
+		if !ok || err != nil || n < 1 {
+			return fmt.Errorf("invalid value %q, expected a number of buffers and a size, such as \"4 8k\"", value)
+		}
+		bytes, err := ParseNginxSize(strings.TrimSpace(size))
+		if err != nil || bytes < 1<<10 || n*bytes > 64<<10 {
+			return fmt.Errorf("invalid value %q, expected buffers of at least 1k and at most 64k in all", value)
+		}
+		*field(c) = [2]int64{n, bytes}
+		return nil
+	}
+}
