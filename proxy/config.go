@@ -56,17 +56,17 @@ type Config struct {
 // DefaultConfig returns Kong's defaults.
 func DefaultConfig() Config {
 	return Config{
-		Listen:              "0.0.0.0:8000",
-		Version:             "dev",
-		LatencyHeaders:      "kong",
-		ClientHeaderTimeout: 60 * time.Second,
-		ClientBodyTimeout:   60 * time.Second,
-		SendTimeout:         60 * time.Second,
-		MaxBodySize:         64 << 20,
-		ErrorDefaultType:    "text/plain",
+		Listen:                "0.0.0.0:8000",
+		Version:               "dev",
+		LatencyHeaders:        "kong",
+		ClientHeaderTimeout:   60 * time.Second,
+		ClientBodyTimeout:     60 * time.Second,
+		SendTimeout:           60 * time.Second,
+		MaxBodySize:           64 << 20,
+		ErrorDefaultType:      "text/plain",
 		LargeHeaderBuffers:    4,
 		LargeHeaderBufferSize: 8 << 10,
-		Logger:              zerolog.Nop(),
+		Logger:                zerolog.Nop(),
 	}
 }
 

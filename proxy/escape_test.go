@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"github.com/grapevine-gw/grapevine/entity"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 )
@@ -133,6 +135,93 @@ func TestErrorBodyNegotiation(t *testing.T) {
 			}
 			if tt.wantType == "application/xml; charset=utf-8" && !strings.HasPrefix(body, "<?xml") {
 				t.Errorf("got %q, want Kong's XML template", body)
+			}
+		})
+	}
+}
+
+// Hop-by-hop headers stay on their hop, both ways, as Kong's access and
+// header_filter phases clear them (kong/runloop/handler.lua): headers a
+// Connection header names, Proxy (httpoxy), TE but for "trailers", and the
+// upstream's Upgrade and Trailer.
+func TestHopByHopHeaders(t *testing.T) {
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "X-Secret")
+		w.Header().Set("X-Secret", "upstream only")
+		w.Header().Set("Keep-Alive", "timeout=5")
+		w.Header().Set("Upgrade", "h2c")
+		w.Header().Set("Trailer", "X-T")
+		w.Header().Set("X-Kept", "yes")
+		io.WriteString(w, "ok")
+		w.Header().Set("X-T", "trailer")
+	})
+	snap := mustSnapshot(t, []entity.Service{testService(t, "s1", up.addr())}, []entity.Route{testRoute("r1", "s1", paths("/"))})
+	s := startProxy(t, snap)
+	t.Run("request", func(t *testing.T) {
+		tests := []struct {
+			name, headers string
+			gone          []string
+			want          map[string]string
+		}{
+			{"named by Connection", "Connection: X-Drop, keep-alive\r\nX-Drop: 1\r\nX-Keep: 1\r\n", []string{"X-Drop"}, map[string]string{"X-Keep": "1"}},
+			{"httpoxy", "Proxy: http://evil.test\r\n", []string{"Proxy"}, nil},
+			{"TE with trailers", "TE: deflate, trailers\r\n", nil, map[string]string{"Te": "trailers"}},
+			{"TE without trailers", "TE: deflate\r\n", []string{"Te"}, nil},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				resp, _ := rawResponse(t, s, "GET / HTTP/1.1\r\nHost: x\r\n"+tt.headers+"\r\n")
+				if resp.StatusCode != 200 {
+					t.Fatalf("got %d, want 200", resp.StatusCode)
+				}
+				got := up.last(t).Header
+				for _, name := range tt.gone {
+					if v, ok := got[http.CanonicalHeaderKey(name)]; ok {
+						t.Errorf("upstream got %s: %q, want it dropped", name, v)
+					}
+				}
+				for name, want := range tt.want {
+					if v := got.Get(name); v != want {
+						t.Errorf("upstream got %s %q, want %q", name, v, want)
+					}
+				}
+			})
+		}
+	})
+	t.Run("response", func(t *testing.T) {
+		resp, body := rawResponse(t, s, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		if resp.StatusCode != 200 || body != "ok" {
+			t.Fatalf("got %d %q, want 200 ok", resp.StatusCode, body)
+		}
+		for _, name := range []string{"X-Secret", "Keep-Alive", "Upgrade", "Trailer"} {
+			if v, ok := resp.Header[name]; ok {
+				t.Errorf("client got %s: %q, want it dropped", name, v)
+			}
+		}
+		if resp.Header.Get("X-Kept") != "yes" || resp.Close {
+			t.Errorf("got X-Kept %q, close %v; want the other headers and a kept connection", resp.Header.Get("X-Kept"), resp.Close)
+		}
+	})
+}
+
+// Requests whose framing two parsers could read differently are refused
+// and their connection closed (no smuggling): RFC 9112 §6.3.
+func TestAmbiguousFramingRefused(t *testing.T) {
+	s, up := echoProxy(t, func(*Config) {})
+	tests := []struct{ name, raw string }{
+		{"Content-Length and Transfer-Encoding", "POST /any HTTP/1.1\r\nHost: a.test\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"},
+		{"two different Content-Lengths", "POST /any HTTP/1.1\r\nHost: a.test\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde"},
+		{"Transfer-Encoding other than chunked", "POST /any HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: gzip\r\n\r\nabcd"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := len(up.reqs)
+			resp, body := rawResponse(t, s, tt.raw)
+			if resp.StatusCode != 400 || !resp.Close {
+				t.Fatalf("got %d %q close %v, want 400 and the connection closed", resp.StatusCode, body, resp.Close)
+			}
+			if len(up.reqs) != before {
+				t.Errorf("the upstream got the request, want it stopped at the proxy")
 			}
 		})
 	}

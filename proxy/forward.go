@@ -1,7 +1,9 @@
 package proxy
 
 import (
+	"bytes"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -94,20 +96,29 @@ func (s *Server) appendUpstreamHead(dst []byte, ctx *fasthttp.RequestCtx, st *re
 	dst = append(dst, '\r', '\n')
 
 	xff, via := st.buf[:0], st.via[:0] // the client's values, joined
+	hopByHop := namedHopHeaders(h.Peek("Connection"))
+	trailers := false
 	for key, value := range h.AllInOrder() {
 		switch string(key) {
 		case "X-Forwarded-For":
 			xff = appendList(xff, value)
 		case "Via":
 			via = appendList(via, value)
+		case "Te":
+			trailers = trailers || hasToken(value, "trailers")
 		case "Host", "Content-Length", "Transfer-Encoding", "Trailer",
-			"Connection", "Keep-Alive", "Proxy-Connection", "Upgrade",
+			"Connection", "Keep-Alive", "Proxy-Connection", "Upgrade", "Proxy",
 			"X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-Port",
 			"X-Forwarded-Path", "X-Forwarded-Prefix", "X-Real-Ip", "X-Kong-Request-Id":
 		default:
 			st.badHeader = st.badHeader || !isToken(key)
-			dst = appendHeaderLine(dst, key, value)
+			if hopByHop == nil || !hasToken(hopByHop, string(key)) {
+				dst = appendHeaderLine(dst, key, value)
+			}
 		}
+	}
+	if trailers {
+		dst = append(dst, "TE: trailers\r\n"...)
 	}
 
 	st.ip = appendRemoteIP(st.ip[:0], ctx.RemoteAddr())
@@ -133,6 +144,30 @@ func (s *Server) appendUpstreamHead(dst []byte, ctx *fasthttp.RequestCtx, st *re
 		dst = append(dst, '\r', '\n')
 	}
 	return append(dst, '\r', '\n')
+}
+
+// namedHopHeaders returns a Connection header naming hop-by-hop headers to
+// drop, nil for the plain values Kong leaves alone (kong/runloop/handler.lua
+// clears the headers a Connection header names).
+func namedHopHeaders(connection []byte) []byte {
+	switch strings.ToLower(string(connection)) {
+	case "", "keep-alive", "close", "upgrade":
+		return nil
+	}
+	return connection
+}
+
+// hasToken reports whether the comma-separated list holds name, compared
+// without case.
+func hasToken(list []byte, name string) bool {
+	for len(list) > 0 {
+		var item []byte
+		item, list, _ = bytes.Cut(list, []byte{','})
+		if strings.EqualFold(string(bytes.TrimSpace(item)), name) {
+			return true
+		}
+	}
+	return false
 }
 
 // isToken reports whether name is an RFC 9110 token, as a field name
@@ -168,7 +203,16 @@ func appendHeaderLine(dst, key, value []byte) []byte {
 func (s *Server) setProxiedResponseHeaders(ctx *fasthttp.RequestCtx, st *reqState, sent, received time.Time) {
 	h := &ctx.Response.Header
 	h.ResetConnectionClose() // the upstream closing is no reason to close the client
+	// Hop-by-hop headers of the upstream stay with it (Kong's header_filter).
+	if named := namedHopHeaders(h.Peek("Connection")); named != nil {
+		for name := range bytes.SplitSeq(named, []byte{','}) {
+			h.DelBytes(bytes.TrimSpace(name))
+		}
+	}
+	h.Del("Connection")
 	h.Del("Keep-Alive")
+	h.Del("Upgrade") // no upgrade was asked for: WebSocket requests do not come here
+	h.Del("Trailer") // the body goes as one piece, without its trailers
 	st.buf = appendList(st.buf[:0], h.PeekBytes(hdrVia))
 	st.buf = appendList(st.buf, s.via)
 	h.SetCanonical(hdrVia, st.buf)

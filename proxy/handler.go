@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -144,6 +145,10 @@ func (s *Server) acceptable(ctx *fasthttp.RequestCtx, st *reqState) bool {
 		s.respondNginxError(ctx, st, fasthttp.StatusRequestURITooLong, msgURITooLong)
 	case longestLine(h.RawHeaders()) > s.cfg.LargeHeaderBufferSize:
 		s.respondNginxError(ctx, st, fasthttp.StatusBadRequest, msgHeaderTooLarge)
+	case h.ContentLength() == -1 && rawHeaderNamed(h.RawHeaders(), "content-length"):
+		// fasthttp reads such a body as chunked; nginx refuses it, as a
+		// proxy must not guess (RFC 9112 §6.3, request smuggling).
+		s.respondNginxError(ctx, st, fasthttp.StatusBadRequest, msgBadRequest)
 	case h.IsTrace() || h.IsConnect():
 		s.respondNginxError(ctx, st, fasthttp.StatusMethodNotAllowed, msgMethodNotAllowed)
 	case s.tooLarge(h.ContentLength()):
@@ -153,6 +158,19 @@ func (s *Server) acceptable(ctx *fasthttp.RequestCtx, st *reqState) bool {
 		return true
 	}
 	ctx.SetConnectionClose()
+	return false
+}
+
+// rawHeaderNamed reports whether raw header lines include one named name
+// (lower case), whatever its case.
+func rawHeaderNamed(raw []byte, name string) bool {
+	for len(raw) > 0 {
+		line, rest, _ := bytes.Cut(raw, []byte{'\n'})
+		if k, _, ok := bytes.Cut(line, []byte{':'}); ok && strings.EqualFold(string(bytes.TrimSpace(k)), name) {
+			return true
+		}
+		raw = rest
+	}
 	return false
 }
 
