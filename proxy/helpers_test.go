@@ -85,11 +85,21 @@ func mustSnapshot(t testing.TB, services []entity.Service, routes []entity.Route
 // startProxy starts a Server on 127.0.0.1:0 serving snap.
 func startProxy(t testing.TB, snap *Snapshot) *Server {
 	t.Helper()
+	return startProxyWith(t, snap, nil)
+}
+
+// startProxyWith is startProxy with prepare run on the Server before it
+// takes snap.
+func startProxyWith(t testing.TB, snap *Snapshot, prepare func(*Server)) *Server {
+	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.Version = "9.9.9"
 	cfg.Logger = zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)
 	s := New(cfg)
+	if prepare != nil {
+		prepare(s)
+	}
 	s.Swap(snap)
 	if err := s.Start(context.Background()); err != nil {
 		t.Fatalf("start: %v", err)
