@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -16,6 +17,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/valyala/fasthttp"
 
 	"github.com/grapevine-gw/grapevine/entity"
 	"github.com/grapevine-gw/grapevine/internal/testutil"
@@ -305,11 +308,19 @@ func TestUpstreamClosesReusedConnection(t *testing.T) {
 }
 
 // endlessBody writes head and then body pieces until the proxy stops
-// reading and closes; closed is set when a write fails.
+// reading and closes; closed is set when a write fails. Without pieces it
+// waits for the proxy to close.
 func endlessBody(head, piece string, closed *atomic.Bool) func(net.Conn, int, int) bool {
 	return func(c net.Conn, _, _ int) bool {
 		if _, err := io.WriteString(c, head); err != nil {
 			closed.Store(true)
+			return false
+		}
+		if piece == "" {
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			if _, err := io.Copy(io.Discard, c); err == nil {
+				closed.Store(true)
+			}
 			return false
 		}
 		for {
@@ -337,7 +348,7 @@ func TestUpstreamAnswerTooLarge(t *testing.T) {
 		{"endless chunked body", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", "8000\r\n" + chunk + "\r\n"},
 		{"endless body until close", "HTTP/1.0 200 OK\r\n\r\n", chunk},
 		{"declared length over the cap", "HTTP/1.1 200 OK\r\nContent-Length: " + strconv.Itoa(testMaxBody+1) + "\r\n\r\n", chunk},
-		{"one chunk over the cap", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + strconv.FormatInt(testMaxBody+1, 16) + "\r\n", chunk},
+		{"one chunk over the cap", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + strconv.FormatInt(testMaxBody+1, 16) + "\r\n", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -361,7 +372,7 @@ func TestUpstreamAnswerTooLarge(t *testing.T) {
 				[]entity.Route{testRoute(idA, "s1", paths("/"), noStrip)}), func(s *Server) { s.pool.maxBody = testMaxBody })
 			status, hdr, body := send(t, s, "GET", "/big", nil)
 			if want := `"message":"` + msgBadResponse + `"`; status != 502 || !strings.Contains(body, want) {
-				t.Fatalf("got %d %q, want 502 with %s", status, body, want)
+				t.Fatalf("got %d with %d bytes %.100q, want 502 with %s", status, len(body), body, want)
 			}
 			if ct := hdr.Get("Content-Type"); ct != "application/json; charset=utf-8" {
 				t.Errorf("got Content-Type %q, want Kong's JSON", ct)
@@ -449,4 +460,104 @@ func (u *rawUpstream) openConns() []net.Conn {
 		out = append(out, c)
 	}
 	return out
+}
+
+// The proxy reads chunked bodies itself (to bound them); it must be as
+// strict as RFC 9112 §7.1 and fasthttp, which it replaces there.
+func TestReadChunkedBody(t *testing.T) {
+	const limit = 16
+	tests := []struct {
+		name     string
+		wire     string
+		wantBody string
+		wantErr  error // nil, errBadChunk, errResponseTooLarge or io.ErrUnexpectedEOF
+	}{
+		{"chunks and trailer", "3\r\nabc\r\n2\r\nde\r\n0\r\nX-T: 1\r\n\r\n", "abcde", nil},
+		{"upper-case hex and extension", "A;name=value\r\n0123456789\r\n0\r\n\r\n", "0123456789", nil},
+		{"whitespace before extension", "1 ;x\r\nz\r\n0\r\n\r\n", "z", nil},
+		{"leading zeros", "0002\r\nok\r\n0\r\n\r\n", "ok", nil},
+		{"exactly the limit", "10\r\n0123456789abcdef\r\n0\r\n\r\n", "0123456789abcdef", nil},
+		{"over the limit in one chunk", "11\r\n", "", errResponseTooLarge},
+		{"over the limit in total", "a\r\n0123456789\r\n7\r\n0123456\r\n", "", errResponseTooLarge},
+		{"size that overflows int", "ffffffffffffffffffffff\r\n", "", errResponseTooLarge},
+		{"bare LF after size", "3\nabc\r\n0\r\n\r\n", "", errBadChunk},
+		{"no size", "\r\nabc\r\n0\r\n\r\n", "", errBadChunk},
+		{"junk after size", "3x\r\nabc\r\n0\r\n\r\n", "", errBadChunk},
+		{"negative size", "-3\r\nabc\r\n0\r\n\r\n", "", errBadChunk},
+		{"CR inside extension", "3;a\rb\r\nabc\r\n0\r\n\r\n", "", errBadChunk},
+		{"data longer than its size", "3\r\nabcd\r\n0\r\n\r\n", "", errBadChunk},
+		{"ends inside data", "5\r\nab", "", io.ErrUnexpectedEOF},
+		{"ends before the last chunk", "3\r\nabc\r\n", "", io.ErrUnexpectedEOF},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var resp fasthttp.Response
+			resp.Header.SetContentLength(-1)
+			br := bufio.NewReader(strings.NewReader(tt.wire))
+			err := readBody(br, &resp, limit)
+			switch {
+			case tt.wantErr == nil && err != nil:
+				t.Fatalf("got %v, want body %q", err, tt.wantBody)
+			case tt.wantErr != nil && !errors.Is(err, tt.wantErr):
+				t.Fatalf("got error %v, want %v", err, tt.wantErr)
+			case err == nil && string(resp.Body()) != tt.wantBody:
+				t.Fatalf("got body %q, want %q", resp.Body(), tt.wantBody)
+			case err == nil && br.Buffered() != 0:
+				t.Fatalf("got %d bytes left after the body, want none", br.Buffered())
+			}
+		})
+	}
+}
+
+// A request that failed on a reused connection before any answer arrived
+// is marked so, with whether any of it reached the socket: a request the
+// upstream cannot have seen may go again whatever its method.
+func TestStaleConnectionError(t *testing.T) {
+	tests := []struct {
+		name       string
+		peer       func(t *testing.T, peer net.Conn) // how the upstream ends the connection
+		wantUnsent bool
+	}{
+		{"reset before the request", func(t *testing.T, peer net.Conn) {
+			peer.(*net.TCPConn).SetLinger(0)
+			proxyEnd, upstreamEnd := peer.RemoteAddr(), peer.LocalAddr()
+			peer.Close()
+			// The reset has arrived once the proxy's socket is gone from
+			// the table of connections.
+			testutil.Eventually(t, 5*time.Second, func() error {
+				raw, err := os.ReadFile("/proc/net/tcp")
+				if err != nil {
+					return err
+				}
+				if strings.Contains(string(raw), procTCPAddr(proxyEnd)+" "+procTCPAddr(upstreamEnd)) {
+					return errors.New("proxy socket still open")
+				}
+				return nil
+			})
+		}, true},
+		{"closed after reading the request", func(t *testing.T, peer net.Conn) {
+			go func() {
+				readRawRequest(bufio.NewReader(peer))
+				peer.Close()
+			}()
+		}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, peer := tcpPair(t)
+			conn := wrapUpstreamConn(c, time.Millisecond)
+			cc := &upstreamConn{Conn: conn, sock: socketOf(conn), reused: true}
+			tt.peer(t, peer)
+			client := &upstreamClient{key: clientKey{read: 5 * time.Second, write: 5 * time.Second}, maxBody: maxResponseBody}
+			var resp fasthttp.Response
+			_, err := client.exchange(cc, time.Now(), []byte("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n"), nil, false, &resp)
+			var stale *staleConnError
+			if !errors.As(err, &stale) {
+				t.Fatalf("got %v, want a staleConnError", err)
+			}
+			if stale.unsent != tt.wantUnsent {
+				t.Errorf("got unsent %v, want %v", stale.unsent, tt.wantUnsent)
+			}
+		})
+	}
 }
