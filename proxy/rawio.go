@@ -228,7 +228,9 @@ func (e *exchangeConn) flush() error {
 }
 
 func (e *exchangeConn) Read(p []byte) (int, error) {
-	if len(e.pending) == 0 || len(p) == 0 {
+	if len(e.pending) == 0 || len(p) == 0 || e.probing {
+		// A probe sends nothing: what is kept (the end of a TLS
+		// handshake) goes with the request.
 		return e.rawIOConn.Read(p)
 	}
 	op := &e.read

@@ -198,8 +198,7 @@ func (c *upstreamClient) do(now time.Time, head, body []byte, isHead bool, metho
 		return err
 	}
 	err = c.roundTrip(cc, now, head, body, isHead, resp)
-	var stale *staleConnError
-	if !errors.As(err, &stale) || !(stale.unsent || isIdempotent(method)) {
+	if err == nil || !retryOnNewConn(err, method) {
 		return err
 	}
 	if cc, err = c.dialConn(); err != nil {
@@ -257,6 +256,13 @@ type staleConnError struct {
 	// unsent says none of the request reached the socket, so the
 	// upstream cannot have seen it.
 	unsent bool
+}
+
+// retryOnNewConn reports whether a request that failed with err may go
+// again on a new connection (see do).
+func retryOnNewConn(err error, method []byte) bool {
+	var stale *staleConnError
+	return errors.As(err, &stale) && (stale.unsent || isIdempotent(method))
 }
 
 func (e *staleConnError) Error() string { return "reused upstream connection closed: " + e.err.Error() }
