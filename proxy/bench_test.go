@@ -187,7 +187,7 @@ func idleUpstreamConn(b *testing.B, useTLS bool) *upstreamConn {
 		cfg := hs.TLS.Clone()
 		hs.Close()
 		server := tls.Server(peer, cfg)
-		go server.Handshake() //nolint:errcheck // the client's handshake fails too
+		go server.Handshake()                                         //nolint:errcheck // the client's handshake fails too
 		tc := tls.Client(conn, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // test certificate
 		if err := tc.Handshake(); err != nil {
 			b.Fatalf("handshake: %v", err)

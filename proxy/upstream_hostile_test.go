@@ -266,8 +266,8 @@ func TestUpstreamClosesIdleConnections(t *testing.T) {
 // service's retries: always for GET, never for a POST the upstream may
 // have run. nginx does not count a failed try on a cached connection
 // (src/http/ngx_http_upstream.c, ngx_http_upstream_next: peer.cached),
-// and retries POST only with proxy_next_upstream non_idempotent, which
-// Kong's template does not set (kong/templates/nginx_kong.lua).
+// and retries POST only with proxy_next_upstream non_idempotent; Kong keeps
+// nginx's default unless a plugin changes it (kong/runloop/upstream_retry.lua).
 func TestUpstreamClosesReusedConnection(t *testing.T) {
 	tests := []struct {
 		method      string
@@ -336,7 +336,7 @@ func endlessBody(head, piece string, closed *atomic.Bool) func(net.Conn, int, in
 // Until bodies stream, the proxy buffers an upstream's answer; one that
 // does not end (or declares more than maxResponseBody) is answered with
 // 502 and Kong's body for an invalid upstream answer
-// (kong/tools/http.lua's messages), and its connection is closed, instead
+// (kong/error_handlers.lua, BODIES[502]), and its connection is closed, instead
 // of growing the proxy's memory until the read timeout (1.2 GB before).
 func TestUpstreamAnswerTooLarge(t *testing.T) {
 	const testMaxBody = 4 << 20 // maxResponseBody takes seconds to fill on a busy machine
