@@ -153,6 +153,11 @@ func TestUpstreamUnsolicitedAnswer(t *testing.T) {
 					t.Errorf("GET %s: got %d %q, want 200 %q", path, status, body, bodyOf(path))
 				}
 			}
+			// The poisoned connection is replaced once; its replacement,
+			// checked the same way, stays in use.
+			if got := up.accepts.Load(); got != 2 {
+				t.Errorf("got %d upstream connections, want 2", got)
+			}
 		})
 	}
 }
