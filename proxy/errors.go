@@ -40,14 +40,33 @@ func (e *connectError) Error() string { return "connect upstream: " + e.err.Erro
 func (e *connectError) Unwrap() error { return e.err }
 
 // upstreamErrorStatus is the one place an upstream failure becomes a status
-// and message: timeouts (connect or read) are 504, anything else 502.
+// and message: timeouts (connect or read) are 504, anything else 502 (an
+// answer over maxResponseBody included).
 func upstreamErrorStatus(err error) (int, string) {
-	var ne net.Error
-	if errors.Is(err, fasthttp.ErrTimeout) || errors.Is(err, fasthttp.ErrDialTimeout) ||
-		errors.As(err, &ne) && ne.Timeout() {
+	if isTimeout(err) {
 		return fasthttp.StatusGatewayTimeout, msgTimeout
 	}
 	return fasthttp.StatusBadGateway, msgBadResponse
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, fasthttp.ErrTimeout) || errors.Is(err, fasthttp.ErrDialTimeout) ||
+		errors.As(err, &ne) && ne.Timeout()
+}
+
+// logUpstreamError logs a failed upstream request: at warn level when the
+// operator has something to fix (an upstream answering more than the
+// proxy buffers), else at debug level, since a dead upstream can fail
+// every request.
+func (s *Server) logUpstreamError(err error, svc *service) {
+	e := s.log.Debug()
+	if errors.Is(err, errResponseTooLarge) {
+		e = s.log.Warn()
+	}
+	if e.Enabled() {
+		e.Err(err).Str("service", svc.id).Str("upstream", svc.addr).Msg("proxy upstream failed")
+	}
 }
 
 // retryable reports whether a failed try may be repeated: always when the
@@ -59,8 +78,8 @@ func retryable(err error, method []byte) bool {
 	if errors.As(err, &ce) {
 		return true
 	}
-	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
-		return false
+	if errors.Is(err, errResponseTooLarge) {
+		return false // the next try would get the same answer
 	}
 	return isIdempotent(method)
 }

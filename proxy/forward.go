@@ -45,9 +45,7 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, st *reqState, up upstreamCall
 	received := time.Now()
 	if err != nil {
 		status, msg := upstreamErrorStatus(err)
-		if e := s.log.Debug(); e.Enabled() {
-			e.Err(err).Str("service", svc.id).Str("upstream", svc.addr).Msg("proxy upstream failed")
-		}
+		s.logUpstreamError(err, svc)
 		s.respondNginxError(ctx, st, status, msg)
 		return
 	}
@@ -63,7 +61,7 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, st *reqState, up upstreamCall
 // when the failure allows (see retryable).
 func doWithRetries(c *upstreamClient, now time.Time, head, body []byte, isHead bool, resp *fasthttp.Response, retries int, method []byte) error {
 	for try := 0; ; try++ {
-		err := c.do(now, head, body, isHead, resp)
+		err := c.do(now, head, body, isHead, method, resp)
 		if err == nil || try >= retries || !retryable(err, method) {
 			return err
 		}

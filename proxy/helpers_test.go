@@ -92,12 +92,20 @@ func startProxy(t testing.TB, snap *Snapshot) *Server {
 // to its Config.
 func startProxyWith(t testing.TB, snap *Snapshot, configure func(*Config)) *Server {
 	t.Helper()
+	return startProxyPrepared(t, snap, configure, func(*Server) {})
+}
+
+// startProxyPrepared starts a Server like startProxyWith, with prepare run
+// on it before it takes snap.
+func startProxyPrepared(t testing.TB, snap *Snapshot, configure func(*Config), prepare func(*Server)) *Server {
+	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.Version = "9.9.9"
 	cfg.Logger = zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)
 	configure(&cfg)
 	s := New(cfg)
+	prepare(s)
 	s.Swap(snap)
 	if err := s.Start(context.Background()); err != nil {
 		t.Fatalf("start: %v", err)

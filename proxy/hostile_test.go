@@ -54,10 +54,10 @@ func rawResponse(t *testing.T, s *Server, raw string) (*http.Response, string) {
 	if _, err := io.WriteString(c, raw); err != nil {
 		t.Fatalf("write: %v", err)
 	}
-	return readResponse(t, c)
+	return readClientResponse(t, c)
 }
 
-func readResponse(t *testing.T, c net.Conn) (*http.Response, string) {
+func readClientResponse(t *testing.T, c net.Conn) (*http.Response, string) {
 	t.Helper()
 	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
@@ -112,7 +112,7 @@ func TestExpectContinue(t *testing.T) {
 	t.Run("over the limit: 413 without 100 Continue", func(t *testing.T) {
 		c := rawConn(t, s)
 		io.WriteString(c, "POST /any HTTP/1.1\r\nHost: a.test\r\nExpect: 100-continue\r\nContent-Length: 5000\r\n\r\n")
-		resp, body := readResponse(t, c)
+		resp, body := readClientResponse(t, c)
 		if resp.StatusCode != 413 || !strings.Contains(body, "Payload too large") {
 			t.Fatalf("got %d %q, want 413 Payload too large first", resp.StatusCode, body)
 		}
@@ -223,7 +223,7 @@ func TestSlowClientsAreDropped(t *testing.T) {
 	t.Run("stops sending its body", func(t *testing.T) {
 		c := rawConn(t, s)
 		io.WriteString(c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab")
-		resp, body := readResponse(t, c)
+		resp, body := readClientResponse(t, c)
 		if resp.StatusCode != 408 || !strings.Contains(body, "Request timeout") {
 			t.Fatalf("got %d %q, want 408 Request timeout", resp.StatusCode, body)
 		}
@@ -320,7 +320,7 @@ func TestConnectionCap(t *testing.T) {
 		extra := rawConn(t, s)
 		waitClosed(t, extra, nil)
 		io.WriteString(busy[0], "\r\n")
-		if resp, _ := readResponse(t, busy[0]); resp.StatusCode != 200 {
+		if resp, _ := readClientResponse(t, busy[0]); resp.StatusCode != 200 {
 			t.Errorf("got %d for a busy connection's request, want 200", resp.StatusCode)
 		}
 		if got := s.Stats().ConnectionsAccepted; got < limit+1 {

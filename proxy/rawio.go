@@ -27,6 +27,12 @@ type rawIOConn struct {
 	rc    syscall.RawConn
 	read  rawOp // state of the Read in progress
 	write rawOp // state of the Write in progress; apart from read, as net.Conn allows both at once
+
+	// probing makes Read try the socket once without waiting (see
+	// probeIdle); probeFn and probeDone are its bound call and result.
+	probing   bool
+	probeDone bool
+	probeFn   func(fd uintptr)
 }
 
 // rawOp is one direction's system call and its result.
@@ -36,6 +42,10 @@ type rawOp struct {
 	n     int
 	errno syscall.Errno
 	fn    func(fd uintptr) bool // do, bound once so calls do not allocate
+	// total counts the bytes this direction has moved over the
+	// connection's life; the upstream client compares it before and after
+	// an exchange to tell what reached the socket.
+	total uint64
 }
 
 func newRawIOConn(c net.Conn) net.Conn {
@@ -50,6 +60,7 @@ func newRawIOConn(c net.Conn) net.Conn {
 	r := &rawIOConn{Conn: c, rc: rc}
 	r.read.trap, r.write.trap = syscall.SYS_READ, syscall.SYS_WRITE
 	r.read.fn, r.write.fn = r.read.do, r.write.do
+	r.probeFn = func(fd uintptr) { r.probeDone = r.read.do(fd) }
 	return r
 }
 
@@ -65,6 +76,9 @@ func (op *rawOp) do(fd uintptr) bool {
 			return false
 		}
 		op.n, op.errno = int(n), e
+		if e == 0 {
+			op.total += uint64(n)
+		}
 		return true
 	}
 }
@@ -73,12 +87,42 @@ func (r *rawIOConn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
+	if r.probing {
+		return r.readNow(p)
+	}
 	op := &r.read
 	op.buf, op.n, op.errno = p, 0, 0
 	err := r.rc.Read(op.fn)
 	op.buf = nil
 	return op.result(err, r)
 }
+
+// readNow is a Read that never waits: one read system call, outside the
+// poller, so neither a read deadline that has passed nor an empty socket
+// delays it. An empty socket answers errWouldBlock.
+func (r *rawIOConn) readNow(p []byte) (int, error) {
+	op := &r.read
+	op.buf, op.n, op.errno = p, 0, 0
+	r.probeDone = false
+	err := r.rc.Control(r.probeFn)
+	op.buf = nil
+	if err == nil && !r.probeDone {
+		return 0, errWouldBlock
+	}
+	return op.result(err, r)
+}
+
+// errWouldBlock is what a probing Read returns when nothing waits on the
+// socket. It is a temporary net.Error, so a TLS connection above the
+// socket keeps its state and stays usable (crypto/tls treats such errors
+// as retryable).
+var errWouldBlock net.Error = wouldBlockError{}
+
+type wouldBlockError struct{}
+
+func (wouldBlockError) Error() string   { return "nothing to read on the socket" }
+func (wouldBlockError) Timeout() bool   { return true }
+func (wouldBlockError) Temporary() bool { return true }
 
 // result turns a finished read (err from the poller, then op's own
 // outcome) into Read's return values.
@@ -184,7 +228,9 @@ func (e *exchangeConn) flush() error {
 }
 
 func (e *exchangeConn) Read(p []byte) (int, error) {
-	if len(e.pending) == 0 || len(p) == 0 {
+	if len(e.pending) == 0 || len(p) == 0 || e.probing {
+		// A probe sends nothing: what is kept (the end of a TLS
+		// handshake) goes with the request.
 		return e.rawIOConn.Read(p)
 	}
 	op := &e.read
@@ -225,6 +271,7 @@ func (e *exchangeConn) sendThenRead(fd uintptr) bool {
 				return true
 			case 0:
 				e.sent += int(n)
+				e.write.total += uint64(n)
 				return e.sent < len(e.pending)
 			default:
 				e.sendErr = errno

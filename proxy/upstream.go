@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"sync"
@@ -48,10 +49,13 @@ type clientPool struct {
 	// dial makes the dialFunc of k's client; tests swap it for in-memory
 	// connections.
 	dial func(k clientKey) dialFunc
+	// maxBody is the clients' cap on a buffered answer body:
+	// maxResponseBody, smaller in tests.
+	maxBody int
 }
 
 func newClientPool() *clientPool {
-	return &clientPool{clients: make(map[clientKey]*upstreamClient), dial: tcpDialer}
+	return &clientPool{clients: make(map[clientKey]*upstreamClient), dial: tcpDialer, maxBody: maxResponseBody}
 }
 
 // bind returns the client for each of snap's services, indexed like
@@ -68,7 +72,7 @@ func (p *clientPool) bind(snap *Snapshot) []*upstreamClient {
 		k := keyFor(svc)
 		c, ok := p.clients[k]
 		if !ok {
-			c = &upstreamClient{key: k, dial: p.dial(k)}
+			c = &upstreamClient{key: k, dial: p.dial(k), maxBody: p.maxBody}
 			p.clients[k] = c
 		}
 		out[i], used[k] = c, true
@@ -130,6 +134,9 @@ type upstreamClient struct {
 	key  clientKey
 	dial dialFunc
 
+	// maxBody caps the buffered body of an answer (maxResponseBody).
+	maxBody int
+
 	mu   sync.Mutex      // guards idle
 	idle []*upstreamConn // oldest first; reused from the end
 }
@@ -137,7 +144,13 @@ type upstreamClient struct {
 // upstreamConn is one keep-alive connection to an upstream.
 type upstreamConn struct {
 	net.Conn
+	// sock is the socket under Conn (under TLS too), whose byte counts
+	// and probe read tell what happened on the wire; nil when Conn is not
+	// one (tests' in-memory connections), and then nothing is checked.
+	sock      *rawIOConn
 	idleSince time.Time
+	reused    bool    // taken from the pool rather than just dialled
+	probeBuf  [1]byte // probeIdle's read buffer, here so it does not allocate
 }
 
 const (
@@ -170,11 +183,32 @@ func releaseReader(br *bufio.Reader) {
 // do sends head (the request line and headers) and body, and reads the
 // answer into resp; isHead says the answer has no body. now is the time
 // the exchange starts.
-func (c *upstreamClient) do(now time.Time, head, body []byte, isHead bool, resp *fasthttp.Response) error {
+//
+// A reused connection the upstream closed before any of the answer
+// arrived (it timed out the idle connection as the request reached it)
+// is not the upstream failing: the request goes once more on a new
+// connection, outside the service's retries, as nginx does for a cached
+// keep-alive connection (ngx_http_upstream_next: peer.cached makes the
+// failed try not count). A non-idempotent request goes again only when
+// none of it reached the socket, as Go's net/http does
+// (nothingWrittenError); otherwise the upstream may have run it.
+func (c *upstreamClient) do(now time.Time, head, body []byte, isHead bool, method []byte, resp *fasthttp.Response) error {
 	cc, err := c.acquire(now)
 	if err != nil {
 		return err
 	}
+	err = c.roundTrip(cc, now, head, body, isHead, resp)
+	if err == nil || !retryOnNewConn(err, method) {
+		return err
+	}
+	if cc, err = c.dialConn(); err != nil {
+		return err
+	}
+	return c.roundTrip(cc, time.Now(), head, body, isHead, resp)
+}
+
+// roundTrip runs one exchange on cc and then pools or closes cc.
+func (c *upstreamClient) roundTrip(cc *upstreamConn, now time.Time, head, body []byte, isHead bool, resp *fasthttp.Response) error {
 	keep, err := c.exchange(cc, now, head, body, isHead, resp)
 	if err != nil || !keep {
 		cc.Close()
@@ -184,7 +218,10 @@ func (c *upstreamClient) do(now time.Time, head, body []byte, isHead bool, resp 
 	return nil
 }
 
+// exchange sends the request on cc and reads its answer; keep reports
+// whether cc may carry another.
 func (c *upstreamClient) exchange(cc *upstreamConn, now time.Time, head, body []byte, isHead bool, resp *fasthttp.Response) (keep bool, err error) {
+	sent, received := cc.counts()
 	if err := cc.SetWriteDeadline(now.Add(c.key.write)); err != nil {
 		return false, err
 	}
@@ -192,31 +229,105 @@ func (c *upstreamClient) exchange(cc *upstreamConn, now time.Time, head, body []
 		return false, err
 	}
 	if _, err := cc.Write(head); err != nil {
-		return false, err
+		return false, cc.beforeAnswer(err, sent, received)
 	}
 	if len(body) > 0 {
 		if _, err := cc.Write(body); err != nil {
-			return false, err
+			return false, cc.beforeAnswer(err, sent, received)
 		}
 	}
-	resp.Reset()
-	resp.Header.SetNoDefaultContentType(true)
-	resp.SkipBody = isHead
 	br := acquireReader(cc)
-	err = resp.ReadLimitBody(br, 0)
-	// Anything more from the upstream before the next request is a
-	// protocol error: such a connection is not reused.
+	reusable, err := readResponse(br, resp, isHead, c.maxBody)
+	// The answer must end exactly where its framing says: anything more
+	// already read is not part of it, and a connection carrying it would
+	// hand it to the next request.
 	clean := br.Buffered() == 0
 	releaseReader(br)
 	if err != nil {
-		return false, err
+		return false, cc.beforeAnswer(err, sent, received)
 	}
-	keep = clean && !resp.ConnectionClose() && resp.Header.ContentLength() != -2
-	return keep, nil
+	return reusable && clean, nil
 }
 
-// acquire returns the most recently used idle connection, or a new one.
+// staleConnError is a reused connection failing before any byte of the
+// answer arrived: most likely the upstream closed it while it was idle.
+type staleConnError struct {
+	err error
+	// unsent says none of the request reached the socket, so the
+	// upstream cannot have seen it.
+	unsent bool
+}
+
+// retryOnNewConn reports whether a request that failed with err may go
+// again on a new connection (see do).
+func retryOnNewConn(err error, method []byte) bool {
+	var stale *staleConnError
+	return errors.As(err, &stale) && (stale.unsent || isIdempotent(method))
+}
+
+func (e *staleConnError) Error() string { return "reused upstream connection closed: " + e.err.Error() }
+func (e *staleConnError) Unwrap() error { return e.err }
+
+// counts returns the bytes cc's socket has sent and received so far.
+func (cc *upstreamConn) counts() (sent, received uint64) {
+	if cc.sock == nil {
+		return 0, 0
+	}
+	return cc.sock.write.total, cc.sock.read.total
+}
+
+// beforeAnswer marks err as a staleConnError when cc was reused, failed
+// other than by a timeout, and received nothing since the counts sent
+// and received were taken.
+func (cc *upstreamConn) beforeAnswer(err error, sent, received uint64) error {
+	if !cc.reused || cc.sock == nil || isTimeout(err) {
+		return err
+	}
+	nowSent, nowReceived := cc.counts()
+	if nowReceived != received {
+		return err
+	}
+	return &staleConnError{err: err, unsent: nowSent == sent}
+}
+
+// probeIdle reports whether cc is still open with nothing received while
+// it sat in the pool. Anything else (the upstream closed it, reset it, or
+// sent bytes no request asked for) makes it unusable: the bytes would be
+// read as the next request's answer. nginx checks its idle upstream
+// connections the same way, closing one on any read event
+// (ngx_http_upstream_keepalive_close_handler). One read system call
+// that does not wait; through a TLS connection, so that decrypted bytes
+// already buffered there count too.
+func (cc *upstreamConn) probeIdle() bool {
+	if cc.sock == nil {
+		return true
+	}
+	before := cc.sock.read.total
+	cc.sock.probing = true
+	n, err := cc.Conn.Read(cc.probeBuf[:])
+	cc.sock.probing = false
+	return n == 0 && err == errWouldBlock && cc.sock.read.total == before
+}
+
+// acquire returns the most recently used idle connection that is still
+// usable (see probeIdle), or a new one.
 func (c *upstreamClient) acquire(now time.Time) (*upstreamConn, error) {
+	for {
+		cc := c.popIdle(now)
+		if cc == nil {
+			return c.dialConn()
+		}
+		if cc.probeIdle() {
+			cc.reused = true
+			return cc, nil
+		}
+		cc.Close()
+	}
+}
+
+// popIdle takes the most recently used idle connection out of the pool,
+// closing those idle too long; nil when none is left.
+func (c *upstreamClient) popIdle(now time.Time) *upstreamConn {
 	c.mu.Lock()
 	stale := c.popExpired(now)
 	var cc *upstreamConn
@@ -227,14 +338,35 @@ func (c *upstreamClient) acquire(now time.Time) (*upstreamConn, error) {
 	}
 	c.mu.Unlock()
 	closeAll(stale)
-	if cc != nil {
-		return cc, nil
-	}
+	return cc
+}
+
+// dialConn opens a new connection.
+func (c *upstreamClient) dialConn() (*upstreamConn, error) {
 	conn, err := c.dial()
 	if err != nil {
 		return nil, err
 	}
-	return &upstreamConn{Conn: conn}, nil
+	return &upstreamConn{Conn: conn, sock: socketOf(conn)}, nil
+}
+
+// socketOf finds the socket under the layers tcpDialer puts on an
+// upstream connection; nil when there is none.
+func socketOf(c net.Conn) *rawIOConn {
+	for {
+		switch v := c.(type) {
+		case *rawIOConn:
+			return v
+		case *exchangeConn:
+			return v.rawIOConn
+		case *coarseConn:
+			c = v.Conn
+		case *tls.Conn:
+			c = v.NetConn()
+		default:
+			return nil
+		}
+	}
 }
 
 // release keeps cc for reuse and closes connections idle too long.

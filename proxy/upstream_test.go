@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"io"
 	"net"
 	"net/http"
@@ -22,41 +23,83 @@ import (
 type rawUpstream struct {
 	ln      net.Listener
 	accepts atomic.Int64
-	mu      sync.Mutex // guards heads and bodies
-	heads   []string
-	bodies  [][]byte
 	answer  func(head string) (response string, closeAfter bool)
+	// answerConn, when set, answers instead of answer, knowing the
+	// connection and request counts (from 1).
+	answerConn func(head string, conn, req int) (response string, closeAfter bool)
+	// after, when set, runs on the connection after each answer is
+	// written; conn and req count connections and their requests from 1.
+	// It returns false to end the connection.
+	after func(c net.Conn, conn, req int) bool
+	wg    sync.WaitGroup // the accept loop and one goroutine per connection
+
+	mu     sync.Mutex // guards the fields below
+	heads  []string
+	bodies [][]byte
+	conns  map[net.Conn]bool // open connections, closed at cleanup
+	closed []net.Addr        // the proxy's end of each connection the upstream ended
 }
 
 func newRawUpstream(t *testing.T, answer func(head string) (string, bool)) *rawUpstream {
+	t.Helper()
+	return startRawUpstream(t, &rawUpstream{answer: answer}, nil)
+}
+
+// startRawUpstream serves u on a new loopback port, over TLS when
+// tlsConfig is set, until the test ends.
+func startRawUpstream(t *testing.T, u *rawUpstream, tlsConfig *tls.Config) *rawUpstream {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("listen: %v", err)
 	}
-	u := &rawUpstream{ln: ln, answer: answer}
-	t.Cleanup(func() { ln.Close() })
+	if tlsConfig != nil {
+		ln = tls.NewListener(ln, tlsConfig)
+	}
+	u.ln, u.conns = ln, make(map[net.Conn]bool)
+	u.wg.Add(1)
 	go u.serve()
+	t.Cleanup(func() {
+		ln.Close()
+		u.mu.Lock()
+		for c := range u.conns {
+			c.Close()
+		}
+		u.mu.Unlock()
+		u.wg.Wait()
+	})
 	return u
 }
 
 func (u *rawUpstream) addr() string { return u.ln.Addr().String() }
 
 func (u *rawUpstream) serve() {
+	defer u.wg.Done()
 	for {
 		c, err := u.ln.Accept()
 		if err != nil {
 			return
 		}
-		u.accepts.Add(1)
-		go u.serveConn(c)
+		n := u.accepts.Add(1)
+		u.mu.Lock()
+		u.conns[c] = true
+		u.mu.Unlock()
+		u.wg.Add(1)
+		go u.serveConn(c, int(n))
 	}
 }
 
-func (u *rawUpstream) serveConn(c net.Conn) {
-	defer c.Close()
+func (u *rawUpstream) serveConn(c net.Conn, conn int) {
+	defer u.wg.Done()
+	defer func() {
+		c.Close()
+		u.mu.Lock()
+		delete(u.conns, c)
+		u.closed = append(u.closed, c.RemoteAddr())
+		u.mu.Unlock()
+	}()
 	br := bufio.NewReader(c)
-	for {
+	for req := 1; ; req++ {
 		head, body, err := readRawRequest(br)
 		if err != nil {
 			return
@@ -64,8 +107,17 @@ func (u *rawUpstream) serveConn(c net.Conn) {
 		u.mu.Lock()
 		u.heads, u.bodies = append(u.heads, head), append(u.bodies, body)
 		u.mu.Unlock()
-		resp, closeAfter := u.answer(head)
+		var resp string
+		var closeAfter bool
+		if u.answerConn != nil {
+			resp, closeAfter = u.answerConn(head, conn, req)
+		} else {
+			resp, closeAfter = u.answer(head)
+		}
 		if _, err := io.WriteString(c, resp); err != nil || closeAfter {
+			return
+		}
+		if u.after != nil && !u.after(c, conn, req) {
 			return
 		}
 	}
