@@ -407,3 +407,40 @@ func TestCacheTTLReloadsEverything(t *testing.T) {
 	mustAdmin(t, writer, 201, "POST", "/services/s/routes", `{"paths":["/ttl"]}`)
 	eventually(t, 3*time.Second, func() error { return serves(t, reader, "/ttl") })
 }
+
+// TestClusterFormsWithExplicitNodeNames is the shipped docker-compose.yml's
+// set-up: every node sets node_name. Each must still record its cluster
+// address in the registry, or no node finds another.
+func TestClusterFormsWithExplicitNodeNames(t *testing.T) {
+	dsn := bootstrappedDatabase(t)
+	var nodes []*Node
+	for _, name := range []string{"gv-a", "gv-b", "gv-c"} {
+		cfg := clusterConfig(t, dsn)
+		cfg.NodeName = name
+		cfg.DBUpdateFrequency = time.Hour // changes must come by gossip
+		nodes = append(nodes, startClusterNode(t, cfg, fastHooks))
+	}
+	for _, n := range nodes {
+		eventually(t, 10*time.Second, func() error {
+			if alive := n.aliveMembers(); alive != len(nodes) {
+				return fmt.Errorf("%s sees %d alive members, want %d", n.Name(), alive, len(nodes))
+			}
+			return nil
+		})
+	}
+	records, err := nodes[0].store.Nodes(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rec := range records {
+		if rec.ClusterAddr == "" {
+			t.Errorf("registry row %s: got an empty cluster address, want the advertised one", rec.Name)
+		}
+	}
+	up := newUpstream(t)
+	mustAdmin(t, nodes[0], 201, "POST", "/services", `{"name":"s","url":"`+up.URL+`"}`)
+	mustAdmin(t, nodes[0], 201, "POST", "/services/s/routes", `{"paths":["/named"]}`)
+	for _, n := range nodes[1:] {
+		eventually(t, 3*time.Second, func() error { return serves(t, n, "/named") })
+	}
+}

@@ -125,19 +125,22 @@ func (n *Node) start(ctx context.Context) error {
 
 // resolveName picks the node's name: node_name, or the hostname and the
 // advertised cluster address (unique per host and port, stable across
-// restarts).
+// restarts). The advertised address is resolved either way: the registry
+// row carries it, and it is how the other nodes find this one.
 func (n *Node) resolveName() error {
+	if n.cfg.ClusterListen != "" {
+		advertised, err := gossip.ResolveAdvertise(n.cfg.ClusterListen, n.cfg.ClusterAdvertise)
+		if err != nil {
+			return err
+		}
+		n.clusterAddr = advertised
+	}
 	n.name = n.cfg.NodeName
 	if n.name == "" {
 		hostname, _ := os.Hostname()
-		addr := "nogossip-" + firstListen(n.cfg.AdminListen, firstListen(n.cfg.ProxyListen, ""))
-		if n.cfg.ClusterListen != "" {
-			advertised, err := gossip.ResolveAdvertise(n.cfg.ClusterListen, n.cfg.ClusterAdvertise)
-			if err != nil {
-				return err
-			}
-			addr = advertised
-			n.clusterAddr = advertised
+		addr := n.clusterAddr
+		if addr == "" {
+			addr = "nogossip-" + firstListen(n.cfg.AdminListen, firstListen(n.cfg.ProxyListen, ""))
 		}
 		n.name = hostname + "-" + addr
 	}
