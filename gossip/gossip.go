@@ -56,6 +56,10 @@ type Config struct {
 	GossipOnlyForTest bool
 	// OnHint is called for every hint received, including this node's own.
 	OnHint func(Hint)
+	// Status, if set, returns this node's live status (e.g. the config hash
+	// it serves now), the answer to other members' status queries
+	// (LiveMembers). It is called on the event goroutine: it must be quick.
+	Status func() map[string]string
 	// OnMembers is called after any membership or tag change.
 	OnMembers func()
 	Logger    zerolog.Logger

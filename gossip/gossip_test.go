@@ -376,3 +376,29 @@ func probedStatus(c *Cluster, name string) string {
 	}
 	return ""
 }
+
+func TestQueryStatusAsksEveryMember(t *testing.T) {
+	withStatus := func(hash string) func(*Config) {
+		return func(c *Config) { c.Status = func() map[string]string { return map[string]string{"hash": hash} } }
+	}
+	a, _ := member(t, 1, nil, withStatus("aaa"))
+	b, _ := member(t, 2, nil, withStatus("bbb"))
+	silent, _ := member(t, 3, nil) // answers no status query
+	for _, m := range []*Cluster{b, silent} {
+		if _, err := m.Join([]string{a.AdvertiseAddr()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all := map[string]string{"node-1": "alive", "node-2": "alive", "node-3": "alive"}
+	eventually(t, 5*time.Second, func() error { return wantStatuses(a, all) })
+	got := map[string]string{}
+	for _, m := range a.LiveMembers(time.Second) {
+		got[m.Name] = fmt.Sprint(m.Live)
+	}
+	want := map[string]string{"node-1": "map[hash:aaa]", "node-2": "map[hash:bbb]", "node-3": "map[]"}
+	for name, w := range want {
+		if got[name] != w {
+			t.Errorf("member %s: got live status %s, want %s", name, got[name], w)
+		}
+	}
+}

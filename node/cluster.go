@@ -55,6 +55,7 @@ func (n *Node) startGossip() error {
 			tagVersion:    Version,
 		},
 		OnHint: n.onHint,
+		Status: n.liveStatus,
 		Logger: n.log.With().Str("component", "gossip").Logger(),
 	})
 	if err != nil {
@@ -63,6 +64,15 @@ func (n *Node) startGossip() error {
 	n.gossip = cluster
 	n.tagCh = make(chan applyStatus, 1)
 	return nil
+}
+
+// liveStatus is this node's answer to a status query: what it serves now.
+func (n *Node) liveStatus() map[string]string {
+	status := map[string]string{tagConfigHash: n.ConfigHash()}
+	if s := n.applier.status.Load(); s != nil {
+		status[tagAppliedAt] = strconv.FormatInt(s.AppliedAt.UnixMilli(), 10)
+	}
+	return status
 }
 
 // advertisedListen is the address peers and operators use for a listener:

@@ -444,3 +444,69 @@ func TestClusterFormsWithExplicitNodeNames(t *testing.T) {
 		eventually(t, 3*time.Second, func() error { return serves(t, n, "/named") })
 	}
 }
+
+// clusterHashes reads GET /cluster from n: each member's config hash and
+// whether the view claims agreement.
+func clusterHashes(t *testing.T, n *Node) (map[string]string, bool) {
+	t.Helper()
+	status, body := adminDo(t, n, "GET", "/cluster", "")
+	if status != 200 {
+		t.Fatalf("GET /cluster: got %d %v, want 200", status, body)
+	}
+	hashes := map[string]string{}
+	for _, raw := range body["data"].([]any) {
+		m := raw.(map[string]any)
+		hashes[m["name"].(string)], _ = m["config_hash"].(string)
+	}
+	return hashes, body["config_hash_agreed"] == true
+}
+
+// TestClusterViewIsTrueOnceEveryNodeApplied asks GET /cluster right after
+// every node applied a change: the view must show the new hash on every
+// member at once, not a gossiped tag that lags behind.
+func TestClusterViewIsTrueOnceEveryNodeApplied(t *testing.T) {
+	nodes, _ := testCluster(t, 3)
+	up := newUpstream(t)
+	mustAdmin(t, nodes[0], 201, "POST", "/services", `{"name":"s","url":"`+up.URL+`"}`)
+	for i := 0; i < 5; i++ {
+		writer, reader := nodes[i%3], nodes[(i+1)%3]
+		mustAdmin(t, writer, 201, "POST", "/services/s/routes", fmt.Sprintf(`{"paths":["/view%d"]}`, i))
+		want := writer.ConfigHash()
+		for _, n := range nodes {
+			eventually(t, 3*time.Second, func() error {
+				if got := n.ConfigHash(); got != want {
+					return fmt.Errorf("%s serves %s, want %s", n.Name(), got, want)
+				}
+				return nil
+			})
+		}
+		hashes, agreed := clusterHashes(t, reader)
+		for _, n := range nodes {
+			if hashes[n.Name()] != want {
+				t.Errorf("change %d: GET /cluster on %s shows %s with hash %q, want %q (every node serves it)", i, reader.Name(), n.Name(), hashes[n.Name()], want)
+			}
+		}
+		if !agreed {
+			t.Errorf("change %d: got config_hash_agreed false, want true", i)
+		}
+	}
+}
+
+// TestClusterViewSaysUnknownForASilentMember cuts one node's gossip: the
+// view must not show the hash that node last gossiped as if it were true.
+func TestClusterViewSaysUnknownForASilentMember(t *testing.T) {
+	nodes, _ := testCluster(t, 3)
+	a, c := nodes[0], nodes[2]
+	eventually(t, 5*time.Second, func() error { return agreed(t, a) })
+	cutGossip(t, c.clusterAddr)
+	hashes, agreed := clusterHashes(t, a)
+	if hashes[c.Name()] != hashUnknown {
+		t.Errorf("got hash %q for the cut-off node, want %q", hashes[c.Name()], hashUnknown)
+	}
+	if hashes[a.Name()] != a.ConfigHash() || hashes[nodes[1].Name()] != a.ConfigHash() {
+		t.Errorf("got hashes %v, want %s for the nodes that answer", hashes, a.ConfigHash())
+	}
+	if agreed {
+		t.Errorf("got config_hash_agreed true with a member silent, want false")
+	}
+}
