@@ -152,6 +152,7 @@ func buildSerfConfig(cfg *Config) (*serf.Config, error) {
 	}
 
 	sc := serf.DefaultConfig()
+	sc.QueryTimeoutMult = queryTimeoutMult(sc.QueryTimeoutMult, ml.GossipInterval)
 	sc.NodeName = cfg.NodeName
 	sc.Tags = copyTags(cfg.Tags)
 	sc.MemberlistConfig = ml
@@ -169,6 +170,21 @@ func buildSerfConfig(cfg *Config) (*serf.Config, error) {
 		sc.LeavePropagateDelay = 100 * time.Millisecond
 	}
 	return sc, nil
+}
+
+// queryTimeoutMult scales serf's query timeout multiplier to our gossip
+// interval. Serf times a query out after GossipInterval × QueryTimeoutMult
+// × ⌈log10(N+1)⌉, tuned for memberlist's LAN interval of 200 ms; with the
+// 20 ms interval hints need, that was 320 ms, and key rotation and
+// reachability queries timed out on a busy host. Scaling keeps serf's
+// designed timeout (3.2 s below ten nodes); queries still end as soon as
+// every member answered.
+func queryTimeoutMult(serfDefault int, gossipInterval time.Duration) int {
+	lan := memberlist.DefaultLANConfig().GossipInterval
+	if gossipInterval <= 0 || gossipInterval >= lan {
+		return serfDefault
+	}
+	return int((time.Duration(serfDefault)*lan + gossipInterval - 1) / gossipInterval)
 }
 
 // bindError turns memberlist's bind failure into a message that names the key.

@@ -402,3 +402,25 @@ func TestQueryStatusAsksEveryMember(t *testing.T) {
 		}
 	}
 }
+
+// TestQueryTimeoutKeepsSerfsDesign: the short gossip interval must not
+// shorten serf's query timeout (it was 320 ms, and key rotation failed
+// on a busy host).
+func TestQueryTimeoutKeepsSerfsDesign(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		interval time.Duration
+	}{
+		{"default 20ms", 0},
+		{"5ms", 5 * time.Millisecond},
+		{"LAN 200ms", 200 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, _ := member(t, 1, nil, func(c *Config) { c.GossipInterval = tc.interval })
+			// One member: ⌈log10(2)⌉ = 1, so serf's designed timeout is 16 × 200 ms.
+			if got, want := c.serf.DefaultQueryTimeout(), 3200*time.Millisecond; got < want {
+				t.Fatalf("got query timeout %s, want at least %s", got, want)
+			}
+		})
+	}
+}

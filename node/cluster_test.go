@@ -361,12 +361,17 @@ func TestClusterKeyRotationThroughTheAdminAPI(t *testing.T) {
 		nodes = append(nodes, startClusterNode(t, cfg, fastHooks))
 	}
 	a, b := nodes[0], nodes[1]
-	eventually(t, 10*time.Second, func() error {
-		if n := b.aliveMembers(); n != 2 {
-			return fmt.Errorf("node B sees %d alive members, want 2", n)
-		}
-		return nil
-	})
+	// Both must see each other: serf counts a key query's nodes from the
+	// asker's member list, so an asker that does not know B yet installs
+	// the key on itself alone and calls that a full success.
+	for _, n := range nodes {
+		eventually(t, 10*time.Second, func() error {
+			if alive := n.aliveMembers(); alive != 2 {
+				return fmt.Errorf("%s sees %d alive members, want 2", n.Name(), alive)
+			}
+			return nil
+		})
+	}
 	steps := []struct {
 		method, path, body string
 		wantStatus         int
