@@ -8,7 +8,6 @@ package gossip
 import (
 	"errors"
 	"fmt"
-	"io"
 	"log"
 	"net"
 	"strconv"
@@ -141,7 +140,8 @@ func buildSerfConfig(cfg *Config) (*serf.Config, error) {
 	}
 	ml.BindAddr, ml.BindPort = bindHost, bindPort
 	ml.AdvertiseAddr, ml.AdvertisePort = advHost, advPort
-	ml.Logger = log.New(zerologWriter{cfg.Logger}, "", 0)
+	logWriter := newZerologWriter(cfg.Logger)
+	ml.Logger = log.New(logWriter, "", 0)
 	if len(cfg.EncryptKey) > 0 {
 		keyring, err := memberlist.NewKeyring(nil, cfg.EncryptKey)
 		if err != nil {
@@ -156,7 +156,7 @@ func buildSerfConfig(cfg *Config) (*serf.Config, error) {
 	sc.NodeName = cfg.NodeName
 	sc.Tags = copyTags(cfg.Tags)
 	sc.MemberlistConfig = ml
-	sc.Logger = log.New(zerologWriter{cfg.Logger}, "", 0)
+	sc.Logger = log.New(logWriter, "", 0)
 	sc.KeyringFile = cfg.KeyringFile
 	sc.EnableNameConflictResolution = true
 	sc.ReconnectTimeout = 24 * time.Hour
@@ -303,7 +303,7 @@ func (c *Cluster) dispatchEvents() {
 func (c *Cluster) handleEvent(ev serf.Event) {
 	defer func() {
 		if r := recover(); r != nil {
-			c.log.Error().Interface("panic", r).Msg("gossip event handler panicked")
+			logPanic(c.log, r, "gossip event handler")
 		}
 	}()
 	switch e := ev.(type) {
@@ -329,21 +329,6 @@ func (c *Cluster) handleUserEvent(e serf.UserEvent) {
 	}
 	c.cfg.OnHint(h)
 }
-
-// zerologWriter routes serf's and memberlist's standard-library logs into
-// zerolog at debug level; they are chatty and mostly about normal probes.
-type zerologWriter struct{ log zerolog.Logger }
-
-func (w zerologWriter) Write(p []byte) (int, error) {
-	msg := string(p)
-	if len(msg) > 0 && msg[len(msg)-1] == '\n' {
-		msg = msg[:len(msg)-1]
-	}
-	w.log.Debug().Str("component", "serf").Msg(msg)
-	return len(p), nil
-}
-
-var _ io.Writer = zerologWriter{}
 
 func copyTags(tags map[string]string) map[string]string {
 	out := make(map[string]string, len(tags))

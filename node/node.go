@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -272,7 +273,8 @@ func (n *Node) goSafe(ctx context.Context, name string, fn func(context.Context)
 		defer n.wg.Done()
 		defer func() {
 			if r := recover(); r != nil {
-				n.log.Error().Interface("panic", r).Str("goroutine", name).Msg("background goroutine panicked")
+				n.log.Error().Str("panic", fmt.Sprint(r)).Str("goroutine", name).Str("stack", string(debug.Stack())).
+					Msg("background goroutine panicked")
 			}
 		}()
 		fn(ctx)
