@@ -137,7 +137,12 @@ func TestClusterPollingDeliversWhenGossipIsCut(t *testing.T) {
 
 // cutGossip drops every packet to or from addr's gossip port with
 // nftables, and removes the rules when the test ends.
-func cutGossip(t *testing.T, addr string) {
+func cutGossip(t *testing.T, addr string) { cutTraffic(t, addr) }
+
+// cutTraffic drops (not rejects) every packet to or from addr, TCP and
+// UDP, with nftables. The returned function lets the packets through
+// again; it runs at the end of the test too, and is safe to repeat.
+func cutTraffic(t *testing.T, addr string) (restore func()) {
 	t.Helper()
 	removeStaleNftTables(t)
 	host, port := splitAddr(t, addr)
@@ -155,11 +160,16 @@ func cutGossip(t *testing.T, addr string) {
 			t.Fatalf("nft %s: %v: %s (scripts/test installs nftables; tests run as root)", rule, err, out)
 		}
 	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("nft", "delete", "table", "inet", table).CombinedOutput(); err != nil {
-			t.Errorf("removing nft table %s: %v: %s", table, err, out)
-		}
-	})
+	var once sync.Once
+	restore = func() {
+		once.Do(func() {
+			if out, err := exec.Command("nft", "delete", "table", "inet", table).CombinedOutput(); err != nil {
+				t.Errorf("removing nft table %s: %v: %s", table, err, out)
+			}
+		})
+	}
+	t.Cleanup(restore)
+	return restore
 }
 
 // removeStaleNftTables deletes rule tables a killed test run left behind,
