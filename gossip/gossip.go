@@ -62,6 +62,8 @@ type Config struct {
 	// OnMembers is called after any membership or tag change.
 	OnMembers func()
 	Logger    zerolog.Logger
+
+	logWriter *zerologWriter // serf's and memberlist's logs; set by Start
 }
 
 // Cluster is this node's membership in the gossip cluster.
@@ -87,6 +89,7 @@ type Cluster struct {
 
 // Start binds cluster_listen and starts gossiping. It joins no one: call Join.
 func Start(cfg Config) (*Cluster, error) {
+	cfg.logWriter = newZerologWriter(cfg.Logger)
 	serfConfig, err := buildSerfConfig(&cfg)
 	if err != nil {
 		return nil, err
@@ -140,7 +143,7 @@ func buildSerfConfig(cfg *Config) (*serf.Config, error) {
 	}
 	ml.BindAddr, ml.BindPort = bindHost, bindPort
 	ml.AdvertiseAddr, ml.AdvertisePort = advHost, advPort
-	logWriter := newZerologWriter(cfg.Logger)
+	logWriter := cfg.logWriter
 	ml.Logger = log.New(logWriter, "", 0)
 	if len(cfg.EncryptKey) > 0 {
 		keyring, err := memberlist.NewKeyring(nil, cfg.EncryptKey)
@@ -281,6 +284,7 @@ func (c *Cluster) Leave() error {
 func (c *Cluster) Shutdown() error {
 	c.shutdownOnce.Do(func() {
 		c.shutdownErr = c.serf.Shutdown()
+		c.cfg.logWriter.close()
 		close(c.done)
 		c.wg.Wait()
 	})

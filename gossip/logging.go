@@ -30,6 +30,21 @@ const (
 type zerologWriter struct {
 	log   zerolog.Logger
 	limit *logLimiter
+
+	// mu guards closed; Write holds it shared while it logs.
+	mu sync.RWMutex
+	// closed is set by Shutdown: memberlist's timers can still log a
+	// failed send on the closed socket after it returned, and nothing
+	// after shutdown is news (a test's logger is gone by then).
+	closed bool
+}
+
+// close drops every line written from now on, once the lines being
+// written have been.
+func (w *zerologWriter) close() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.closed = true
 }
 
 func newZerologWriter(log zerolog.Logger) *zerologWriter {
@@ -37,6 +52,11 @@ func newZerologWriter(log zerolog.Logger) *zerologWriter {
 }
 
 func (w *zerologWriter) Write(p []byte) (int, error) {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	if w.closed {
+		return len(p), nil
+	}
 	line := string(bytes.TrimRight(p, "\n"))
 	level, msg := splitLevel(line)
 	if level < zerolog.WarnLevel {

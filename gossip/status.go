@@ -3,6 +3,7 @@ package gossip
 import (
 	"encoding/json"
 	"fmt"
+	"sort"
 	"sync"
 	"time"
 
@@ -58,38 +59,97 @@ func (c *Cluster) LiveMembers(timeout time.Duration) []LiveMember {
 
 // QueryStatus asks every member for its live status (Config.Status) and
 // returns the answers by member name, this node's own included; members
-// that did not answer within timeout are absent.
+// that did not answer within timeout are absent. A query and its answers
+// are single UDP packets, and on a busy host one gets lost now and then;
+// so a third of the way in, the members still silent are asked again.
 func (c *Cluster) QueryStatus(timeout time.Duration) (map[string]map[string]string, error) {
 	answers := map[string]map[string]string{}
 	if c.cfg.Status != nil {
 		answers[c.cfg.NodeName] = c.cfg.Status()
 	}
-	others := c.aliveCount() - 1
-	if others <= 0 {
+	silent := c.aliveOthers()
+	if len(silent) == 0 {
 		return answers, nil
 	}
-	params := c.serf.DefaultQueryParams()
-	params.Timeout = timeout
-	resp, err := c.serf.Query(statusQueryName, nil, params)
+	deadline := time.Now().Add(timeout)
+	first, err := c.statusQuery(timeout, nil)
 	if err != nil {
-		return answers, fmt.Errorf("sending status query: %w", err)
+		return answers, err
 	}
-	defer resp.Close()
-	for r := range resp.ResponseCh() {
-		if r.From == c.cfg.NodeName {
-			continue
-		}
-		var status map[string]string
-		if err := json.Unmarshal(r.Payload, &status); err != nil {
-			c.log.Warn().Err(err).Str("member", r.From).Msg("ignoring a malformed status answer")
-			continue
-		}
-		answers[r.From] = status
-		if len(answers) > others {
-			break // everyone alive answered: no need to wait for the deadline
+	defer first.Close()
+	again := time.NewTimer(timeout / 3)
+	defer again.Stop()
+	firstCh := first.ResponseCh()
+	var secondCh <-chan serf.NodeResponse
+	for len(silent) > 0 && (firstCh != nil || secondCh != nil) {
+		select {
+		case r, ok := <-firstCh:
+			if !ok {
+				firstCh = nil
+				continue
+			}
+			c.takeAnswer(answers, silent, r)
+		case r, ok := <-secondCh:
+			if !ok {
+				secondCh = nil
+				continue
+			}
+			c.takeAnswer(answers, silent, r)
+		case <-again.C:
+			second, err := c.statusQuery(time.Until(deadline), sortedKeys(silent))
+			if err != nil {
+				continue
+			}
+			defer second.Close()
+			secondCh = second.ResponseCh()
 		}
 	}
 	return answers, nil
+}
+
+// statusQuery sends one status query, to the named members only if any.
+func (c *Cluster) statusQuery(timeout time.Duration, only []string) (*serf.QueryResponse, error) {
+	params := c.serf.DefaultQueryParams()
+	params.Timeout = timeout
+	params.FilterNodes = only
+	resp, err := c.serf.Query(statusQueryName, nil, params)
+	if err != nil {
+		return nil, fmt.Errorf("sending status query: %w", err)
+	}
+	return resp, nil
+}
+
+// takeAnswer records one member's answer and strikes it off silent.
+func (c *Cluster) takeAnswer(answers map[string]map[string]string, silent map[string]bool, r serf.NodeResponse) {
+	var status map[string]string
+	if err := json.Unmarshal(r.Payload, &status); err != nil {
+		c.log.Warn().Err(err).Str("member", r.From).Msg("ignoring a malformed status answer")
+		return
+	}
+	if r.From != c.cfg.NodeName {
+		answers[r.From] = status
+	}
+	delete(silent, r.From)
+}
+
+// aliveOthers is the set of alive members besides this node.
+func (c *Cluster) aliveOthers() map[string]bool {
+	out := map[string]bool{}
+	for _, m := range c.serf.Members() {
+		if m.Status == serf.StatusAlive && m.Name != c.cfg.NodeName {
+			out[m.Name] = true
+		}
+	}
+	return out
+}
+
+func sortedKeys(set map[string]bool) []string {
+	out := make([]string, 0, len(set))
+	for k := range set {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // answerStatus answers a status query with this node's live status.
