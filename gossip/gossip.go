@@ -8,7 +8,6 @@ package gossip
 import (
 	"errors"
 	"fmt"
-	"io"
 	"log"
 	"net"
 	"strconv"
@@ -56,9 +55,15 @@ type Config struct {
 	GossipOnlyForTest bool
 	// OnHint is called for every hint received, including this node's own.
 	OnHint func(Hint)
+	// Status, if set, returns this node's live status (e.g. the config hash
+	// it serves now), the answer to other members' status queries
+	// (LiveMembers). It is called on the event goroutine: it must be quick.
+	Status func() map[string]string
 	// OnMembers is called after any membership or tag change.
 	OnMembers func()
 	Logger    zerolog.Logger
+
+	logWriter *zerologWriter // serf's and memberlist's logs; set by Start
 }
 
 // Cluster is this node's membership in the gossip cluster.
@@ -84,6 +89,7 @@ type Cluster struct {
 
 // Start binds cluster_listen and starts gossiping. It joins no one: call Join.
 func Start(cfg Config) (*Cluster, error) {
+	cfg.logWriter = newZerologWriter(cfg.Logger)
 	serfConfig, err := buildSerfConfig(&cfg)
 	if err != nil {
 		return nil, err
@@ -137,7 +143,8 @@ func buildSerfConfig(cfg *Config) (*serf.Config, error) {
 	}
 	ml.BindAddr, ml.BindPort = bindHost, bindPort
 	ml.AdvertiseAddr, ml.AdvertisePort = advHost, advPort
-	ml.Logger = log.New(zerologWriter{cfg.Logger}, "", 0)
+	logWriter := cfg.logWriter
+	ml.Logger = log.New(logWriter, "", 0)
 	if len(cfg.EncryptKey) > 0 {
 		keyring, err := memberlist.NewKeyring(nil, cfg.EncryptKey)
 		if err != nil {
@@ -148,10 +155,11 @@ func buildSerfConfig(cfg *Config) (*serf.Config, error) {
 	}
 
 	sc := serf.DefaultConfig()
+	sc.QueryTimeoutMult = queryTimeoutMult(sc.QueryTimeoutMult, ml.GossipInterval)
 	sc.NodeName = cfg.NodeName
 	sc.Tags = copyTags(cfg.Tags)
 	sc.MemberlistConfig = ml
-	sc.Logger = log.New(zerologWriter{cfg.Logger}, "", 0)
+	sc.Logger = log.New(logWriter, "", 0)
 	sc.KeyringFile = cfg.KeyringFile
 	sc.EnableNameConflictResolution = true
 	sc.ReconnectTimeout = 24 * time.Hour
@@ -165,6 +173,21 @@ func buildSerfConfig(cfg *Config) (*serf.Config, error) {
 		sc.LeavePropagateDelay = 100 * time.Millisecond
 	}
 	return sc, nil
+}
+
+// queryTimeoutMult scales serf's query timeout multiplier to our gossip
+// interval. Serf times a query out after GossipInterval × QueryTimeoutMult
+// × ⌈log10(N+1)⌉, tuned for memberlist's LAN interval of 200 ms; with the
+// 20 ms interval hints need, that was 320 ms, and key rotation and
+// reachability queries timed out on a busy host. Scaling keeps serf's
+// designed timeout (3.2 s below ten nodes); queries still end as soon as
+// every member answered.
+func queryTimeoutMult(serfDefault int, gossipInterval time.Duration) int {
+	lan := memberlist.DefaultLANConfig().GossipInterval
+	if gossipInterval <= 0 || gossipInterval >= lan {
+		return serfDefault
+	}
+	return int((time.Duration(serfDefault)*lan + gossipInterval - 1) / gossipInterval)
 }
 
 // bindError turns memberlist's bind failure into a message that names the key.
@@ -261,6 +284,7 @@ func (c *Cluster) Leave() error {
 func (c *Cluster) Shutdown() error {
 	c.shutdownOnce.Do(func() {
 		c.shutdownErr = c.serf.Shutdown()
+		c.cfg.logWriter.close()
 		close(c.done)
 		c.wg.Wait()
 	})
@@ -283,7 +307,7 @@ func (c *Cluster) dispatchEvents() {
 func (c *Cluster) handleEvent(ev serf.Event) {
 	defer func() {
 		if r := recover(); r != nil {
-			c.log.Error().Interface("panic", r).Msg("gossip event handler panicked")
+			logPanic(c.log, r, "gossip event handler")
 		}
 	}()
 	switch e := ev.(type) {
@@ -309,21 +333,6 @@ func (c *Cluster) handleUserEvent(e serf.UserEvent) {
 	}
 	c.cfg.OnHint(h)
 }
-
-// zerologWriter routes serf's and memberlist's standard-library logs into
-// zerolog at debug level; they are chatty and mostly about normal probes.
-type zerologWriter struct{ log zerolog.Logger }
-
-func (w zerologWriter) Write(p []byte) (int, error) {
-	msg := string(p)
-	if len(msg) > 0 && msg[len(msg)-1] == '\n' {
-		msg = msg[:len(msg)-1]
-	}
-	w.log.Debug().Str("component", "serf").Msg(msg)
-	return len(p), nil
-}
-
-var _ io.Writer = zerologWriter{}
 
 func copyTags(tags map[string]string) map[string]string {
 	out := make(map[string]string, len(tags))

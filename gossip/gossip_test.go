@@ -376,3 +376,126 @@ func probedStatus(c *Cluster, name string) string {
 	}
 	return ""
 }
+
+func TestQueryStatusAsksEveryMember(t *testing.T) {
+	withStatus := func(hash string) func(*Config) {
+		return func(c *Config) { c.Status = func() map[string]string { return map[string]string{"hash": hash} } }
+	}
+	a, _ := member(t, 1, nil, withStatus("aaa"))
+	b, _ := member(t, 2, nil, withStatus("bbb"))
+	silent, _ := member(t, 3, nil) // answers no status query
+	for _, m := range []*Cluster{b, silent} {
+		if _, err := m.Join([]string{a.AdvertiseAddr()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all := map[string]string{"node-1": "alive", "node-2": "alive", "node-3": "alive"}
+	eventually(t, 5*time.Second, func() error { return wantStatuses(a, all) })
+	got := map[string]string{}
+	for _, m := range a.LiveMembers(time.Second) {
+		got[m.Name] = fmt.Sprint(m.Live)
+	}
+	want := map[string]string{"node-1": "map[hash:aaa]", "node-2": "map[hash:bbb]", "node-3": "map[]"}
+	for name, w := range want {
+		if got[name] != w {
+			t.Errorf("member %s: got live status %s, want %s", name, got[name], w)
+		}
+	}
+}
+
+// TestQueryTimeoutKeepsSerfsDesign: the short gossip interval must not
+// shorten serf's query timeout (it was 320 ms, and key rotation failed
+// on a busy host).
+func TestQueryTimeoutKeepsSerfsDesign(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		interval time.Duration
+	}{
+		{"default 20ms", 0},
+		{"5ms", 5 * time.Millisecond},
+		{"LAN 200ms", 200 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, _ := member(t, 1, nil, func(c *Config) { c.GossipInterval = tc.interval })
+			// One member: ⌈log10(2)⌉ = 1, so serf's designed timeout is 16 × 200 ms.
+			if got, want := c.serf.DefaultQueryTimeout(), 3200*time.Millisecond; got < want {
+				t.Fatalf("got query timeout %s, want at least %s", got, want)
+			}
+		})
+	}
+}
+
+func TestSerfLogLevelsAndLimit(t *testing.T) {
+	var buf strings.Builder
+	w := newZerologWriter(zerolog.New(&buf).Level(zerolog.InfoLevel))
+	lines := []string{
+		"[DEBUG] memberlist: Stream connection from=127.0.0.1:1",
+		"[INFO] serf: EventMemberJoin: a 127.0.0.1",
+		"[WARN] memberlist: Refuting a suspect message (from: b)",
+	}
+	for i := 0; i < logBurst+3; i++ {
+		lines = append(lines, fmt.Sprintf("[ERR] memberlist: Decrypt packet failed: no installed keys could decrypt the message from=127.0.0.%d:7946", i))
+	}
+	for _, l := range lines {
+		if _, err := w.Write([]byte(l + "\n")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := buf.String()
+	for _, tc := range []struct {
+		name, want string
+		count      int
+	}{
+		{"debug and info stay below the default level", `"level":"debug"`, 0},
+		{"info stays at debug", "EventMemberJoin", 0},
+		{"warn at warn", `{"level":"warn","component":"serf","message":"memberlist: Refuting a suspect message (from: b)"}`, 1},
+		{"a flood of errors limited to the burst", `"level":"error"`, logBurst},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := strings.Count(out, tc.want); got != tc.count {
+				t.Fatalf("got %d lines with %s, want %d:\n%s", got, tc.want, tc.count, out)
+			}
+		})
+	}
+	// The next period's first line says how many were left out.
+	ok, suppressed := w.limit.allow("memberlist: Decrypt packet failed", time.Now().Add(logPeriod))
+	if !ok || suppressed != 3 {
+		t.Fatalf("next period: got allowed %v with %d suppressed, want true and 3", ok, suppressed)
+	}
+}
+
+func TestHandlerPanicIsLoggedWithItsStack(t *testing.T) {
+	var buf syncBuffer
+	c, _ := member(t, 1, nil, func(c *Config) {
+		c.Logger = zerolog.New(&buf)
+		c.OnHint = func(Hint) { panic("boom in the hint handler") }
+	})
+	if err := c.Broadcast(Hint{EventID: 1, Table: "services", ID: "x", Op: "create", Origin: "node-1"}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, func() error {
+		out := buf.String()
+		if !strings.Contains(out, `"level":"error"`) || !strings.Contains(out, "boom in the hint handler") || !strings.Contains(out, "gossip.TestHandlerPanicIsLoggedWithItsStack") {
+			return fmt.Errorf("no error line with the panic and a stack naming the panicking function: %s", out)
+		}
+		return nil
+	})
+}
+
+// syncBuffer is a strings.Builder safe for a logger and a test to share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

@@ -84,9 +84,15 @@ func (c *Cluster) reachabilityReport(acked, answered map[string]bool) Reachabili
 
 // answerQuery answers the queries this package defines.
 func (c *Cluster) answerQuery(q *serf.Query) {
-	if q.Name != pingQueryName {
-		return
+	switch q.Name {
+	case pingQueryName:
+		c.answerPing(q)
+	case statusQueryName:
+		c.answerStatus(q)
 	}
+}
+
+func (c *Cluster) answerPing(q *serf.Query) {
 	if err := q.Respond([]byte(c.cfg.NodeName)); err != nil {
 		c.log.Debug().Err(err).Msg("answering reachability query")
 	}

@@ -23,6 +23,10 @@ const (
 	// eventWindow is how many recent event ids a full load inspects to
 	// tell committed ones from those still in flight.
 	eventWindow = 10000
+	// fullLoadCalls is how many pg_timeouts a full load may take: it
+	// reads every configuration table and the recent events in one
+	// transaction, where other calls read a row or a page.
+	fullLoadCalls = 4
 )
 
 // applyRequest is a committed local write waiting to be live.
@@ -49,6 +53,11 @@ type applier struct {
 	pollEvery time.Duration
 	settle    time.Duration
 	cacheTTL  time.Duration
+	// dbTimeout (pg_timeout) bounds every database call: a database that
+	// stops answering (packets dropped, not refused) would otherwise hold
+	// this goroutine, and every change after it, for as long as TCP keeps
+	// retrying.
+	dbTimeout time.Duration
 	// pollGapLimit is how long after the last successful poll unread
 	// events may already be purged: the next poll is a full reload.
 	pollGapLimit time.Duration
@@ -61,7 +70,16 @@ type applier struct {
 	localCh  chan applyRequest
 	hintCh   chan gossip.Hint
 	reloadCh chan string
+
+	// waiting are the writers of the batch being applied; afterPanic
+	// answers them if the batch never finishes.
+	waiting     []chan error
+	beforeApply func() // test hook; nil in production
 }
+
+// errApplierPanicked answers the writers whose batch a panic interrupted;
+// their writes are committed and arrive with the reload that follows.
+var errApplierPanicked = errors.New("the applier panicked while applying this change; it restarts with a full reload")
 
 // pendingWork is a batch of entities to re-read, with the events behind them.
 type pendingWork struct {
@@ -85,6 +103,8 @@ func (w *pendingWork) addHint(h gossip.Hint) {
 
 // loadAll builds the state from one consistent read of the database.
 func (a *applier) loadAll(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, fullLoadCalls*a.dbTimeout)
+	defer cancel()
 	load, err := a.store.LoadConfig(ctx, tables, eventWindow)
 	if err != nil {
 		return fmt.Errorf("loading configuration: %w", err)
@@ -173,7 +193,12 @@ func (a *applier) coalesceHints(ctx context.Context, first gossip.Hint) *pending
 // the waiting writers. Entities whose events were all applied already are
 // skipped (a hint for a change this node made or polled).
 func (a *applier) apply(ctx context.Context, work *pendingWork) {
+	a.waiting = work.waiters
+	if a.beforeApply != nil {
+		a.beforeApply()
+	}
 	err := a.applyEntities(ctx, work.entities)
+	a.waiting = nil
 	for _, done := range work.waiters {
 		done <- err
 	}
@@ -217,6 +242,8 @@ func (a *applier) reloadEntity(ctx context.Context, key entityKey) error {
 	if !ok {
 		return nil // a hint for a table this node does not serve from
 	}
+	ctx, cancel := context.WithTimeout(ctx, a.dbTimeout)
+	defer cancel()
 	row, err := a.store.Get(ctx, table, key.ID)
 	if errors.Is(err, store.ErrNotFound) {
 		a.state.remove(key)
@@ -248,7 +275,7 @@ func (a *applier) poll(ctx context.Context) {
 	}
 	cursor := a.tracker.watermark
 	for {
-		events, err := a.store.EventsSince(ctx, cursor, store.DefaultEventsLimit)
+		events, err := a.eventsSince(ctx, cursor)
 		if err != nil {
 			a.log.Warn().Err(err).Msg("polling cluster_events failed; serving the last configuration")
 			return
@@ -264,6 +291,13 @@ func (a *applier) poll(ctx context.Context) {
 	}
 	a.lastPolled = time.Now()
 	a.tracker.advance(time.Now())
+}
+
+// eventsSince reads one page of events within the call deadline.
+func (a *applier) eventsSince(ctx context.Context, cursor int64) ([]store.Event, error) {
+	ctx, cancel := context.WithTimeout(ctx, a.dbTimeout)
+	defer cancel()
+	return a.store.EventsSince(ctx, cursor, store.DefaultEventsLimit)
 }
 
 // applyEvents applies a page of polled events, leaving out those younger
@@ -284,6 +318,20 @@ func (a *applier) applyEvents(ctx context.Context, events []store.Event) error {
 	}
 	a.tracker.observedUpTo(maxID, time.Now())
 	return nil
+}
+
+// afterPanic runs on the applier goroutine after a panic, before it runs
+// again: it answers the writers the interrupted batch held, and queues a
+// full reload, since the panic may have left the state half-changed.
+func (a *applier) afterPanic() {
+	for _, done := range a.waiting {
+		done <- errApplierPanicked // buffered: never blocks
+	}
+	a.waiting = nil
+	select {
+	case a.reloadCh <- "the applier restarted after a panic":
+	default: // a reload is already queued
+	}
 }
 
 // reloadAll replaces the whole state from the database.

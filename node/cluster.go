@@ -55,6 +55,7 @@ func (n *Node) startGossip() error {
 			tagVersion:    Version,
 		},
 		OnHint: n.onHint,
+		Status: n.liveStatus,
 		Logger: n.log.With().Str("component", "gossip").Logger(),
 	})
 	if err != nil {
@@ -63,6 +64,15 @@ func (n *Node) startGossip() error {
 	n.gossip = cluster
 	n.tagCh = make(chan applyStatus, 1)
 	return nil
+}
+
+// liveStatus is this node's answer to a status query: what it serves now.
+func (n *Node) liveStatus() map[string]string {
+	status := map[string]string{tagConfigHash: n.ConfigHash()}
+	if s := n.applier.status.Load(); s != nil {
+		status[tagAppliedAt] = strconv.FormatInt(s.AppliedAt.UnixMilli(), 10)
+	}
+	return status
 }
 
 // advertisedListen is the address peers and operators use for a listener:
@@ -151,7 +161,9 @@ func (n *Node) register(ctx context.Context) error {
 	}
 	record.Hostname, _ = os.Hostname()
 	record.ClusterAddr = n.clusterAddr
-	if err := n.store.RegisterNode(ctx, record); err != nil {
+	dbCtx, cancel := n.dbCtx(ctx)
+	defer cancel()
+	if err := n.store.RegisterNode(dbCtx, record); err != nil {
 		return fmt.Errorf("registering node %s: %w", n.name, err)
 	}
 	n.joinPeers(ctx)
@@ -166,7 +178,9 @@ func (n *Node) joinPeers(ctx context.Context) {
 		return
 	}
 	peers := append([]string{}, n.cfg.ClusterJoin...)
-	nodes, err := n.store.Nodes(ctx)
+	dbCtx, cancel := n.dbCtx(ctx)
+	nodes, err := n.store.Nodes(dbCtx)
+	cancel()
 	if err != nil {
 		n.log.Warn().Err(err).Msg("reading the node registry failed")
 	}
@@ -206,7 +220,7 @@ func (n *Node) heartbeatLoop(ctx context.Context) {
 }
 
 func (n *Node) heartbeat(ctx context.Context) {
-	err := n.store.TouchNode(ctx, n.name)
+	err := n.withDB(ctx, func(ctx context.Context) error { return n.store.TouchNode(ctx, n.name) })
 	if errors.Is(err, store.ErrNotFound) {
 		err = n.register(ctx) // purged while this node was cut off
 	}
@@ -214,15 +228,36 @@ func (n *Node) heartbeat(ctx context.Context) {
 		n.log.Debug().Err(err).Msg("registry heartbeat failed")
 		return
 	}
-	if _, err := n.store.PurgeNodes(ctx, n.cfg.ClusterTTLOnFailure); err != nil {
+	err = n.withDB(ctx, func(ctx context.Context) error {
+		_, err := n.store.PurgeNodes(ctx, n.cfg.ClusterTTLOnFailure)
+		return err
+	})
+	if err != nil {
 		n.log.Debug().Err(err).Msg("purging dead nodes failed")
 	}
-	if _, err := n.store.PurgeEvents(ctx, eventRetention); err != nil {
+	err = n.withDB(ctx, func(ctx context.Context) error {
+		_, err := n.store.PurgeEvents(ctx, eventRetention)
+		return err
+	})
+	if err != nil {
 		n.log.Debug().Err(err).Msg("purging old cluster events failed")
 	}
 	if n.gossip != nil && n.aliveMembers() <= 1 {
 		n.joinPeers(ctx)
 	}
+}
+
+// dbCtx bounds one database call of the background work by pg_timeout,
+// so a database that stops answering cannot hold the caller.
+func (n *Node) dbCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, n.dbTimeout())
+}
+
+// withDB runs one database call under dbCtx.
+func (n *Node) withDB(ctx context.Context, call func(context.Context) error) error {
+	ctx, cancel := n.dbCtx(ctx)
+	defer cancel()
+	return call(ctx)
 }
 
 func (n *Node) aliveMembers() int {

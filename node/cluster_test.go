@@ -137,7 +137,12 @@ func TestClusterPollingDeliversWhenGossipIsCut(t *testing.T) {
 
 // cutGossip drops every packet to or from addr's gossip port with
 // nftables, and removes the rules when the test ends.
-func cutGossip(t *testing.T, addr string) {
+func cutGossip(t *testing.T, addr string) { cutTraffic(t, addr) }
+
+// cutTraffic drops (not rejects) every packet to or from addr, TCP and
+// UDP, with nftables. The returned function lets the packets through
+// again; it runs at the end of the test too, and is safe to repeat.
+func cutTraffic(t *testing.T, addr string) (restore func()) {
 	t.Helper()
 	removeStaleNftTables(t)
 	host, port := splitAddr(t, addr)
@@ -155,11 +160,16 @@ func cutGossip(t *testing.T, addr string) {
 			t.Fatalf("nft %s: %v: %s (scripts/test installs nftables; tests run as root)", rule, err, out)
 		}
 	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("nft", "delete", "table", "inet", table).CombinedOutput(); err != nil {
-			t.Errorf("removing nft table %s: %v: %s", table, err, out)
-		}
-	})
+	var once sync.Once
+	restore = func() {
+		once.Do(func() {
+			if out, err := exec.Command("nft", "delete", "table", "inet", table).CombinedOutput(); err != nil {
+				t.Errorf("removing nft table %s: %v: %s", table, err, out)
+			}
+		})
+	}
+	t.Cleanup(restore)
+	return restore
 }
 
 // removeStaleNftTables deletes rule tables a killed test run left behind,
@@ -361,12 +371,17 @@ func TestClusterKeyRotationThroughTheAdminAPI(t *testing.T) {
 		nodes = append(nodes, startClusterNode(t, cfg, fastHooks))
 	}
 	a, b := nodes[0], nodes[1]
-	eventually(t, 10*time.Second, func() error {
-		if n := b.aliveMembers(); n != 2 {
-			return fmt.Errorf("node B sees %d alive members, want 2", n)
-		}
-		return nil
-	})
+	// Both must see each other: serf counts a key query's nodes from the
+	// asker's member list, so an asker that does not know B yet installs
+	// the key on itself alone and calls that a full success.
+	for _, n := range nodes {
+		eventually(t, 10*time.Second, func() error {
+			if alive := n.aliveMembers(); alive != 2 {
+				return fmt.Errorf("%s sees %d alive members, want 2", n.Name(), alive)
+			}
+			return nil
+		})
+	}
 	steps := []struct {
 		method, path, body string
 		wantStatus         int
@@ -406,4 +421,121 @@ func TestCacheTTLReloadsEverything(t *testing.T) {
 	mustAdmin(t, writer, 201, "POST", "/services", `{"name":"s","url":"`+up.URL+`"}`)
 	mustAdmin(t, writer, 201, "POST", "/services/s/routes", `{"paths":["/ttl"]}`)
 	eventually(t, 3*time.Second, func() error { return serves(t, reader, "/ttl") })
+}
+
+// TestClusterFormsWithExplicitNodeNames is the shipped docker-compose.yml's
+// set-up: every node sets node_name. Each must still record its cluster
+// address in the registry, or no node finds another.
+func TestClusterFormsWithExplicitNodeNames(t *testing.T) {
+	dsn := bootstrappedDatabase(t)
+	var nodes []*Node
+	for _, name := range []string{"gv-a", "gv-b", "gv-c"} {
+		cfg := clusterConfig(t, dsn)
+		cfg.NodeName = name
+		cfg.DBUpdateFrequency = time.Hour // changes must come by gossip
+		nodes = append(nodes, startClusterNode(t, cfg, fastHooks))
+	}
+	for _, n := range nodes {
+		eventually(t, 10*time.Second, func() error {
+			if alive := n.aliveMembers(); alive != len(nodes) {
+				return fmt.Errorf("%s sees %d alive members, want %d", n.Name(), alive, len(nodes))
+			}
+			return nil
+		})
+	}
+	records, err := nodes[0].store.Nodes(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rec := range records {
+		if rec.ClusterAddr == "" {
+			t.Errorf("registry row %s: got an empty cluster address, want the advertised one", rec.Name)
+		}
+	}
+	up := newUpstream(t)
+	mustAdmin(t, nodes[0], 201, "POST", "/services", `{"name":"s","url":"`+up.URL+`"}`)
+	mustAdmin(t, nodes[0], 201, "POST", "/services/s/routes", `{"paths":["/named"]}`)
+	for _, n := range nodes[1:] {
+		eventually(t, 3*time.Second, func() error { return serves(t, n, "/named") })
+	}
+}
+
+// clusterHashes reads GET /cluster from n: each member's config hash and
+// whether the view claims agreement.
+func clusterHashes(t *testing.T, n *Node) (map[string]string, bool) {
+	t.Helper()
+	status, body := adminDo(t, n, "GET", "/cluster", "")
+	if status != 200 {
+		t.Fatalf("GET /cluster: got %d %v, want 200", status, body)
+	}
+	hashes := map[string]string{}
+	for _, raw := range body["data"].([]any) {
+		m := raw.(map[string]any)
+		hashes[m["name"].(string)], _ = m["config_hash"].(string)
+	}
+	return hashes, body["config_hash_agreed"] == true
+}
+
+// memberStatus is the status GET /cluster on n gives the named member.
+func memberStatus(t *testing.T, n *Node, name string) string {
+	t.Helper()
+	_, body := adminDo(t, n, "GET", "/cluster", "")
+	for _, raw := range body["data"].([]any) {
+		if m := raw.(map[string]any); m["name"] == name {
+			return m["status"].(string)
+		}
+	}
+	return ""
+}
+
+// TestClusterViewIsTrueOnceEveryNodeApplied asks GET /cluster right after
+// every node applied a change: the view must show the new hash on every
+// member at once, not a gossiped tag that lags behind.
+func TestClusterViewIsTrueOnceEveryNodeApplied(t *testing.T) {
+	nodes, _ := testCluster(t, 3)
+	up := newUpstream(t)
+	mustAdmin(t, nodes[0], 201, "POST", "/services", `{"name":"s","url":"`+up.URL+`"}`)
+	for i := 0; i < 5; i++ {
+		writer, reader := nodes[i%3], nodes[(i+1)%3]
+		mustAdmin(t, writer, 201, "POST", "/services/s/routes", fmt.Sprintf(`{"paths":["/view%d"]}`, i))
+		want := writer.ConfigHash()
+		for _, n := range nodes {
+			eventually(t, 3*time.Second, func() error {
+				if got := n.ConfigHash(); got != want {
+					return fmt.Errorf("%s serves %s, want %s", n.Name(), got, want)
+				}
+				return nil
+			})
+		}
+		hashes, agreed := clusterHashes(t, reader)
+		for _, n := range nodes {
+			if hashes[n.Name()] != want {
+				t.Errorf("change %d: GET /cluster on %s shows %s with hash %q, want %q (every node serves it)", i, reader.Name(), n.Name(), hashes[n.Name()], want)
+			}
+		}
+		if !agreed {
+			t.Errorf("change %d: got config_hash_agreed false, want true", i)
+		}
+	}
+}
+
+// TestClusterViewSaysUnknownForASilentMember cuts one node's gossip: the
+// view must not show the hash that node last gossiped as if it were true.
+func TestClusterViewSaysUnknownForASilentMember(t *testing.T) {
+	nodes, _ := testCluster(t, 3)
+	a, c := nodes[0], nodes[2]
+	eventually(t, 5*time.Second, func() error { return agreed(t, a) })
+	cutGossip(t, c.clusterAddr)
+	hashes, agreed := clusterHashes(t, a)
+	if hashes[c.Name()] != hashUnknown {
+		t.Errorf("got hash %q for the cut-off node, want %q", hashes[c.Name()], hashUnknown)
+	}
+	if hashes[a.Name()] != a.ConfigHash() || hashes[nodes[1].Name()] != a.ConfigHash() {
+		t.Errorf("got hashes %v, want %s for the nodes that answer", hashes, a.ConfigHash())
+	}
+	// Fast timers may mark the cut-off node failed by now; a failed
+	// member does not count for agreement, a silent alive one does.
+	if agreed && memberStatus(t, a, c.Name()) != "failed" {
+		t.Errorf("got config_hash_agreed true with a member silent, want false")
+	}
 }

@@ -88,10 +88,28 @@ func (n *Node) checkDrift(now time.Time) {
 	if !n.drift.observe(mine, hashes, now) {
 		return
 	}
+	// Tags can lag by many seconds on a busy cluster: before reloading
+	// everything, ask the members what they serve now.
+	if majority, ok := majorityHash(n.liveHashes()); !ok || majority == mine {
+		return
+	}
 	n.log.Warn().Str("config_hash", mine).Dur("for_longer_than", n.drift.bound).
 		Msg("config hash differs from the cluster majority; reloading everything from the database")
 	select {
 	case n.applier.reloadCh <- "config hash differs from the majority":
 	default: // a reload is already queued
 	}
+}
+
+// liveHashes is the config hash every member that answered in time serves now.
+func (n *Node) liveHashes() []string {
+	answers, err := n.gossip.QueryStatus(statusTimeout)
+	if err != nil {
+		n.log.Warn().Err(err).Msg("asking members for their config hash failed")
+	}
+	hashes := make([]string, 0, len(answers))
+	for _, status := range answers {
+		hashes = append(hashes, status[tagConfigHash])
+	}
+	return hashes
 }

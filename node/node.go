@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -40,6 +41,9 @@ type TestHooks struct {
 	DriftBound        time.Duration // anti-entropy bound; default 2×db_update_frequency+2s
 	IgnoreHints       bool          // drop every gossip hint received (polling only)
 	PollGapLimit      time.Duration // poll gap after which a poll reloads everything; default eventRetention/2
+	// BeforeApplyForTest runs on the applier goroutine before it applies
+	// a batch of changes (e.g. to make it panic).
+	BeforeApplyForTest func()
 }
 
 // Node is one running gateway node.
@@ -125,19 +129,22 @@ func (n *Node) start(ctx context.Context) error {
 
 // resolveName picks the node's name: node_name, or the hostname and the
 // advertised cluster address (unique per host and port, stable across
-// restarts).
+// restarts). The advertised address is resolved either way: the registry
+// row carries it, and it is how the other nodes find this one.
 func (n *Node) resolveName() error {
+	if n.cfg.ClusterListen != "" {
+		advertised, err := gossip.ResolveAdvertise(n.cfg.ClusterListen, n.cfg.ClusterAdvertise)
+		if err != nil {
+			return err
+		}
+		n.clusterAddr = advertised
+	}
 	n.name = n.cfg.NodeName
 	if n.name == "" {
 		hostname, _ := os.Hostname()
-		addr := "nogossip-" + firstListen(n.cfg.AdminListen, firstListen(n.cfg.ProxyListen, ""))
-		if n.cfg.ClusterListen != "" {
-			advertised, err := gossip.ResolveAdvertise(n.cfg.ClusterListen, n.cfg.ClusterAdvertise)
-			if err != nil {
-				return err
-			}
-			addr = advertised
-			n.clusterAddr = advertised
+		addr := n.clusterAddr
+		if addr == "" {
+			addr = "nogossip-" + firstListen(n.cfg.AdminListen, firstListen(n.cfg.ProxyListen, ""))
 		}
 		n.name = hostname + "-" + addr
 	}
@@ -198,6 +205,8 @@ func (n *Node) newApplier() *applier {
 		pollEvery:    n.cfg.DBUpdateFrequency,
 		settle:       n.cfg.DBUpdatePropagation,
 		cacheTTL:     n.cfg.DBCacheTTL,
+		dbTimeout:    n.dbTimeout(),
+		beforeApply:  n.hooks.BeforeApplyForTest,
 		pollGapLimit: n.pollGapLimit(),
 		state:        newConfigState(),
 		tracker:      newEventTracker(gapTimeout),
@@ -205,6 +214,15 @@ func (n *Node) newApplier() *applier {
 		hintCh:       make(chan gossip.Hint, 4096),
 		reloadCh:     make(chan string, 1),
 	}
+}
+
+// dbTimeout bounds each database call of the background work: pg_timeout,
+// Kong's timeout for reading from and writing to the database.
+func (n *Node) dbTimeout() time.Duration {
+	if n.cfg.PgTimeout > 0 {
+		return n.cfg.PgTimeout
+	}
+	return 5 * time.Second
 }
 
 // pollGapLimit is how long a node may go without a successful poll before
@@ -257,27 +275,66 @@ func (n *Node) startBackground() {
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	n.drift = newDriftWatch(n.driftBound())
-	n.goSafe(ctx, "applier", n.applier.run)
-	n.goSafe(ctx, "registry", n.heartbeatLoop)
+	n.goSafe(ctx, "applier", n.applier.run, n.applier.afterPanic)
+	n.goSafe(ctx, "registry", n.heartbeatLoop, nil)
 	if n.gossip != nil {
-		n.goSafe(ctx, "anti-entropy", n.antiEntropyLoop)
-		n.goSafe(ctx, "tag publisher", n.tagPublisher)
+		n.goSafe(ctx, "anti-entropy", n.antiEntropyLoop, nil)
+		n.goSafe(ctx, "tag publisher", n.tagPublisher, nil)
 	}
 }
 
-// goSafe runs fn in a goroutine that Shutdown waits for and whose panics
-// are logged rather than crashing the node.
-func (n *Node) goSafe(ctx context.Context, name string, fn func(context.Context)) {
+// Pauses before a background loop that panicked starts again: short for
+// a one-off, growing while it keeps panicking, so a panic that repeats on
+// every run is logged loudly without spinning.
+const (
+	firstRestartPause = 100 * time.Millisecond
+	maxRestartPause   = 10 * time.Second
+)
+
+// goSafe runs fn in a goroutine that Shutdown waits for. A panic is
+// logged with its stack and fn starts again after a pause, so one bad
+// event cannot end a loop the node depends on (the applier above all)
+// while /status says all is well. afterPanic, if set, runs on the same
+// goroutine first, to put fn's state right for the new run.
+func (n *Node) goSafe(ctx context.Context, name string, fn func(context.Context), afterPanic func()) {
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		defer func() {
-			if r := recover(); r != nil {
-				n.log.Error().Interface("panic", r).Str("goroutine", name).Msg("background goroutine panicked")
+		pause := firstRestartPause
+		for {
+			started := time.Now()
+			if !n.runRecovered(ctx, name, fn) || ctx.Err() != nil {
+				return
 			}
-		}()
-		fn(ctx)
+			if afterPanic != nil {
+				afterPanic()
+			}
+			if time.Since(started) > maxRestartPause {
+				pause = firstRestartPause // it ran well for a while: a new, one-off panic
+			}
+			n.log.Error().Str("goroutine", name).Dur("pause", pause).Msg("restarting the background goroutine after its panic")
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(pause):
+			}
+			pause = min(2*pause, maxRestartPause)
+		}
 	}()
+}
+
+// runRecovered runs fn and reports whether it panicked, logging the panic
+// with the stack of the goroutine where it happened.
+func (n *Node) runRecovered(ctx context.Context, name string, fn func(context.Context)) (panicked bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			panicked = true
+			n.log.Error().Str("panic", fmt.Sprint(r)).Str("goroutine", name).Str("stack", string(debug.Stack())).
+				Msg("background goroutine panicked")
+		}
+	}()
+	fn(ctx)
+	return false
 }
 
 // Apply makes a committed local write live: it hints the cluster first,

@@ -14,19 +14,29 @@ import (
 // reachabilityTimeout bounds GET /cluster/reachability.
 const reachabilityTimeout = 3 * time.Second
 
+// statusTimeout bounds how long GET /cluster waits for members to say
+// which configuration they serve; one that has not answered by then is
+// shown with hashUnknown.
+const statusTimeout = time.Second
+
+// hashUnknown is the config hash shown for a member that did not answer.
+const hashUnknown = "unknown"
+
 // clusterView implements the Admin API's /cluster over the gossip layer.
 type clusterView struct{ n *Node }
 
 var _ admin.Cluster = clusterView{}
 
-// Status lists every member with its tags, and whether all alive members
-// serve the same configuration hash.
+// Status lists every member with the configuration hash it answered just
+// now (not its gossiped tag, which can lag by many seconds), and whether
+// all alive members serve the same one. A member that does not answer
+// within statusTimeout shows hashUnknown, and then agreement is not claimed.
 func (v clusterView) Status(ctx context.Context) (admin.ClusterStatus, error) {
 	status := admin.ClusterStatus{Node: v.n.name, ConfigHash: v.n.ConfigHash(), Gossip: v.n.gossip != nil}
 	if v.n.gossip == nil {
 		return v.registryStatus(ctx, status)
 	}
-	for _, m := range v.n.gossip.ProbedMembers() {
+	for _, m := range v.n.gossip.LiveMembers(statusTimeout) {
 		status.Members = append(status.Members, memberFromGossip(m))
 	}
 	sortMembers(status.Members)
@@ -42,7 +52,7 @@ func (v clusterView) registryStatus(ctx context.Context, status admin.ClusterSta
 		return status, fmt.Errorf("reading the node registry: %w", err)
 	}
 	for _, rec := range nodes {
-		m := admin.ClusterMember{Name: rec.Name, ClusterAddr: rec.ClusterAddr, ProxyAddr: rec.ProxyAddr, AdminAddr: rec.AdminAddr, Status: "unknown", Version: rec.Version}
+		m := admin.ClusterMember{Name: rec.Name, ClusterAddr: rec.ClusterAddr, ProxyAddr: rec.ProxyAddr, AdminAddr: rec.AdminAddr, Status: "unknown", ConfigHash: hashUnknown, Version: rec.Version}
 		if rec.Name == v.n.name {
 			m.Status, m.ConfigHash = "alive", status.ConfigHash
 		}
@@ -51,17 +61,22 @@ func (v clusterView) registryStatus(ctx context.Context, status admin.ClusterSta
 	return status, nil
 }
 
-func memberFromGossip(m gossip.Member) admin.ClusterMember {
+// memberFromGossip renders a member: addresses and version from its tags
+// (they do not change while it runs), what it serves from its live answer.
+func memberFromGossip(m gossip.LiveMember) admin.ClusterMember {
 	out := admin.ClusterMember{
 		Name:        m.Name,
 		ClusterAddr: m.Addr,
 		ProxyAddr:   m.Tags[tagProxy],
 		AdminAddr:   m.Tags[tagAdmin],
 		Status:      m.Status,
-		ConfigHash:  m.Tags[tagConfigHash],
+		ConfigHash:  hashUnknown,
 		Version:     m.Tags[tagVersion],
 	}
-	if ms, err := strconv.ParseInt(m.Tags[tagAppliedAt], 10, 64); err == nil {
+	if hash := m.Live[tagConfigHash]; hash != "" {
+		out.ConfigHash = hash
+	}
+	if ms, err := strconv.ParseInt(m.Live[tagAppliedAt], 10, 64); err == nil {
 		out.LastAppliedAt = &ms
 	}
 	return out
@@ -71,12 +86,16 @@ func sortMembers(members []admin.ClusterMember) {
 	sort.Slice(members, func(i, j int) bool { return members[i].Name < members[j].Name })
 }
 
-// hashesAgree reports whether every alive member publishes the same hash.
+// hashesAgree reports whether every alive member answered with the same
+// hash; a member that did not answer leaves agreement unknown, so false.
 func hashesAgree(members []admin.ClusterMember) bool {
 	hash := ""
 	for _, m := range members {
 		if m.Status != "alive" && m.Status != "suspect" {
 			continue
+		}
+		if m.ConfigHash == hashUnknown {
+			return false
 		}
 		if hash == "" {
 			hash = m.ConfigHash

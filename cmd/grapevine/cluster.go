@@ -141,12 +141,27 @@ func printMembers(ctx context.Context, c adminClient, out io.Writer, asJSON bool
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	if status.ConfigHashAgreed {
-		fmt.Fprintf(out, "\nconfig: every alive node serves %s\n", status.ConfigHash)
-	} else {
-		fmt.Fprintln(out, "\nconfig: nodes serve DIFFERENT configurations (a change may still be spreading)")
-	}
+	fmt.Fprintln(out, "\n"+agreementLine(status))
 	return nil
+}
+
+// agreementLine sums up the hashes the members answered with; a member
+// that did not answer in time makes agreement unknown, not assumed.
+func agreementLine(status admin.ClusterStatus) string {
+	var silent []string
+	for _, m := range status.Members {
+		if (m.Status == "alive" || m.Status == "suspect") && m.ConfigHash == "unknown" {
+			silent = append(silent, m.Name)
+		}
+	}
+	switch {
+	case status.ConfigHashAgreed:
+		return "config: every alive node serves " + status.ConfigHash
+	case len(silent) > 0:
+		return fmt.Sprintf("config: UNKNOWN whether nodes agree: %s did not answer in time", strings.Join(silent, ", "))
+	default:
+		return "config: nodes serve DIFFERENT configurations (a change may still be spreading)"
+	}
 }
 
 func dash(s string) string {

@@ -178,7 +178,7 @@ func TestClusterOfProcessesSurvivesSIGKILL(t *testing.T) {
 	}
 
 	t.Run("table output", func(t *testing.T) {
-		// Config hashes travel as gossip tags, a moment after the change.
+		// A node may still be applying the change when asked: retry.
 		waitFor(t, 5*time.Second, func() error {
 			code, out, _ := runCLI(t, "cluster", "members", "--admin", b.adminURL())
 			if code != 0 || !strings.Contains(out, "127.0.4.3:7946") || !strings.Contains(out, "alive") || !strings.Contains(out, "every alive node serves") {

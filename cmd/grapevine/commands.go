@@ -52,13 +52,7 @@ func runStart(ctx context.Context, args []string, out io.Writer) error {
 	}
 	log := node.NewLogger(os.Stderr, cfg.LogLevel)
 	if os.Getenv("GOMAXPROCS") == "" {
-		// The proxy does its socket I/O with raw system calls that keep
-		// their P while the kernel runs loopback and wake-up work, and a
-		// thread the kernel preempts keeps its P's queue waiting; with
-		// more Ps than cores other goroutines run meanwhile. On a 2-core
-		// machine shared with wrk and the upstream, three Ps per core gave
-		// the best throughput and p99 (README, Benchmarks).
-		runtime.GOMAXPROCS(3 * runtime.NumCPU())
+		runtime.GOMAXPROCS(startProcs(runtime.GOMAXPROCS(0)))
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -66,7 +60,7 @@ func runStart(ctx context.Context, args []string, out io.Writer) error {
 	if err := n.Start(ctx); err != nil {
 		return err
 	}
-	log.Info().Str("node_id", n.ID()).Str("version", node.Version).Msg("grapevine started")
+	log.Info().Str("node_id", n.ID()).Str("version", node.Version).Int("gomaxprocs", runtime.GOMAXPROCS(0)).Msg("grapevine started")
 	<-ctx.Done()
 	log.Info().Msg("stopping: draining connections")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -76,6 +70,22 @@ func runStart(ctx context.Context, args []string, out io.Writer) error {
 	}
 	log.Info().Msg("grapevine stopped")
 	return nil
+}
+
+// procsPerCore is how many Ps `grapevine start` runs per CPU. The proxy
+// does its socket I/O with raw system calls that keep their P while the
+// kernel runs loopback and wake-up work, and a thread the kernel preempts
+// keeps its P's queue waiting; with more Ps than cores other goroutines
+// run meanwhile. On a 2-core machine shared with wrk and the upstream,
+// three Ps per core gave the best throughput and p99 (README).
+const procsPerCore = 3
+
+// startProcs is the GOMAXPROCS `grapevine start` sets, from the one Go
+// chose by default. Go's default already respects the container's CPU
+// limit (cgroup quota, rounded up, at least 2) and the CPU affinity mask,
+// where runtime.NumCPU sees every CPU of the host.
+func startProcs(goDefault int) int {
+	return procsPerCore * max(goDefault, 1)
 }
 
 func runMigrations(ctx context.Context, args []string, out io.Writer) error {
