@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os/signal"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -31,6 +32,7 @@ type upstream struct {
 	// can tell how often the proxy asked (retries) and wait for the end.
 	bigStarted, bigRunning         atomic.Int64
 	endlessStarted, endlessRunning atomic.Int64
+	endlessSeen                    sync.Map // the id query of every /endless request
 }
 
 // upstreamStats is the upstream's GET /_stats.
@@ -118,6 +120,12 @@ func (u *upstream) big(w http.ResponseWriter, r *http.Request) {
 // the upstream gives up and drops the connection without the last chunk.
 func (u *upstream) endless(w http.ResponseWriter, r *http.Request) {
 	u.endlessStarted.Add(1)
+	if _, again := u.endlessSeen.LoadOrStore(r.URL.Query().Get("id"), true); again {
+		// A retry by the proxy: fail it at once, so one request's figures
+		// are those of one endless body and the retries end quickly.
+		u.log.Info().Msg("/endless: the proxy asked again; aborting at once")
+		panic(http.ErrAbortHandler)
+	}
 	u.endlessRunning.Add(1)
 	defer u.endlessRunning.Add(-1)
 	start := time.Now()
