@@ -134,13 +134,19 @@ func (e *env) measure(a attack) result {
 	return r
 }
 
-// settle waits until the node holds about as many descriptors as before
-// the attack (or settleMax passes) and returns the node's state then.
+// settle waits until the upstream sends no more bodies (the proxy may
+// still be reading one when its client is gone) and the node holds about
+// as many descriptors as before the attack (at most 2×settleMax and
+// settleMax),
+// and returns the node's state then, so one attack does not run into the
+// next.
 func (e *env) settle(before procStats) (procStats, time.Duration) {
 	start := time.Now()
+	e.waitUpstream(func(s upstreamStats) int64 { return s.BigRunning + s.EndlessRunning }, 2*e.settleMax)
+	fdsFrom := time.Now()
 	for {
 		now := readProc(e.pid)
-		if !now.up || now.fds <= before.fds+16 || time.Since(start) >= e.settleMax {
+		if !now.up || now.fds <= before.fds+16 || time.Since(fdsFrom) >= e.settleMax {
 			time.Sleep(time.Second) // let the runtime give back what it frees at once
 			return readProc(e.pid), time.Since(start)
 		}
@@ -230,14 +236,19 @@ func (e *env) bigNotReading() (string, string) {
 	res := dialMany("127.0.0.5", e.proxyAddr, e.bigClients, []byte("GET /big HTTP/1.1\r\nHost: hostile\r\n\r\n"), 30*time.Second)
 	time.Sleep(e.hold)
 	// Reading would make them readers: ask the node how many it still holds.
-	active := activeConns(e.adminURL)
+	active, err := activeConns(e.adminURL)
+	brief := fmt.Sprintf("node holds %s conns after %s", active, e.hold)
+	if err != nil {
+		active = "? (" + shortError(err) + ")"
+		brief = "/status unanswered after " + e.hold.String()
+	}
 	c := takeCensus(res.conns)
 	closeAll(res.conns)
-	st := e.waitUpstream(func(s upstreamStats) int64 { return s.BigRunning }, e.settleMax)
+	st, _ := e.upstreamStats()
 	return fmt.Sprintf("%d clients asked for /big and read nothing; after %s the node holds %s client connections; "+
-			"then %s; the upstream was asked %d times, %d still sending",
+			"then %s; the upstream was asked %d times, %d still sending then",
 			len(res.conns), e.hold, active, c, st.BigStarted, st.BigRunning),
-		fmt.Sprintf("node holds %s conns after %s", active, e.hold)
+		brief
 }
 
 // endless asks for /endless and reads whatever comes until the upstream
@@ -259,6 +270,8 @@ func (e *env) endless() (string, string) {
 	took := time.Since(start)
 	conn.Close()
 	st := e.waitUpstream(func(s upstreamStats) int64 { return s.EndlessRunning }, e.settleMax)
+	time.Sleep(2 * time.Second) // the proxy's retries come once it has failed the first try
+	st, _ = e.upstreamStats()
 	// The upstream fails a repeated request at once (see upstream.endless).
 	return fmt.Sprintf("client got %s, %d body bytes in %.1fs, then %s; the upstream was asked %d times "+
 			"(repeats failed at once), %d still sending", got, n, took.Seconds(), ended, st.EndlessStarted, st.EndlessRunning),

@@ -288,17 +288,17 @@ func fetchStatus(adminURL string) string {
 	return out
 }
 
-// activeConns is the node's connections_active from /status, or why not.
-func activeConns(adminURL string) string {
+// activeConns is the node's connections_active from /status.
+func activeConns(adminURL string) (string, error) {
 	client := &http.Client{Timeout: 5 * time.Second}
 	resp, err := client.Get(adminURL + "/status")
 	if err != nil {
-		return "? (" + shortError(err) + ")"
+		return "", err
 	}
 	defer resp.Body.Close()
 	var st nodeStatus
 	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		return "? (" + err.Error() + ")"
+		return "", fmt.Errorf("reading /status: %w", err)
 	}
-	return strconv.FormatInt(st.Server["connections_active"], 10)
+	return strconv.FormatInt(st.Server["connections_active"], 10), nil
 }
