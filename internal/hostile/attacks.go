@@ -135,11 +135,10 @@ func (e *env) measure(a attack) result {
 }
 
 // settle waits until the upstream sends no more bodies (the proxy may
-// still be reading one when its client is gone) and the node holds about
-// as many descriptors as before the attack (at most 2×settleMax and
-// settleMax),
-// and returns the node's state then, so one attack does not run into the
-// next.
+// still be reading one when its client is gone; at most 2×settleMax), then
+// until the node holds about as many descriptors as before the attack (at
+// most settleMax), and returns the node's state then, so that one attack
+// does not run into the next.
 func (e *env) settle(before procStats) (procStats, time.Duration) {
 	start := time.Now()
 	e.waitUpstream(func(s upstreamStats) int64 { return s.BigRunning + s.EndlessRunning }, 2*e.settleMax)
