@@ -244,7 +244,7 @@ func (e *env) bigNotReading() (string, string) {
 	c := takeCensus(res.conns)
 	closeAll(res.conns)
 	st, _ := e.upstreamStats()
-	return fmt.Sprintf("%d clients asked for /big and read nothing; after %s the node holds %s client connections; "+
+	return fmt.Sprintf("%d clients asked for /big and read nothing; after %s the node holds %s client connections (a probe included); "+
 			"then %s; the upstream was asked %d times, %d still sending then",
 			len(res.conns), e.hold, active, c, st.BigStarted, st.BigRunning),
 		brief
@@ -268,9 +268,9 @@ func (e *env) endless() (string, string) {
 	}
 	took := time.Since(start)
 	conn.Close()
-	st := e.waitUpstream(func(s upstreamStats) int64 { return s.EndlessRunning }, e.settleMax)
+	e.waitUpstream(func(s upstreamStats) int64 { return s.EndlessRunning }, e.settleMax)
 	time.Sleep(2 * time.Second) // the proxy's retries come once it has failed the first try
-	st, _ = e.upstreamStats()
+	st, _ := e.upstreamStats()
 	// The upstream fails a repeated request at once (see upstream.endless).
 	return fmt.Sprintf("client got %s, %d body bytes in %.1fs, then %s; the upstream was asked %d times "+
 			"(repeats failed at once), %d still sending", got, n, took.Seconds(), ended, st.EndlessStarted, st.EndlessRunning),
