@@ -78,8 +78,9 @@ func retryable(err error, method []byte) bool {
 	if errors.As(err, &ce) {
 		return true
 	}
-	if errors.Is(err, errResponseTooLarge) {
-		return false // the next try would get the same answer
+	var be *bodyReadError
+	if errors.Is(err, errResponseTooLarge) || errors.As(err, &be) {
+		return false // the answer had begun; nginx does not try another
 	}
 	return isIdempotent(method)
 }

@@ -566,3 +566,23 @@ func TestStaleConnectionError(t *testing.T) {
 		})
 	}
 }
+
+// A failure after the answer's header arrived is not tried again, even for
+// a GET with retries left: nginx's proxy_next_upstream covers errors up to
+// the response header only (Kong's default proxy_next_upstream).
+func TestUpstreamBodyFailureIsNotRetried(t *testing.T) {
+	up := newRawUpstream(t, func(string) (string, bool) {
+		return "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial", true // closes short of its length
+	})
+	svc := testService(t, "s1", up.addr()) // retries 5
+	s := startProxy(t, mustSnapshot(t, []entity.Service{svc}, []entity.Route{testRoute(idA, "s1", paths("/"))}))
+	if status, _, _ := send(t, s, "GET", "/short", nil); status != 502 {
+		t.Fatalf("got %d, want 502 for an answer cut short", status)
+	}
+	up.mu.Lock()
+	asked := len(up.heads)
+	up.mu.Unlock()
+	if asked != 1 {
+		t.Errorf("the upstream was asked %d times, want once", asked)
+	}
+}

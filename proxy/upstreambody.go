@@ -53,8 +53,19 @@ func readResponse(br *bufio.Reader, resp *fasthttp.Response, isHead bool, limit 
 	if resp.Header.ContentLength() == -2 {
 		reusable = false // the body ends when the connection does
 	}
-	return reusable, readBody(br, resp, limit)
+	if err := readBody(br, resp, limit); err != nil {
+		return false, &bodyReadError{err: err}
+	}
+	return reusable, nil
 }
+
+// bodyReadError is a failure after the answer's header arrived. nginx's
+// proxy_next_upstream covers errors and timeouts up to the response
+// header only, so such a request is never tried again.
+type bodyReadError struct{ err error }
+
+func (e *bodyReadError) Error() string { return "reading upstream body: " + e.err.Error() }
+func (e *bodyReadError) Unwrap() error { return e.err }
 
 // hasBody reports whether an answer of this status may have a body (RFC
 // 9112 §6.3).
