@@ -75,7 +75,7 @@ func (s *configState) remove(key entityKey) {
 
 // snapshot builds the proxy's routing snapshot from the current state.
 func (s *configState) snapshot() (*proxy.Snapshot, []error) {
-	return proxy.NewSnapshot(sortedValues(s.services), sortedValues(s.routes))
+	return proxy.NewSnapshot(proxy.SnapshotInput{Services: sortedValues(s.services), Routes: sortedValues(s.routes)})
 }
 
 // hash is a content hash of the configuration: equal on every node that
