@@ -65,7 +65,7 @@ func benchState(b *testing.B, n int) *configState {
 	return state
 }
 
-func benchRouteRow(b *testing.B, i int, path string) store.Row {
+func benchRouteRow(b testing.TB, i int, path string) store.Row {
 	r := entity.Route{
 		ID: benchID(2, i), Protocols: []string{"http", "https"}, Paths: []string{path},
 		HTTPSRedirectStatusCode: 426, StripPath: true, PathHandling: "v0",
@@ -78,7 +78,7 @@ func benchRouteRow(b *testing.B, i int, path string) store.Row {
 	return benchRow(b, r.ID, r)
 }
 
-func benchRow(b *testing.B, id string, v any) store.Row {
+func benchRow(b testing.TB, id string, v any) store.Row {
 	doc, err := json.Marshal(v)
 	if err != nil {
 		b.Fatal(err)
