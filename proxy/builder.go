@@ -20,6 +20,7 @@ type SnapshotChange struct {
 type SnapshotIDs struct {
 	Services []string
 	Routes   []string
+	Plugins  []string
 }
 
 // Builder keeps what it takes to build the next snapshot from the last one
@@ -39,6 +40,12 @@ type Builder struct {
 	routes map[string]*builtRoute
 	bySvc  map[string]map[string]bool // service id → ids of the routes naming it
 	placed int                        // routes in the index
+
+	plugins map[string]*PluginInstance
+	scoped  map[string]map[string]*PluginInstance // route, service or "" (global) id → instances by id
+
+	removed   []string // ids deleted since the last snapshot
+	published bool     // a snapshot was taken
 }
 
 // builtRoute is one route entity and its compiled matchers.
@@ -57,6 +64,8 @@ func NewBuilder() *Builder {
 		disabled: map[string]bool{},
 		routes:   map[string]*builtRoute{},
 		bySvc:    map[string]map[string]bool{},
+		plugins:  map[string]*PluginInstance{},
+		scoped:   map[string]map[string]*PluginInstance{},
 	}
 }
 
@@ -81,16 +90,41 @@ func (b *Builder) Apply(c SnapshotChange) []error {
 	for i := range c.Put.Routes {
 		b.putRoute(&c.Put.Routes[i], &w)
 	}
+	b.applyPlugins(c, &w)
+	b.removed = append(append(append(b.removed, c.Deleted.Routes...), c.Deleted.Services...), c.Deleted.Plugins...)
 	return w
 }
 
 // Snapshot publishes the configuration as it stands. Whatever the snapshot
 // holds is frozen: the Builder copies it before its next change.
 func (b *Builder) Snapshot() *Snapshot {
-	snap := &Snapshot{index: b.index, services: b.services, routes: b.placed}
-	b.edit = &edit{}
+	snap := &Snapshot{index: b.index, services: b.services, routes: b.placed, removed: b.removed}
+	if !b.published {
+		snap.ids, snap.removed = b.allIDs(), nil
+	}
+	b.edit, b.removed, b.published = &edit{}, nil, true
 	b.servicesShared = true
 	return snap
+}
+
+// allIDs is the set of every entity id the Builder has.
+func (b *Builder) allIDs() map[string]bool {
+	ids := make(map[string]bool, len(b.svcByID)+len(b.disabled)+len(b.routes)+len(b.plugins))
+	for _, m := range []map[string]*service{b.svcByID} {
+		for id := range m {
+			ids[id] = true
+		}
+	}
+	for id := range b.disabled {
+		ids[id] = true
+	}
+	for id := range b.routes {
+		ids[id] = true
+	}
+	for id := range b.plugins {
+		ids[id] = true
+	}
+	return ids
 }
 
 func (b *Builder) putService(e *entity.Service, w *[]error) {
@@ -212,6 +246,7 @@ func (b *Builder) place(br *builtRoute, w *[]error) {
 		return
 	}
 	r := newRoute(e, b.svcByID)
+	r.plan = b.planFor(e)
 	br.placed = make([]*matcher, len(br.compiled))
 	for i, c := range br.compiled {
 		m := *c
@@ -231,4 +266,92 @@ func (b *Builder) unplace(br *builtRoute) {
 	}
 	br.placed = nil
 	b.placed--
+}
+
+// applyPlugins applies the batch's plugin changes, then re-files the
+// routes whose plans they change: one route, a service's routes, or all
+// of them for a global plugin.
+func (b *Builder) applyPlugins(c SnapshotChange, w *[]error) {
+	touched := map[string]bool{} // scope ids: route, service, or "" for all
+	for _, id := range c.Deleted.Plugins {
+		if old := b.plugins[id]; old != nil {
+			b.unscope(old)
+			touched[scopeID(old)] = true
+			delete(b.plugins, id)
+		}
+	}
+	for i := range c.Put.Plugins {
+		p := c.Put.Plugins[i]
+		if old := b.plugins[p.ID]; old != nil {
+			b.unscope(old)
+			touched[scopeID(old)] = true
+		}
+		b.plugins[p.ID] = &p
+		b.scope(&p)
+		touched[scopeID(&p)] = true
+	}
+	if touched[""] {
+		for _, br := range b.routes {
+			b.refreshRoute(br, w)
+		}
+		return
+	}
+	for id := range touched {
+		if br := b.routes[id]; br != nil {
+			b.refreshRoute(br, w)
+		}
+		b.refreshRoutes(id, w)
+	}
+}
+
+// scopeID is the id whose routes a plugin applies to: its route's, its
+// service's, or "" for a global plugin.
+func scopeID(p *PluginInstance) string {
+	if p.RouteID != "" {
+		return p.RouteID
+	}
+	return p.ServiceID
+}
+
+func (b *Builder) scope(p *PluginInstance) {
+	id := scopeID(p)
+	if b.scoped[id] == nil {
+		b.scoped[id] = map[string]*PluginInstance{}
+	}
+	b.scoped[id][p.ID] = p
+}
+
+func (b *Builder) unscope(p *PluginInstance) {
+	id := scopeID(p)
+	delete(b.scoped[id], p.ID)
+	if len(b.scoped[id]) == 0 {
+		delete(b.scoped, id)
+	}
+}
+
+func (b *Builder) refreshRoute(br *builtRoute, w *[]error) {
+	b.unplace(br)
+	b.place(br, w)
+}
+
+// planFor resolves the plugins of a route (see resolvePlan).
+func (b *Builder) planFor(e *entity.Route) *phasePlan {
+	if len(b.plugins) == 0 {
+		return nil
+	}
+	serviceID := ""
+	if e.Service != nil {
+		serviceID = e.Service.ID
+	}
+	scopes := []string{e.ID, ""}
+	if serviceID != "" {
+		scopes = append(scopes, serviceID)
+	}
+	var candidates []*PluginInstance
+	for _, id := range scopes {
+		for _, p := range b.scoped[id] {
+			candidates = append(candidates, p)
+		}
+	}
+	return resolvePlan(e.ID, serviceID, candidates)
 }

@@ -17,6 +17,11 @@ type Snapshot struct {
 	index    *routeIndex
 	services []*service // indexed by service.idx
 	routes   int
+	// For the state kept across swaps (Keyed): the ids of the entities
+	// removed since the Builder's previous snapshot, or, for a Builder's
+	// first snapshot (a full build), the set of every id it has.
+	removed []string
+	ids     map[string]bool
 }
 
 // SnapshotInput is every entity a snapshot is built from, one field per
@@ -26,6 +31,8 @@ type Snapshot struct {
 type SnapshotInput struct {
 	Services []entity.Service
 	Routes   []entity.Route
+	// Plugins are compiled by their owner; see PluginInstance.
+	Plugins []PluginInstance
 }
 
 // service is the part of an entity.Service the request path needs, with
@@ -56,7 +63,8 @@ type route struct {
 	preserveHost bool
 	allowsHTTP   bool // protocols include http (or grpc, answered separately)
 	grpcOnly     bool
-	redirectCode int // https_redirect_status_code
+	redirectCode int        // https_redirect_status_code
+	plan         *phasePlan // the plugins' hooks; nil: none (phases.go)
 }
 
 // EmptySnapshot returns a snapshot with no routes: every request gets 404.
