@@ -1,11 +1,8 @@
 package node
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"hash"
 	"sort"
 
 	"github.com/grapevine-gw/grapevine/entity"
@@ -19,10 +16,21 @@ import (
 type configState struct {
 	services map[string]entity.Service
 	routes   map[string]entity.Route
+
+	// digest is the config hash kept up to date per entity (confighash.go).
+	digest  configDigest
+	digests map[entityKey]entityDigest
+	// builder holds what the last snapshot was built from, nil until the
+	// first snapshot; dirty names the entities changed since.
+	builder *proxy.Builder
+	dirty   map[entityKey]bool
 }
 
 func newConfigState() *configState {
-	return &configState{services: map[string]entity.Service{}, routes: map[string]entity.Route{}}
+	return &configState{
+		services: map[string]entity.Service{}, routes: map[string]entity.Route{},
+		digests: map[entityKey]entityDigest{}, dirty: map[entityKey]bool{},
+	}
 }
 
 // tables are the entity tables whose rows make up the proxy's configuration.
@@ -51,12 +59,14 @@ func (s *configState) put(table string, row store.Row) error {
 			return fmt.Errorf("decoding service %s: %w", row.ID, err)
 		}
 		s.services[row.ID] = svc
+		s.changed(table, row.ID, svc)
 	case store.Routes.Name:
 		var route entity.Route
 		if err := json.Unmarshal(row.Doc, &route); err != nil {
 			return fmt.Errorf("decoding route %s: %w", row.ID, err)
 		}
 		s.routes[row.ID] = route
+		s.changed(table, row.ID, route)
 	default:
 		return fmt.Errorf("no configuration table %q", table)
 	}
@@ -71,31 +81,69 @@ func (s *configState) remove(key entityKey) {
 	case store.Routes.Name:
 		delete(s.routes, key.ID)
 	}
+	s.changed(key.Table, key.ID, nil)
 }
 
-// snapshot builds the proxy's routing snapshot from the current state.
+// changed records a new version of an entity (v), or its removal (nil):
+// the hash takes its digest in place of the old one, and the next
+// snapshot rebuilds it.
+func (s *configState) changed(table, id string, v any) {
+	key := entityKey{Table: table, ID: id}
+	if old, ok := s.digests[key]; ok {
+		s.digest.sub(old)
+		delete(s.digests, key)
+	}
+	if v != nil {
+		d := digestEntity(table, v)
+		s.digests[key] = d
+		s.digest.add(d)
+	}
+	s.dirty[key] = true
+}
+
+// snapshot builds the proxy's routing snapshot from the current state:
+// the first one from everything, each later one from the previous by
+// applying only the entities changed since (proxy.Builder).
 func (s *configState) snapshot() (*proxy.Snapshot, []error) {
-	return proxy.NewSnapshot(sortedValues(s.services), sortedValues(s.routes))
+	if s.builder == nil {
+		s.builder = proxy.NewBuilder()
+		s.dirty = map[entityKey]bool{}
+		warnings := s.builder.Apply(proxy.SnapshotChange{Put: proxy.SnapshotInput{
+			Services: sortedValues(s.services), Routes: sortedValues(s.routes),
+		}})
+		return s.builder.Snapshot(), warnings
+	}
+	warnings := s.builder.Apply(s.pendingChange())
+	return s.builder.Snapshot(), warnings
+}
+
+// pendingChange is the change from the last snapshot to the current state.
+func (s *configState) pendingChange() proxy.SnapshotChange {
+	var c proxy.SnapshotChange
+	for key := range s.dirty {
+		switch key.Table {
+		case store.Services.Name:
+			if svc, ok := s.services[key.ID]; ok {
+				c.Put.Services = append(c.Put.Services, svc)
+			} else {
+				c.Deleted.Services = append(c.Deleted.Services, key.ID)
+			}
+		case store.Routes.Name:
+			if route, ok := s.routes[key.ID]; ok {
+				c.Put.Routes = append(c.Put.Routes, route)
+			} else {
+				c.Deleted.Routes = append(c.Deleted.Routes, key.ID)
+			}
+		}
+	}
+	s.dirty = map[entityKey]bool{} // not clear: that costs the map's peak size
+	return c
 }
 
 // hash is a content hash of the configuration: equal on every node that
 // serves the same entities, whatever order they arrived in.
 func (s *configState) hash() string {
-	h := sha256.New()
-	for _, svc := range sortedValues(s.services) {
-		writeEntity(h, "services", svc)
-	}
-	for _, route := range sortedValues(s.routes) {
-		writeEntity(h, "routes", route)
-	}
-	return hex.EncodeToString(h.Sum(nil))[:16]
-}
-
-func writeEntity(h hash.Hash, table string, v any) {
-	doc, _ := json.Marshal(v) // entity types always marshal
-	_, _ = h.Write([]byte(table))
-	_, _ = h.Write(doc)
-	_, _ = h.Write([]byte{'\n'})
+	return s.digest.String()
 }
 
 // sortedValues returns a map's values ordered by key (entity id).

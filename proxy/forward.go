@@ -109,6 +109,9 @@ func (s *Server) appendUpstreamHead(dst []byte, ctx *fasthttp.RequestCtx, st *re
 			"X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-Port",
 			"X-Forwarded-Path", "X-Forwarded-Prefix", "X-Real-Ip", "X-Kong-Request-Id":
 		default:
+			if len(st.edits.ops) > 0 && st.edits.drops(key) {
+				continue
+			}
 			st.badHeader = st.badHeader || !isToken(key)
 			if hopByHop == nil || !hasToken(hopByHop, string(key)) {
 				dst = appendHeaderLine(dst, key, value)
@@ -118,6 +121,7 @@ func (s *Server) appendUpstreamHead(dst []byte, ctx *fasthttp.RequestCtx, st *re
 	if trailers {
 		dst = append(dst, "TE: trailers\r\n"...)
 	}
+	dst = st.edits.appendHeaders(dst)
 
 	st.ip = appendRemoteIP(st.ip[:0], ctx.RemoteAddr())
 	st.buf, st.via = appendList(xff, st.ip), appendList(via, s.via)

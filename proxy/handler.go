@@ -65,6 +65,9 @@ type reqState struct {
 	body []byte   // the request body, when it came as a stream
 
 	badHeader bool // a header name of the request is not a token
+
+	edits HeaderEdits  // upstream header changes by plugins (headeredit.go)
+	phase PhaseRequest // what plugin hooks see (phases.go)
 }
 
 var statePool = sync.Pool{New: func() any {
@@ -97,6 +100,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	s.requests.Add(1)
 	st.newRequestID()
 	st.badHeader = false
+	st.edits.reset()
 	if !s.acceptable(ctx, st) {
 		return
 	}
@@ -126,8 +130,13 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	case !m.route.svc.proxyable:
 		s.respondError(ctx, st, fasthttp.StatusBadGateway, msgBadResponse)
 	default:
-		s.forward(ctx, st, upstreamCall{client: a.clients[m.route.svc.idx], route: m.route,
-			host: req.host, path: req.path, rawPath: rawPath, query: query, matched: matched})
+		up := upstreamCall{client: a.clients[m.route.svc.idx], route: m.route,
+			host: req.host, path: req.path, rawPath: rawPath, query: query, matched: matched}
+		if m.route.plan != nil {
+			s.forwardWithPlan(ctx, st, m.route.plan, up)
+			return
+		}
+		s.forward(ctx, st, up)
 	}
 }
 

@@ -75,7 +75,7 @@ func testService(t testing.TB, id, addr string, opts ...func(*entity.Service)) e
 // mustSnapshot builds a snapshot and fails on warnings.
 func mustSnapshot(t testing.TB, services []entity.Service, routes []entity.Route) *Snapshot {
 	t.Helper()
-	snap, warnings := NewSnapshot(services, routes)
+	snap, warnings := NewSnapshot(SnapshotInput{Services: services, Routes: routes})
 	for _, w := range warnings {
 		t.Fatalf("snapshot warning: %v", w)
 	}

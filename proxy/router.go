@@ -255,12 +255,7 @@ type request struct {
 // match returns the best matcher for req and the length of the path prefix
 // it matched (-1 when the route has no paths).
 func (s *Snapshot) match(req *request) (*matcher, int) {
-	for _, m := range s.matchers {
-		if n, ok := m.matches(req); ok {
-			return m, n
-		}
-	}
-	return nil, -1
+	return s.index.match(req)
 }
 
 func (m *matcher) matches(req *request) (int, bool) {

@@ -207,7 +207,7 @@ func TestSnapshotWarnings(t *testing.T) {
 		testRoute(idA, "", paths(`~/(?=x)`)), // look-ahead: RE2 cannot
 		testRoute(idB, "", paths("/ok")),
 	}
-	snap, warnings := NewSnapshot(nil, routes)
+	snap, warnings := NewSnapshot(SnapshotInput{Routes: routes})
 	if len(warnings) != 1 {
 		t.Fatalf("got %d warnings, want 1: %v", len(warnings), warnings)
 	}

@@ -28,7 +28,9 @@ type Server struct {
 
 	requests atomic.Int64 // requests handled
 
-	swapMu sync.Mutex // serialises Swap so pool bindings match the stored state
+	swapMu     sync.Mutex        // serialises Swap so pool bindings match the stored state
+	clientRefs map[clientKey]int // guarded by swapMu: service slots per client (bind.go)
+	keyed      []keyedState      // guarded by swapMu: state kept across swaps (keyed.go)
 
 	mu        sync.Mutex // guards the fields below
 	srv       *fasthttp.Server
@@ -75,7 +77,10 @@ func (s *Server) Swap(snap *Snapshot) {
 	}
 	s.swapMu.Lock()
 	defer s.swapMu.Unlock()
-	s.state.Store(&active{snap: snap, clients: s.pool.bind(snap)})
+	s.state.Store(&active{snap: snap, clients: s.bindClients(s.state.Load(), snap)})
+	for _, k := range s.keyed {
+		k.forget(snap)
+	}
 }
 
 // Snapshot returns the routing table in use.

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"fmt"
 	"net"
 	"slices"
 	"strconv"
@@ -11,13 +10,29 @@ import (
 	"github.com/grapevine-gw/grapevine/entity"
 )
 
-// Snapshot is an immutable routing table: compiled routes in priority order
-// and the services they point to. It is built once by NewSnapshot and then
+// Snapshot is an immutable routing table: the route index and the
+// services routes point to. It is built by NewSnapshot or a Builder and then
 // only read, by any number of requests at once.
 type Snapshot struct {
-	matchers []*matcher // best first
+	index    *routeIndex
 	services []*service // indexed by service.idx
 	routes   int
+	// For the state kept across swaps (Keyed): the ids of the entities
+	// removed since the Builder's previous snapshot, or, for a Builder's
+	// first snapshot (a full build), the set of every id it has.
+	removed []string
+	ids     map[string]bool
+}
+
+// SnapshotInput is every entity a snapshot is built from, one field per
+// kind. The issues that add plugins, upstreams, targets and certificates add
+// their kind here (and to SnapshotIDs), so the node hands the proxy one value
+// and the order of arguments never grows.
+type SnapshotInput struct {
+	Services []entity.Service
+	Routes   []entity.Route
+	// Plugins are compiled by their owner; see PluginInstance.
+	Plugins []PluginInstance
 }
 
 // service is the part of an entity.Service the request path needs, with
@@ -48,7 +63,8 @@ type route struct {
 	preserveHost bool
 	allowsHTTP   bool // protocols include http (or grpc, answered separately)
 	grpcOnly     bool
-	redirectCode int // https_redirect_status_code
+	redirectCode int        // https_redirect_status_code
+	plan         *phasePlan // the plugins' hooks; nil: none (phases.go)
 }
 
 // EmptySnapshot returns a snapshot with no routes: every request gets 404.
@@ -56,39 +72,14 @@ func EmptySnapshot() *Snapshot {
 	return &Snapshot{}
 }
 
-// NewSnapshot builds the routing table. Routes whose service is unknown are
-// kept and answer 503; routes of a disabled service are left out, as Kong
-// does. A route that cannot be compiled (an invalid regex) is skipped and
-// reported in the returned warnings.
-func NewSnapshot(services []entity.Service, routes []entity.Route) (*Snapshot, []error) {
-	snap := &Snapshot{}
-	byID := make(map[string]*service, len(services))
-	disabled := make(map[string]bool)
-	for i := range services {
-		if !services[i].Enabled {
-			disabled[services[i].ID] = true
-			continue
-		}
-		svc := newService(len(snap.services), &services[i])
-		snap.services = append(snap.services, svc)
-		byID[svc.id] = svc
-	}
-	var warnings []error
-	for i := range routes {
-		r := &routes[i]
-		if r.Service != nil && disabled[r.Service.ID] || !isHTTPRoute(r) {
-			continue
-		}
-		ms, err := compileRoute(r, newRoute(r, byID))
-		if err != nil {
-			warnings = append(warnings, fmt.Errorf("route %s skipped: %w", r.ID, err))
-			continue
-		}
-		snap.matchers = append(snap.matchers, ms...)
-		snap.routes++
-	}
-	slices.SortStableFunc(snap.matchers, compareMatchers)
-	return snap, warnings
+// NewSnapshot builds the routing table from a whole configuration. Routes
+// whose service is unknown are kept and answer 503; routes of a disabled
+// service are left out, as Kong does. A route that cannot be compiled (an
+// invalid regex) is skipped and reported in the returned warnings.
+func NewSnapshot(in SnapshotInput) (*Snapshot, []error) {
+	b := NewBuilder()
+	warnings := b.Apply(SnapshotChange{Put: in})
+	return b.Snapshot(), warnings
 }
 
 // Routes reports how many routes the snapshot serves.

@@ -72,7 +72,7 @@ func (p *clientPool) bind(snap *Snapshot) []*upstreamClient {
 		k := keyFor(svc)
 		c, ok := p.clients[k]
 		if !ok {
-			c = &upstreamClient{key: k, dial: p.dial(k), maxBody: p.maxBody}
+			c = p.newClient(k)
 			p.clients[k] = c
 		}
 		out[i], used[k] = c, true
@@ -86,6 +86,11 @@ func (p *clientPool) bind(snap *Snapshot) []*upstreamClient {
 		}
 	}
 	return out
+}
+
+// newClient makes the client for k with the pool's settings.
+func (p *clientPool) newClient(k clientKey) *upstreamClient {
+	return &upstreamClient{key: k, dial: p.dial(k), maxBody: p.maxBody}
 }
 
 func (p *clientPool) closeIdle() {

@@ -213,10 +213,11 @@ func TestUpstreamBytesBeyondFraming(t *testing.T) {
 			s := startProxy(t, mustSnapshot(t, []entity.Service{testService(t, "s1", up.addr())},
 				[]entity.Route{testRoute(idA, "s1", paths("/"), noStrip)}))
 
-			if status, _, _ := send(t, s, tt.method, "/first", nil); status != 200 {
+			status, _, _ := send(t, s, tt.method, "/first", nil)
+			close(answered) // before any Fatalf: the upstream's cleanup waits for it
+			if status != 200 {
 				t.Fatalf("first request: got %d, want 200", status)
 			}
-			close(answered)
 			<-written
 			proxyEnd, upstreamEnd := firstConnAddrs(t, up)
 			waitProxySocket(t, proxyEnd, upstreamEnd, func(_, unread int) bool { return unread > 0 })
