@@ -106,6 +106,10 @@ func Start(cfg Config) (*Cluster, error) {
 	return c, nil
 }
 
+// queryTimeoutBase is serf's query timeout per log10(N+1) on its LAN
+// preset (200 ms gossip × 16).
+const queryTimeoutBase = 16 * 200 * time.Millisecond
+
 func buildSerfConfig(cfg *Config) (*serf.Config, error) {
 	if cfg.NodeName == "" {
 		return nil, errors.New("gossip: node name is required")
@@ -154,6 +158,13 @@ func buildSerfConfig(cfg *Config) (*serf.Config, error) {
 	sc.Logger = log.New(zerologWriter{cfg.Logger}, "", 0)
 	sc.KeyringFile = cfg.KeyringFile
 	sc.EnableNameConflictResolution = true
+	// serf times a query (key rotation, user queries without their own
+	// timeout) as GossipInterval × QueryTimeoutMult × log(N+1). Its default
+	// multiplier assumes the LAN preset's 200 ms gossip; with our 20 ms it
+	// would give 320 ms, which a busy node misses and the rotation reports
+	// "1/2 nodes reported success". Keep serf's LAN timeout (3.2 s per
+	// log10 step); a key operation still returns as soon as all answered.
+	sc.QueryTimeoutMult = max(sc.QueryTimeoutMult, int(queryTimeoutBase/ml.GossipInterval))
 	sc.ReconnectTimeout = 24 * time.Hour
 	sc.TombstoneTimeout = 24 * time.Hour
 	if cfg.ReconnectTimeout > 0 {

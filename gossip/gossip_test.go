@@ -245,6 +245,22 @@ func TestReachabilityAndForceLeave(t *testing.T) {
 	})
 }
 
+// TestQueryTimeoutKeepsSerfsLANDefault: a 20 ms gossip interval must not
+// shrink the keyring queries' timeout to 320 ms (a loaded node then missed
+// it and key rotation failed with "1/2 nodes reported success").
+func TestQueryTimeoutKeepsSerfsLANDefault(t *testing.T) {
+	for _, fast := range []bool{false, true} {
+		sc, err := buildSerfConfig(&Config{NodeName: "x", BindAddr: "127.0.1.10:7946", FastTimers: fast, Logger: zerolog.Nop()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := sc.MemberlistConfig.GossipInterval * time.Duration(sc.QueryTimeoutMult)
+		if got < 3200*time.Millisecond {
+			t.Errorf("fast timers %v: got query timeout base %s, want at least 3.2s", fast, got)
+		}
+	}
+}
+
 func TestBindErrorNamesTheKey(t *testing.T) {
 	taken, err := net.ListenPacket("udp", "127.0.1.9:7946")
 	if err != nil {
