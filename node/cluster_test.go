@@ -367,12 +367,18 @@ func TestClusterKeyRotationThroughTheAdminAPI(t *testing.T) {
 		nodes = append(nodes, startClusterNode(t, cfg, fastHooks))
 	}
 	a, b := nodes[0], nodes[1]
-	eventually(t, 10*time.Second, func() error {
-		if n := b.aliveMembers(); n != 2 {
-			return fmt.Errorf("node B sees %d alive members, want 2", n)
-		}
-		return nil
-	})
+	// Both must see each other: serf's keyring queries count only the
+	// members the asking node sees alive, so an install from A before A
+	// sees B reports 1/1 success, B never gets the key, and the next "use"
+	// cuts B off (seen under the race detector).
+	for _, n := range nodes {
+		eventually(t, 10*time.Second, func() error {
+			if alive := n.aliveMembers(); alive != 2 {
+				return fmt.Errorf("%s sees %d alive members, want 2", n.Name(), alive)
+			}
+			return nil
+		})
+	}
 	steps := []struct {
 		method, path, body string
 		wantStatus         int
