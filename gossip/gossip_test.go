@@ -209,21 +209,36 @@ func TestReachabilityAndForceLeave(t *testing.T) {
 	eventually(t, 5*time.Second, func() error {
 		return wantStatuses(a, map[string]string{"node-2": "alive", "node-3": "alive"})
 	})
-	r, err := a.Reachability(2 * time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if strings.Join(r.Answered, ",") != "node-1,node-2,node-3" || len(r.Missing) != 0 {
-		t.Fatalf("got %+v, want all three answering", r)
-	}
+	// Under the race detector on a busy machine one answer can miss a
+	// query's deadline; what must hold is that all three answer.
+	eventually(t, 10*time.Second, func() error {
+		r, err := a.Reachability(2 * time.Second)
+		if err != nil {
+			return err
+		}
+		if strings.Join(r.Answered, ",") != "node-1,node-2,node-3" || len(r.Missing) != 0 {
+			return fmt.Errorf("got %+v, want all three answering", r)
+		}
+		return nil
+	})
 
 	_ = c.Shutdown() // dies without leaving
 	eventually(t, 10*time.Second, func() error { return wantStatuses(a, map[string]string{"node-3": "failed"}) })
 	if err := a.ForceLeave("node-3"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, func() error {
+	// serf sends the removal once, and not at all while node-1 counts no
+	// peer alive (a busy machine can make node-2 look dead for a moment);
+	// an operator repeats the command then, and so does the test.
+	lastTry := time.Now()
+	eventually(t, 10*time.Second, func() error {
 		if s := statuses(b)["node-3"]; s != "" && s != "left" {
+			if time.Since(lastTry) > time.Second {
+				lastTry = time.Now()
+				if err := a.ForceLeave("node-3"); err != nil {
+					return err
+				}
+			}
 			return fmt.Errorf("node-2 still sees node-3 as %s", s)
 		}
 		return nil

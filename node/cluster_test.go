@@ -305,17 +305,23 @@ func TestClusterAntiEntropyRepairsANodeThatMissedChanges(t *testing.T) {
 func TestClusterMembersAndForceLeave(t *testing.T) {
 	nodes, _ := testCluster(t, 3)
 	a, c := nodes[0], nodes[2]
-	_, body := adminDo(t, a, "GET", "/cluster", "")
-	members := body["data"].([]any)
-	if len(members) != 3 {
-		t.Fatalf("got %d members, want 3: %v", len(members), body)
-	}
-	for _, raw := range members {
-		m := raw.(map[string]any)
-		if m["status"] != "alive" || m["proxy_address"] == "" || m["config_hash"] != a.ConfigHash() || m["last_applied_at"] == nil {
-			t.Errorf("member %v: want alive with a proxy address, hash %s and a last-applied time", m, a.ConfigHash())
+	// On a loaded machine (the race detector, two cores) a member can be
+	// suspect for a probe round or two; what must hold is that all three
+	// are listed alive once gossip settles.
+	eventually(t, 10*time.Second, func() error {
+		_, body := adminDo(t, a, "GET", "/cluster", "")
+		members, _ := body["data"].([]any)
+		if len(members) != 3 {
+			return fmt.Errorf("got %d members, want 3: %v", len(members), body)
 		}
-	}
+		for _, raw := range members {
+			m := raw.(map[string]any)
+			if m["status"] != "alive" || m["proxy_address"] == "" || m["config_hash"] != a.ConfigHash() || m["last_applied_at"] == nil {
+				return fmt.Errorf("member %v: want alive with a proxy address, hash %s and a last-applied time", m, a.ConfigHash())
+			}
+		}
+		return nil
+	})
 	mustAdmin(t, a, 400, "DELETE", "/cluster/nodes/"+c.Name(), "")
 	mustAdmin(t, a, 404, "DELETE", "/cluster/nodes/no-such-node", "")
 
