@@ -72,6 +72,11 @@ func TestValidationMessages(t *testing.T) {
 		{"route redirect code", Routes, `{"paths":["/"],"https_redirect_status_code":200}`, "schema violation (https_redirect_status_code: expected one of: 426, 301, 302, 307, 308)"},
 		{"route bad cidr", Routes, `{"protocols":["tcp"],"sources":[{"ip":"x"}]}`, "schema violation (sources.1.ip: invalid ip or cidr range: 'x')"},
 		{"route foreign id", Routes, `{"paths":["/"],"service":{"id":"x"}}`, "schema violation (service.id: expected a valid UUID)"},
+		// Kong 3.9 kong/db/schema/init.lua validate_field: a foreign value
+		// passes validate_primary_key(value, true), which ignores keys other
+		// than the primary key; go-kong sends the whole Service.
+		{"route foreign whole entity", Routes, `{"paths":["/"],"service":{"id":"8f0a5d0c-2b6e-4f41-9a57-2d0b7d6b1f00","name":"s","host":"h","port":80}}`, ""},
+		{"route foreign no id", Routes, `{"paths":["/"],"service":{"host":"h"}}`, "2 schema violations (service.host: unknown field; service.id: required field missing)"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -88,6 +93,21 @@ func TestValidationMessages(t *testing.T) {
 				t.Errorf("got %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestForeignKeepsOnlyTheID: the whole parent entity is accepted as a
+// reference (Kong 3.9 validate_primary_key(value, true) in
+// kong/db/schema/init.lua), and only its id is stored.
+func TestForeignKeepsOnlyTheID(t *testing.T) {
+	const id = "8f0a5d0c-2b6e-4f41-9a57-2d0b7d6b1f00"
+	doc, err := Routes.Validate(map[string]any{"paths": []any{"/"}, "service": map[string]any{"id": id, "name": "s", "host": "h"}})
+	if err != nil {
+		t.Fatalf("validate: %v", err)
+	}
+	got, _ := json.Marshal(doc["service"])
+	if want := `{"id":"` + id + `"}`; string(got) != want {
+		t.Errorf("got service %s, want %s", got, want)
 	}
 }
 

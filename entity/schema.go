@@ -293,15 +293,13 @@ func (f *Field) validateMap(m map[string]any) (any, any) {
 	return out, nil
 }
 
-// validateForeign accepts only {"id": "<uuid>"}: the admin package resolves
-// {"name": …} to an id before validation.
+// validateForeign checks the reference's id and keeps only it: like Kong's
+// validate_primary_key(value, true), other keys beside a valid id are
+// ignored, so a client may send the whole parent entity (go-kong sends the
+// Service it got back). Without a valid id the other keys are reported
+// too. The admin package resolves {"name": …} to an id before validation.
 func validateForeign(m map[string]any) (any, any) {
 	sub := FieldErrors{}
-	for k := range m {
-		if k != "id" {
-			sub[k] = "unknown field"
-		}
-	}
 	id, ok := m["id"]
 	switch {
 	case !ok || id == nil:
@@ -310,11 +308,15 @@ func validateForeign(m map[string]any) (any, any) {
 		sub["id"] = "expected a string"
 	case !IsUUID(id.(string)):
 		sub["id"] = "expected a valid UUID"
+	default:
+		return map[string]any{"id": id}, nil
 	}
-	if len(sub) > 0 {
-		return nil, sub
+	for k := range m {
+		if k != "id" {
+			sub[k] = "unknown field"
+		}
 	}
-	return map[string]any{"id": id}, nil
+	return nil, sub
 }
 
 var typeNames = map[Type]string{
