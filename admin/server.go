@@ -101,7 +101,7 @@ type Server struct {
 	cfg     Config
 	st      *store.Store
 	applier Applier
-	kinds   map[string]*kind
+	kinds   kindSet
 	log     zerolog.Logger
 	started time.Time
 
@@ -115,7 +115,7 @@ type Server struct {
 // New builds the Admin API over st; applier may be nil.
 func New(cfg Config, st *store.Store, applier Applier) *Server {
 	cfg = cfg.withDefaults()
-	return &Server{cfg: cfg, st: st, applier: applier, kinds: defaultKinds(),
+	return &Server{cfg: cfg, st: st, applier: applier, kinds: registeredKinds(),
 		log: cfg.Logger.With().Str("component", "admin").Logger(), started: time.Now()}
 }
 

@@ -47,6 +47,9 @@ type Field struct {
 	Values    *Field
 	Fields    []Field // record sub-fields
 	Reference string  // foreign: referenced table
+	// OnDelete is a foreign field's on_delete rule; "" is Kong's default,
+	// restrict.
+	OnDelete OnDelete
 	// Check is a custom validator of a non-nil, well-typed value; it
 	// returns Kong's message or "".
 	Check func(v any) string

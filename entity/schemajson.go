@@ -40,6 +40,9 @@ func (f *Field) attrs() map[string]any {
 	if f.Reference != "" {
 		a["reference"] = f.Reference
 	}
+	if f.OnDelete != "" {
+		a["on_delete"] = string(f.OnDelete)
+	}
 	f.nestedAttrs(a)
 	for k, v := range f.Extra {
 		a[k] = v
