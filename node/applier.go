@@ -85,7 +85,7 @@ func (w *pendingWork) addHint(h gossip.Hint) {
 
 // loadAll builds the state from one consistent read of the database.
 func (a *applier) loadAll(ctx context.Context) error {
-	load, err := a.store.LoadConfig(ctx, tables, eventWindow)
+	load, err := a.store.LoadConfig(ctx, tables(), eventWindow)
 	if err != nil {
 		return fmt.Errorf("loading configuration: %w", err)
 	}
@@ -229,7 +229,7 @@ func (a *applier) reloadEntity(ctx context.Context, key entityKey) error {
 }
 
 func tableByName(name string) (store.Table, bool) {
-	for _, t := range tables {
+	for _, t := range tables() {
 		if t.Name == name {
 			return t, true
 		}

@@ -19,14 +19,27 @@ import (
 type configState struct {
 	services map[string]entity.Service
 	routes   map[string]entity.Route
+	// others holds the configuration kinds the proxy does not read yet,
+	// by table, then id, as their kinds decode them.
+	others map[string]map[string]any
 }
 
 func newConfigState() *configState {
-	return &configState{services: map[string]entity.Service{}, routes: map[string]entity.Route{}}
+	return &configState{services: map[string]entity.Service{}, routes: map[string]entity.Route{},
+		others: map[string]map[string]any{}}
 }
 
-// tables are the entity tables whose rows make up the proxy's configuration.
-var tables = []store.Table{store.Services, store.Routes}
+// tables are the entity tables whose rows make up the proxy's
+// configuration: every registered kind marked Config.
+func tables() []store.Table {
+	var out []store.Table
+	for _, k := range entity.Kinds() {
+		if k.Config {
+			out = append(out, store.TableOf(k))
+		}
+	}
+	return out
+}
 
 // replaceAll swaps in a whole configuration read at one point in time.
 func (s *configState) replaceAll(rows map[string][]store.Row) error {
@@ -42,23 +55,26 @@ func (s *configState) replaceAll(rows map[string][]store.Row) error {
 	return nil
 }
 
-// put stores one entity row read from the database.
+// put stores one entity row read from the database, decoded by its kind.
 func (s *configState) put(table string, row store.Row) error {
-	switch table {
-	case store.Services.Name:
-		var svc entity.Service
-		if err := json.Unmarshal(row.Doc, &svc); err != nil {
-			return fmt.Errorf("decoding service %s: %w", row.ID, err)
-		}
-		s.services[row.ID] = svc
-	case store.Routes.Name:
-		var route entity.Route
-		if err := json.Unmarshal(row.Doc, &route); err != nil {
-			return fmt.Errorf("decoding route %s: %w", row.ID, err)
-		}
-		s.routes[row.ID] = route
-	default:
+	k, ok := entity.KindByName(table)
+	if !ok || !k.Config {
 		return fmt.Errorf("no configuration table %q", table)
+	}
+	v, err := k.Decode(row.Doc)
+	if err != nil {
+		return fmt.Errorf("decoding %s %s: %w", table, row.ID, err)
+	}
+	switch e := v.(type) {
+	case entity.Service:
+		s.services[row.ID] = e
+	case entity.Route:
+		s.routes[row.ID] = e
+	default:
+		if s.others[table] == nil {
+			s.others[table] = map[string]any{}
+		}
+		s.others[table][row.ID] = v
 	}
 	return nil
 }
@@ -70,6 +86,8 @@ func (s *configState) remove(key entityKey) {
 		delete(s.services, key.ID)
 	case store.Routes.Name:
 		delete(s.routes, key.ID)
+	default:
+		delete(s.others[key.Table], key.ID)
 	}
 }
 
@@ -88,6 +106,11 @@ func (s *configState) hash() string {
 	for _, route := range sortedValues(s.routes) {
 		writeEntity(h, "routes", route)
 	}
+	for _, table := range sortedKeys(s.others) {
+		for _, v := range sortedValues(s.others[table]) {
+			writeEntity(h, table, v)
+		}
+	}
 	return hex.EncodeToString(h.Sum(nil))[:16]
 }
 
@@ -96,6 +119,15 @@ func writeEntity(h hash.Hash, table string, v any) {
 	_, _ = h.Write([]byte(table))
 	_, _ = h.Write(doc)
 	_, _ = h.Write([]byte{'\n'})
+}
+
+func sortedKeys[T any](m map[string]T) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 // sortedValues returns a map's values ordered by key (entity id).
