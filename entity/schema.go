@@ -198,12 +198,28 @@ func (f *Field) validate(v any) (any, any) {
 		}
 		return rec, nil
 	case TypeForeign:
-		return validateForeign(v.(map[string]any))
+		return lowerForeignID(validateForeign(v.(map[string]any)))
 	}
 	if msg := f.checkScalar(v); msg != "" {
 		return nil, msg
 	}
+	if s, ok := v.(string); ok && f.UUID {
+		return strings.ToLower(s), nil
+	}
 	return v, nil
+}
+
+// lowerForeignID stores a valid reference's id in lower case. Kong takes
+// UUIDs in any letter case (kong/tools/uuid.lua matches case-blind) and
+// PostgreSQL's uuid type gives them back in lower case, so an id is the
+// same entity however it was written, and is stored one way.
+func lowerForeignID(ref any, errs any) (any, any) {
+	if m, ok := ref.(map[string]any); ok && errs == nil {
+		if id, ok := m["id"].(string); ok {
+			m["id"] = strings.ToLower(id)
+		}
+	}
+	return ref, errs
 }
 
 func (f *Field) checkScalar(v any) string {
