@@ -72,11 +72,9 @@ type Schema struct {
 	Shorthands  []Shorthand
 	// Prepare adjusts defaults that depend on other input (subschemas).
 	Prepare func(doc map[string]any)
-	// EntityChecks runs when every field is valid and adds "@entity"
-	// or field messages.
-	EntityChecks func(doc map[string]any, fe FieldErrors)
-	// ChecksJSON is rendered as "entity_checks" by GET /schemas.
-	ChecksJSON []any
+	// Checks run in order when every field is valid and add "@entity" or
+	// field messages; GET /schemas renders them as "entity_checks".
+	Checks []Check
 }
 
 // Field returns the named top-level field or nil.
@@ -114,8 +112,8 @@ func (s *Schema) Validate(input map[string]any) (map[string]any, *Error) {
 		s.Prepare(doc)
 	}
 	out := validateRecord(s.Fields, doc, fe)
-	if len(fe) == 0 && s.EntityChecks != nil {
-		s.EntityChecks(out, fe)
+	if len(fe) == 0 {
+		runChecks(s.Checks, out, fe)
 	}
 	if err := SchemaViolation(fe); err != nil {
 		return nil, err

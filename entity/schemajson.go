@@ -8,11 +8,7 @@ func (s *Schema) JSON() map[string]any {
 	for i := range s.Fields {
 		fields[i] = map[string]any{s.Fields[i].Name: s.Fields[i].attrs()}
 	}
-	checks := s.ChecksJSON
-	if checks == nil {
-		checks = []any{}
-	}
-	return map[string]any{"fields": fields, "entity_checks": checks}
+	return map[string]any{"fields": fields, "entity_checks": renderChecks(s.Checks)}
 }
 
 func (f *Field) attrs() map[string]any {
