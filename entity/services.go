@@ -66,7 +66,7 @@ func expandServiceURL(v any, doc map[string]any) string {
 	if strings.Contains(u.Hostname(), ":") {
 		doc["host"] = "[" + u.Hostname() + "]"
 	}
-	doc["port"] = defaultPort(u.Scheme)
+	doc["port"] = urlDefaultPort(u.Scheme)
 	if p := u.Port(); p != "" {
 		n, err := strconv.Atoi(p)
 		if err != nil {
@@ -81,9 +81,21 @@ func expandServiceURL(v any, doc map[string]any) string {
 	return ""
 }
 
-func defaultPort(scheme string) int64 {
-	switch scheme {
-	case "https", "grpcs", "tls", "wss":
+// urlDefaultPort is the port of a url without one: Kong's url shorthand
+// (kong/db/schema/entities/services.lua) knows 443 for https only; every
+// other scheme, grpcs and tls included, gets the schema's default, 80.
+func urlDefaultPort(scheme string) int64 {
+	if scheme == "https" {
+		return 443
+	}
+	return 80
+}
+
+// DefaultPort is a protocol's standard upstream port, the one a Host
+// header leaves out: 443 for https and grpcs, 80 otherwise (Kong's
+// set_host_header, kong/runloop/balancer/init.lua).
+func DefaultPort(protocol string) int {
+	if protocol == "https" || protocol == "grpcs" {
 		return 443
 	}
 	return 80
