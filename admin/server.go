@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/grapevine-gw/grapevine/entity"
 	"github.com/grapevine-gw/grapevine/store"
 	"github.com/rs/zerolog"
 )
@@ -23,7 +24,7 @@ import (
 // Config configures the Admin API. Zero values mean the defaults named.
 type Config struct {
 	Listen        string         // admin_listen; default "127.0.0.1:8001"
-	Version       string         // Kong version reported as GET / "version"; default "3.9.1"
+	Version       string         // Kong version reported as GET / "version"; default entity.KongVersion
 	ServerVersion string         // Grapevine's own version, in "Server: grapevine/<v>"; default Version
 	Cluster       Cluster        // the cluster view for /cluster; nil when gossip is off
 	NodeID        string         // GET / node_id
@@ -44,7 +45,7 @@ type Config struct {
 
 // DefaultConfig returns the defaults documented on Config.
 func DefaultConfig() Config {
-	return Config{Listen: "127.0.0.1:8001", Version: "3.9.1", ProxyListen: "0.0.0.0:8000",
+	return Config{Listen: "127.0.0.1:8001", Version: entity.KongVersion, ProxyListen: "0.0.0.0:8000",
 		DBTimeout: 5 * time.Second, PingTimeout: time.Second, MaxBodySize: 10 << 20}
 }
 
