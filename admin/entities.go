@@ -262,13 +262,20 @@ type parentError struct{ err error }
 func (e *parentError) Error() string { return e.err.Error() }
 func (e *parentError) Unwrap() error { return e.err }
 
+// deleteRow deletes the entity and what cascades with it, and makes every
+// one of those changes live here.
 func (s *Server) deleteRow(ctx context.Context, w http.ResponseWriter, r *http.Request, k *kind, id string) {
-	change, err := s.st.Delete(ctx, k.table, id)
+	changes, err := s.st.InTx(ctx, func(x *store.Tx) error {
+		_, err := x.Delete(ctx, k.table, id)
+		return err
+	})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	s.apply(ctx, change)
+	for _, c := range changes {
+		s.apply(ctx, c)
+	}
 	writeNoContent(w)
 }
 
@@ -318,27 +325,32 @@ func (s *Server) apply(ctx context.Context, c store.Change) {
 	}
 }
 
-// resolveForeign turns {"name": "x"} references into {"id": …} (code 13
-// when no such entity exists).
+// resolveForeign turns references without an id, such as {"name": "x"},
+// into {"id": …}, as Kong's resolve_foreign does (kong/db/dao/init.lua):
+// by the parent's endpoint key or another unique field, code 13 when no
+// entity has that value.
 func (s *Server) resolveForeign(ctx context.Context, k *kind, in map[string]any) error {
 	for _, f := range k.table.Foreign {
 		ref, ok := in[f.Field].(map[string]any)
-		parent, known := s.kinds[f.Table]
-		if !ok || !known || ref["id"] != nil || parent.table.KeyField == "" {
+		parent, known := s.kinds.byTable[f.Table]
+		if !ok || !known || ref["id"] != nil {
 			continue
 		}
-		key, ok := ref[parent.table.KeyField].(string)
-		if !ok {
-			continue
+		for _, field := range parent.uniqueFields() {
+			value, ok := ref[field].(string)
+			if !ok {
+				continue
+			}
+			row, err := s.st.GetByUnique(ctx, parent.table, field, value)
+			if errors.Is(err, store.ErrNotFound) {
+				return entity.ForeignKeyUnresolved(f.Field, field, value, f.Table)
+			}
+			if err != nil {
+				return fmt.Errorf("resolve %s %q: %w", f.Field, value, err)
+			}
+			in[f.Field] = map[string]any{"id": row.ID}
+			break
 		}
-		row, err := s.st.GetByKey(ctx, parent.table, key)
-		if errors.Is(err, store.ErrNotFound) {
-			return entity.ForeignKeyUnresolved(f.Field, parent.table.KeyField, key, f.Table)
-		}
-		if err != nil {
-			return fmt.Errorf("resolve %s %q: %w", f.Field, key, err)
-		}
-		in[f.Field] = map[string]any{"id": row.ID}
 	}
 	return nil
 }
@@ -399,6 +411,14 @@ func toRow(k *kind, doc map[string]any) (store.Row, error) {
 	row.CreatedAt, _ = doc["created_at"].(int64)
 	row.UpdatedAt, _ = doc["updated_at"].(int64)
 	row.Tags = stringList(doc["tags"])
+	for _, col := range k.table.Unique {
+		if v, ok := doc[col].(string); ok {
+			if row.Unique == nil {
+				row.Unique = map[string]string{}
+			}
+			row.Unique[col] = v
+		}
+	}
 	for _, f := range k.table.Foreign {
 		if ref, ok := doc[f.Field].(map[string]any); ok {
 			if row.Foreign == nil {

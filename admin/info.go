@@ -137,14 +137,17 @@ func (s *Server) handleEndpoints(w http.ResponseWriter, r *http.Request) {
 	paths := []string{"/", "/endpoints", "/status", "/tags", "/tags/{tags}",
 		"/schemas/{db_entity_name}", "/schemas/{db_entity_name}/validate",
 		"/cluster", "/cluster/nodes/{name}", "/cluster/reachability", "/cluster/keys", "/cluster/keys/use", "/cluster/keys/remove"}
-	for _, name := range kindOrder {
-		k := s.kinds[name]
-		item := "/" + name + "/{" + name + "}"
-		paths = append(paths, "/"+name, item)
+	for _, k := range s.kinds.order {
+		item := "/" + k.name + "/{" + k.name + "}"
+		paths = append(paths, "/"+k.name, item)
 		for _, f := range k.table.Foreign {
+			parent, ok := s.kinds.byTable[f.Table]
+			if !ok {
+				continue
+			}
 			paths = append(paths, item+"/"+f.Field)
-			parent := "/" + f.Table + "/{" + f.Table + "}/" + name
-			paths = append(paths, parent, parent+"/{"+name+"}")
+			nested := "/" + parent.name + "/{" + parent.name + "}/" + k.name
+			paths = append(paths, nested, nested+"/{"+k.name+"}")
 		}
 	}
 	sort.Strings(paths)
@@ -153,7 +156,7 @@ func (s *Server) handleEndpoints(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) schemaHandler(name string) handler {
 	return func(w http.ResponseWriter, r *http.Request) {
-		k, ok := s.kinds[name]
+		k, ok := s.kinds.byTable[name]
 		if !ok {
 			writeMessage(w, http.StatusNotFound, "No entity named '"+name+"'")
 			return
@@ -166,7 +169,7 @@ func (s *Server) schemaHandler(name string) handler {
 // foreign key existence check.
 func (s *Server) validateHandler(name string) handler {
 	return func(w http.ResponseWriter, r *http.Request) {
-		k, ok := s.kinds[name]
+		k, ok := s.kinds.byTable[name]
 		if !ok {
 			writeMessage(w, http.StatusNotFound, "No entity named '"+name+"'")
 			return
@@ -247,15 +250,15 @@ func (s *Server) tagsHandler(only string) handler {
 // sorted by entity id, then tag.
 func (s *Server) tagRefs(ctx context.Context, only string) ([]tagRef, error) {
 	refs := []tagRef{}
-	for _, name := range kindOrder {
-		rows, err := s.st.All(ctx, s.kinds[name].table)
+	for _, k := range s.kinds.order {
+		rows, err := s.st.All(ctx, k.table)
 		if err != nil {
 			return nil, err
 		}
 		for _, row := range rows {
 			for _, t := range row.Tags {
 				if only == "" || t == only {
-					refs = append(refs, tagRef{Tag: t, EntityName: name, EntityID: row.ID})
+					refs = append(refs, tagRef{Tag: t, EntityName: k.table.Name, EntityID: row.ID})
 				}
 			}
 		}

@@ -5,9 +5,10 @@ import (
 	"github.com/grapevine-gw/grapevine/store"
 )
 
-// kind describes one entity kind to the generic handlers: its schema, its
-// table and (through the table's Foreign list) the nested endpoints. A new
-// entity (consumers, plugins, upstreams) needs one more entry here.
+// kind is one registered entity kind as the generic handlers use it: its
+// schema, its table and (through the table's Foreign list) the nested
+// endpoints. Every kind comes from the entity registry; nothing here is
+// listed by hand.
 type kind struct {
 	name   string // path segment, e.g. "services"
 	schema *entity.Schema
@@ -34,17 +35,31 @@ func (k *kind) foreignTo(parent string) (store.Foreign, bool) {
 	return store.Foreign{}, false
 }
 
-func defaultKinds() map[string]*kind {
-	kinds := []*kind{
-		{name: "services", schema: entity.Services, table: store.Services},
-		{name: "routes", schema: entity.Routes, table: store.Routes},
+// uniqueFields are the fields a reference can name a k entity by instead
+// of its id: the endpoint key, then the other unique fields (Kong's
+// resolve_foreign in kong/db/dao/init.lua tries each).
+func (k *kind) uniqueFields() []string {
+	var out []string
+	if k.table.KeyField != "" {
+		out = append(out, k.table.KeyField)
 	}
-	m := make(map[string]*kind, len(kinds))
-	for _, k := range kinds {
-		m[k.name] = k
-	}
-	return m
+	return append(out, k.table.Unique...)
 }
 
-// kindOrder is the order GET /endpoints and GET /tags walk the kinds in.
-var kindOrder = []string{"services", "routes"}
+// kindSet is the Admin API's view of the registry, taken once by New.
+type kindSet struct {
+	byPath  map[string]*kind // Admin API path segment -> kind
+	byTable map[string]*kind // table name -> kind
+	order   []*kind          // registration order: GET /endpoints, GET /tags
+}
+
+func registeredKinds() kindSet {
+	ks := kindSet{byPath: map[string]*kind{}, byTable: map[string]*kind{}}
+	for _, ek := range entity.Kinds() {
+		k := &kind{name: ek.Path, schema: ek.Schema, table: store.TableOf(ek)}
+		ks.byPath[k.name] = k
+		ks.byTable[k.table.Name] = k
+		ks.order = append(ks.order, k)
+	}
+	return ks
+}

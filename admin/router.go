@@ -102,7 +102,7 @@ func (s *Server) match(segs []string) methods {
 	if ms := s.matchCluster(segs); ms != nil {
 		return ms
 	}
-	k, ok := s.kinds[segs[0]]
+	k, ok := s.kinds.byPath[segs[0]]
 	if !ok {
 		return nil
 	}
@@ -140,15 +140,15 @@ func (s *Server) matchInfo(segs []string) methods {
 // matchSub is /parent/{p}/children or /child/{c}/foreignfield.
 func (s *Server) matchSub(k *kind, id, sub string) methods {
 	if f, ok := k.foreign(sub); ok {
-		if parent, ok := s.kinds[f.Table]; ok {
+		if parent, ok := s.kinds.byTable[f.Table]; ok {
 			return s.foreignMethods(k, id, f.Field, parent)
 		}
 	}
-	child, ok := s.kinds[sub]
+	child, ok := s.kinds.byPath[sub]
 	if !ok {
 		return nil
 	}
-	f, ok := child.foreignTo(k.name)
+	f, ok := child.foreignTo(k.table.Name)
 	if !ok {
 		return nil
 	}
@@ -156,11 +156,11 @@ func (s *Server) matchSub(k *kind, id, sub string) methods {
 }
 
 func (s *Server) matchNestedEntity(k *kind, id, sub, childRef string) methods {
-	child, ok := s.kinds[sub]
+	child, ok := s.kinds.byPath[sub]
 	if !ok {
 		return nil
 	}
-	f, ok := child.foreignTo(k.name)
+	f, ok := child.foreignTo(k.table.Name)
 	if !ok {
 		return nil
 	}

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/grapevine-gw/grapevine/entity"
 	"github.com/grapevine-gw/grapevine/store"
 	"github.com/rs/zerolog"
 )
@@ -23,7 +24,7 @@ import (
 // Config configures the Admin API. Zero values mean the defaults named.
 type Config struct {
 	Listen        string         // admin_listen; default "127.0.0.1:8001"
-	Version       string         // Kong version reported as GET / "version"; default "3.9.1"
+	Version       string         // Kong version reported as GET / "version"; default entity.KongVersion
 	ServerVersion string         // Grapevine's own version, in "Server: grapevine/<v>"; default Version
 	Cluster       Cluster        // the cluster view for /cluster; nil when gossip is off
 	NodeID        string         // GET / node_id
@@ -44,7 +45,7 @@ type Config struct {
 
 // DefaultConfig returns the defaults documented on Config.
 func DefaultConfig() Config {
-	return Config{Listen: "127.0.0.1:8001", Version: "3.9.1", ProxyListen: "0.0.0.0:8000",
+	return Config{Listen: "127.0.0.1:8001", Version: entity.KongVersion, ProxyListen: "0.0.0.0:8000",
 		DBTimeout: 5 * time.Second, PingTimeout: time.Second, MaxBodySize: 10 << 20}
 }
 
@@ -101,7 +102,7 @@ type Server struct {
 	cfg     Config
 	st      *store.Store
 	applier Applier
-	kinds   map[string]*kind
+	kinds   kindSet
 	log     zerolog.Logger
 	started time.Time
 
@@ -115,7 +116,7 @@ type Server struct {
 // New builds the Admin API over st; applier may be nil.
 func New(cfg Config, st *store.Store, applier Applier) *Server {
 	cfg = cfg.withDefaults()
-	return &Server{cfg: cfg, st: st, applier: applier, kinds: defaultKinds(),
+	return &Server{cfg: cfg, st: st, applier: applier, kinds: registeredKinds(),
 		log: cfg.Logger.With().Str("component", "admin").Logger(), started: time.Now()}
 }
 

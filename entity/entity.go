@@ -5,6 +5,11 @@
 // from them. It must not import any of those packages.
 package entity
 
+// KongVersion is the Kong Gateway version whose entities, Admin API and
+// configuration Grapevine follows; GET / reports it as "version", which
+// clients such as go-kong and decK read to pick their behaviour.
+const KongVersion = "3.9.1"
+
 // ForeignKey is how Kong renders a reference to another entity: {"id": "<uuid>"}.
 type ForeignKey struct {
 	ID string `json:"id"`

@@ -139,6 +139,10 @@ func TestServiceURL(t *testing.T) {
 		{"https://a.test", "https", "a.test", 443, nil},
 		{"https://a.test:8443/x/y", "https", "a.test", 8443, "/x/y"},
 		{"grpc://10.0.0.1:9000", "grpc", "10.0.0.1", 9000, nil},
+		// kong/db/schema/entities/services.lua's url shorthand defaults
+		// the port for http and https only; other schemes get 80.
+		{"grpcs://a.test", "grpcs", "a.test", 80, nil},
+		{"tls://a.test", "tls", "a.test", 80, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.url, func(t *testing.T) {

@@ -36,16 +36,13 @@ var Routes = &Schema{
 		cidrPortsField("sources"),
 		cidrPortsField("destinations"),
 	},
-	Prepare:      prepareRoute,
-	EntityChecks: checkRoute,
-	ChecksJSON: []any{
-		map[string]any{"mutually_exclusive_subsets": map[string]any{"field": "protocols", "subsets": protocolSubsetsJSON()}},
-		map[string]any{"conditional": map[string]any{
-			"if_field":   "protocols",
-			"if_match":   map[string]any{"elements": map[string]any{"type": "string", "not_one_of": []any{"grpcs", "https", "tls", "tls_passthrough"}}},
-			"then_field": "snis", "then_match": map[string]any{"len_eq": 0},
-			"then_err": "'snis' can only be set when 'protocols' is 'grpcs', 'https', 'tls' or 'tls_passthrough'",
-		}},
+	Prepare: prepareRoute,
+	Checks: []Check{
+		MutuallyExclusiveSubsets{Field: "protocols", Subsets: protocolSubsets},
+		CustomCheck(checkRouteMatchers),
+		Conditional{If: "protocols", IfMatch: Match{ElementsNotOneOf: []any{"grpcs", "https", "tls", "tls_passthrough"}},
+			Then: "snis", ThenMatch: Match{Null: true, Len0: true},
+			ThenErr: "'snis' can only be set when 'protocols' is 'grpcs', 'https', 'tls' or 'tls_passthrough'"},
 	},
 }
 
@@ -57,14 +54,6 @@ func cidrPortsField(name string) Field {
 }
 
 var protocolSubsets = [][]string{{"http", "https"}, {"tcp", "tls", "udp"}, {"tls_passthrough"}, {"grpc", "grpcs"}}
-
-func protocolSubsetsJSON() []any {
-	out := make([]any, len(protocolSubsets))
-	for i, s := range protocolSubsets {
-		out[i] = stringsToAny(s)
-	}
-	return out
-}
 
 func stringsToAny(ss []string) []any {
 	out := make([]any, len(ss))
@@ -93,12 +82,10 @@ func prepareRoute(doc map[string]any) {
 	}
 }
 
-func checkRoute(doc map[string]any, fe FieldErrors) {
+// checkRouteMatchers is the per-protocol part of Kong's routes
+// subschemas: which matchers a route must and must not set.
+func checkRouteMatchers(doc map[string]any, fe FieldErrors) {
 	protos := protocolSet(doc["protocols"])
-	if msg := exclusiveSubsets(protos); msg != "" {
-		fe.Entity(msg)
-		return
-	}
 	switch {
 	case protos["http"] || protos["https"]:
 		checkHTTPRoute(doc, protos, fe)
@@ -106,10 +93,6 @@ func checkRoute(doc map[string]any, fe FieldErrors) {
 		checkGRPCRoute(doc, protos, fe)
 	default:
 		checkStreamRoute(doc, protos, fe)
-	}
-	if !isEmpty(doc["snis"]) && !(protos["grpcs"] || protos["https"] || protos["tls"] || protos["tls_passthrough"]) {
-		fe["snis"] = "'snis' can only be set when 'protocols' is 'grpcs', 'https', 'tls' or 'tls_passthrough'"
-		fe.Entity("failed conditional validation given value of field 'protocols'")
 	}
 }
 
@@ -122,22 +105,6 @@ func protocolSet(v any) map[string]bool {
 		}
 	}
 	return out
-}
-
-func exclusiveSubsets(protos map[string]bool) string {
-	var hit []string
-	for _, subset := range protocolSubsets {
-		for _, p := range subset {
-			if protos[p] {
-				hit = append(hit, "('"+strings.Join(subset, "', '")+"')")
-				break
-			}
-		}
-	}
-	if len(hit) < 2 {
-		return ""
-	}
-	return "these sets are mutually exclusive: " + strings.Join(hit, ", ")
 }
 
 func checkHTTPRoute(doc map[string]any, protos map[string]bool, fe FieldErrors) {

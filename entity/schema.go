@@ -47,6 +47,9 @@ type Field struct {
 	Values    *Field
 	Fields    []Field // record sub-fields
 	Reference string  // foreign: referenced table
+	// OnDelete is a foreign field's on_delete rule; "" is Kong's default,
+	// restrict.
+	OnDelete OnDelete
 	// Check is a custom validator of a non-nil, well-typed value; it
 	// returns Kong's message or "".
 	Check func(v any) string
@@ -69,11 +72,9 @@ type Schema struct {
 	Shorthands  []Shorthand
 	// Prepare adjusts defaults that depend on other input (subschemas).
 	Prepare func(doc map[string]any)
-	// EntityChecks runs when every field is valid and adds "@entity"
-	// or field messages.
-	EntityChecks func(doc map[string]any, fe FieldErrors)
-	// ChecksJSON is rendered as "entity_checks" by GET /schemas.
-	ChecksJSON []any
+	// Checks run in order when every field is valid and add "@entity" or
+	// field messages; GET /schemas renders them as "entity_checks".
+	Checks []Check
 }
 
 // Field returns the named top-level field or nil.
@@ -111,8 +112,8 @@ func (s *Schema) Validate(input map[string]any) (map[string]any, *Error) {
 		s.Prepare(doc)
 	}
 	out := validateRecord(s.Fields, doc, fe)
-	if len(fe) == 0 && s.EntityChecks != nil {
-		s.EntityChecks(out, fe)
+	if len(fe) == 0 {
+		runChecks(s.Checks, out, fe)
 	}
 	if err := SchemaViolation(fe); err != nil {
 		return nil, err
@@ -195,12 +196,28 @@ func (f *Field) validate(v any) (any, any) {
 		}
 		return rec, nil
 	case TypeForeign:
-		return validateForeign(v.(map[string]any))
+		return lowerForeignID(validateForeign(v.(map[string]any)))
 	}
 	if msg := f.checkScalar(v); msg != "" {
 		return nil, msg
 	}
+	if s, ok := v.(string); ok && f.UUID {
+		return strings.ToLower(s), nil
+	}
 	return v, nil
+}
+
+// lowerForeignID stores a valid reference's id in lower case. Kong takes
+// UUIDs in any letter case (kong/tools/uuid.lua matches case-blind) and
+// PostgreSQL's uuid type gives them back in lower case, so an id is the
+// same entity however it was written, and is stored one way.
+func lowerForeignID(ref any, errs any) (any, any) {
+	if m, ok := ref.(map[string]any); ok && errs == nil {
+		if id, ok := m["id"].(string); ok {
+			m["id"] = strings.ToLower(id)
+		}
+	}
+	return ref, errs
 }
 
 func (f *Field) checkScalar(v any) string {

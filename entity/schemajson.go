@@ -8,11 +8,7 @@ func (s *Schema) JSON() map[string]any {
 	for i := range s.Fields {
 		fields[i] = map[string]any{s.Fields[i].Name: s.Fields[i].attrs()}
 	}
-	checks := s.ChecksJSON
-	if checks == nil {
-		checks = []any{}
-	}
-	return map[string]any{"fields": fields, "entity_checks": checks}
+	return map[string]any{"fields": fields, "entity_checks": renderChecks(s.Checks)}
 }
 
 func (f *Field) attrs() map[string]any {
@@ -39,6 +35,9 @@ func (f *Field) attrs() map[string]any {
 	}
 	if f.Reference != "" {
 		a["reference"] = f.Reference
+	}
+	if f.OnDelete != "" {
+		a["on_delete"] = string(f.OnDelete)
 	}
 	f.nestedAttrs(a)
 	for k, v := range f.Extra {

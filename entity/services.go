@@ -30,15 +30,21 @@ var Services = &Schema{
 		{Name: "ca_certificates", Type: TypeArray, Elements: &Field{Type: TypeString, UUID: true}},
 		{Name: "enabled", Type: TypeBoolean, Default: true, Required: true},
 	},
-	Shorthands:   []Shorthand{{Name: "url", Type: TypeString, Expand: expandServiceURL}},
-	EntityChecks: checkService,
-	ChecksJSON: []any{
-		conditionalJSON("protocol", []any{"tcp", "tls", "udp", "grpc", "grpcs"}, "path"),
-		conditionalNotJSON("protocol", []any{"https", "tls"}, "client_certificate"),
-		conditionalNotJSON("protocol", []any{"https", "tls"}, "tls_verify"),
-		conditionalNotJSON("protocol", []any{"https", "tls"}, "tls_verify_depth"),
-		conditionalNotJSON("protocol", []any{"https", "tls"}, "ca_certificates"),
+	Shorthands: []Shorthand{{Name: "url", Type: TypeString, Expand: expandServiceURL}},
+	Checks: []Check{
+		Conditional{If: "protocol", IfMatch: Match{OneOf: []any{"tcp", "tls", "udp", "grpc", "grpcs"}},
+			Then: "path", ThenMatch: Match{Null: true}},
+		tlsOnly("client_certificate"),
+		tlsOnly("tls_verify"),
+		tlsOnly("tls_verify_depth"),
+		tlsOnly("ca_certificates"),
 	},
+}
+
+// tlsOnly is a service field that only https and tls services may set.
+func tlsOnly(field string) Check {
+	return Conditional{If: "protocol", IfMatch: Match{NotOneOf: []any{"https", "tls"}},
+		Then: field, ThenMatch: Match{Null: true}}
 }
 
 func timeoutField(name string) Field {
@@ -60,7 +66,7 @@ func expandServiceURL(v any, doc map[string]any) string {
 	if strings.Contains(u.Hostname(), ":") {
 		doc["host"] = "[" + u.Hostname() + "]"
 	}
-	doc["port"] = defaultPort(u.Scheme)
+	doc["port"] = urlDefaultPort(u.Scheme)
 	if p := u.Port(); p != "" {
 		n, err := strconv.Atoi(p)
 		if err != nil {
@@ -75,34 +81,24 @@ func expandServiceURL(v any, doc map[string]any) string {
 	return ""
 }
 
-func defaultPort(scheme string) int64 {
-	switch scheme {
-	case "https", "grpcs", "tls", "wss":
+// urlDefaultPort is the port of a url without one: Kong's url shorthand
+// (kong/db/schema/entities/services.lua) knows 443 for https only; every
+// other scheme, grpcs and tls included, gets the schema's default, 80.
+func urlDefaultPort(scheme string) int64 {
+	if scheme == "https" {
 		return 443
 	}
 	return 80
 }
 
-func checkService(doc map[string]any, fe FieldErrors) {
-	proto, _ := doc["protocol"].(string)
-	switch proto {
-	case "tcp", "tls", "udp", "grpc", "grpcs":
-		conditional(doc, fe, "protocol", "path", "value must be null")
+// DefaultPort is a protocol's standard upstream port, the one a Host
+// header leaves out: 443 for https and grpcs, 80 otherwise (Kong's
+// set_host_header, kong/runloop/balancer/init.lua).
+func DefaultPort(protocol string) int {
+	if protocol == "https" || protocol == "grpcs" {
+		return 443
 	}
-	if proto != "https" && proto != "tls" {
-		for _, f := range []string{"client_certificate", "tls_verify", "tls_verify_depth", "ca_certificates"} {
-			conditional(doc, fe, "protocol", f, "value must be null")
-		}
-	}
-}
-
-// conditional reports Kong's conditional check failure when then-field is set.
-func conditional(doc map[string]any, fe FieldErrors, ifField, thenField, msg string) {
-	if isEmpty(doc[thenField]) {
-		return
-	}
-	fe[thenField] = msg
-	fe.Entity("failed conditional validation given value of field '" + ifField + "'")
+	return 80
 }
 
 // isEmpty is Kong's "not set": null or an empty array/map/string.
@@ -118,18 +114,4 @@ func isEmpty(v any) bool {
 		return t == ""
 	}
 	return false
-}
-
-func conditionalJSON(ifField string, oneOf []any, thenField string) any {
-	return map[string]any{"conditional": map[string]any{
-		"if_field": ifField, "if_match": map[string]any{"one_of": oneOf},
-		"then_field": thenField, "then_match": map[string]any{"eq": nil},
-	}}
-}
-
-func conditionalNotJSON(ifField string, notOneOf []any, thenField string) any {
-	return map[string]any{"conditional": map[string]any{
-		"if_field": ifField, "if_match": map[string]any{"not_one_of": notOneOf},
-		"then_field": thenField, "then_match": map[string]any{"eq": nil},
-	}}
 }

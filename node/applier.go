@@ -105,7 +105,7 @@ func (w *pendingWork) addHint(h gossip.Hint) {
 func (a *applier) loadAll(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, fullLoadCalls*a.dbTimeout)
 	defer cancel()
-	load, err := a.store.LoadConfig(ctx, tables, eventWindow)
+	load, err := a.store.LoadConfig(ctx, tables(), eventWindow)
 	if err != nil {
 		return fmt.Errorf("loading configuration: %w", err)
 	}
@@ -256,7 +256,7 @@ func (a *applier) reloadEntity(ctx context.Context, key entityKey) error {
 }
 
 func tableByName(name string) (store.Table, bool) {
-	for _, t := range tables {
+	for _, t := range tables() {
 		if t.Name == name {
 			return t, true
 		}

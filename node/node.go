@@ -20,6 +20,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/grapevine-gw/grapevine/admin"
+	"github.com/grapevine-gw/grapevine/entity"
 	"github.com/grapevine-gw/grapevine/gossip"
 	"github.com/grapevine-gw/grapevine/node/config"
 	"github.com/grapevine-gw/grapevine/proxy"
@@ -30,8 +31,8 @@ import (
 const Version = "0.1.0"
 
 // KongVersion is the Kong Gateway version whose Admin API Grapevine speaks;
-// GET / reports it so Kong clients (go-kong, decK) pick the right behaviour.
-const KongVersion = "3.9.1"
+// its one owner is the entity package.
+const KongVersion = entity.KongVersion
 
 // TestHooks change timings and inject faults for tests; the zero value is
 // production behaviour.

@@ -1,7 +1,6 @@
 package node
 
 import (
-	"encoding/json"
 	"fmt"
 	"sort"
 
@@ -17,6 +16,10 @@ type configState struct {
 	services map[string]entity.Service
 	routes   map[string]entity.Route
 
+	// others holds the configuration kinds the proxy does not read yet,
+	// by table, then id, as their kinds decode them.
+	others map[string]map[string]any
+
 	// digest is the config hash kept up to date per entity (confighash.go).
 	digest  configDigest
 	digests map[entityKey]entityDigest
@@ -29,12 +32,22 @@ type configState struct {
 func newConfigState() *configState {
 	return &configState{
 		services: map[string]entity.Service{}, routes: map[string]entity.Route{},
+		others:  map[string]map[string]any{},
 		digests: map[entityKey]entityDigest{}, dirty: map[entityKey]bool{},
 	}
 }
 
-// tables are the entity tables whose rows make up the proxy's configuration.
-var tables = []store.Table{store.Services, store.Routes}
+// tables are the entity tables whose rows make up the proxy's
+// configuration: every registered kind marked Config.
+func tables() []store.Table {
+	var out []store.Table
+	for _, k := range entity.Kinds() {
+		if k.Config {
+			out = append(out, store.TableOf(k))
+		}
+	}
+	return out
+}
 
 // replaceAll swaps in a whole configuration read at one point in time.
 func (s *configState) replaceAll(rows map[string][]store.Row) error {
@@ -50,26 +63,28 @@ func (s *configState) replaceAll(rows map[string][]store.Row) error {
 	return nil
 }
 
-// put stores one entity row read from the database.
+// put stores one entity row read from the database, decoded by its kind.
 func (s *configState) put(table string, row store.Row) error {
-	switch table {
-	case store.Services.Name:
-		var svc entity.Service
-		if err := json.Unmarshal(row.Doc, &svc); err != nil {
-			return fmt.Errorf("decoding service %s: %w", row.ID, err)
-		}
-		s.services[row.ID] = svc
-		s.changed(table, row.ID, svc)
-	case store.Routes.Name:
-		var route entity.Route
-		if err := json.Unmarshal(row.Doc, &route); err != nil {
-			return fmt.Errorf("decoding route %s: %w", row.ID, err)
-		}
-		s.routes[row.ID] = route
-		s.changed(table, row.ID, route)
-	default:
+	k, ok := entity.KindByName(table)
+	if !ok || !k.Config {
 		return fmt.Errorf("no configuration table %q", table)
 	}
+	v, err := k.Decode(row.Doc)
+	if err != nil {
+		return fmt.Errorf("decoding %s %s: %w", table, row.ID, err)
+	}
+	switch e := v.(type) {
+	case entity.Service:
+		s.services[row.ID] = e
+	case entity.Route:
+		s.routes[row.ID] = e
+	default:
+		if s.others[table] == nil {
+			s.others[table] = map[string]any{}
+		}
+		s.others[table][row.ID] = v
+	}
+	s.changed(table, row.ID, v)
 	return nil
 }
 
@@ -80,6 +95,8 @@ func (s *configState) remove(key entityKey) {
 		delete(s.services, key.ID)
 	case store.Routes.Name:
 		delete(s.routes, key.ID)
+	default:
+		delete(s.others[key.Table], key.ID)
 	}
 	s.changed(key.Table, key.ID, nil)
 }

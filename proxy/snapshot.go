@@ -104,7 +104,7 @@ func newService(idx int, e *entity.Service) *service {
 	}
 	port := e.Port
 	if port == 0 {
-		port = defaultPort(e.Protocol)
+		port = entity.DefaultPort(e.Protocol)
 	}
 	svc.addr = net.JoinHostPort(e.Host, strconv.Itoa(port))
 	svc.hostHeader = []byte(hostHeader(e.Host, port, e.Protocol))
@@ -120,17 +120,10 @@ func hostHeader(host string, port int, protocol string) string {
 	if strings.IndexByte(host, ':') >= 0 {
 		host = "[" + host + "]"
 	}
-	if port == defaultPort(protocol) {
+	if port == entity.DefaultPort(protocol) {
 		return host
 	}
 	return host + ":" + strconv.Itoa(port)
-}
-
-func defaultPort(protocol string) int {
-	if protocol == "https" || protocol == "grpcs" {
-		return 443
-	}
-	return 80
 }
 
 // msOr turns a Kong millisecond timeout into a duration, 60 s if unset.

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"testing/fstest"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -30,9 +31,40 @@ func mustSub(fsys fs.FS, dir string) fs.FS {
 }
 
 // ownedTables lists every table the migrations create, children before
-// parents, so Reset can drop exactly what this package made. A test checks
-// it against a freshly bootstrapped database: add new tables here.
-var ownedTables = []string{"nodes", "routes", "services", "cluster_events"}
+// parents, so Reset can drop exactly what this package made: the cluster's
+// own tables and one per registered entity kind. A test checks it against
+// a freshly bootstrapped database.
+func ownedTables() []string {
+	names := []string{"nodes"}
+	tables := Tables()
+	for i := len(tables) - 1; i >= 0; i-- {
+		names = append(names, tables[i].Name)
+	}
+	return append(names, "cluster_events")
+}
+
+// AddMigrationForTest makes this binary carry one more migration (name as
+// NNN_name, without ".sql") until remove is called: a test's own entity
+// kind. It swaps a package variable, so its tests must not be parallel
+// (parallel tests start after serial ones end).
+func AddMigrationForTest(name, sql string) (remove func()) {
+	fsys := fstest.MapFS{}
+	entries, err := fs.ReadDir(migrationsFS, ".")
+	if err != nil {
+		panic(err) // embedded files are checked by tests
+	}
+	for _, e := range entries {
+		b, err := fs.ReadFile(migrationsFS, e.Name())
+		if err != nil {
+			panic(err)
+		}
+		fsys[e.Name()] = &fstest.MapFile{Data: b}
+	}
+	fsys[name+".sql"] = &fstest.MapFile{Data: []byte(sql)}
+	old := migrationsFS
+	migrationsFS = fsys
+	return func() { migrationsFS = old }
+}
 
 // migrationLockKey is the advisory lock that serialises migrations across
 // processes ("grapevine" folded into an int64; any constant would do).
@@ -161,7 +193,7 @@ func (s *Store) CheckSchema(ctx context.Context) error {
 // leaving the database as before Bootstrap.
 func (s *Store) Reset(ctx context.Context) error {
 	return s.withMigrationLock(ctx, func(conn *pgxpool.Conn) error {
-		tables := append(append([]string{}, ownedTables...), "schema_migrations")
+		tables := append(ownedTables(), "schema_migrations")
 		for i, t := range tables {
 			tables[i] = pgx.Identifier{t}.Sanitize()
 		}

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"testing/fstest"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -72,7 +71,7 @@ func TestOwnedTables(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s := bootstrapped(t)
-	want := append(slices.Clone(ownedTables), "schema_migrations")
+	want := append(ownedTables(), "schema_migrations")
 	sort.Strings(want)
 	if got := tables(t, s); !slices.Equal(got, want) {
 		t.Fatalf("got tables %v after bootstrap, want %v: update ownedTables", got, want)
@@ -108,18 +107,7 @@ func tables(t *testing.T, s *Store) []string {
 // embedded ones until the test ends. It swaps a package variable, so its
 // tests must not be parallel (parallel tests start after serial ones end).
 func withExtraMigration(t *testing.T, name, sql string) {
-	fsys := fstest.MapFS{}
-	for _, n := range Migrations() {
-		b, err := migrationFiles.ReadFile("migrations/" + n + ".sql")
-		if err != nil {
-			t.Fatalf("read %s: %v", n, err)
-		}
-		fsys[n+".sql"] = &fstest.MapFile{Data: b}
-	}
-	fsys[name+".sql"] = &fstest.MapFile{Data: []byte(sql)}
-	old := migrationsFS
-	migrationsFS = fsys
-	t.Cleanup(func() { migrationsFS = old })
+	t.Cleanup(AddMigrationForTest(name, sql))
 }
 
 func TestPendingMigrations(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -80,6 +81,15 @@ func (s *Store) GetByKey(ctx context.Context, t Table, key string) (Row, error) 
 		return Row{}, fmt.Errorf("get %s by key %q: %w", t.Name, key, ErrNotFound)
 	}
 	return getWhere(ctx, s.pool, t, t.KeyField, key)
+}
+
+// GetByUnique returns the row whose unique field (the endpoint key or one
+// of Table.Unique) is value; ErrNotFound if there is none.
+func (s *Store) GetByUnique(ctx context.Context, t Table, field, value string) (Row, error) {
+	if field != t.KeyField && !slices.Contains(t.Unique, field) || !isText(value) {
+		return Row{}, fmt.Errorf("get %s by %s %q: %w", t.Name, field, value, ErrNotFound)
+	}
+	return getWhere(ctx, s.pool, t, field, value)
 }
 
 // selectAll reads the whole table in id order.

@@ -1,11 +1,13 @@
 // Package store owns Grapevine's PostgreSQL database: the schema (embedded,
 // versioned migrations), entity persistence, the cluster_events table that
 // tells peers what changed, and the nodes registry. Entities are stored
-// generically: a few indexed columns (id, endpoint key, foreign keys, tags,
-// timestamps) beside the entity's whole JSON document, so the store does not
-// know entity schemas; validation and rendering belong to the entity and
-// admin packages. It must not import the proxy, admin or node packages, and
-// nothing but this package may write to the tables it creates.
+// generically: a few indexed columns (id, endpoint key and other unique
+// fields, foreign keys, tags, timestamps) beside the entity's whole JSON
+// document. Which tables and columns exist, and what a delete cascades to,
+// it derives from the entity package's registry of kinds; validation and
+// rendering belong to the entity and admin packages. It must not import the
+// proxy, admin or node packages, and nothing but this package may write to
+// the tables it creates.
 package store
 
 import (

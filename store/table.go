@@ -7,36 +7,76 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+	"github.com/grapevine-gw/grapevine/entity"
 	"github.com/jackc/pgx/v5"
 )
 
 // Foreign is a reference from one entity to another, stored in the column
 // Field+"_id" of the referring table, e.g. {Field: "service", Table: "services"}.
 type Foreign struct {
-	Field string // the entity's field name, e.g. "service"
-	Table string // the referenced table, e.g. "services"
+	Field    string          // the entity's field name, e.g. "service"
+	Table    string          // the referenced table, e.g. "services"
+	OnDelete entity.OnDelete // restrict, or cascade: Delete removes the referring rows too
 }
 
 // column is the foreign key's column name.
 func (f Foreign) column() string { return f.Field + "_id" }
 
-// Table describes how one entity is stored; the migrations must agree.
+// Table describes how one entity kind is stored; TableOf derives it from
+// the kind, and the kind's migration must create matching columns.
 type Table struct {
 	Name     string    // table name, e.g. "services"
 	KeyField string    // Kong's endpoint key column ("name"); "" if none
+	Unique   []string  // other unique text columns (a consumer's custom_id)
 	Foreign  []Foreign // references to parent entities
 }
 
-// The entity tables created by the migrations.
+// TableOf is how kind k is stored: one column per unique field and per
+// foreign field beside the common ones (see migrations/001_base.sql).
+func TableOf(k *entity.Kind) Table {
+	t := Table{Name: k.Name(), KeyField: k.EndpointKey()}
+	for _, f := range k.Unique() {
+		if f != t.KeyField {
+			t.Unique = append(t.Unique, f)
+		}
+	}
+	for _, ref := range k.References() {
+		t.Foreign = append(t.Foreign, Foreign{Field: ref.Field, Table: ref.Kind, OnDelete: ref.OnDelete})
+	}
+	return t
+}
+
+// Tables returns the table of every registered kind, parents before
+// children.
+func Tables() []Table {
+	kinds := entity.Kinds()
+	out := make([]Table, len(kinds))
+	for i, k := range kinds {
+		out[i] = TableOf(k)
+	}
+	return out
+}
+
+// TableByName returns the table of the registered kind name.
+func TableByName(name string) (Table, bool) {
+	k, ok := entity.KindByName(name)
+	if !ok {
+		return Table{}, false
+	}
+	return TableOf(k), true
+}
+
+// Shorthands for the core kinds' tables.
 var (
-	Services = Table{Name: "services", KeyField: "name"}
-	Routes   = Table{Name: "routes", KeyField: "name", Foreign: []Foreign{{Field: "service", Table: "services"}}}
+	Services = TableOf(entity.MustKind("services"))
+	Routes   = TableOf(entity.MustKind("routes"))
 )
 
 // Row is one stored entity: the indexed columns and the whole document.
 type Row struct {
 	ID        string            // uuid text
 	Key       *string           // endpoint key value; nil = NULL
+	Unique    map[string]string // Table.Unique column -> value; absent = NULL
 	Foreign   map[string]string // foreign Field -> referenced id; absent = NULL
 	Tags      []string          // nil = NULL
 	CreatedAt int64             // epoch seconds, as the entity's created_at
@@ -62,6 +102,7 @@ func (t Table) columns() []string {
 	if t.KeyField != "" {
 		cols = append(cols, t.KeyField)
 	}
+	cols = append(cols, t.Unique...)
 	for _, f := range t.Foreign {
 		cols = append(cols, f.column())
 	}
@@ -102,6 +143,9 @@ func (t Table) values(r Row) ([]any, error) {
 	if t.KeyField != "" {
 		vals = append(vals, r.Key)
 	}
+	for _, col := range t.Unique {
+		vals = append(vals, uniqueValue(r, col))
+	}
 	fks, err := t.foreignValues(r)
 	if err != nil {
 		return nil, err
@@ -139,6 +183,10 @@ func (t Table) scanRow(row pgx.Row) (Row, error) {
 	if t.KeyField != "" {
 		dest = append(dest, &r.Key)
 	}
+	uniques := make([]*string, len(t.Unique))
+	for i := range uniques {
+		dest = append(dest, &uniques[i])
+	}
 	for i := range fks {
 		dest = append(dest, &fks[i])
 	}
@@ -149,6 +197,14 @@ func (t Table) scanRow(row pgx.Row) (Row, error) {
 		return Row{}, err
 	}
 	r.CreatedAt, r.UpdatedAt, r.Doc = deref(created), deref(updated), json.RawMessage(doc)
+	for i, v := range uniques {
+		if v != nil {
+			if r.Unique == nil {
+				r.Unique = make(map[string]string, len(uniques))
+			}
+			r.Unique[t.Unique[i]] = *v
+		}
+	}
 	for i, id := range fks {
 		if id != nil {
 			if r.Foreign == nil {
@@ -158,6 +214,14 @@ func (t Table) scanRow(row pgx.Row) (Row, error) {
 		}
 	}
 	return r, nil
+}
+
+// uniqueValue is r's value of a Table.Unique column; nil for NULL.
+func uniqueValue(r Row, col string) any {
+	if v, ok := r.Unique[col]; ok {
+		return v
+	}
+	return nil
 }
 
 func deref(p *int64) int64 {

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/grapevine-gw/grapevine/entity"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -64,9 +65,10 @@ func (s *Store) Update(ctx context.Context, t Table, r Row) (Change, error) {
 	return s.one(ctx, func(x *Tx) (Change, error) { return x.Update(ctx, t, r) })
 }
 
-// Delete removes the row with id. An absent id is not an error: it returns
-// Change{} and records no event. A row still referred to by children gives
-// *ReferencedError.
+// Delete removes the row with id and returns its change; rows that cascade
+// with it are deleted too (see Tx.Delete; InTx returns all the changes).
+// An absent id is not an error: it returns Change{} and records no event.
+// A row still referred to by restricting children gives *ReferencedError.
 func (s *Store) Delete(ctx context.Context, t Table, id string) (Change, error) {
 	return s.one(ctx, func(x *Tx) (Change, error) { return x.Delete(ctx, t, id) })
 }
@@ -175,10 +177,26 @@ func (x *Tx) Update(ctx context.Context, t Table, r Row) (Change, error) {
 	})
 }
 
-// Delete removes id within the transaction; see Store.Delete.
+// Delete removes id within the transaction; see Store.Delete. Rows of
+// tables whose foreign field cascades on delete (Kong's on_delete =
+// "cascade") go first, each with its own cluster_events row, so that
+// every node learns of them; a restricting referrer makes the delete fail
+// with *ReferencedError. The row is locked before its referrers are read,
+// so a referrer inserted meanwhile waits and then fails its foreign key.
 func (x *Tx) Delete(ctx context.Context, t Table, id string) (Change, error) {
+	return x.deleteDepth(ctx, t, id, 0)
+}
+
+// maxCascadeDepth bounds a cascade's recursion; Kong's deepest is two
+// (a service's routes' plugins would be, were routes to cascade).
+const maxCascadeDepth = 8
+
+func (x *Tx) deleteDepth(ctx context.Context, t Table, id string, depth int) (Change, error) {
 	if !isUUID(id) {
 		return Change{}, nil
+	}
+	if err := x.deleteReferrers(ctx, t, id, depth); err != nil {
+		return Change{}, err
 	}
 	query := "DELETE FROM " + t.ident() + " WHERE id = $1"
 	return x.record(ctx, t, Row{ID: id}, "delete", func() (string, error) {
@@ -188,6 +206,66 @@ func (x *Tx) Delete(ctx context.Context, t Table, id string) (Change, error) {
 		}
 		return OpDelete, nil
 	})
+}
+
+// deleteReferrers deletes the rows that reference t's row id through a
+// cascading foreign field.
+func (x *Tx) deleteReferrers(ctx context.Context, t Table, id string, depth int) error {
+	children := cascadingReferrers(t.Name)
+	if len(children) == 0 {
+		return nil
+	}
+	if depth >= maxCascadeDepth {
+		return fmt.Errorf("delete %s %s: cascade deeper than %d", t.Name, id, maxCascadeDepth)
+	}
+	lock := "SELECT 1 FROM " + t.ident() + " WHERE id = $1 FOR UPDATE"
+	if _, err := x.tx.Exec(ctx, lock, id); err != nil {
+		return fmt.Errorf("delete %s %s: lock: %w", t.Name, id, classify(err))
+	}
+	for _, c := range children {
+		if err := x.deleteChildren(ctx, c.table, c.column(), id, depth); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (x *Tx) deleteChildren(ctx context.Context, child Table, column, parentID string, depth int) error {
+	query := "SELECT id::text FROM " + child.ident() + " WHERE " + pgx.Identifier{column}.Sanitize() + " = $1 ORDER BY id"
+	rows, err := x.tx.Query(ctx, query, parentID)
+	if err != nil {
+		return fmt.Errorf("find %s of %s: %w", child.Name, parentID, classify(err))
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("find %s of %s: %w", child.Name, parentID, classify(err))
+	}
+	for _, id := range ids {
+		if _, err := x.deleteDepth(ctx, child, id, depth+1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// cascadeRef is a cascading foreign field of table.
+type cascadeRef struct {
+	table Table
+	Foreign
+}
+
+// cascadingReferrers lists the foreign fields that point at table name
+// with on_delete = cascade.
+func cascadingReferrers(name string) []cascadeRef {
+	var out []cascadeRef
+	for _, ref := range entity.Referrers(name) {
+		if ref.OnDelete == entity.OnDeleteCascade {
+			child := TableOf(ref.Kind)
+			f, _ := child.foreign(ref.Field)
+			out = append(out, cascadeRef{table: child, Foreign: f})
+		}
+	}
+	return out
 }
 
 // Get reads a row within the transaction, seeing its earlier writes.
@@ -264,6 +342,11 @@ func uniqueError(t Table, r Row, constraint string) error {
 			value = *r.Key
 		}
 		return &UniqueError{Table: t.Name, Field: t.KeyField, Value: value}
+	}
+	for _, col := range t.Unique {
+		if constraint == t.Name+"_"+col+"_key" {
+			return &UniqueError{Table: t.Name, Field: col, Value: r.Unique[col]}
+		}
 	}
 	return &UniqueError{Table: t.Name, Field: constraint}
 }

@@ -1,0 +1,180 @@
+package entity
+
+import "strings"
+
+// Check is one entity check (Kong's entity_checks), written once as data:
+// the same value validates a document and renders into GET /schemas.
+type Check interface {
+	// run adds its messages to fe; stop says the checks after it must not
+	// run (their messages would only repeat this one's).
+	run(doc map[string]any, fe FieldErrors) (stop bool)
+	// render is the check as GET /schemas/{name} shows it; nil for a
+	// check Kong does not render.
+	render() any
+}
+
+// Match is a condition on one field's value, Kong's if_match and
+// then_match: set exactly one member.
+type Match struct {
+	OneOf    []any // the value is one of these
+	NotOneOf []any // the value is none of these
+	// ElementsNotOneOf: no element of an array value is one of these.
+	ElementsNotOneOf []any
+	Null             bool // the value is not set (Kong's eq = null, len_eq = 0)
+	// Len0 renders Null as Kong's len_eq = 0 (an array field) rather
+	// than eq = null.
+	Len0 bool
+}
+
+func (m Match) matches(v any) bool {
+	switch {
+	case m.OneOf != nil:
+		return containsValue(m.OneOf, v)
+	case m.NotOneOf != nil:
+		return !containsValue(m.NotOneOf, v)
+	case m.ElementsNotOneOf != nil:
+		list, _ := v.([]any)
+		for _, el := range list {
+			if containsValue(m.ElementsNotOneOf, el) {
+				return false
+			}
+		}
+		return true
+	}
+	return isEmpty(v) // Null
+}
+
+func (m Match) render() map[string]any {
+	switch {
+	case m.OneOf != nil:
+		return map[string]any{"one_of": m.OneOf}
+	case m.NotOneOf != nil:
+		return map[string]any{"not_one_of": m.NotOneOf}
+	case m.ElementsNotOneOf != nil:
+		return map[string]any{"elements": map[string]any{"type": "string", "not_one_of": m.ElementsNotOneOf}}
+	case m.Len0:
+		return map[string]any{"len_eq": 0}
+	}
+	return map[string]any{"eq": nil}
+}
+
+// Conditional is Kong's conditional check: when If matches IfMatch, Then
+// must match ThenMatch; ThenErr replaces the default field message.
+type Conditional struct {
+	If        string
+	IfMatch   Match
+	Then      string
+	ThenMatch Match
+	ThenErr   string
+}
+
+func (c Conditional) run(doc map[string]any, fe FieldErrors) bool {
+	if !c.IfMatch.matches(doc[c.If]) || c.ThenMatch.matches(doc[c.Then]) {
+		return false
+	}
+	msg := c.ThenErr
+	if msg == "" {
+		msg = "value must be null" // the only then_match Grapevine has yet
+	}
+	fe[c.Then] = msg
+	fe.Entity("failed conditional validation given value of field '" + c.If + "'")
+	return false
+}
+
+func (c Conditional) render() any {
+	cond := map[string]any{
+		"if_field": c.If, "if_match": c.IfMatch.render(),
+		"then_field": c.Then, "then_match": c.ThenMatch.render(),
+	}
+	if c.ThenErr != "" {
+		cond["then_err"] = c.ThenErr
+	}
+	return map[string]any{"conditional": cond}
+}
+
+// MutuallyExclusiveSubsets is Kong's check of that name: the elements of
+// Field may come from one subset only. Its failure stops the checks after
+// it, which would only add messages about the mix.
+type MutuallyExclusiveSubsets struct {
+	Field   string
+	Subsets [][]string
+}
+
+func (c MutuallyExclusiveSubsets) run(doc map[string]any, fe FieldErrors) bool {
+	set := map[any]bool{}
+	list, _ := doc[c.Field].([]any)
+	for _, v := range list {
+		set[v] = true
+	}
+	var hit []string
+	for _, subset := range c.Subsets {
+		for _, p := range subset {
+			if set[p] {
+				hit = append(hit, "('"+strings.Join(subset, "', '")+"')")
+				break
+			}
+		}
+	}
+	if len(hit) < 2 {
+		return false
+	}
+	fe.Entity("these sets are mutually exclusive: " + strings.Join(hit, ", "))
+	return true
+}
+
+func (c MutuallyExclusiveSubsets) render() any {
+	subsets := make([]any, len(c.Subsets))
+	for i, s := range c.Subsets {
+		subsets[i] = stringsToAny(s)
+	}
+	return map[string]any{"mutually_exclusive_subsets": map[string]any{"field": c.Field, "subsets": subsets}}
+}
+
+// AtLeastOneOf is Kong's at_least_one_of: one of Fields must be set (a
+// consumer's username or custom_id).
+type AtLeastOneOf []string
+
+func (c AtLeastOneOf) run(doc map[string]any, fe FieldErrors) bool {
+	for _, f := range c {
+		if !isEmpty(doc[f]) {
+			return false
+		}
+	}
+	fe.Entity("at least one of these fields must be non-empty: '" + strings.Join(c, "', '") + "'")
+	return false
+}
+
+func (c AtLeastOneOf) render() any {
+	return map[string]any{"at_least_one_of": stringsToAny(c)}
+}
+
+// CustomCheck is a rule that is code, not data (Kong's custom validators
+// in a schema's Lua): it validates but is not rendered.
+type CustomCheck func(doc map[string]any, fe FieldErrors)
+
+func (c CustomCheck) run(doc map[string]any, fe FieldErrors) bool {
+	c(doc, fe)
+	return false
+}
+
+func (CustomCheck) render() any { return nil }
+
+// runChecks runs the schema's checks in order until one stops them.
+func runChecks(checks []Check, doc map[string]any, fe FieldErrors) {
+	for _, c := range checks {
+		if c.run(doc, fe) {
+			return
+		}
+	}
+}
+
+// renderChecks is "entity_checks" of GET /schemas.
+func renderChecks(checks []Check) []any {
+	out := []any{}
+	for _, c := range checks {
+		if r := c.render(); r != nil {
+			out = append(out, r)
+		}
+	}
+	return out
+}
