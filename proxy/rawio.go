@@ -1,3 +1,5 @@
+//go:build unix
+
 package proxy
 
 import (
@@ -6,7 +8,6 @@ import (
 	"net"
 	"os"
 	"syscall"
-	"unsafe"
 )
 
 // rawIOConn reads and writes a non-blocking socket with raw system calls
@@ -20,6 +21,16 @@ import (
 //
 // Read and Write keep net.Conn's meaning: deadlines apply (the poller
 // enforces them), EOF is io.EOF, other failures are *net.OpError.
+//
+// Concurrency: a Read and a Write may run at once, as net.Conn allows,
+// but not two Reads or two Writes: each direction keeps its call's buffer
+// in the connection (so that calls allocate nothing) and sets it before
+// the poller takes the descriptor's lock. The proxy uses each connection
+// from one goroutine per direction (fasthttp's connection goroutine; the
+// upstream client, strictly in turns); Close may come from anywhere.
+//
+// The system calls themselves are per platform: raw ones on Linux
+// (rawio_linux.go), ordinary ones on other Unix systems.
 //
 // An upstream connection also defers its writes (see exchangeConn).
 type rawIOConn struct {
@@ -37,8 +48,8 @@ type rawIOConn struct {
 
 // rawOp is one direction's system call and its result.
 type rawOp struct {
-	trap  uintptr // SYS_READ or SYS_WRITE
-	buf   []byte  // the caller's buffer during one call
+	write bool   // a write; a read otherwise
+	buf   []byte // the caller's buffer during one call
 	n     int
 	errno syscall.Errno
 	fn    func(fd uintptr) bool // do, bound once so calls do not allocate
@@ -58,7 +69,7 @@ func newRawIOConn(c net.Conn) net.Conn {
 		return c
 	}
 	r := &rawIOConn{Conn: c, rc: rc}
-	r.read.trap, r.write.trap = syscall.SYS_READ, syscall.SYS_WRITE
+	r.write.write = true
 	r.read.fn, r.write.fn = r.read.do, r.write.do
 	r.probeFn = func(fd uintptr) { r.probeDone = r.read.do(fd) }
 	return r
@@ -68,17 +79,20 @@ func newRawIOConn(c net.Conn) net.Conn {
 // false when the socket would block.
 func (op *rawOp) do(fd uintptr) bool {
 	for {
-		n, _, e := syscall.RawSyscall(op.trap, fd, uintptr(unsafe.Pointer(&op.buf[0])), uintptr(len(op.buf)))
+		var n int
+		var e syscall.Errno
+		if op.write {
+			n, e = sysWrite(fd, op.buf)
+		} else {
+			n, e = sysRead(fd, op.buf)
+		}
 		switch e {
 		case syscall.EINTR:
 			continue
 		case syscall.EAGAIN:
 			return false
 		}
-		op.n, op.errno = int(n), e
-		if e == 0 {
-			op.total += uint64(n)
-		}
+		op.n, op.errno = n, e
 		return true
 	}
 }
@@ -263,7 +277,7 @@ func (e *exchangeConn) sendThenRead(fd uintptr) bool {
 	if e.sent < len(e.pending) {
 		for {
 			rest := e.pending[e.sent:]
-			n, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&rest[0])), uintptr(len(rest)))
+			n, errno := sysWrite(fd, rest)
 			switch errno {
 			case syscall.EINTR:
 				continue
