@@ -2,6 +2,7 @@ package admin
 
 import (
 	"net/http"
+	"runtime/debug"
 	"sort"
 	"strconv"
 	"strings"
@@ -23,7 +24,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Type", contentTypeJSON)
 	defer func() {
 		if p := recover(); p != nil {
-			s.log.Error().Interface("panic", p).Str("path", r.URL.Path).Msg("admin handler panicked")
+			s.log.Error().Interface("panic", p).Str("path", r.URL.Path).Bytes("stack", debug.Stack()).Msg("admin handler panicked")
 			writeMessage(lw, http.StatusInternalServerError, "An unexpected error occurred")
 		}
 	}()

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -146,7 +147,7 @@ func (s *Server) serve(srv *http.Server, ln net.Listener, doneCh chan struct{}) 
 	defer close(doneCh)
 	defer func() {
 		if p := recover(); p != nil {
-			s.log.Error().Interface("panic", p).Msg("admin server panicked")
+			s.log.Error().Interface("panic", p).Bytes("stack", debug.Stack()).Msg("admin server panicked")
 		}
 	}()
 	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

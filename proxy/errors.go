@@ -6,6 +6,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/valyala/fasthttp"
 )
@@ -55,19 +56,22 @@ func isTimeout(err error) bool {
 		errors.As(err, &ne) && ne.Timeout()
 }
 
-// logUpstreamError logs a failed upstream request: at warn level when the
-// operator has something to fix (an upstream answering more than the
-// proxy buffers), else at debug level, since a dead upstream can fail
-// every request.
+// logUpstreamError logs a failed upstream request at error level, as
+// nginx logs an upstream it cannot reach: the operator has something to
+// fix. A dead upstream can fail every request, so lines are sampled per
+// service (upstreamLogEvery), each saying how many were held back.
 func (s *Server) logUpstreamError(err error, svc *service) {
-	e := s.log.Debug()
-	if errors.Is(err, errResponseTooLarge) {
-		e = s.log.Warn()
+	ok, dropped := s.upstreamLog.allow(svc.id, time.Now())
+	if !ok {
+		return
 	}
-	if e.Enabled() {
-		e.Err(err).Str("service", svc.id).Str("upstream", svc.addr).Msg("proxy upstream failed")
-	}
+	s.log.Error().Err(err).Str("service", svc.id).Str("upstream", svc.addr).Int64("similar_not_logged", dropped).
+		Msg("proxy upstream failed")
 }
+
+// upstreamLogEvery is the least time between two upstream failure lines
+// of one service.
+const upstreamLogEvery = 5 * time.Second
 
 // retryable reports whether a failed try may be repeated: always when the
 // connection could not be opened, otherwise only for idempotent methods

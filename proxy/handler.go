@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -341,7 +342,7 @@ func (s *Server) recoverRequest(ctx *fasthttp.RequestCtx, st *reqState) {
 	if v == nil {
 		return
 	}
-	s.log.Error().Interface("panic", v).Bytes("request_id", st.id[:]).Msg("proxy request panicked")
+	s.log.Error().Interface("panic", v).Bytes("request_id", st.id[:]).Bytes("stack", debug.Stack()).Msg("proxy request panicked")
 	s.respondNginxError(ctx, st, fasthttp.StatusInternalServerError, msgUnexpected)
 }
 

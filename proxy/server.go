@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -17,9 +18,10 @@ import (
 // Server is the proxy listener: New → Start → Shutdown. Swap may be called
 // at any time, before or after Start, from any goroutine.
 type Server struct {
-	cfg   Config
-	log   zerolog.Logger
-	names headerNames
+	cfg         Config
+	log         zerolog.Logger
+	names       headerNames
+	upstreamLog logSampler // samples upstream failure lines per service
 	// defaultBodyType is ErrorDefaultType's template.
 	defaultBodyType bodyType
 	via             []byte // "1.1 grapevine/<version>"
@@ -63,6 +65,7 @@ func New(cfg Config) *Server {
 		names: latencyHeaderNames(cfg.LatencyHeaders),
 
 		defaultBodyType: defaultBodyType,
+		upstreamLog:     logSampler{interval: upstreamLogEvery},
 		via:             []byte("1.1 grapevine/" + cfg.Version),
 		pool:            newClientPool(),
 	}
@@ -158,7 +161,7 @@ func (s *Server) serve(srv *fasthttp.Server, ln net.Listener, done chan struct{}
 	defer close(done)
 	defer func() {
 		if v := recover(); v != nil {
-			s.log.Error().Interface("panic", v).Msg("proxy serve loop panicked")
+			s.log.Error().Interface("panic", v).Bytes("stack", debug.Stack()).Msg("proxy serve loop panicked")
 		}
 	}()
 	if err := srv.Serve(ln); err != nil && !errors.Is(err, net.ErrClosed) {
