@@ -92,6 +92,12 @@ func entityStatus(c entity.Code) int {
 func message(msg string) map[string]string { return map[string]string{"message": msg} }
 
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	if r.Context().Err() != nil {
+		// The client went away (nginx's 499): nobody reads an answer, and
+		// nothing failed that an operator must act on.
+		s.log.Debug().Err(err).Str("method", r.Method).Str("path", r.URL.Path).Msg("admin client closed the request")
+		return
+	}
 	status, body := errorResponse(err)
 	if status >= 500 {
 		s.log.Error().Err(err).Str("method", r.Method).Str("path", r.URL.Path).Int("status", status).Msg("admin request failed")

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -85,9 +86,11 @@ func (e *ReferencedError) Error() string {
 }
 
 // classify marks errors that mean "the database is not reachable" so that
-// they match ErrUnavailable; other errors are returned unchanged.
+// they match ErrUnavailable; other errors are returned unchanged. A caller
+// that gave up (context.Canceled: an Admin API client went away) is not
+// an outage, though pgx may report it as a broken connection.
 func classify(err error) error {
-	if err == nil || errors.Is(err, ErrUnavailable) || !isUnavailable(err) {
+	if err == nil || errors.Is(err, ErrUnavailable) || errors.Is(err, context.Canceled) || !isUnavailable(err) {
 		return err
 	}
 	return fmt.Errorf("%w: %w", ErrUnavailable, err)
