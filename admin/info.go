@@ -3,16 +3,14 @@ package admin
 import (
 	"context"
 	"errors"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"sort"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/grapevine-gw/grapevine/entity"
+	"github.com/grapevine-gw/grapevine/internal/listen"
 	"github.com/grapevine-gw/grapevine/store"
 )
 
@@ -51,9 +49,9 @@ func (s *Server) configuration() map[string]any {
 	defaults := map[string]any{
 		"database":        "postgres",
 		"router_flavor":   "traditional_compatible",
-		"proxy_listen":    splitListen(s.cfg.ProxyListen),
+		"proxy_listen":    listenEntries(s.cfg.ProxyListen),
 		"proxy_listeners": listeners(s.cfg.ProxyListen),
-		"admin_listen":    splitListen(s.cfg.Listen),
+		"admin_listen":    listenEntries(s.cfg.Listen),
 		"admin_listeners": listeners(s.cfg.Listen),
 	}
 	for k, v := range defaults {
@@ -64,12 +62,12 @@ func (s *Server) configuration() map[string]any {
 	return c
 }
 
-func splitListen(v string) []string {
-	var out []string
-	for _, part := range strings.Split(v, ",") {
-		if p := strings.TrimSpace(part); p != "" {
-			out = append(out, p)
-		}
+// listenEntries are a listen value's entries as written.
+func listenEntries(v string) []string {
+	ls, _ := listen.Parse(v)
+	out := make([]string, len(ls))
+	for i, l := range ls {
+		out[i] = l.Entry
 	}
 	return out
 }
@@ -77,22 +75,14 @@ func splitListen(v string) []string {
 // listeners renders Kong's parsed listener objects for "ip:port flags…".
 func listeners(v string) []map[string]any {
 	out := []map[string]any{}
-	for _, entry := range splitListen(v) {
-		fields := strings.Fields(entry)
-		host, portStr, err := net.SplitHostPort(fields[0])
-		if err != nil {
-			continue
+	ls, _ := listen.Parse(v)
+	for _, l := range ls {
+		m := map[string]any{"ip": l.Host, "port": l.Port, "listener": l.Entry}
+		for _, flag := range []string{"ssl", "http2", "proxy_protocol", "deferred", "reuseport", "bind"} {
+			m[flag] = l.Has(flag)
 		}
-		port, _ := strconv.Atoi(portStr)
-		l := map[string]any{"ip": host, "port": port, "listener": entry,
-			"ssl": false, "http2": false, "proxy_protocol": false, "deferred": false,
-			"reuseport": false, "bind": false, "backlog=%d+": false}
-		for _, flag := range fields[1:] {
-			if _, ok := l[flag]; ok {
-				l[flag] = true
-			}
-		}
-		out = append(out, l)
+		m["backlog=%d+"] = l.Has("backlog")
+		out = append(out, m)
 	}
 	return out
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/grapevine-gw/grapevine/internal/listen"
 	"github.com/rs/zerolog"
 )
 
@@ -110,15 +111,12 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// listenAddr strips Kong's trailing listen flags ("0.0.0.0:8000 reuseport").
-// Only the first address of a comma-separated list is used.
-func listenAddr(listen string) string {
-	listen = strings.TrimSpace(listen)
-	if i := strings.IndexByte(listen, ','); i >= 0 {
-		listen = strings.TrimSpace(listen[:i])
+// listenAddr is the address of the first listener of a proxy_listen
+// value; its flags (" reuseport", " backlog=…") are not used.
+func listenAddr(value string) string {
+	ls, err := listen.Parse(value)
+	if err != nil || len(ls) == 0 {
+		return strings.TrimSpace(value) // Listen reports what is wrong with it
 	}
-	if i := strings.IndexAny(listen, " \t"); i >= 0 {
-		listen = listen[:i]
-	}
-	return listen
+	return ls[0].Addr
 }

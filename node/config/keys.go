@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/grapevine-gw/grapevine/internal/listen"
 )
 
 // key binds one kong.conf key to its Config field.
@@ -176,27 +178,22 @@ func hostPortList(field func(*Config) *[]string) func(*Config, string) error {
 // and backlog=N; "off" disables the listener.
 func listenList(field func(*Config) *[]string) func(*Config, string) error {
 	return func(c *Config, value string) error {
-		if strings.TrimSpace(value) == "off" {
-			*field(c) = nil
-			return nil
+		ls, err := listen.Parse(value)
+		if err != nil {
+			return err
 		}
-		var addrs []string
-		for _, item := range splitList(value) {
-			words := strings.Fields(item)
-			if err := checkHostPort(words[0]); err != nil {
-				return err
-			}
-			for _, flag := range words[1:] {
-				if flag == "ssl" || flag == "http2" {
-					return fmt.Errorf("listener %q: %s is not supported yet", item, flag)
-				}
-			}
-			addrs = append(addrs, words[0])
-		}
-		if len(addrs) == 0 {
+		if len(ls) == 0 && strings.TrimSpace(value) != "off" {
 			return fmt.Errorf("must name at least one address or be 'off'")
 		}
-		*field(c) = addrs
+		for _, l := range ls {
+			if err := checkHostPort(l.Addr); err != nil {
+				return err
+			}
+			if l.Has("ssl") || l.Has("http2") {
+				return fmt.Errorf("listener %q: ssl and http2 are not supported yet", l.Entry)
+			}
+		}
+		*field(c) = listen.Addrs(ls)
 		return nil
 	}
 }

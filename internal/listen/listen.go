@@ -1,0 +1,79 @@
+// Package listen owns kong.conf's listener syntax, as proxy_listen and
+// admin_listen take it: a comma-separated list of "host:port" each
+// followed by nginx's flags ("0.0.0.0:8000 reuseport backlog=16384,
+// 0.0.0.0:8443 ssl http2"), or "off". The node's configuration checks it,
+// the proxy binds the addresses it names, and the Admin API reports it as
+// Kong does. It parses text and opens nothing.
+package listen
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+)
+
+// Listener is one entry of a listen list.
+type Listener struct {
+	Entry string // the entry as written, flags included
+	Addr  string // host:port
+	Host  string
+	Port  int
+	// Flags are the words after the address: ssl, http2, reuseport,
+	// backlog=N, …
+	Flags []string
+}
+
+// Has reports whether the listener carries flag (a word such as "ssl",
+// or the name before "=" of one such as "backlog").
+func (l Listener) Has(flag string) bool {
+	for _, f := range l.Flags {
+		if name, _, _ := strings.Cut(f, "="); name == flag {
+			return true
+		}
+	}
+	return false
+}
+
+// Parse reads a listen list; "off" and "" give none.
+func Parse(value string) ([]Listener, error) {
+	value = strings.TrimSpace(value)
+	if value == "off" || value == "" {
+		return nil, nil
+	}
+	var out []Listener
+	for _, entry := range strings.Split(value, ",") {
+		entry = strings.TrimSpace(entry)
+		if entry == "" {
+			continue
+		}
+		l, err := parseEntry(entry)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+func parseEntry(entry string) (Listener, error) {
+	words := strings.Fields(entry)
+	host, portText, err := net.SplitHostPort(words[0])
+	if err != nil {
+		return Listener{}, fmt.Errorf("listener %q: invalid address, expected host:port", entry)
+	}
+	port, err := strconv.Atoi(portText)
+	if err != nil || port < 0 || port > 65535 {
+		return Listener{}, fmt.Errorf("listener %q: invalid port %q", entry, portText)
+	}
+	return Listener{Entry: entry, Addr: words[0], Host: host, Port: port, Flags: words[1:]}, nil
+}
+
+// Addrs are the listeners' host:port addresses.
+func Addrs(ls []Listener) []string {
+	out := make([]string, len(ls))
+	for i, l := range ls {
+		out[i] = l.Addr
+	}
+	return out
+}
