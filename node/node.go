@@ -166,6 +166,7 @@ func (n *Node) proxyConfig() proxy.Config {
 	cfg.Version = Version
 	cfg.LatencyHeaders = n.cfg.LatencyHeaders
 	cfg.ErrorDefaultType = n.cfg.ErrorDefaultType
+	cfg.DNSResolvers = n.cfg.DNSResolver
 	cfg.LargeHeaderBuffers = int(n.cfg.LargeHeaderBuffers[0])
 	cfg.LargeHeaderBufferSize = int(n.cfg.LargeHeaderBuffers[1])
 	cfg.ClientHeaderTimeout = n.cfg.ClientHeaderTimeout

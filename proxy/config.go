@@ -44,6 +44,10 @@ type Config struct {
 	// in the buffers together. Default 4 of 8 KiB.
 	LargeHeaderBuffers    int
 	LargeHeaderBufferSize int
+	// DNSResolvers are kong.conf's dns_resolver: the name servers
+	// ("ip:port") upstream hosts are looked up with. Default none: the
+	// system's resolver.
+	DNSResolvers []string
 	// ErrorDefaultType is kong.conf's error_default_type: the body type of
 	// errors nginx raises when the request has neither Accept nor
 	// Content-Type. Default "text/plain"; also application/json,

@@ -78,6 +78,10 @@ const upstreamLogEvery = 5 * time.Second
 // (nginx's proxy_next_upstream error timeout invalid_header, without
 // non_idempotent).
 func retryable(err error, method []byte) bool {
+	var de *net.DNSError
+	if errors.As(err, &de) {
+		return false // Kong resolves once, before its tries
+	}
 	var ce *connectError
 	if errors.As(err, &ce) {
 		return true

@@ -215,12 +215,12 @@ func TestAmbiguousFramingRefused(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			before := len(up.reqs)
+			before := up.count()
 			resp, body := rawResponse(t, s, tt.raw)
 			if resp.StatusCode != 400 || !resp.Close {
 				t.Fatalf("got %d %q close %v, want 400 and the connection closed", resp.StatusCode, body, resp.Close)
 			}
-			if len(up.reqs) != before {
+			if up.count() != before {
 				t.Errorf("the upstream got the request, want it stopped at the proxy")
 			}
 		})

@@ -159,6 +159,13 @@ func newUpstream(t testing.TB, handler http.HandlerFunc) *upstream {
 	return u
 }
 
+// count is how many requests the upstream got.
+func (u *upstream) count() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.reqs)
+}
+
 func (u *upstream) addr() string { return u.Listener.Addr().String() }
 
 func (u *upstream) last(t testing.TB) seen {

@@ -67,7 +67,7 @@ func New(cfg Config) *Server {
 		defaultBodyType: defaultBodyType,
 		upstreamLog:     logSampler{interval: upstreamLogEvery},
 		via:             []byte("1.1 grapevine/" + cfg.Version),
-		pool:            newClientPool(),
+		pool:            newClientPool(resolverFor(cfg.DNSResolvers)),
 	}
 	s.Swap(EmptySnapshot())
 	return s

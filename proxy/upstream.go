@@ -54,8 +54,8 @@ type clientPool struct {
 	maxBody int
 }
 
-func newClientPool() *clientPool {
-	return &clientPool{clients: make(map[clientKey]*upstreamClient), dial: tcpDialer, maxBody: maxResponseBody}
+func newClientPool(resolver *net.Resolver) *clientPool {
+	return &clientPool{clients: make(map[clientKey]*upstreamClient), dial: tcpDialerWith(resolver), maxBody: maxResponseBody}
 }
 
 // bind returns the client for each of snap's services, indexed like
@@ -101,13 +101,18 @@ func (p *clientPool) closeIdle() {
 	}
 }
 
+// tcpDialerWith makes the pool's dialers, looking hosts up with resolver.
+func tcpDialerWith(resolver *net.Resolver) func(clientKey) dialFunc {
+	return func(k clientKey) dialFunc { return tcpDialer(k, resolver) }
+}
+
 // tcpDialer opens upstream connections within connect_timeout (the TLS
 // handshake included) and marks its failures as connect errors, which are
 // always safe to retry. Connections keep their read and write deadlines
 // coarsely (see coarseConn).
-func tcpDialer(k clientKey) dialFunc {
+func tcpDialer(k clientKey, resolver *net.Resolver) dialFunc {
 	slack := slackFor(min(k.read, k.write))
-	d := &net.Dialer{Timeout: k.connect, KeepAlive: 60 * time.Second}
+	d := &net.Dialer{Timeout: k.connect, KeepAlive: 60 * time.Second, Resolver: resolver}
 	var tlsConfig *tls.Config
 	if k.tls {
 		tlsConfig = &tls.Config{ServerName: k.host, InsecureSkipVerify: !k.tlsVerify} //nolint:gosec // Kong's default: tls_verify off

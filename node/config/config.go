@@ -44,6 +44,7 @@ type Config struct {
 	DeclarativeConfig   string        // declarative_config: "" (not read while database = postgres)
 	LogLevel            string        // log_level: "notice"
 	LatencyHeaders      string        // latency_headers: "kong" (X-Kong-*-Latency) or "grapevine" (X-Grapevine-*-Latency)
+	DNSResolver         []string      // dns_resolver: none (the system's resolver); name servers as "ip" or "ip:port"
 	ErrorDefaultType    string        // error_default_type: "text/plain"; the body type of proxy errors when a request names none
 	RouterFlavor        string        // router_flavor: "traditional_compatible" (the only one)
 

@@ -52,6 +52,7 @@ var keys = []key{
 	{name: "nginx_main_worker_rlimit_nofile", set: autoOrCount(func(c *Config) *int { return &c.RlimitNofile }), get: func(c *Config) any { return autoString(c.RlimitNofile) }},
 	{name: "nginx_events_worker_connections", set: autoOrCount(func(c *Config) *int { return &c.WorkerConnections }), get: func(c *Config) any { return autoString(c.WorkerConnections) }},
 	{name: "nginx_admin_client_max_body_size", set: nginxSizeLimit(func(c *Config) *int64 { return &c.AdminMaxBodySize }), get: func(c *Config) any { return FormatNginxSize(c.AdminMaxBodySize) }},
+	{name: "dns_resolver", set: dnsServers(func(c *Config) *[]string { return &c.DNSResolver }), get: func(c *Config) any { return c.DNSResolver }},
 	{name: "error_default_type", set: oneOf(func(c *Config) *string { return &c.ErrorDefaultType }, "text/plain", "application/json", "application/xml", "text/html"), get: func(c *Config) any { return c.ErrorDefaultType }},
 	{name: "router_flavor", set: oneOf(func(c *Config) *string { return &c.RouterFlavor }, "traditional_compatible"), get: func(c *Config) any { return c.RouterFlavor }},
 }
@@ -194,6 +195,26 @@ func listenList(field func(*Config) *[]string) func(*Config, string) error {
 			}
 		}
 		*field(c) = listen.Addrs(ls)
+		return nil
+	}
+}
+
+// dnsServers takes kong.conf's dns_resolver: a list of name servers, each
+// an IP address with an optional port (53 when none).
+func dnsServers(field func(*Config) *[]string) func(*Config, string) error {
+	return func(c *Config, value string) error {
+		var servers []string
+		for _, item := range splitList(value) {
+			host, port, err := net.SplitHostPort(item)
+			if err != nil {
+				host, port = strings.Trim(item, "[]"), "53"
+			}
+			if net.ParseIP(host) == nil {
+				return fmt.Errorf("invalid name server %q, expected an IP address with an optional port", item)
+			}
+			servers = append(servers, net.JoinHostPort(host, port))
+		}
+		*field(c) = servers
 		return nil
 	}
 }
