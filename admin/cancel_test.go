@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,24 +14,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/rs/zerolog"
 )
-
-// lockedLog is a log writer safe for the server's goroutines.
-type lockedLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // A client that gives up on a request is not a database outage: it used
 // to be logged at error level as "database unavailable" with a 503.
@@ -47,7 +28,7 @@ func TestCancelledRequestIsNotAnOutage(t *testing.T) {
 	if err := st.Bootstrap(ctx); err != nil {
 		t.Fatalf("bootstrap: %v", err)
 	}
-	var logs lockedLog
+	var logs testutil.LogBuffer
 	srv := New(Config{Version: "3.9.1", Logger: zerolog.New(&logs).Level(zerolog.DebugLevel)}, st, &recordingApplier{})
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)

@@ -480,7 +480,7 @@ func TestSerfLogLevelsAndLimit(t *testing.T) {
 }
 
 func TestHandlerPanicIsLoggedWithItsStack(t *testing.T) {
-	var buf syncBuffer
+	var buf testutil.LogBuffer
 	c, _ := member(t, 1, nil, func(c *Config) {
 		c.Logger = zerolog.New(&buf)
 		c.OnHint = func(Hint) { panic("boom in the hint handler") }
@@ -495,22 +495,4 @@ func TestHandlerPanicIsLoggedWithItsStack(t *testing.T) {
 		}
 		return nil
 	})
-}
-
-// syncBuffer is a strings.Builder safe for a logger and a test to share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -13,32 +13,14 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/grapevine-gw/grapevine/internal/testutil"
 	"github.com/grapevine-gw/grapevine/node/config"
 )
 
-// logBuffer collects a node's log lines for a test to read; it is safe
-// for the node's goroutines and the test to share.
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // startLoggedNode starts a node whose log the test can read.
-func startLoggedNode(t *testing.T, cfg config.Config, hooks TestHooks) (*Node, *logBuffer) {
+func startLoggedNode(t *testing.T, cfg config.Config, hooks TestHooks) (*Node, *testutil.LogBuffer) {
 	t.Helper()
-	logs := &logBuffer{}
+	logs := &testutil.LogBuffer{}
 	w := io.MultiWriter(logs, zerolog.NewTestWriter(t))
 	n := New(cfg, zerolog.New(w).Level(zerolog.WarnLevel))
 	n.SetTestHooks(hooks)

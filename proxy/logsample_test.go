@@ -1,13 +1,12 @@
 package proxy
 
 import (
-	"bytes"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/grapevine-gw/grapevine/entity"
+	"github.com/grapevine-gw/grapevine/internal/testutil"
 	"github.com/rs/zerolog"
 )
 
@@ -35,28 +34,10 @@ func TestLogSampler(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log writer safe for the proxy's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // An upstream the proxy cannot reach is an error an operator must see at
 // the default log level, once per service per interval, not per request.
 func TestUpstreamFailureIsLoggedSampled(t *testing.T) {
-	var logs syncBuffer
+	var logs testutil.LogBuffer
 	snap := mustSnapshot(t, []entity.Service{testService(t, "s1", closedAddr(t), noRetries)},
 		[]entity.Route{testRoute(idA, "s1", paths("/"))})
 	s := startProxyWith(t, snap, func(c *Config) { c.Logger = zerolog.New(&logs).Level(zerolog.InfoLevel) })
