@@ -158,9 +158,10 @@ func (s *Server) prepareUpsert(ctx context.Context, k *kind, ref string, n *nest
 		return fmt.Errorf("%s %q: %w", k.name, ref, err)
 	}
 	if n != nil {
-		if found && existing.Foreign[n.field] != parentID {
-			return errNotFound
-		}
+		// A PUT replaces the whole child, its parent included: Kong's
+		// put_entity_endpoint (kong/api/endpoints.lua) sets the path's
+		// parent and upserts without checking the old one, so a child of
+		// another parent moves here.
 		in[n.field] = map[string]any{"id": parentID}
 	}
 	switch {

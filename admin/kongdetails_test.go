@@ -24,8 +24,20 @@ func TestForeignEntityEndpoint(t *testing.T) {
 		status                   int
 		check                    func(t *testing.T, res response)
 	}{
+		{name: "PUT with a taken name links nothing", method: "PUT", path: "/routes/bare/service",
+			body: `{"name":"s1","host":"dup.test"}`, status: 409, check: func(t *testing.T, res response) {
+				if got := serviceID(e.json("GET", "/routes/bare", "").body); got != nil {
+					t.Errorf("got route's service %v, want none", got)
+				}
+			}},
 		{name: "PUT on a route without a service creates and links one", method: "PUT", path: "/routes/bare/service",
 			body: `{"name":"made","host":"made.test"}`, status: 200, check: func(t *testing.T, res response) {
+				// The service's create and the route's update are both
+				// made live on this node, in that order.
+				changes := e.applier.snapshot()
+				if len(changes) < 2 || changes[len(changes)-2].Table != "services" || changes[len(changes)-1].Table != "routes" {
+					t.Errorf("got applied changes %+v, want a services change then a routes change last", changes)
+				}
 				if res.body["host"] != "made.test" || res.body["name"] != "made" {
 					t.Fatalf("got %s, want the new service", res.raw)
 				}
@@ -100,6 +112,36 @@ func TestNestedDeleteNotFound(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			mustStatus(t, e.json("DELETE", tc.path, ""), tc.status)
+		})
+	}
+}
+
+// TestNestedPutMovesChild: kong/api/endpoints.lua put_entity_endpoint for
+// /services/{s}/routes/{r} sets the route's service to the path's and
+// upserts the route without looking at its old service, so PUT moves a
+// route of another service (PATCH, which checks, answers 404).
+func TestNestedPutMovesChild(t *testing.T) {
+	e := newTestEnv(t)
+	e.mustCreate("/services", `{"name":"s1","host":"one.test"}`)
+	s2 := e.mustCreate("/services", `{"name":"s2","host":"two.test"}`)
+	e.mustCreate("/services/s1/routes", `{"name":"r1","paths":["/one"]}`)
+	tests := []struct {
+		name, method, path, body string
+		status                   int
+	}{
+		{"PATCH of another service's route", "PATCH", "/services/s2/routes/r1", `{"paths":["/p"]}`, 404},
+		{"PUT of another service's route", "PUT", "/services/s2/routes/r1", `{"paths":["/moved"]}`, 200},
+		{"GET under the new service", "GET", "/services/s2/routes/r1", "", 200},
+		{"GET under the old service", "GET", "/services/s1/routes/r1", "", 404},
+		{"PUT under an absent service", "PUT", "/services/ghost/routes/r1", `{"paths":["/x"]}`, 404},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res := e.json(tc.method, tc.path, tc.body)
+			mustStatus(t, res, tc.status)
+			if tc.method == "PUT" && tc.status == 200 && serviceID(res.body) != s2["id"] {
+				t.Errorf("got service %v, want %v", serviceID(res.body), s2["id"])
+			}
 		})
 	}
 }
