@@ -267,6 +267,7 @@ func TestTagFilter(t *testing.T) {
 		{"nested filter ignored", "/services/s1/routes?tags=nomatch", 200, "", 2},
 		{"nested filter ignored, and", "/services/s1/routes?tags=a,b", 200, "", 2},
 		{"nested bad filter still refused", "/services/s1/routes?tags=a,b/c", 400, opt("invalid filter syntax"), 0},
+		{"nested absent parent before the filter", "/services/ghost/routes?tags=a,b/c", 404, `{"message":"Not found"}`, 0},
 		{"top-level filter applied", "/routes?tags=a", 200, "", 1},
 		{"tags listing ignores ?tags", "/tags?tags=a,b/c", 200, "", 2},
 	}

@@ -30,9 +30,17 @@ type listPage struct {
 	Offset string            `json:"offset,omitempty"`
 }
 
+// listEntities is Kong's get_collection_endpoint (kong/api/endpoints.lua):
+// under a nested path the parent is looked up first (404 before any
+// argument error), then size, offset and tags are read.
 func (s *Server) listEntities(w http.ResponseWriter, r *http.Request, k *kind, n *nesting) {
 	ctx, cancel := s.dbContext(r)
 	defer cancel()
+	parentID, err := s.lookupParent(ctx, n)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	q := r.URL.Query()
 	page, err := parsePage(q)
 	if err == nil {
@@ -48,11 +56,6 @@ func (s *Server) listEntities(w http.ResponseWriter, r *http.Request, k *kind, n
 		// its page_for_<parent> query has no tags condition
 		// (kong/db/strategies/postgres/init.lua page).
 		page.Tags, page.AnyTag = nil, false
-		parentID, err := s.lookupParent(ctx, n)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
 		page.ForeignField, page.ForeignID = n.field, parentID
 		base = "/" + n.parent.name + "/" + parentID + "/" + k.name
 	}
