@@ -19,6 +19,7 @@ func TestBadInputIsNot500(t *testing.T) {
 	long := strings.Repeat("n", 2049)
 	urnToken := base64.RawURLEncoding.EncodeToString([]byte(`["urn:uuid:6ba7b810-9dad-11d1-80b4-00c04fd430c8"]`))
 	notJSONToken := base64.RawURLEncoding.EncodeToString([]byte(`{"a":`))
+	utf8Key := `{"code":10,"name":"invalid unique name","message":"invalid utf-8 character sequence detected at position 1"}`
 	utf8Msg := func(field string, pos string) string {
 		return `{"code":2,"name":"schema violation","message":"schema violation (` + field + `: invalid utf-8 character sequence detected at position ` + pos + `)","fields":`
 	}
@@ -31,7 +32,6 @@ func TestBadInputIsNot500(t *testing.T) {
 		// first ("invalid utf-8 character sequence detected at position N").
 		{"form name invalid utf-8", "POST", "/services", "form", "host=h&name=a%C0%80", 400, utf8Msg("name", "2") + `{"name":`},
 		{"form tag invalid utf-8", "POST", "/services", "form", "host=h&tags=%FF", 400, utf8Msg("tags.1", "1") + `{"tags":[`},
-		{"put key invalid utf-8", "PUT", "/services/%C0%80", "json", `{"host":"h"}`, 400, utf8Msg("name", "1")},
 		// Kong checks no other field's utf-8; Grapevine does, as it must not
 		// store what PostgreSQL would refuse or alter.
 		{"form header value invalid utf-8", "POST", "/routes", "form", "headers.x-a=%C0", 400, utf8Msg("headers.x-a.1", "1")},
@@ -47,20 +47,24 @@ func TestBadInputIsNot500(t *testing.T) {
 		// parse JSON body"; Go's decoder would turn invalid utf-8 into U+FFFD
 		// and so change the data, so it is refused the same way.
 		{"json raw invalid utf-8", "POST", "/services", "json", "{\"host\":\"h\",\"name\":\"a\xC0\"}", 400, `{"message":"Cannot parse JSON body"}`},
-		// A key that cannot be stored names no entity: Not found, as for any
-		// absent key (kong/api/endpoints.lua), and DELETE is 204.
-		{"get key invalid utf-8", "GET", "/services/%C0%80", "", "", 404, `{"message":"Not found"}`},
-		{"get key NUL", "GET", "/services/a%00b", "", "", 404, `{"message":"Not found"}`},
-		{"patch key invalid utf-8", "PATCH", "/services/%C0%80", "json", `{"retries":1}`, 404, `{"message":"Not found"}`},
-		{"delete key invalid utf-8", "DELETE", "/services/%C0%80", "", "", 204, ""},
-		{"nested parent invalid utf-8", "POST", "/services/%C0%80/routes", "json", `{"paths":["/"]}`, 404, `{"message":"Not found"}`},
-		{"nested list parent NUL", "GET", "/services/%00/routes", "", "", 404, `{"message":"Not found"}`},
+		// A path key is validated as the endpoint key before the lookup
+		// (kong/db/dao/init.lua validate_unique_row_method): code 10, 400,
+		// for every method; TestEndpointKeyNeitherNameNorUUID has the rest.
+		{"put key invalid utf-8", "PUT", "/services/%C0%80", "json", `{"host":"h"}`, 400, utf8Key},
+		{"get key invalid utf-8", "GET", "/services/%C0%80", "", "", 400, utf8Key},
+		{"get key NUL", "GET", "/services/a%00b", "", "", 400, `{"code":10,"name":"invalid unique name","message":"invalid value 'a\u0000b'`},
+		{"patch key invalid utf-8", "PATCH", "/services/%C0%80", "json", `{"retries":1}`, 400, utf8Key},
+		{"delete key invalid utf-8", "DELETE", "/services/%C0%80", "", "", 400, utf8Key},
+		{"nested parent invalid utf-8", "POST", "/services/%C0%80/routes", "json", `{"paths":["/"]}`, 400, utf8Key},
+		{"nested list parent NUL", "GET", "/services/%00/routes", "", "", 400, `{"code":10,"name":"invalid unique name","message":"invalid value '\u0000'`},
 		// kong/db/errors.lua foreign_keys_unresolved (code 13).
 		{"foreign name invalid utf-8", "POST", "/routes", "form", "paths=/&service.name=%C0%80", 400,
 			`{"code":13,"name":"foreign keys unresolved"`},
-		// kong/api/endpoints.lua: tags filters outside the tag bytes are
-		// "invalid filter syntax".
-		{"tag filter invalid utf-8", "GET", "/services?tags=%C0%80", "", "", 400, `{"message":"invalid filter syntax"}`},
+		// kong/api/endpoints.lua lets these bytes through its tag filter
+		// pattern and PostgreSQL refuses them (500); here the filter's code
+		// 11 "invalid filter syntax" (kong/db/dao/init.lua).
+		{"tag filter invalid utf-8", "GET", "/services?tags=%C0%80", "", "", 400,
+			`{"code":11,"name":"invalid options","message":"invalid option (tags: invalid filter syntax)"`},
 		// kong/db/strategies/postgres/init.lua: invalid_offset (code 7) with
 		// "bad base64 encoding" or "bad json encoding"; a token whose JSON is
 		// not a row key Kong would send to PostgreSQL (500), here code 7.
@@ -76,7 +80,7 @@ func TestBadInputIsNot500(t *testing.T) {
 		{"name too long", "POST", "/services", "json", `{"host":"h","name":"` + long + `"}`, 400,
 			`{"code":2,"name":"schema violation","message":"schema violation (name: length must be at most 2048 bytes)"`},
 		{"route name too long", "PUT", "/routes/" + long, "json", `{"paths":["/"]}`, 400,
-			`{"code":2,"name":"schema violation","message":"schema violation (name: length must be at most 2048 bytes)"`},
+			`{"code":10,"name":"invalid unique name","message":"length must be at most 2048 bytes"}`},
 		{"tag too long", "POST", "/services", "json", `{"host":"h","tags":["` + long + `"]}`, 400,
 			`{"code":2,"name":"schema violation","message":"schema violation (tags.1: length must be at most 2048 bytes)"`},
 		// Wrong shapes: Kong's schema messages (kong/db/schema/init.lua).

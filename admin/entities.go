@@ -21,13 +21,18 @@ func (s *Server) dbContext(r *http.Request) (context.Context, context.CancelFunc
 	return context.WithTimeout(r.Context(), s.cfg.DBTimeout)
 }
 
-// lookup finds an entity by id (a UUID) or by its endpoint key.
+// lookup finds an entity by id (a UUID) or by its endpoint key. A key the
+// key field refuses (a space, a NUL byte, invalid utf-8) is Kong's code 10,
+// 400, for every method and also as the parent of a nested path.
 func (s *Server) lookup(ctx context.Context, k *kind, ref string) (store.Row, error) {
 	if entity.IsUUID(ref) {
 		return s.st.Get(ctx, k.table, ref)
 	}
 	if k.table.KeyField == "" {
 		return store.Row{}, store.ErrNotFound
+	}
+	if kerr := k.schema.CheckEndpointKey(ref); kerr != nil {
+		return store.Row{}, kerr
 	}
 	return s.st.GetByKey(ctx, k.table, ref)
 }
@@ -39,7 +44,7 @@ func (s *Server) lookupParent(ctx context.Context, n *nesting) (string, error) {
 	}
 	row, err := s.lookup(ctx, n.parent, n.parentRef)
 	if err != nil {
-		return "", &parentError{fmt.Errorf("parent %s %q: %w", n.parent.name, n.parentRef, err)}
+		return "", fmt.Errorf("parent %s %q: %w", n.parent.name, n.parentRef, err)
 	}
 	return row.ID, nil
 }
@@ -153,9 +158,10 @@ func (s *Server) prepareUpsert(ctx context.Context, k *kind, ref string, n *nest
 		return fmt.Errorf("%s %q: %w", k.name, ref, err)
 	}
 	if n != nil {
-		if found && existing.Foreign[n.field] != parentID {
-			return errNotFound
-		}
+		// A PUT replaces the whole child, its parent included: Kong's
+		// put_entity_endpoint (kong/api/endpoints.lua) sets the path's
+		// parent and upserts without checking the old one, so a child of
+		// another parent moves here.
 		in[n.field] = map[string]any{"id": parentID}
 	}
 	switch {
@@ -235,11 +241,15 @@ func mergeRow(k *kind, current store.Row, patch map[string]any) (store.Row, erro
 	return toRow(k, doc)
 }
 
+// deleteEntity: deleting what is not there is done (204) at the top
+// level, but under a nested path Kong answers 404 when the parent, the
+// child or the link between them is missing (kong/api/endpoints.lua
+// delete_entity_endpoint).
 func (s *Server) deleteEntity(w http.ResponseWriter, r *http.Request, k *kind, ref string, n *nesting) {
 	ctx, cancel := s.dbContext(r)
 	defer cancel()
 	row, err := s.lookupNested(ctx, k, ref, n)
-	if errors.Is(err, store.ErrNotFound) && !isParentMissing(err, n) {
+	if n == nil && errors.Is(err, store.ErrNotFound) {
 		writeNoContent(w)
 		return
 	}
@@ -249,18 +259,6 @@ func (s *Server) deleteEntity(w http.ResponseWriter, r *http.Request, k *kind, r
 	}
 	s.deleteRow(ctx, w, r, k, row.ID)
 }
-
-// isParentMissing tells a missing parent (404) from a missing child (204).
-func isParentMissing(err error, n *nesting) bool {
-	var pe *parentError
-	return n != nil && errors.As(err, &pe)
-}
-
-// parentError marks a nested path whose parent does not exist.
-type parentError struct{ err error }
-
-func (e *parentError) Error() string { return e.err.Error() }
-func (e *parentError) Unwrap() error { return e.err }
 
 // deleteRow deletes the entity and what cascades with it, and makes every
 // one of those changes live here.
@@ -295,14 +293,7 @@ func (s *Server) writeDoc(ctx context.Context, w http.ResponseWriter, r *http.Re
 // save resolves foreign keys, validates, writes and applies the change
 // locally; it returns the stored row.
 func (s *Server) save(ctx context.Context, k *kind, in map[string]any, write writeFunc) (store.Row, error) {
-	if err := s.resolveForeign(ctx, k, in); err != nil {
-		return store.Row{}, err
-	}
-	doc, verr := k.schema.Validate(in)
-	if verr != nil {
-		return store.Row{}, verr
-	}
-	row, err := toRow(k, doc)
+	row, err := s.validRow(ctx, k, in)
 	if err != nil {
 		return store.Row{}, err
 	}
@@ -312,6 +303,18 @@ func (s *Server) save(ctx context.Context, k *kind, in map[string]any, write wri
 	}
 	s.apply(ctx, change)
 	return row, nil
+}
+
+// validRow resolves foreign keys and validates in, giving the row to write.
+func (s *Server) validRow(ctx context.Context, k *kind, in map[string]any) (store.Row, error) {
+	if err := s.resolveForeign(ctx, k, in); err != nil {
+		return store.Row{}, err
+	}
+	doc, verr := k.schema.Validate(in)
+	if verr != nil {
+		return store.Row{}, verr
+	}
+	return toRow(k, doc)
 }
 
 // apply makes a committed change live on this node. The write is already

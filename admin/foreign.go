@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/google/uuid"
 	"github.com/grapevine-gw/grapevine/store"
 )
 
@@ -68,15 +69,64 @@ func (s *Server) patchForeign(w http.ResponseWriter, r *http.Request, fe foreign
 	s.patchRow(ctx, w, r, fe.parent, row.ID, func(store.Row) error { return nil })
 }
 
+// putForeign replaces the entity the child points at; when the child
+// points at none, Kong's put_entity_endpoint (kong/api/endpoints.lua)
+// upserts the body under a fresh id and links the child to it.
 func (s *Server) putForeign(w http.ResponseWriter, r *http.Request, fe foreignEndpoint) {
 	ctx, cancel := s.dbContext(r)
-	id, err := s.parentID(ctx, fe)
-	cancel()
+	defer cancel()
+	child, err := s.lookup(ctx, fe.child, fe.childRef)
+	if err != nil {
+		s.writeError(w, r, fmt.Errorf("%s %q: %w", fe.child.name, fe.childRef, err))
+		return
+	}
+	if id := child.Foreign[fe.field]; id != "" {
+		s.putEntity(w, r, fe.parent, id, nil)
+		return
+	}
+	s.createAndLink(ctx, w, r, fe, child.ID)
+}
+
+// createAndLink writes the new parent and the child's reference to it in
+// one transaction: unlike Kong's two writes, a bad body or a child deleted
+// meanwhile leaves neither behind.
+func (s *Server) createAndLink(ctx context.Context, w http.ResponseWriter, r *http.Request, fe foreignEndpoint, childID string) {
+	in, err := readBody(r, fe.parent)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	s.putEntity(w, r, fe.parent, id, nil)
+	in["id"] = uuid.NewString()
+	stampTimes(in)
+	parent, err := s.validRow(ctx, fe.parent, in)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	link := map[string]any{fe.field: map[string]any{"id": parent.ID}}
+	changes, err := s.st.InTx(ctx, func(x *store.Tx) error {
+		if _, err := x.Insert(ctx, fe.parent.table, parent); err != nil {
+			return err
+		}
+		current, err := x.GetForUpdate(ctx, fe.child.table, childID)
+		if err != nil {
+			return fmt.Errorf("%s %s: %w", fe.child.name, childID, err)
+		}
+		linked, err := mergeRow(fe.child, current, link)
+		if err != nil {
+			return err
+		}
+		_, err = x.Update(ctx, fe.child.table, linked)
+		return err
+	})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	for _, c := range changes {
+		s.apply(ctx, c)
+	}
+	writeJSON(w, http.StatusOK, parent.Doc)
 }
 
 // deleteForeign: Kong refuses to delete through the reference (405) and

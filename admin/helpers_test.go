@@ -30,6 +30,12 @@ func (a *recordingApplier) Apply(_ context.Context, c store.Change) error {
 	return nil
 }
 
+func (a *recordingApplier) snapshot() []store.Change {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]store.Change(nil), a.changes...)
+}
+
 func (a *recordingApplier) count() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()

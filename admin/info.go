@@ -195,9 +195,11 @@ type tagsPage struct {
 // like every collection, in (entity_id, tag) order.
 func (s *Server) tagsHandler(only string) handler {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if only != "" && !entity.ValidTag(only) {
-			s.writeError(w, r, errFilterSyntax)
-			return
+		if only != "" {
+			if kerr := entity.TagLookupError(only); kerr != nil {
+				s.writeError(w, r, kerr)
+				return
+			}
 		}
 		q := r.URL.Query()
 		page, err := parsePage(q)

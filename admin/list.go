@@ -16,7 +16,12 @@ import (
 // maxQueryTags is Kong's limit on tags in one filter.
 const maxQueryTags = 5
 
-var errFilterSyntax = &httpError{http.StatusBadRequest, "invalid filter syntax"}
+// Kong's tag filter errors: options that validate_options_value
+// (kong/db/dao/init.lua) refuses, code 11.
+var (
+	errFilterSyntax = entity.InvalidOptions("tags", "invalid filter syntax")
+	errFilterEmpty  = entity.InvalidOptions("tags", "cannot be null")
+)
 
 // listPage is Kong's collection body; offset appears only when more rows exist.
 type listPage struct {
@@ -25,22 +30,32 @@ type listPage struct {
 	Offset string            `json:"offset,omitempty"`
 }
 
+// listEntities is Kong's get_collection_endpoint (kong/api/endpoints.lua):
+// under a nested path the parent is looked up first (404 before any
+// argument error), then size, offset and tags are read.
 func (s *Server) listEntities(w http.ResponseWriter, r *http.Request, k *kind, n *nesting) {
 	ctx, cancel := s.dbContext(r)
 	defer cancel()
+	parentID, err := s.lookupParent(ctx, n)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	q := r.URL.Query()
 	page, err := parsePage(q)
+	if err == nil {
+		page.Tags, page.AnyTag, err = parseTagFilter(q)
+	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	base := "/" + k.name
 	if n != nil {
-		parentID, err := s.lookupParent(ctx, n)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
+		// Kong checks the filter of a nested list but does not apply it:
+		// its page_for_<parent> query has no tags condition
+		// (kong/db/strategies/postgres/init.lua page).
+		page.Tags, page.AnyTag = nil, false
 		page.ForeignField, page.ForeignID = n.field, parentID
 		base = "/" + n.parent.name + "/" + parentID + "/" + k.name
 	}
@@ -83,7 +98,7 @@ func nextPath(base, offset string, q url.Values, withFilters bool) string {
 	return next
 }
 
-// parsePage reads size, offset and tags the way Kong's collection endpoint does.
+// parsePage reads size and offset the way Kong's collection endpoint does.
 func parsePage(q url.Values) (store.Page, error) {
 	p := store.Page{Size: store.DefaultPageSize, Offset: q.Get("offset")}
 	if q.Has("size") {
@@ -93,14 +108,16 @@ func parsePage(q url.Values) (store.Page, error) {
 		}
 		p.Size = size
 	}
-	if q.Has("tags") {
-		tags, anyTag, err := parseTags(q.Get("tags"))
-		if err != nil {
-			return p, err
-		}
-		p.Tags, p.AnyTag = tags, anyTag
-	}
 	return p, nil
+}
+
+// parseTagFilter reads ?tags= as kong/api/endpoints.lua extract_options
+// does; no tags parameter is no filter.
+func parseTagFilter(q url.Values) ([]string, bool, error) {
+	if !q.Has("tags") {
+		return nil, false, nil
+	}
+	return parseTags(q.Get("tags"))
 }
 
 func parseSize(v string) (int, error) {
@@ -116,6 +133,9 @@ func parseSize(v string) (int, error) {
 
 // parseTags splits "a,b" (all of) or "a/b" (any of); mixing is an error.
 func parseTags(v string) ([]string, bool, error) {
+	if v == "" {
+		return nil, false, errFilterEmpty
+	}
 	hasAnd, hasOr := strings.Contains(v, ","), strings.Contains(v, "/")
 	if hasAnd && hasOr {
 		return nil, false, errFilterSyntax

@@ -98,6 +98,11 @@ func decodeJSON(body []byte) (map[string]any, error) {
 	if !utf8.Valid(body) {
 		return nil, fmt.Errorf("json body: invalid utf-8: %w", ErrMalformedJSON)
 	}
+	// lua-cjson refuses half a surrogate pair (json_append_unicode_escape);
+	// Go's decoder would store U+FFFD for it.
+	if hasLoneSurrogate(body) {
+		return nil, fmt.Errorf("json body: \\u escape of a lone utf-16 surrogate: %w", ErrMalformedJSON)
+	}
 	if jsonDepth(body) > MaxNesting {
 		return nil, fmt.Errorf("json body: nests deeper than %d levels: %w", MaxNesting, ErrMalformedJSON)
 	}
@@ -111,6 +116,62 @@ func decodeJSON(body []byte) (map[string]any, error) {
 		return nil, fmt.Errorf("json body: trailing data: %w", ErrMalformedJSON)
 	}
 	return doc, nil
+}
+
+// hasLoneSurrogate reports a \u escape inside a string that is a UTF-16
+// surrogate not completed by its pair: a low one alone, or a high one not
+// followed by a \u escape of a low one.
+func hasLoneSurrogate(body []byte) bool {
+	inString := false
+	for i := 0; i < len(body); i++ {
+		switch c := body[i]; {
+		case !inString:
+			inString = c == '"'
+		case c == '"':
+			inString = false
+		case c == '\\':
+			n := escapeLen(body[i:])
+			if n < 0 {
+				return true
+			}
+			i += n - 1
+		}
+	}
+	return false
+}
+
+// escapeLen is the length of the escape b starts with (b[0] is the
+// backslash), or -1 for a lone surrogate. A malformed \u escape counts as
+// two bytes: the JSON decoder reports it.
+func escapeLen(b []byte) int {
+	if len(b) < 2 || b[1] != 'u' {
+		return 2
+	}
+	u, ok := hex4(b[2:])
+	switch {
+	case !ok:
+		return 2
+	case u < 0xD800 || u > 0xDFFF:
+		return 6
+	case u >= 0xDC00:
+		return -1
+	}
+	if len(b) < 8 || b[6] != '\\' || b[7] != 'u' {
+		return -1
+	}
+	if lo, ok := hex4(b[8:]); !ok || lo < 0xDC00 || lo > 0xDFFF {
+		return -1
+	}
+	return 12
+}
+
+// hex4 decodes the four hex digits b starts with.
+func hex4(b []byte) (int, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(string(b[:4]), 16, 16)
+	return int(v), err == nil
 }
 
 // jsonDepth is the deepest nesting of arrays and objects in body, counted

@@ -197,3 +197,12 @@ func InvalidPrimaryKey(id string) *Error {
 	e.Fields = FieldErrors{"id": "expected a valid UUID"}
 	return e
 }
+
+// InvalidUnique is code 10: a value looked up by a unique field that the
+// field's own rules refuse. Kong names the field in the error's name,
+// "invalid unique name" (kong/db/errors.lua invalid_unique).
+func InvalidUnique(field, msg string) *Error {
+	e := newError(CodeInvalidUnique, msg)
+	e.Name = codeNames[CodeInvalidUnique] + " " + field
+	return e
+}

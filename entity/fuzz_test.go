@@ -2,7 +2,9 @@ package entity
 
 import (
 	"errors"
+	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // FuzzDecodeAndValidate feeds arbitrary bodies through decoding and both
@@ -32,4 +34,49 @@ func FuzzDecodeAndValidate(f *testing.F) {
 			}
 		}
 	})
+}
+
+// FuzzJSONKeepsText: a JSON body that decodes holds exactly the text that
+// was sent. Go's decoder turns half a surrogate pair into U+FFFD, where
+// lua-cjson (Kong's decoder) refuses the body; so U+FFFD may appear in a
+// decoded document only if the body itself spelled it.
+func FuzzJSONKeepsText(f *testing.F) {
+	for _, seed := range []string{`{"a":"\ud800"}`, `{"a":"\uDC00"}`, `{"a":"\ud800\u0041"}`, `{"a":"x\ud83d"}`,
+		`{"\ud800":1}`, `{"a":"\\ud800"}`, `{"a":["\ud83d\ude00"]}`, `{"a":"\ud83d\\ude00"}`, `{"a":"\ud83d\u"}`} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		doc, err := DecodeBody("application/json", body, Services)
+		lower := strings.ToLower(string(body))
+		if err != nil || strings.Contains(lower, "\ufffd") || strings.Contains(lower, `\ufffd`) {
+			return
+		}
+		if s, ok := findReplacementChar(doc); ok {
+			t.Fatalf("body %q decoded to %q, which holds U+FFFD the body did not spell", body, s)
+		}
+	})
+}
+
+// findReplacementChar returns a key or string value in v holding U+FFFD.
+func findReplacementChar(v any) (string, bool) {
+	switch t := v.(type) {
+	case string:
+		return t, strings.ContainsRune(t, utf8.RuneError)
+	case []any:
+		for _, x := range t {
+			if s, ok := findReplacementChar(x); ok {
+				return s, true
+			}
+		}
+	case map[string]any:
+		for k, x := range t {
+			if strings.ContainsRune(k, utf8.RuneError) {
+				return k, true
+			}
+			if s, ok := findReplacementChar(x); ok {
+				return s, true
+			}
+		}
+	}
+	return "", false
 }

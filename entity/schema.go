@@ -87,6 +87,23 @@ func (s *Schema) Field(name string) *Field {
 	return nil
 }
 
+// CheckEndpointKey validates a path key that is not a UUID against the
+// endpoint key's field before it is looked up, as Kong's
+// validate_unique_row_method (kong/db/dao/init.lua) does for select_by_,
+// update_by_, upsert_by_ and delete_by_<key>: a value that could never be
+// stored names nothing, and says why (code 10) instead of reaching the
+// database. Nil when the value is acceptable or s has no endpoint key.
+func (s *Schema) CheckEndpointKey(value string) *Error {
+	f := s.Field(s.EndpointKey)
+	if f == nil {
+		return nil
+	}
+	if _, msg := f.validate(value); msg != nil {
+		return InvalidUnique(s.EndpointKey, fmt.Sprint(msg))
+	}
+	return nil
+}
+
 // ForeignFields lists the fields of type foreign.
 func (s *Schema) ForeignFields() []Field {
 	var out []Field

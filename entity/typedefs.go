@@ -82,6 +82,16 @@ func checkTag(v any) string {
 	return fmt.Sprintf("invalid tag '%s': expected printable ascii (except `,` and `/`) or valid utf-8 sequences", s)
 }
 
+// TagLookupError is the answer to GET /tags/{tag} for a value that cannot
+// be a tag: code 10 "invalid unique tag", as Kong's page_by_tag
+// (kong/db/dao/tags.lua) validates the tag first. Nil for a valid tag.
+func TagLookupError(tag string) *Error {
+	if msg := checkTag(tag); msg != "" {
+		return InvalidUnique("tag", msg)
+	}
+	return nil
+}
+
 // hostPort is the result of Kong's utils.normalize_ip.
 type hostPort struct {
 	host   string
