@@ -154,6 +154,10 @@ func TestTargets(t *testing.T) {
 		}
 		res = e.json("POST", "/upstreams/up.test/targets", `{"target":"a.test","weight":65536}`)
 		mustStatus(t, res, http.StatusBadRequest)
+		// The address is an indexed column: a huge one is refused with a
+		// 400, not a database error.
+		res = e.json("POST", "/upstreams/up.test/targets", `{"target":"`+strings.Repeat("a", 3000)+`"}`)
+		mustStatus(t, res, http.StatusBadRequest)
 	})
 	t.Run("duplicate target is 409", func(t *testing.T) {
 		res := e.json("POST", "/upstreams/"+upID+"/targets", `{"target":"10.0.0.1:8000","weight":5}`)

@@ -17,7 +17,7 @@ var Targets = &Schema{
 		timestampMsField("created_at"),
 		timestampMsField("updated_at"),
 		{Name: "upstream", Type: TypeForeign, Reference: "upstreams", Required: true, OnDelete: OnDeleteCascade},
-		{Name: "target", Type: TypeString, Required: true, Check: checkTarget},
+		{Name: "target", Type: TypeString, Required: true, Check: checkTarget, MaxBytes: MaxIndexedBytes},
 		{Name: "weight", Type: TypeInteger, Default: int64(100), Between: []int64{0, 65535}},
 		tagsField(),
 	},
