@@ -56,7 +56,13 @@ func (s *Server) lookupNested(ctx context.Context, k *kind, ref string, n *nesti
 	if err != nil {
 		return store.Row{}, err
 	}
-	row, err := s.lookup(ctx, k, ref)
+	var row store.Row
+	if n != nil && k.table.KeyScope == n.field && !entity.IsUUID(ref) {
+		// A key unique only within its parent names an entity there.
+		row, err = s.st.GetByScopedKey(ctx, k.table, parentID, ref)
+	} else {
+		row, err = s.lookup(ctx, k, ref)
+	}
 	if err != nil {
 		return store.Row{}, fmt.Errorf("%s %q: %w", k.name, ref, err)
 	}
@@ -94,7 +100,7 @@ func (s *Server) createEntity(w http.ResponseWriter, r *http.Request, k *kind, n
 		in[n.field] = map[string]any{"id": parentID}
 	}
 	setIfAbsent(in, "id", uuid.NewString())
-	stampTimes(in)
+	stampTimes(k, in)
 	s.writeDoc(ctx, w, r, k, in, http.StatusCreated, s.st.Insert)
 }
 
@@ -134,7 +140,7 @@ func (s *Server) upsertOnce(ctx context.Context, k *kind, ref string, n *nesting
 	if err := s.prepareUpsert(ctx, k, ref, n, in); err != nil {
 		return store.Row{}, err
 	}
-	stampTimes(in)
+	stampTimes(k, in)
 	return s.save(ctx, k, in, s.st.Upsert)
 }
 
@@ -233,7 +239,7 @@ func mergeRow(k *kind, current store.Row, patch map[string]any) (store.Row, erro
 	}
 	merged := k.schema.Merge(base, patch)
 	merged["id"] = current.ID
-	merged["updated_at"] = time.Now().Unix()
+	merged["updated_at"] = timestamp(k, time.Now())
 	doc, verr := k.schema.Validate(merged)
 	if verr != nil {
 		return store.Row{}, verr
@@ -370,7 +376,12 @@ func readBody(r *http.Request, k *kind) (map[string]any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read body: %v: %w", err, entity.ErrMalformedForm)
 	}
-	return entity.DecodeBody(r.Header.Get("Content-Type"), body, k.schema)
+	in, err := entity.DecodeBody(r.Header.Get("Content-Type"), body, k.schema)
+	if err != nil {
+		return nil, err
+	}
+	k.schema.RewriteInput(in)
+	return in, nil
 }
 
 func decodeDoc(raw []byte) (map[string]any, error) {
@@ -390,12 +401,22 @@ func setIfAbsent(in map[string]any, key string, v any) {
 }
 
 // stampTimes sets created_at unless the client gave one, and updated_at.
-func stampTimes(in map[string]any) {
-	now := time.Now().Unix()
+func stampTimes(k *kind, in map[string]any) {
+	now := timestamp(k, time.Now())
 	if in["created_at"] == nil {
 		in["created_at"] = now
 	}
 	in["updated_at"] = now
+}
+
+// timestamp is t as k's timestamps hold it: whole seconds, or seconds
+// with millisecond precision where the field is a number (Kong's
+// auto_timestamp_ms, a target's).
+func timestamp(k *kind, t time.Time) any {
+	if f := k.schema.Field("created_at"); f != nil && f.Type == entity.TypeNumber {
+		return float64(t.UnixMilli()) / 1000
+	}
+	return t.Unix()
 }
 
 // toRow extracts the store's indexed columns from a validated entity.
@@ -411,8 +432,8 @@ func toRow(k *kind, doc map[string]any) (store.Row, error) {
 			row.Key = &key
 		}
 	}
-	row.CreatedAt, _ = doc["created_at"].(int64)
-	row.UpdatedAt, _ = doc["updated_at"].(int64)
+	row.CreatedAt = wholeSeconds(doc["created_at"])
+	row.UpdatedAt = wholeSeconds(doc["updated_at"])
 	row.Tags = stringList(doc["tags"])
 	for _, col := range k.table.Unique {
 		if v, ok := doc[col].(string); ok {
@@ -431,6 +452,18 @@ func toRow(k *kind, doc map[string]any) (store.Row, error) {
 		}
 	}
 	return row, nil
+}
+
+// wholeSeconds is a validated timestamp as the store's bigint column
+// holds it (a number timestamp loses its milliseconds there, not in doc).
+func wholeSeconds(v any) int64 {
+	switch t := v.(type) {
+	case int64:
+		return t
+	case float64:
+		return int64(t)
+	}
+	return 0
 }
 
 func stringList(v any) []string {

@@ -129,16 +129,23 @@ func (s *Server) handleEndpoints(w http.ResponseWriter, r *http.Request) {
 		"/cluster", "/cluster/nodes/{name}", "/cluster/reachability", "/cluster/keys", "/cluster/keys/use", "/cluster/keys/remove"}
 	for _, k := range s.kinds.order {
 		item := "/" + k.name + "/{" + k.name + "}"
-		paths = append(paths, "/"+k.name, item)
+		if !k.nestedOnly {
+			paths = append(paths, "/"+k.name, item)
+		}
 		for _, f := range k.table.Foreign {
 			parent, ok := s.kinds.byTable[f.Table]
 			if !ok {
 				continue
 			}
-			paths = append(paths, item+"/"+f.Field)
+			if !k.nestedOnly {
+				paths = append(paths, item+"/"+f.Field)
+			}
 			nested := "/" + parent.name + "/{" + parent.name + "}/" + k.name
 			paths = append(paths, nested, nested+"/{"+k.name+"}")
 		}
+	}
+	if s.matchTargets([]string{"upstreams", "u", "targets", "all"}) != nil {
+		paths = append(paths, targetsAllPath)
 	}
 	sort.Strings(paths)
 	writeJSON(w, http.StatusOK, map[string]any{"data": paths})

@@ -13,6 +13,8 @@ type kind struct {
 	name   string // path segment, e.g. "services"
 	schema *entity.Schema
 	table  store.Table
+	// nestedOnly: served only under its parent's path (targets).
+	nestedOnly bool
 }
 
 // foreign returns the table's reference for field, if any.
@@ -40,7 +42,7 @@ func (k *kind) foreignTo(parent string) (store.Foreign, bool) {
 // resolve_foreign in kong/db/dao/init.lua tries each).
 func (k *kind) uniqueFields() []string {
 	var out []string
-	if k.table.KeyField != "" {
+	if k.table.KeyField != "" && k.table.KeyScope == "" {
 		out = append(out, k.table.KeyField)
 	}
 	return append(out, k.table.Unique...)
@@ -56,7 +58,7 @@ type kindSet struct {
 func registeredKinds() kindSet {
 	ks := kindSet{byPath: map[string]*kind{}, byTable: map[string]*kind{}}
 	for _, ek := range entity.Kinds() {
-		k := &kind{name: ek.Path, schema: ek.Schema, table: store.TableOf(ek)}
+		k := &kind{name: ek.Path, schema: ek.Schema, table: store.TableOf(ek), nestedOnly: ek.NestedOnly}
 		ks.byPath[k.name] = k
 		ks.byTable[k.table.Name] = k
 		ks.order = append(ks.order, k)

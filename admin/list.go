@@ -60,15 +60,20 @@ func (s *Server) listEntities(w http.ResponseWriter, r *http.Request, k *kind, n
 		base = "/" + n.parent.name + "/" + parentID + "/" + k.name
 	}
 	rows, offset, err := s.st.List(ctx, k.table, page)
-	var oe *store.OffsetError
-	if errors.As(err, &oe) {
-		err = entity.InvalidOffset(page.Offset, oe.Reason)
-	}
 	if err != nil {
-		s.writeError(w, r, err)
+		s.writeError(w, r, listError(err, page))
 		return
 	}
 	writeJSON(w, http.StatusOK, pageBody(rows, offset, nextPath(base, offset, q, n == nil)))
+}
+
+// listError words a malformed offset as Kong does.
+func listError(err error, page store.Page) error {
+	var oe *store.OffsetError
+	if errors.As(err, &oe) {
+		return entity.InvalidOffset(page.Offset, oe.Reason)
+	}
+	return err
 }
 
 func pageBody(rows []store.Row, offset, next string) listPage {

@@ -63,6 +63,8 @@ func errorResponse(err error) (int, any) {
 		return http.StatusServiceUnavailable, message("database unavailable")
 	case errors.Is(err, store.ErrNotFound):
 		return http.StatusNotFound, message("Not found")
+	case errors.As(err, &ue) && ue.Scope != "":
+		return http.StatusConflict, entity.ScopedUniqueViolation(ue.Field, ue.Value, ue.Scope, ue.ScopeID)
 	case errors.As(err, &ue):
 		return http.StatusConflict, entity.UniqueViolation(ue.Field, ue.Value)
 	case errors.As(err, &pe):

@@ -103,8 +103,11 @@ func (s *Server) match(segs []string) methods {
 	if ms := s.matchCluster(segs); ms != nil {
 		return ms
 	}
+	if ms := s.matchTargets(segs); ms != nil {
+		return ms
+	}
 	k, ok := s.kinds.byPath[segs[0]]
-	if !ok {
+	if !ok || k.nestedOnly {
 		return nil
 	}
 	switch len(segs) {

@@ -21,6 +21,11 @@ type Match struct {
 	// ElementsNotOneOf: no element of an array value is one of these.
 	ElementsNotOneOf []any
 	Null             bool // the value is not set (Kong's eq = null, len_eq = 0)
+	// Is: the value is exactly this string, rendered as Kong's anchored
+	// pattern match = "^value$" (an upstream's hash_on).
+	Is string
+	// Required: the value is set (Kong's then_match required = true).
+	Required bool
 	// Len0 renders Null as Kong's len_eq = 0 (an array field) rather
 	// than eq = null.
 	Len0 bool
@@ -28,6 +33,10 @@ type Match struct {
 
 func (m Match) matches(v any) bool {
 	switch {
+	case m.Is != "":
+		return v == m.Is
+	case m.Required:
+		return v != nil
 	case m.OneOf != nil:
 		return containsValue(m.OneOf, v)
 	case m.NotOneOf != nil:
@@ -46,6 +55,10 @@ func (m Match) matches(v any) bool {
 
 func (m Match) render() map[string]any {
 	switch {
+	case m.Is != "":
+		return map[string]any{"match": "^" + m.Is + "$"}
+	case m.Required:
+		return map[string]any{"required": true}
 	case m.OneOf != nil:
 		return map[string]any{"one_of": m.OneOf}
 	case m.NotOneOf != nil:
@@ -74,11 +87,23 @@ func (c Conditional) run(doc map[string]any, fe FieldErrors) bool {
 	}
 	msg := c.ThenErr
 	if msg == "" {
-		msg = "value must be null" // the only then_match Grapevine has yet
+		msg = c.ThenMatch.failure()
 	}
 	fe[c.Then] = msg
 	fe.Entity("failed conditional validation given value of field '" + c.If + "'")
 	return false
+}
+
+// failure is the then-field's message when it does not match m, as
+// Kong's field validators word it.
+func (m Match) failure() string {
+	switch {
+	case m.Required:
+		return "required field missing"
+	case m.OneOf != nil:
+		return "expected one of: " + joinValues(m.OneOf)
+	}
+	return "value must be null"
 }
 
 func (c Conditional) render() any {
@@ -146,6 +171,30 @@ func (c AtLeastOneOf) run(doc map[string]any, fe FieldErrors) bool {
 
 func (c AtLeastOneOf) render() any {
 	return map[string]any{"at_least_one_of": stringsToAny(c)}
+}
+
+// Distinct is Kong's distinct: the set values among Fields differ (an
+// upstream's hash_on_header and hash_fallback_header).
+type Distinct []string
+
+func (c Distinct) run(doc map[string]any, fe FieldErrors) bool {
+	seen := map[any]bool{}
+	for _, f := range c {
+		v := doc[f]
+		if isEmpty(v) {
+			continue
+		}
+		if seen[v] {
+			fe.Entity("values of these fields must be distinct: '" + strings.Join(c, "', '") + "'")
+			return false
+		}
+		seen[v] = true
+	}
+	return false
+}
+
+func (c Distinct) render() any {
+	return map[string]any{"distinct": stringsToAny(c)}
 }
 
 // CustomCheck is a rule that is code, not data (Kong's custom validators

@@ -143,6 +143,22 @@ func UniqueViolation(field, value string) *Error {
 	return e
 }
 
+// ScopedUniqueViolation is code 5 for a key unique within a parent,
+// Kong's cache_key violation: UNIQUE violation detected on
+// '{target="a:80",upstream={id="…"}}' (keys in order, as penlight's
+// pretty printer writes them).
+func ScopedUniqueViolation(field, value, scope, scopeID string) *Error {
+	parts := map[string]string{
+		field: field + "=" + strconv.Quote(value),
+		scope: scope + "=" + LuaKey("id", scopeID),
+	}
+	keys := []string{field, scope}
+	sort.Strings(keys)
+	e := newError(CodeUniqueViolation, "UNIQUE violation detected on '{"+parts[keys[0]]+","+parts[keys[1]]+"}'")
+	e.Fields = FieldErrors{field: value, scope: FieldErrors{"id": scopeID}}
+	return e
+}
+
 // PrimaryKeyViolation is code 3.
 func PrimaryKeyViolation(id string) *Error {
 	e := newError(CodePrimaryKeyViolation, "primary key violation on key '"+LuaKey("id", id)+"'")

@@ -6,4 +6,8 @@ package entity
 func init() {
 	mustRegister(&Kind{Schema: Services, Config: true, Decode: DecodeAs[Service]()})
 	mustRegister(&Kind{Schema: Routes, Config: true, Decode: DecodeAs[Route]()})
+
+	// Load balancing: upstreams and the targets behind them.
+	mustRegister(&Kind{Schema: Upstreams, Config: true, Decode: DecodeAs[Upstream]()})
+	mustRegister(&Kind{Schema: Targets, Config: true, Decode: DecodeAs[Target](), NestedOnly: true})
 }

@@ -39,6 +39,9 @@ type Kind struct {
 	Config bool
 	// Decode turns a stored document into the kind's Go type (see DecodeAs).
 	Decode func(doc []byte) (any, error)
+	// NestedOnly serves the kind only under its parent's path (Kong
+	// disables /targets, /targets/{t} and /targets/{t}/upstream).
+	NestedOnly bool
 }
 
 // Name is the kind's table name, e.g. "services".
@@ -173,12 +176,33 @@ func checkKindLocked(k *Kind) error {
 			return fmt.Errorf("kind %s: registered twice", k.Name())
 		}
 	}
-	if key := k.EndpointKey(); key != "" {
-		if f := k.Schema.Field(key); f == nil || !f.Unique {
-			return fmt.Errorf("kind %s: endpoint key %q is not a unique field", k.Name(), key)
-		}
+	if err := checkEndpointKey(k); err != nil {
+		return err
 	}
 	return checkReferencesLocked(k)
+}
+
+// checkEndpointKey: the endpoint key is a unique field, or unique within
+// the parent named by KeyScope, a foreign field.
+func checkEndpointKey(k *Kind) error {
+	key := k.EndpointKey()
+	if key == "" {
+		return nil
+	}
+	f := k.Schema.Field(key)
+	if f == nil {
+		return fmt.Errorf("kind %s: endpoint key %q is not a field", k.Name(), key)
+	}
+	if scope := k.Schema.KeyScope; scope != "" {
+		if sf := k.Schema.Field(scope); sf == nil || sf.Type != TypeForeign {
+			return fmt.Errorf("kind %s: key scope %q is not a foreign field", k.Name(), scope)
+		}
+		return nil
+	}
+	if !f.Unique {
+		return fmt.Errorf("kind %s: endpoint key %q is not a unique field", k.Name(), key)
+	}
+	return nil
 }
 
 // checkReferencesLocked keeps registration order an import order: no kind

@@ -25,6 +25,20 @@ var kindExamples = map[string][]string{
 		  "paths":["/a"],"headers":{"x-a":["b"]},"regex_priority":2,"path_handling":"v1","snis":["a.test"]}`,
 		`{"protocols":["tcp"],"sources":[{"ip":"10.0.0.0/8","port":80}],"destinations":[{"ip":"10.0.0.1","port":81}]}`,
 	},
+	"upstreams": {
+		`{"name":"u.test"}`,
+		`{"id":"6ba7b810-9dad-41d1-80b4-00c04fd430c8","created_at":1,"updated_at":2,"name":"u","algorithm":"consistent-hashing",
+		  "hash_on":"header","hash_fallback":"query_arg","hash_on_header":"x-a","hash_fallback_header":"x-b",
+		  "hash_on_cookie":"c","hash_on_cookie_path":"/p","hash_on_query_arg":"q","hash_fallback_query_arg":"r",
+		  "hash_on_uri_capture":"u","hash_fallback_uri_capture":"v","slots":100,"tags":["t"],"host_header":"h.test:81",
+		  "client_certificate":{"id":"6ba7b810-9dad-41d1-80b4-00c04fd430c9"},"use_srv_name":true,
+		  "healthchecks":{"threshold":50,"active":{"headers":{"x-h":["1"]},"https_sni":"s.test","timeout":2.5}}}`,
+	},
+	"targets": {
+		`{"target":"10.0.0.1","upstream":{"id":"6ba7b810-9dad-41d1-80b4-00c04fd430c9"}}`,
+		`{"id":"6ba7b810-9dad-41d1-80b4-00c04fd430c8","created_at":1700000000.123,"updated_at":1700000000.5,
+		  "upstream":{"id":"6ba7b810-9dad-41d1-80b4-00c04fd430c9"},"target":"a.test:81","weight":0,"tags":["t"]}`,
+	},
 }
 
 // TestKindsRoundTripThroughTheirGoTypes: for every registered kind, what

@@ -68,13 +68,30 @@ type Shorthand struct {
 type Schema struct {
 	Name        string // table / path name, e.g. "services"
 	EndpointKey string // lookup key besides the id, e.g. "name"
+	// KeyScope, when set, names the foreign field within whose parent the
+	// endpoint key is unique (Kong's composite cache_key: a target is
+	// unique per upstream); the key then names an entity only under that
+	// parent's path.
+	KeyScope string
 	Fields      []Field
 	Shorthands  []Shorthand
 	// Prepare adjusts defaults that depend on other input (subschemas).
 	Prepare func(doc map[string]any)
+	// Input rewrites a client's request body once, before it is merged
+	// or validated: Kong's shorthand fields that share a name with a real
+	// field (an upstream's algorithm and hash_on), which apply to what
+	// the client sent, never to a stored entity.
+	Input func(in map[string]any)
 	// Checks run in order when every field is valid and add "@entity" or
 	// field messages; GET /schemas renders them as "entity_checks".
 	Checks []Check
+}
+
+// RewriteInput applies the schema's Input rewrite to a request body.
+func (s *Schema) RewriteInput(in map[string]any) {
+	if s.Input != nil {
+		s.Input(in)
+	}
 }
 
 // Field returns the named top-level field or nil.
@@ -247,6 +264,9 @@ func (f *Field) checkScalar(v any) string {
 		}
 	}
 	if n, ok := v.(int64); ok && len(f.Between) == 2 && (n < f.Between[0] || n > f.Between[1]) {
+		return fmt.Sprintf("value should be between %d and %d", f.Between[0], f.Between[1])
+	}
+	if n, ok := v.(float64); ok && len(f.Between) == 2 && (n < float64(f.Between[0]) || n > float64(f.Between[1])) {
 		return fmt.Sprintf("value should be between %d and %d", f.Between[0], f.Between[1])
 	}
 	if len(f.OneOf) > 0 && !containsValue(f.OneOf, v) {

@@ -51,6 +51,9 @@ func (e *OffsetError) Is(target error) bool { return target == ErrInvalidOffset 
 // service name already in use.
 type UniqueError struct {
 	Table, Field, Value string
+	// Scope and ScopeID name the parent within which Field is unique (a
+	// target's upstream and its id); "" when it is unique outright.
+	Scope, ScopeID string
 }
 
 func (e *UniqueError) Error() string {

@@ -74,19 +74,40 @@ func (s *Store) Get(ctx context.Context, t Table, id string) (Row, error) {
 }
 
 // GetByKey returns the row whose endpoint key (e.g. name) is key;
-// ErrNotFound if there is none or t has no key.
+// ErrNotFound if there is none or t has no key, or a key unique only
+// within a parent (see GetByScopedKey).
 func (s *Store) GetByKey(ctx context.Context, t Table, key string) (Row, error) {
-	if t.KeyField == "" || !isText(key) {
+	if t.KeyField == "" || t.KeyScope != "" || !isText(key) {
 		// A key that no text column can hold names no row.
 		return Row{}, fmt.Errorf("get %s by key %q: %w", t.Name, key, ErrNotFound)
 	}
 	return getWhere(ctx, s.pool, t, t.KeyField, key)
 }
 
+// GetByScopedKey returns the row whose endpoint key is key among those
+// whose KeyScope field refers to parentID (a target of one upstream);
+// ErrNotFound if there is none.
+func (s *Store) GetByScopedKey(ctx context.Context, t Table, parentID, key string) (Row, error) {
+	f, ok := t.foreign(t.KeyScope)
+	if !ok || t.KeyField == "" || !isUUID(parentID) || !isText(key) {
+		return Row{}, fmt.Errorf("get %s by key %q: %w", t.Name, key, ErrNotFound)
+	}
+	query := "SELECT " + t.selectList() + " FROM " + t.ident() + " WHERE " +
+		pgx.Identifier{f.column()}.Sanitize() + " = $1 AND " + pgx.Identifier{t.KeyField}.Sanitize() + " = $2"
+	r, err := t.scanRow(s.pool.QueryRow(ctx, query, parentID, key))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Row{}, fmt.Errorf("get %s %s=%s under %s: %w", t.Name, t.KeyField, key, parentID, ErrNotFound)
+	}
+	if err != nil {
+		return Row{}, fmt.Errorf("get %s %s=%s: %w", t.Name, t.KeyField, key, classify(err))
+	}
+	return r, nil
+}
+
 // GetByUnique returns the row whose unique field (the endpoint key or one
 // of Table.Unique) is value; ErrNotFound if there is none.
 func (s *Store) GetByUnique(ctx context.Context, t Table, field, value string) (Row, error) {
-	if field != t.KeyField && !slices.Contains(t.Unique, field) || !isText(value) {
+	if (field != t.KeyField || t.KeyScope != "") && !slices.Contains(t.Unique, field) || !isText(value) {
 		return Row{}, fmt.Errorf("get %s by %s %q: %w", t.Name, field, value, ErrNotFound)
 	}
 	return getWhere(ctx, s.pool, t, field, value)

@@ -25,8 +25,11 @@ func (f Foreign) column() string { return f.Field + "_id" }
 // Table describes how one entity kind is stored; TableOf derives it from
 // the kind, and the kind's migration must create matching columns.
 type Table struct {
-	Name     string    // table name, e.g. "services"
-	KeyField string    // Kong's endpoint key column ("name"); "" if none
+	Name     string // table name, e.g. "services"
+	KeyField string // Kong's endpoint key column ("name"); "" if none
+	// KeyScope is the foreign field within whose parent KeyField is
+	// unique ("upstream" for a target); "" when it is unique outright.
+	KeyScope string
 	Unique   []string  // other unique text columns (a consumer's custom_id)
 	Foreign  []Foreign // references to parent entities
 }
@@ -34,7 +37,7 @@ type Table struct {
 // TableOf is how kind k is stored: one column per unique field and per
 // foreign field beside the common ones (see migrations/001_base.sql).
 func TableOf(k *entity.Kind) Table {
-	t := Table{Name: k.Name(), KeyField: k.EndpointKey()}
+	t := Table{Name: k.Name(), KeyField: k.EndpointKey(), KeyScope: k.Schema.KeyScope}
 	for _, f := range k.Unique() {
 		if f != t.KeyField {
 			t.Unique = append(t.Unique, f)

@@ -341,7 +341,11 @@ func uniqueError(t Table, r Row, constraint string) error {
 		if r.Key != nil {
 			value = *r.Key
 		}
-		return &UniqueError{Table: t.Name, Field: t.KeyField, Value: value}
+		ue := &UniqueError{Table: t.Name, Field: t.KeyField, Value: value}
+		if t.KeyScope != "" {
+			ue.Scope, ue.ScopeID = t.KeyScope, r.Foreign[t.KeyScope]
+		}
+		return ue
 	}
 	for _, col := range t.Unique {
 		if constraint == t.Name+"_"+col+"_key" {
