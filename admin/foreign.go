@@ -97,7 +97,7 @@ func (s *Server) createAndLink(ctx context.Context, w http.ResponseWriter, r *ht
 		return
 	}
 	in["id"] = uuid.NewString()
-	stampTimes(in)
+	stampTimes(fe.parent, in)
 	parent, err := s.validRow(ctx, fe.parent, in)
 	if err != nil {
 		s.writeError(w, r, err)
