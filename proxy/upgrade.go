@@ -35,7 +35,7 @@ func (s *Server) forwardUpgrade(ctx *fasthttp.RequestCtx, st *reqState, up upstr
 	svc := up.route.svc
 	resp := &ctx.Response
 	sent := time.Now()
-	cc, br, err := openUpgradeWithRetries(up.client, sent, st.head, body, resp, svc.retries, ctx.Method())
+	cc, br, err := openUpgradeWithRetries(up.client, sent, st.head, body, ctx.Request.Header.IsHead(), resp, svc.retries, ctx.Method())
 	received := time.Now()
 	if err != nil {
 		status, msg := upstreamErrorStatus(err)
@@ -73,9 +73,9 @@ func (s *Server) forwardUpgrade(ctx *fasthttp.RequestCtx, st *reqState, up upstr
 
 // openUpgradeWithRetries is doWithRetries for an upgrade: each try on a
 // new connection.
-func openUpgradeWithRetries(c *upstreamClient, now time.Time, head, body []byte, resp *fasthttp.Response, retries int, method []byte) (*upstreamConn, *bufio.Reader, error) {
+func openUpgradeWithRetries(c *upstreamClient, now time.Time, head, body []byte, isHead bool, resp *fasthttp.Response, retries int, method []byte) (*upstreamConn, *bufio.Reader, error) {
 	for try := 0; ; try++ {
-		cc, br, err := c.openUpgrade(now, head, body, resp)
+		cc, br, err := c.openUpgrade(now, head, body, isHead, resp)
 		if err == nil || try >= retries || !retryable(err, method) {
 			return cc, br, err
 		}
@@ -86,9 +86,9 @@ func openUpgradeWithRetries(c *upstreamClient, now time.Time, head, body []byte,
 // openUpgrade sends an upgrade request on a new connection and reads the
 // answer into resp. On 101 it returns the connection, switched to tunnel
 // use, and the reader holding whatever the upstream sent after the
-// answer's header; on any other answer (read whole, body included) the
-// connection is closed and cc is nil.
-func (c *upstreamClient) openUpgrade(now time.Time, head, body []byte, resp *fasthttp.Response) (cc *upstreamConn, br *bufio.Reader, err error) {
+// answer's header; on any other answer (read whole, body included unless
+// isHead) the connection is closed and cc is nil.
+func (c *upstreamClient) openUpgrade(now time.Time, head, body []byte, isHead bool, resp *fasthttp.Response) (cc *upstreamConn, br *bufio.Reader, err error) {
 	cc, err = c.dialConn()
 	if err != nil {
 		return nil, nil, err
@@ -112,7 +112,7 @@ func (c *upstreamClient) openUpgrade(now time.Time, head, body []byte, resp *fas
 		}
 	}
 	br = acquireReader(cc)
-	if _, err := readResponse(br, resp, false, c.maxBody); err != nil || resp.StatusCode() != fasthttp.StatusSwitchingProtocols {
+	if _, err := readResponse(br, resp, isHead, c.maxBody); err != nil || resp.StatusCode() != fasthttp.StatusSwitchingProtocols {
 		releaseReader(br)
 		cc.Close()
 		return nil, nil, err

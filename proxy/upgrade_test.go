@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -429,6 +430,41 @@ func rawUpgradeServer(ln net.Listener) error {
 	}
 	_, err = io.WriteString(c, "echo:"+string(buf))
 	return err
+}
+
+// A service over TLS (wss upstream) tunnels the same way: reads and writes
+// of the TLS connection run at once once the 101 has arrived.
+func TestWebSocketTLSUpstream(t *testing.T) {
+	up := &wsUpstream{closed: make(chan error, 16)}
+	upgrader := websocket.Upgrader{}
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		conn, err := upgrader.Upgrade(rw, r, nil)
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		up.closed <- up.serve(conn, "/echo")
+	}))
+	t.Cleanup(srv.Close)
+	https := func(svc *entity.Service) { svc.Protocol = "https" }
+	snap := mustSnapshot(t, []entity.Service{testService(t, "s1", srv.Listener.Addr().String(), https)},
+		[]entity.Route{testRoute(idA, "s1", paths("/"), noStrip)})
+	s := startProxy(t, snap)
+	conn, _ := dialWS(t, s, "/echo")
+	conn.SetReadLimit(8 << 20)
+	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB
+	for _, msg := range [][]byte{[]byte("small"), big, []byte("small again")} {
+		conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		if err := conn.WriteMessage(websocket.BinaryMessage, msg); err != nil {
+			t.Fatalf("write: %v", err)
+		}
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, got, err := conn.ReadMessage(); err != nil || !bytes.Equal(got, msg) {
+			t.Fatalf("got %d bytes, %v; want the %d bytes sent back", len(got), err, len(msg))
+		}
+	}
+	conn.Close()
+	waitActive(t, s, 0)
 }
 
 // Shutdown closes open tunnels and returns: a WebSocket can stay open
