@@ -483,3 +483,30 @@ func TestWebSocketShutdown(t *testing.T) {
 		t.Errorf("got %d tunnels open after shutdown, want 0", n)
 	}
 }
+
+// An upgrade whose upstream cannot be reached is answered as any failed
+// request is: 502 with Kong's message (kong/error_handlers.lua).
+func TestWebSocketUpstreamDown(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	snap := mustSnapshot(t, []entity.Service{testService(t, "s1", addr, func(svc *entity.Service) { svc.Retries = 1 })},
+		[]entity.Route{testRoute(idA, "s1", paths("/"), noStrip)})
+	s := startProxy(t, snap)
+	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second}
+	conn, resp, err := d.Dial("ws://"+s.Addr().String()+"/echo", nil)
+	if err == nil {
+		conn.Close()
+		t.Fatalf("dial succeeded, want 502")
+	}
+	if resp == nil {
+		t.Fatalf("dial: %v, want a 502 response", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(string(body), msgBadResponse) {
+		t.Errorf("got %d %q, want 502 with %q", resp.StatusCode, body, msgBadResponse)
+	}
+}
