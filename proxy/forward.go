@@ -40,6 +40,10 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, st *reqState, up upstreamCall
 		// One write for the whole request.
 		st.head, body = append(st.head, body...), nil
 	}
+	if st.upgrade {
+		s.forwardUpgrade(ctx, st, up, body)
+		return
+	}
 	sent := time.Now()
 	err := doWithRetries(up.client, sent, st.head, body, req.Header.IsHead(), &ctx.Response, svc.retries, req.Header.Method())
 	received := time.Now()
@@ -76,8 +80,9 @@ func doWithRetries(c *upstreamClient, now time.Time, head, body []byte, isHead b
 // appendUpstreamHead appends the request line and headers sent upstream:
 // HTTP/1.1, the Host of the service (or the client's, with preserve_host),
 // the client's headers in the order received less the hop-by-hop ones and
-// those Kong sets itself, then Kong's upstream headers (§2.7) and the
-// length of the body, bodyLen bytes.
+// those Kong sets itself, then Kong's upstream headers (§2.7), the
+// WebSocket upgrade headers when the client asked for one (st.upgrade is
+// set here) and the length of the body, bodyLen bytes.
 func (s *Server) appendUpstreamHead(dst []byte, ctx *fasthttp.RequestCtx, st *reqState, up upstreamCall, bodyLen int) []byte {
 	h := &ctx.Request.Header
 	r := up.route
@@ -108,8 +113,12 @@ func (s *Server) appendUpstreamHead(dst []byte, ctx *fasthttp.RequestCtx, st *re
 			via = appendList(via, value)
 		case "Te":
 			trailers = trailers || hasToken(value, "trailers")
+		case "Upgrade":
+			// Only a WebSocket upgrade goes on, with Kong's own headers
+			// below; any other Upgrade is dropped.
+			st.upgrade = st.upgrade || bytes.EqualFold(value, websocketToken)
 		case "Host", "Content-Length", "Transfer-Encoding", "Trailer",
-			"Connection", "Keep-Alive", "Proxy-Connection", "Upgrade", "Proxy",
+			"Connection", "Keep-Alive", "Proxy-Connection", "Proxy",
 			"X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-Port",
 			"X-Forwarded-Path", "X-Forwarded-Prefix", "X-Real-Ip", "X-Kong-Request-Id":
 		default:
@@ -144,6 +153,9 @@ func (s *Server) appendUpstreamHead(dst []byte, ctx *fasthttp.RequestCtx, st *re
 	dst = appendHeaderLine(dst, hdrXRealIP, st.ip)
 	dst = appendHeaderLine(dst, hdrVia, st.via)
 	dst = appendHeaderLine(dst, hdrRequestID, st.id[:])
+	if st.upgrade {
+		dst = append(dst, upgradeHeaders...)
+	}
 	if bodyLen > 0 || !(h.IsGet() || h.IsHead()) {
 		dst = append(dst, "Content-Length: "...)
 		dst = strconv.AppendInt(dst, int64(bodyLen), 10)
@@ -217,7 +229,7 @@ func (s *Server) setProxiedResponseHeaders(ctx *fasthttp.RequestCtx, st *reqStat
 	}
 	h.Del("Connection")
 	h.Del("Keep-Alive")
-	h.Del("Upgrade") // no upgrade was asked for: WebSocket requests do not come here
+	h.Del("Upgrade") // kept again by forwardUpgrade for a WebSocket request
 	h.Del("Trailer") // the body goes as one piece, without its trailers
 	st.buf = appendList(st.buf[:0], h.PeekBytes(hdrVia))
 	st.buf = appendList(st.buf, s.via)

@@ -66,6 +66,7 @@ type reqState struct {
 	body []byte   // the request body, when it came as a stream
 
 	badHeader bool // a header name of the request is not a token
+	upgrade   bool // the request asks for a WebSocket upgrade (upgrade.go)
 
 	edits HeaderEdits  // upstream header changes by plugins (headeredit.go)
 	phase PhaseRequest // what plugin hooks see (phases.go)
@@ -100,7 +101,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	defer s.recoverRequest(ctx, st)
 	s.requests.Add(1)
 	st.newRequestID()
-	st.badHeader = false
+	st.badHeader, st.upgrade = false, false
 	st.edits.reset()
 	if !s.acceptable(ctx, st) {
 		return

@@ -203,6 +203,10 @@ type exchangeConn struct {
 	sent     int    // how much of pending the current Read has sent
 	sendErr  syscall.Errno
 	exchange func(fd uintptr) bool // sendThenRead, bound once
+	// tunnel is set once the connection carries an upgraded protocol
+	// (tunnel.go): reads and writes then run at once, in no turns, so
+	// writes go straight out. Set before the tunnel's goroutines start.
+	tunnel bool
 }
 
 // maxPending is the largest request kept for sending with the Read; the
@@ -221,6 +225,9 @@ func newExchangeConn(c net.Conn) net.Conn {
 }
 
 func (e *exchangeConn) Write(p []byte) (int, error) {
+	if e.tunnel {
+		return e.rawIOConn.Write(p)
+	}
 	if len(e.pending)+len(p) <= maxPending {
 		e.pending = append(e.pending, p...)
 		return len(p), nil

@@ -14,7 +14,10 @@ type rawIOConn struct {
 	probing     bool
 }
 
-type exchangeConn struct{ *rawIOConn }
+type exchangeConn struct {
+	*rawIOConn
+	tunnel bool
+}
 
 func newRawIOConn(c net.Conn) net.Conn { return c }
 

@@ -29,6 +29,7 @@ type Server struct {
 	state           atomic.Pointer[active]
 
 	requests atomic.Int64 // requests handled
+	tunnels  tunnelSet    // upgraded connections (tunnel.go)
 
 	swapMu     sync.Mutex        // serialises Swap so pool bindings match the stored state
 	clientRefs map[clientKey]int // guarded by swapMu: service slots per client (bind.go)
@@ -205,8 +206,10 @@ func (s *Server) Addr() net.Addr {
 	return s.ln.Addr()
 }
 
-// Shutdown stops accepting, lets in-flight requests finish (until ctx ends)
-// and closes idle upstream connections. It is safe to call more than once.
+// Shutdown stops accepting, lets in-flight requests finish (until ctx ends),
+// closes the tunnels of upgraded connections (a WebSocket may stay open for
+// hours, so waiting for it is no drain) and the idle upstream connections.
+// It is safe to call more than once.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	srv, ln, done, first := s.srv, s.ln, s.serveDone, !s.stopped
@@ -227,6 +230,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-done:
 	case <-ctx.Done():
 		return fmt.Errorf("proxy shutdown: %w", ctx.Err())
+	}
+	if err := s.tunnels.closeAll(ctx); err != nil {
+		return fmt.Errorf("proxy shutdown: tunnels: %w", err)
 	}
 	s.pool.closeIdle()
 	return nil

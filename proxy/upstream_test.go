@@ -211,9 +211,19 @@ func TestUpstreamRequestWire(t *testing.T) {
 		{
 			name: "hop-by-hop headers dropped",
 			request: "GET /a HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, Upgrade\r\nKeep-Alive: timeout=5\r\n" +
-				"Proxy-Connection: keep-alive\r\nUpgrade: websocket\r\n\r\n",
+				"Proxy-Connection: keep-alive\r\nUpgrade: h2c\r\n\r\n",
 			wantLine:   "GET /a HTTP/1.1",
 			wantAbsent: []string{"Connection", "Keep-Alive", "Proxy-Connection", "Upgrade"},
+		},
+		{
+			// kong/runloop/handler.lua (access): Kong's own Connection and
+			// Upgrade for a WebSocket request, the client's dropped.
+			name: "websocket upgrade gets Kong's headers",
+			request: "GET /a HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: WebSocket\r\n" +
+				"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+			wantLine: "GET /a HTTP/1.1",
+			wantInOrder: []string{"Sec-Websocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-Websocket-Version: 13",
+				"Connection: keep-alive, Upgrade", "Upgrade: websocket"},
 		},
 		{
 			name:        "bare trailing ? kept, as Kong does",
