@@ -39,6 +39,9 @@ type Kind struct {
 	Config bool
 	// Decode turns a stored document into the kind's Go type (see DecodeAs).
 	Decode func(doc []byte) (any, error)
+	// NoForeignEndpoint lists foreign fields whose /kind/{id}/field
+	// endpoint Kong disables (endpoints.disable: /snis/{s}/certificate).
+	NoForeignEndpoint []string
 }
 
 // Name is the kind's table name, e.g. "services".
