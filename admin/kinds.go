@@ -13,6 +13,9 @@ type kind struct {
 	name   string // path segment, e.g. "services"
 	schema *entity.Schema
 	table  store.Table
+	// noForeign lists the foreign fields without a /kind/{id}/field
+	// endpoint (entity.Kind.NoForeignEndpoint).
+	noForeign []string
 }
 
 // foreign returns the table's reference for field, if any.
@@ -56,7 +59,7 @@ type kindSet struct {
 func registeredKinds() kindSet {
 	ks := kindSet{byPath: map[string]*kind{}, byTable: map[string]*kind{}}
 	for _, ek := range entity.Kinds() {
-		k := &kind{name: ek.Path, schema: ek.Schema, table: store.TableOf(ek)}
+		k := &kind{name: ek.Path, schema: ek.Schema, table: store.TableOf(ek), noForeign: ek.NoForeignEndpoint}
 		ks.byPath[k.name] = k
 		ks.byTable[k.table.Name] = k
 		ks.order = append(ks.order, k)

@@ -49,6 +49,9 @@ func (s *Server) listEntities(w http.ResponseWriter, r *http.Request, k *kind, n
 	if errors.As(err, &oe) {
 		err = entity.InvalidOffset(page.Offset, oe.Reason)
 	}
+	if err == nil {
+		err = s.renderRows(ctx, k, rows)
+	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return
