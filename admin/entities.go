@@ -66,7 +66,7 @@ func (s *Server) getEntity(w http.ResponseWriter, r *http.Request, k *kind, ref 
 	defer cancel()
 	row, err := s.lookupNested(ctx, k, ref, n)
 	if err == nil {
-		err = s.renderRows(ctx, k, []store.Row{row})
+		row, err = s.renderRow(ctx, k, row)
 	}
 	if err != nil {
 		s.writeError(w, r, err)
@@ -252,7 +252,8 @@ func (s *Server) answerWrite(ctx context.Context, w http.ResponseWriter, r *http
 	for _, c := range changes {
 		s.apply(ctx, c)
 	}
-	if err := s.renderRows(ctx, k, []store.Row{row}); err != nil {
+	row, err = s.renderRow(ctx, k, row)
+	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -385,10 +386,7 @@ func (s *Server) save(ctx context.Context, k *kind, in map[string]any, write wri
 	for _, c := range changes {
 		s.apply(ctx, c)
 	}
-	if err := s.renderRows(ctx, k, []store.Row{row}); err != nil {
-		return store.Row{}, err
-	}
-	return row, nil
+	return s.renderRow(ctx, k, row)
 }
 
 // apply makes a committed change live on this node. The write is already

@@ -42,7 +42,14 @@ func hooksOf(k *kind) *kindHooks {
 	return &kindHooks{}
 }
 
-// renderRows applies k's render hook, if any.
+// renderRow is the row as k's render hook makes it.
+func (s *Server) renderRow(ctx context.Context, k *kind, row store.Row) (store.Row, error) {
+	rows := []store.Row{row}
+	err := s.renderRows(ctx, k, rows)
+	return rows[0], err
+}
+
+// renderRows applies k's render hook, if any, to rows in place.
 func (s *Server) renderRows(ctx context.Context, k *kind, rows []store.Row) error {
 	if h := hooksOf(k); h.render != nil {
 		return h.render(ctx, s, rows)
