@@ -76,6 +76,9 @@ func (s *Server) getEntity(w http.ResponseWriter, r *http.Request, k *kind, ref 
 	ctx, cancel := s.dbContext(r)
 	defer cancel()
 	row, err := s.lookupNested(ctx, k, ref, n)
+	if err == nil {
+		row, err = s.renderRow(ctx, k, row)
+	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -101,7 +104,7 @@ func (s *Server) createEntity(w http.ResponseWriter, r *http.Request, k *kind, n
 	}
 	setIfAbsent(in, "id", uuid.NewString())
 	stampTimes(k, in)
-	s.writeDoc(ctx, w, r, k, in, http.StatusCreated, s.st.Insert)
+	s.writeDoc(ctx, w, r, k, in, http.StatusCreated, (*store.Tx).Insert)
 }
 
 // maxPutAttempts bounds putEntity's retries after losing a creation race.
@@ -141,7 +144,7 @@ func (s *Server) upsertOnce(ctx context.Context, k *kind, ref string, n *nesting
 		return store.Row{}, err
 	}
 	stampTimes(k, in)
-	return s.save(ctx, k, in, s.st.Upsert)
+	return s.save(ctx, k, in, (*store.Tx).Upsert)
 }
 
 // lostKeyRace tells a PUT by endpoint key that created a new row and met
@@ -217,34 +220,92 @@ func (s *Server) patchRow(ctx context.Context, w http.ResponseWriter, r *http.Re
 		s.writeError(w, r, err)
 		return
 	}
-	change, row, err := s.st.Modify(ctx, k.table, id, func(current store.Row) (store.Row, error) {
-		if err := check(current); err != nil {
-			return store.Row{}, err
+	var row store.Row
+	changes, err := s.st.InTx(ctx, func(x *store.Tx) error {
+		var transient map[string]any
+		_, written, err := x.Modify(ctx, k.table, id, func(current store.Row) (store.Row, error) {
+			if err := check(current); err != nil {
+				return store.Row{}, err
+			}
+			var merged store.Row
+			merged, transient, err = mergeRow(k, current, in)
+			return merged, err
+		})
+		if err != nil {
+			return err
 		}
-		return mergeRow(k, current, in)
+		row = written
+		// A PATCH leaves alone the transient fields it does not send.
+		for name := range transient {
+			if _, sent := in[name]; !sent {
+				delete(transient, name)
+			}
+		}
+		return s.afterWrite(ctx, x, k, row, transient)
 	})
+	s.answerWrite(ctx, w, r, k, changes, row, http.StatusOK, err)
+}
+
+// afterWrite runs k's afterWrite hook, if any, in the write's transaction.
+func (s *Server) afterWrite(ctx context.Context, x *store.Tx, k *kind, row store.Row, transient map[string]any) error {
+	if h := hooksOf(k); h.afterWrite != nil {
+		return h.afterWrite(ctx, s, x, row, transient)
+	}
+	return nil
+}
+
+// answerWrite makes a committed write's changes live here and answers with
+// the entity as rendered, or with the write's error.
+func (s *Server) answerWrite(ctx context.Context, w http.ResponseWriter, r *http.Request, k *kind, changes []store.Change, row store.Row, status int, err error) {
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	s.apply(ctx, change)
-	writeJSON(w, http.StatusOK, row.Doc)
+	for _, c := range changes {
+		s.apply(ctx, c)
+	}
+	row, err = s.renderRow(ctx, k, row)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, status, row.Doc)
 }
 
-// mergeRow is the new version of current once patch is merged in.
-func mergeRow(k *kind, current store.Row, patch map[string]any) (store.Row, error) {
+// mergeRow is the new version of current once patch is merged in, and
+// the transient fields of the merged entity.
+func mergeRow(k *kind, current store.Row, patch map[string]any) (store.Row, map[string]any, error) {
 	base, err := decodeDoc(current.Doc)
 	if err != nil {
-		return store.Row{}, fmt.Errorf("stored %s %s: %w", k.name, current.ID, err)
+		return store.Row{}, nil, fmt.Errorf("stored %s %s: %w", k.name, current.ID, err)
 	}
 	merged := k.schema.Merge(base, patch)
 	merged["id"] = current.ID
 	merged["updated_at"] = timestamp(k, time.Now())
 	doc, verr := k.schema.Validate(merged)
 	if verr != nil {
-		return store.Row{}, verr
+		return store.Row{}, nil, verr
 	}
-	return toRow(k, doc)
+	transient := splitTransient(k, doc)
+	row, err := toRow(k, doc)
+	return row, transient, err
+}
+
+// splitTransient takes the transient fields out of a validated document
+// (they are not stored) and returns them.
+func splitTransient(k *kind, doc map[string]any) map[string]any {
+	var out map[string]any
+	for _, f := range k.schema.Fields {
+		if !f.Transient {
+			continue
+		}
+		if out == nil {
+			out = map[string]any{}
+		}
+		out[f.Name] = doc[f.Name]
+		delete(doc, f.Name)
+	}
+	return out
 }
 
 // deleteEntity: deleting what is not there is done (204) at the top
@@ -270,6 +331,11 @@ func (s *Server) deleteEntity(w http.ResponseWriter, r *http.Request, k *kind, r
 // one of those changes live here.
 func (s *Server) deleteRow(ctx context.Context, w http.ResponseWriter, r *http.Request, k *kind, id string) {
 	changes, err := s.st.InTx(ctx, func(x *store.Tx) error {
+		if h := hooksOf(k); h.beforeDelete != nil {
+			if err := h.beforeDelete(ctx, s, x, id); err != nil {
+				return err
+			}
+		}
 		_, err := x.Delete(ctx, k.table, id)
 		return err
 	})
@@ -283,8 +349,8 @@ func (s *Server) deleteRow(ctx context.Context, w http.ResponseWriter, r *http.R
 	writeNoContent(w)
 }
 
-// writeFunc is one of the store's Insert, Upsert or Update.
-type writeFunc func(ctx context.Context, t store.Table, r store.Row) (store.Change, error)
+// writeFunc is one of the transaction's Insert, Upsert or Update.
+type writeFunc func(x *store.Tx, ctx context.Context, t store.Table, r store.Row) (store.Change, error)
 
 // writeDoc saves in and answers with the stored entity.
 func (s *Server) writeDoc(ctx context.Context, w http.ResponseWriter, r *http.Request, k *kind, in map[string]any, status int, write writeFunc) {
@@ -296,31 +362,42 @@ func (s *Server) writeDoc(ctx context.Context, w http.ResponseWriter, r *http.Re
 	writeJSON(w, status, row.Doc)
 }
 
-// save resolves foreign keys, validates, writes and applies the change
-// locally; it returns the stored row.
+// save resolves foreign keys, validates, writes (with what the kind's
+// afterWrite hook adds, in one transaction) and applies the changes
+// locally; it returns the stored row as rendered.
 func (s *Server) save(ctx context.Context, k *kind, in map[string]any, write writeFunc) (store.Row, error) {
-	row, err := s.validRow(ctx, k, in)
+	row, transient, err := s.validRow(ctx, k, in)
 	if err != nil {
 		return store.Row{}, err
 	}
-	change, err := write(ctx, k.table, row)
+	changes, err := s.st.InTx(ctx, func(x *store.Tx) error {
+		if _, err := write(x, ctx, k.table, row); err != nil {
+			return err
+		}
+		return s.afterWrite(ctx, x, k, row, transient)
+	})
 	if err != nil {
 		return store.Row{}, err
 	}
-	s.apply(ctx, change)
-	return row, nil
+	for _, c := range changes {
+		s.apply(ctx, c)
+	}
+	return s.renderRow(ctx, k, row)
 }
 
-// validRow resolves foreign keys and validates in, giving the row to write.
-func (s *Server) validRow(ctx context.Context, k *kind, in map[string]any) (store.Row, error) {
+// validRow resolves foreign keys and validates in, giving the row to write
+// and the transient fields taken out of it (they are not stored).
+func (s *Server) validRow(ctx context.Context, k *kind, in map[string]any) (store.Row, map[string]any, error) {
 	if err := s.resolveForeign(ctx, k, in); err != nil {
-		return store.Row{}, err
+		return store.Row{}, nil, err
 	}
 	doc, verr := k.schema.Validate(in)
 	if verr != nil {
-		return store.Row{}, verr
+		return store.Row{}, nil, verr
 	}
-	return toRow(k, doc)
+	transient := splitTransient(k, doc)
+	row, err := toRow(k, doc)
+	return row, transient, err
 }
 
 // apply makes a committed change live on this node. The write is already

@@ -98,7 +98,7 @@ func (s *Server) createAndLink(ctx context.Context, w http.ResponseWriter, r *ht
 	}
 	in["id"] = uuid.NewString()
 	stampTimes(fe.parent, in)
-	parent, err := s.validRow(ctx, fe.parent, in)
+	parent, _, err := s.validRow(ctx, fe.parent, in) // a service has no transient fields
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -112,7 +112,7 @@ func (s *Server) createAndLink(ctx context.Context, w http.ResponseWriter, r *ht
 		if err != nil {
 			return fmt.Errorf("%s %s: %w", fe.child.name, childID, err)
 		}
-		linked, err := mergeRow(fe.child, current, link)
+		linked, _, err := mergeRow(fe.child, current, link)
 		if err != nil {
 			return err
 		}

@@ -15,6 +15,9 @@ type kind struct {
 	table  store.Table
 	// nestedOnly: served only under its parent's path (targets).
 	nestedOnly bool
+	// noForeign lists the foreign fields without a /kind/{id}/field
+	// endpoint (entity.Kind.NoForeignEndpoint).
+	noForeign []string
 }
 
 // foreign returns the table's reference for field, if any.
@@ -58,7 +61,7 @@ type kindSet struct {
 func registeredKinds() kindSet {
 	ks := kindSet{byPath: map[string]*kind{}, byTable: map[string]*kind{}}
 	for _, ek := range entity.Kinds() {
-		k := &kind{name: ek.Path, schema: ek.Schema, table: store.TableOf(ek), nestedOnly: ek.NestedOnly}
+		k := &kind{name: ek.Path, schema: ek.Schema, table: store.TableOf(ek), nestedOnly: ek.NestedOnly, noForeign: ek.NoForeignEndpoint}
 		ks.byPath[k.name] = k
 		ks.byTable[k.table.Name] = k
 		ks.order = append(ks.order, k)

@@ -60,6 +60,9 @@ func (s *Server) listEntities(w http.ResponseWriter, r *http.Request, k *kind, n
 		base = "/" + n.parent.name + "/" + parentID + "/" + k.name
 	}
 	rows, offset, err := s.st.List(ctx, k.table, page)
+	if err == nil {
+		err = s.renderRows(ctx, k, rows)
+	}
 	if err != nil {
 		s.writeError(w, r, listError(err, page))
 		return

@@ -3,10 +3,13 @@ package admin
 import (
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/grapevine-gw/grapevine/entity"
 )
 
 // handler serves one (path, method) once the path's parameters are known.
@@ -110,6 +113,15 @@ func (s *Server) match(segs []string) methods {
 	if !ok || k.nestedOnly {
 		return nil
 	}
+	if len(segs) >= 2 && !entity.IsUUID(segs[1]) && hooksOf(k).resolveRef != nil {
+		return s.resolvingMethods(k, segs)
+	}
+	return s.matchKind(k, segs)
+}
+
+// matchKind resolves the path of kind k's collection, entities and
+// nested endpoints.
+func (s *Server) matchKind(k *kind, segs []string) methods {
 	switch len(segs) {
 	case 1:
 		return s.collectionMethods(k, nil)
@@ -144,6 +156,9 @@ func (s *Server) matchInfo(segs []string) methods {
 // matchSub is /parent/{p}/children or /child/{c}/foreignfield.
 func (s *Server) matchSub(k *kind, id, sub string) methods {
 	if f, ok := k.foreign(sub); ok {
+		if slices.Contains(k.noForeign, f.Field) {
+			return nil // Kong's endpoints.disable: "Not found"
+		}
 		if parent, ok := s.kinds.byTable[f.Table]; ok {
 			return s.foreignMethods(k, id, f.Field, parent)
 		}

@@ -197,6 +197,47 @@ func (c Distinct) render() any {
 	return map[string]any{"distinct": stringsToAny(c)}
 }
 
+// MutuallyRequired is Kong's mutually_required: all of Fields are set or
+// none (a certificate's cert_alt and key_alt).
+type MutuallyRequired []string
+
+func (c MutuallyRequired) run(doc map[string]any, fe FieldErrors) bool {
+	if n := countSet(doc, c); n != 0 && n != len(c) {
+		fe.Entity("all or none of these fields must be set: '" + strings.Join(c, "', '") + "'")
+	}
+	return false
+}
+
+func (c MutuallyRequired) render() any {
+	return map[string]any{"mutually_required": stringsToAny(c)}
+}
+
+// MutuallyExclusive is Kong's mutually_exclusive: at most one of Fields
+// is set (a key's jwk and pem).
+type MutuallyExclusive []string
+
+func (c MutuallyExclusive) run(doc map[string]any, fe FieldErrors) bool {
+	if countSet(doc, c) > 1 {
+		fe.Entity("only one or none of these fields must be set: '" + strings.Join(c, "', '") + "'")
+	}
+	return false
+}
+
+func (c MutuallyExclusive) render() any {
+	return map[string]any{"mutually_exclusive": stringsToAny(c)}
+}
+
+// countSet counts the fields that are not empty (Kong's is_nonempty).
+func countSet(doc map[string]any, fields []string) int {
+	n := 0
+	for _, f := range fields {
+		if !isEmpty(doc[f]) {
+			n++
+		}
+	}
+	return n
+}
+
 // CustomCheck is a rule that is code, not data (Kong's custom validators
 // in a schema's Lua): it validates but is not rendered.
 type CustomCheck func(doc map[string]any, fe FieldErrors)

@@ -182,6 +182,10 @@ func ReferencedBy(table, by string) *Error {
 	return e
 }
 
+// ReferencedByOthers is code 19, a delete refused by a kind's own rule
+// (a CA certificate a service still trusts); msg is Kong's whole message.
+func ReferencedByOthers(msg string) *Error { return newError(CodeReferencedByOthers, msg) }
+
 // ForeignKeyUnresolved is code 13: {"name": …} names no existing entity.
 func ForeignKeyUnresolved(field, keyField, value, refTable string) *Error {
 	msg := fmt.Sprintf("the foreign key cannot be resolved with '%s' for an existing '%s' entity",

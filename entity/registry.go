@@ -42,6 +42,9 @@ type Kind struct {
 	// NestedOnly serves the kind only under its parent's path (Kong
 	// disables /targets, /targets/{t} and /targets/{t}/upstream).
 	NestedOnly bool
+	// NoForeignEndpoint lists foreign fields whose /kind/{id}/field
+	// endpoint Kong disables (endpoints.disable: /snis/{s}/certificate).
+	NoForeignEndpoint []string
 }
 
 // Name is the kind's table name, e.g. "services".

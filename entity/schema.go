@@ -50,9 +50,13 @@ type Field struct {
 	// OnDelete is a foreign field's on_delete rule; "" is Kong's default,
 	// restrict.
 	OnDelete OnDelete
-	// Check is a custom validator of a non-nil, well-typed value; it
-	// returns Kong's message or "".
+	// Check is a custom validator of a non-nil, well-typed value (a
+	// record's once its fields are valid); it returns Kong's message or "".
 	Check func(v any) string
+	// Transient is a field Kong accepts and validates but does not store
+	// (a certificate's snis): the admin package hands it to the kind's
+	// own code and leaves it out of the stored document.
+	Transient bool
 	// Extra holds attributes rendered by GET /schemas only (e.g. match rules).
 	Extra map[string]any
 }
@@ -72,9 +76,9 @@ type Schema struct {
 	// endpoint key is unique (Kong's composite cache_key: a target is
 	// unique per upstream); the key then names an entity only under that
 	// parent's path.
-	KeyScope string
-	Fields      []Field
-	Shorthands  []Shorthand
+	KeyScope   string
+	Fields     []Field
+	Shorthands []Shorthand
 	// Prepare adjusts defaults that depend on other input (subschemas).
 	Prepare func(doc map[string]any)
 	// Input rewrites a client's request body once, before it is merged
@@ -85,6 +89,9 @@ type Schema struct {
 	// Checks run in order when every field is valid and add "@entity" or
 	// field messages; GET /schemas renders them as "entity_checks".
 	Checks []Check
+	// Transform runs on a valid document before it is written: Kong's
+	// on_write transformations (a CA certificate's cert_digest).
+	Transform func(doc map[string]any)
 }
 
 // RewriteInput applies the schema's Input rewrite to a request body.
@@ -151,6 +158,9 @@ func (s *Schema) Validate(input map[string]any) (map[string]any, *Error) {
 	}
 	if err := SchemaViolation(fe); err != nil {
 		return nil, err
+	}
+	if s.Transform != nil {
+		s.Transform(out)
 	}
 	return out, nil
 }
@@ -227,6 +237,11 @@ func (f *Field) validate(v any) (any, any) {
 		rec := validateRecord(f.Fields, v.(map[string]any), sub)
 		if len(sub) > 0 {
 			return nil, sub
+		}
+		if f.Check != nil {
+			if msg := f.Check(rec); msg != "" {
+				return nil, msg
+			}
 		}
 		return rec, nil
 	case TypeForeign:

@@ -21,6 +21,7 @@ func (f *Field) attrs() map[string]any {
 	setTrue(a, "auto", f.Auto)
 	setTrue(a, "uuid", f.UUID)
 	setTrue(a, "timestamp", f.Timestamp)
+	setTrue(a, "transient", f.Transient)
 	if len(f.OneOf) > 0 {
 		a["one_of"] = f.OneOf
 	}

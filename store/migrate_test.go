@@ -238,7 +238,8 @@ func applyOnly(t *testing.T, s *Store, names ...string) {
 }
 
 // TestUpFromBase: a database bootstrapped by a binary that knew only
-// 001_base has 002_nodes pending; Up applies it.
+// 001_base has 002_nodes and every later migration pending; Up applies
+// them.
 func TestUpFromBase(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -285,5 +286,31 @@ func checkNodesSchema(t *testing.T, s *Store) {
 		"SELECT to_regclass('cluster_events_at_idx') IS NOT NULL").Scan(&index)
 	if err != nil || !index {
 		t.Fatalf("got index cluster_events_at_idx: %v, %v, want it present", index, err)
+	}
+}
+
+// TestCertificatesMigrationRefusesDanglingClientCertificate: before
+// 005_certificates_keys a service's client_certificate pointed at nothing
+// (no certificates existed); the migration names such services and stops
+// rather than drop the reference silently.
+func TestCertificatesMigrationRefusesDanglingClientCertificate(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := openStore(t)
+	applyOnly(t, s, "001_base", "002_nodes")
+	const sid = "6ba7b810-9dad-41d1-80b4-00c04fd430c8"
+	_, err := s.pool.Exec(ctx, `INSERT INTO services (id, name, doc) VALUES ($1, 's',
+		'{"client_certificate":{"id":"6ba7b810-9dad-41d1-80b4-00c04fd430c9"}}')`, sid)
+	if err != nil {
+		t.Fatalf("insert service: %v", err)
+	}
+	if _, err := s.Up(ctx); err == nil || !strings.Contains(err.Error(), sid) {
+		t.Fatalf("up: got %v, want an error naming service %s", err, sid)
+	}
+	if _, err := s.pool.Exec(ctx, `UPDATE services SET doc = '{"client_certificate":null}'`); err != nil {
+		t.Fatalf("fix service: %v", err)
+	}
+	if _, err := s.Up(ctx); err != nil {
+		t.Fatalf("up after the fix: %v", err)
 	}
 }

@@ -251,3 +251,55 @@ func DecodeOffsetKey(token string) ([]string, error) {
 	}
 	return key, nil
 }
+
+// Referring returns every row of t whose foreign field points at
+// parentID, in id order (a certificate's SNIs).
+func (s *Store) Referring(ctx context.Context, t Table, field, parentID string) ([]Row, error) {
+	return referring(ctx, s.pool, t, field, parentID)
+}
+
+// Referring is Store.Referring within the transaction.
+func (x *Tx) Referring(ctx context.Context, t Table, field, parentID string) ([]Row, error) {
+	return referring(ctx, x.tx, t, field, parentID)
+}
+
+func referring(ctx context.Context, q querier, t Table, field, parentID string) ([]Row, error) {
+	f, ok := t.foreign(field)
+	if !ok {
+		return nil, fmt.Errorf("%s has no foreign field %q", t.Name, field)
+	}
+	if !isUUID(parentID) {
+		return nil, nil
+	}
+	query := "SELECT " + t.selectList() + " FROM " + t.ident() +
+		" WHERE " + pgx.Identifier{f.column()}.Sanitize() + " = $1 ORDER BY id"
+	rows, err := queryRows(ctx, q, t, query, parentID)
+	if err != nil {
+		return nil, fmt.Errorf("read %s of %s: %w", t.Name, parentID, err)
+	}
+	return rows, nil
+}
+
+// FirstWithElement returns the id of a row of t whose document's array
+// field holds the string value, "" if none (services trusting a CA
+// certificate through ca_certificates).
+func (x *Tx) FirstWithElement(ctx context.Context, t Table, field, value string) (string, error) {
+	query := "SELECT id::text FROM " + t.ident() + " WHERE doc->$1 ? $2 ORDER BY id LIMIT 1"
+	var id string
+	err := x.tx.QueryRow(ctx, query, field, value).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("find %s with %s holding %s: %w", t.Name, field, value, classify(err))
+	}
+	return id, nil
+}
+
+// GetByKey is Store.GetByKey within the transaction.
+func (x *Tx) GetByKey(ctx context.Context, t Table, key string) (Row, error) {
+	if t.KeyField == "" || !isText(key) {
+		return Row{}, fmt.Errorf("get %s by key %q: %w", t.Name, key, ErrNotFound)
+	}
+	return getWhere(ctx, x.tx, t, t.KeyField, key)
+}

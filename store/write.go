@@ -82,16 +82,30 @@ func (s *Store) Delete(ctx context.Context, t Table, id string) (Change, error) 
 func (s *Store) Modify(ctx context.Context, t Table, id string, change func(current Row) (Row, error)) (Change, Row, error) {
 	var written Row
 	c, err := s.one(ctx, func(x *Tx) (Change, error) {
-		current, err := x.GetForUpdate(ctx, t, id)
-		if err != nil {
-			return Change{}, err
-		}
-		if written, err = change(current); err != nil {
-			return Change{}, err
-		}
-		written.ID = current.ID
-		return x.Update(ctx, t, written)
+		var err error
+		var c Change
+		c, written, err = x.Modify(ctx, t, id, change)
+		return c, err
 	})
+	if err != nil {
+		return Change{}, Row{}, err
+	}
+	return c, written, nil
+}
+
+// Modify is Store.Modify within the transaction, which holds the row
+// lock until it ends.
+func (x *Tx) Modify(ctx context.Context, t Table, id string, change func(current Row) (Row, error)) (Change, Row, error) {
+	current, err := x.GetForUpdate(ctx, t, id)
+	if err != nil {
+		return Change{}, Row{}, err
+	}
+	written, err := change(current)
+	if err != nil {
+		return Change{}, Row{}, err
+	}
+	written.ID = current.ID
+	c, err := x.Update(ctx, t, written)
 	if err != nil {
 		return Change{}, Row{}, err
 	}
@@ -319,7 +333,7 @@ func writeError(t Table, r Row, err error) error {
 	}
 	switch pgErr.Code {
 	case "23505": // unique_violation
-		return uniqueError(t, r, pgErr.ConstraintName)
+		return uniqueError(t, r, pgErr.ConstraintName, pgErr.Detail)
 	case "23503": // foreign_key_violation
 		if pgErr.TableName != t.Name {
 			// Our row is the parent: another table still refers to it.
@@ -331,8 +345,10 @@ func writeError(t Table, r Row, err error) error {
 }
 
 // uniqueError maps PostgreSQL's default constraint names (<table>_pkey,
-// <table>_<column>_key) back to the entity field.
-func uniqueError(t Table, r Row, constraint string) error {
+// <table>_<column>_key) back to the entity field. A unique column the
+// store does not write (one derived from the document, such as a key's
+// cache_key) is named by PostgreSQL's detail, "Key (col)=(value) …".
+func uniqueError(t Table, r Row, constraint, detail string) error {
 	if constraint == t.Name+"_pkey" {
 		return &PrimaryKeyError{Table: t.Name, ID: r.ID}
 	}
@@ -352,7 +368,25 @@ func uniqueError(t Table, r Row, constraint string) error {
 			return &UniqueError{Table: t.Name, Field: col, Value: r.Unique[col]}
 		}
 	}
+	if col, value, ok := parseKeyDetail(detail); ok {
+		return &UniqueError{Table: t.Name, Field: col, Value: value}
+	}
 	return &UniqueError{Table: t.Name, Field: constraint}
+}
+
+// parseKeyDetail reads "Key (col)=(value) already exists." for a single
+// column.
+func parseKeyDetail(detail string) (col, value string, ok bool) {
+	rest, ok := strings.CutPrefix(detail, "Key (")
+	if !ok {
+		return "", "", false
+	}
+	col, rest, ok = strings.Cut(rest, ")=(")
+	if !ok || strings.ContainsAny(col, ", ") {
+		return "", "", false
+	}
+	value, ok = strings.CutSuffix(rest, ") already exists.")
+	return col, value, ok
 }
 
 // foreignKeyError maps <table>_<field>_id_fkey back to the foreign field.
