@@ -32,6 +32,37 @@ func (s *Server) lookup(ctx context.Context, k *kind, ref string) (store.Row, er
 	return s.st.GetByKey(ctx, k.table, ref)
 }
 
+// lookupChild finds an entity under a nested path: by id, by endpoint
+// key, or, for a kind without one, by the field that names it within its
+// parent (see nestedKeyField).
+func (s *Server) lookupChild(ctx context.Context, k *kind, ref string, n *nesting, parentID string) (store.Row, error) {
+	field := nestedKeyField(k, n)
+	if field == "" || entity.IsUUID(ref) {
+		return s.lookup(ctx, k, ref)
+	}
+	key := entity.CacheKeyOf(k.schema, map[string]any{n.field: map[string]any{"id": parentID}, field: ref})
+	return s.st.GetByCacheKey(ctx, k.table, key)
+}
+
+// nestedKeyField is the field naming a child within its parent when the
+// child kind has no endpoint key: the other field of a cache key made of
+// the parent and one more (an acl's group within its consumer, as
+// kong/plugins/acl/api.lua resolves /consumers/{c}/acls/{group}); "" if
+// none.
+func nestedKeyField(k *kind, n *nesting) string {
+	keys := k.schema.CacheKey
+	if n == nil || k.table.KeyField != "" || !k.table.CacheKey || len(keys) != 2 {
+		return ""
+	}
+	switch n.field {
+	case keys[0]:
+		return keys[1]
+	case keys[1]:
+		return keys[0]
+	}
+	return ""
+}
+
 // lookupParent resolves the parent of a nested path; nil nesting gives "".
 func (s *Server) lookupParent(ctx context.Context, n *nesting) (string, error) {
 	if n == nil {
@@ -51,7 +82,7 @@ func (s *Server) lookupNested(ctx context.Context, k *kind, ref string, n *nesti
 	if err != nil {
 		return store.Row{}, err
 	}
-	row, err := s.lookup(ctx, k, ref)
+	row, err := s.lookupChild(ctx, k, ref, n, parentID)
 	if err != nil {
 		return store.Row{}, fmt.Errorf("%s %q: %w", k.name, ref, err)
 	}
@@ -89,7 +120,8 @@ func (s *Server) createEntity(w http.ResponseWriter, r *http.Request, k *kind, n
 		in[n.field] = map[string]any{"id": parentID}
 	}
 	setIfAbsent(in, "id", uuid.NewString())
-	stampTimes(in)
+	stampTimes(k, in)
+	entity.FillAutoStrings(k.schema, in)
 	s.writeDoc(ctx, w, r, k, in, http.StatusCreated, s.st.Insert)
 }
 
@@ -129,7 +161,8 @@ func (s *Server) upsertOnce(ctx context.Context, k *kind, ref string, n *nesting
 	if err := s.prepareUpsert(ctx, k, ref, n, in); err != nil {
 		return store.Row{}, err
 	}
-	stampTimes(in)
+	stampTimes(k, in)
+	entity.FillAutoStrings(k.schema, in)
 	return s.save(ctx, k, in, s.st.Upsert)
 }
 
@@ -147,7 +180,7 @@ func (s *Server) prepareUpsert(ctx context.Context, k *kind, ref string, n *nest
 	if err != nil {
 		return err
 	}
-	existing, err := s.lookup(ctx, k, ref)
+	existing, err := s.lookupChild(ctx, k, ref, n, parentID)
 	found := err == nil
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("%s %q: %w", k.name, ref, err)
@@ -158,9 +191,18 @@ func (s *Server) prepareUpsert(ctx context.Context, k *kind, ref string, n *nest
 		}
 		in[n.field] = map[string]any{"id": parentID}
 	}
+	nestedKey := nestedKeyField(k, n)
 	switch {
 	case entity.IsUUID(ref):
 		in["id"] = ref
+	case nestedKey != "":
+		// PUT /consumers/{c}/acls/{group}: that group's acl, or a new one
+		// in that group unless the body names another.
+		if found {
+			in["id"] = existing.ID
+		}
+		setIfAbsent(in, "id", uuid.NewString())
+		setIfAbsent(in, nestedKey, ref)
 	case k.table.KeyField == "":
 		return errNotFound
 	case found:
@@ -227,10 +269,15 @@ func mergeRow(k *kind, current store.Row, patch map[string]any) (store.Row, erro
 	}
 	merged := k.schema.Merge(base, patch)
 	merged["id"] = current.ID
-	merged["updated_at"] = time.Now().Unix()
+	if k.schema.Field("updated_at") != nil {
+		merged["updated_at"] = time.Now().Unix()
+	}
 	doc, verr := k.schema.Validate(merged)
 	if verr != nil {
 		return store.Row{}, verr
+	}
+	if k.schema.OnWrite != nil {
+		k.schema.OnWrite(patch, doc)
 	}
 	return toRow(k, doc)
 }
@@ -239,7 +286,10 @@ func (s *Server) deleteEntity(w http.ResponseWriter, r *http.Request, k *kind, r
 	ctx, cancel := s.dbContext(r)
 	defer cancel()
 	row, err := s.lookupNested(ctx, k, ref, n)
-	if errors.Is(err, store.ErrNotFound) && !isParentMissing(err, n) {
+	namedInParent := nestedKeyField(k, n) != "" && !entity.IsUUID(ref)
+	if errors.Is(err, store.ErrNotFound) && !isParentMissing(err, n) && !namedInParent {
+		// An acl named by its group must exist: kong/plugins/acl/api.lua
+		// answers 404 for every method but PUT.
 		writeNoContent(w)
 		return
 	}
@@ -301,6 +351,9 @@ func (s *Server) save(ctx context.Context, k *kind, in map[string]any, write wri
 	doc, verr := k.schema.Validate(in)
 	if verr != nil {
 		return store.Row{}, verr
+	}
+	if k.schema.OnWrite != nil {
+		k.schema.OnWrite(in, doc)
 	}
 	row, err := toRow(k, doc)
 	if err != nil {
@@ -386,13 +439,16 @@ func setIfAbsent(in map[string]any, key string, v any) {
 	}
 }
 
-// stampTimes sets created_at unless the client gave one, and updated_at.
-func stampTimes(in map[string]any) {
+// stampTimes sets created_at unless the client gave one, and updated_at,
+// where k has them (credentials have no updated_at).
+func stampTimes(k *kind, in map[string]any) {
 	now := time.Now().Unix()
-	if in["created_at"] == nil {
+	if in["created_at"] == nil && k.schema.Field("created_at") != nil {
 		in["created_at"] = now
 	}
-	in["updated_at"] = now
+	if k.schema.Field("updated_at") != nil {
+		in["updated_at"] = now
+	}
 }
 
 // toRow extracts the store's indexed columns from a validated entity.
@@ -411,6 +467,10 @@ func toRow(k *kind, doc map[string]any) (store.Row, error) {
 	row.CreatedAt, _ = doc["created_at"].(int64)
 	row.UpdatedAt, _ = doc["updated_at"].(int64)
 	row.Tags = stringList(doc["tags"])
+	if k.table.CacheKey {
+		key := entity.CacheKeyOf(k.schema, doc)
+		row.CacheKey = &key
+	}
 	for _, col := range k.table.Unique {
 		if v, ok := doc[col].(string); ok {
 			if row.Unique == nil {

@@ -136,7 +136,7 @@ func (s *Server) handleEndpoints(w http.ResponseWriter, r *http.Request) {
 				continue
 			}
 			paths = append(paths, item+"/"+f.Field)
-			nested := "/" + parent.name + "/{" + parent.name + "}/" + k.name
+			nested := "/" + parent.name + "/{" + parent.name + "}/" + k.nested
 			paths = append(paths, nested, nested+"/{"+k.name+"}")
 		}
 	}

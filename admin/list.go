@@ -29,6 +29,10 @@ func (s *Server) listEntities(w http.ResponseWriter, r *http.Request, k *kind, n
 	ctx, cancel := s.dbContext(r)
 	defer cancel()
 	q := r.URL.Query()
+	if k.table.Name == "consumers" && n == nil && q.Has("custom_id") {
+		s.listByCustomID(ctx, w, r, k, q.Get("custom_id"))
+		return
+	}
 	page, err := parsePage(q)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -42,7 +46,7 @@ func (s *Server) listEntities(w http.ResponseWriter, r *http.Request, k *kind, n
 			return
 		}
 		page.ForeignField, page.ForeignID = n.field, parentID
-		base = "/" + n.parent.name + "/" + parentID + "/" + k.name
+		base = "/" + n.parent.name + "/" + parentID + "/" + k.nested
 	}
 	rows, offset, err := s.st.List(ctx, k.table, page)
 	var oe *store.OffsetError

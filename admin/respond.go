@@ -64,7 +64,7 @@ func errorResponse(err error) (int, any) {
 	case errors.Is(err, store.ErrNotFound):
 		return http.StatusNotFound, message("Not found")
 	case errors.As(err, &ue):
-		return http.StatusConflict, entity.UniqueViolation(ue.Field, ue.Value)
+		return http.StatusConflict, uniqueViolation(ue)
 	case errors.As(err, &pe):
 		return http.StatusBadRequest, entity.PrimaryKeyViolation(pe.ID)
 	case errors.As(err, &fe):
@@ -73,6 +73,19 @@ func errorResponse(err error) (int, any) {
 		return http.StatusBadRequest, entity.ReferencedBy(re.Table, re.By)
 	}
 	return http.StatusInternalServerError, message("An unexpected error occurred")
+}
+
+// uniqueViolation is Kong's code 5 body; a composite cache key names the
+// values of each of its fields, read from the document being written.
+func uniqueViolation(ue *store.UniqueError) *entity.Error {
+	if ue.Field == "cache_key" {
+		if k, ok := entity.KindByName(ue.Table); ok {
+			if doc, err := decodeDoc(ue.Doc); err == nil {
+				return entity.CacheKeyViolation(k.Schema, doc)
+			}
+		}
+	}
+	return entity.UniqueViolation(ue.Field, ue.Value)
 }
 
 func entityStatus(c entity.Code) int {

@@ -145,7 +145,7 @@ func (s *Server) matchSub(k *kind, id, sub string) methods {
 			return s.foreignMethods(k, id, f.Field, parent)
 		}
 	}
-	child, ok := s.kinds.byPath[sub]
+	child, ok := s.kinds.nested[sub]
 	if !ok {
 		return nil
 	}
@@ -157,7 +157,7 @@ func (s *Server) matchSub(k *kind, id, sub string) methods {
 }
 
 func (s *Server) matchNestedEntity(k *kind, id, sub, childRef string) methods {
-	child, ok := s.kinds.byPath[sub]
+	child, ok := s.kinds.nested[sub]
 	if !ok {
 		return nil
 	}

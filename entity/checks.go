@@ -178,3 +178,18 @@ func renderChecks(checks []Check) []any {
 	}
 	return out
 }
+
+// RenderedCheck is a check Kong renders as data but whose rule Grapevine
+// writes as code (a match_any on patterns, a custom validator in
+// then_match): Render is what GET /schemas shows, Run what validates.
+type RenderedCheck struct {
+	Render any
+	Run    func(doc map[string]any, fe FieldErrors)
+}
+
+func (c RenderedCheck) run(doc map[string]any, fe FieldErrors) bool {
+	c.Run(doc, fe)
+	return false
+}
+
+func (c RenderedCheck) render() any { return c.Render }

@@ -6,4 +6,14 @@ package entity
 func init() {
 	mustRegister(&Kind{Schema: Services, Config: true, Decode: DecodeAs[Service]()})
 	mustRegister(&Kind{Schema: Routes, Config: true, Decode: DecodeAs[Route]()})
+
+	// Consumers and their credentials (kong/plugins/*/daos.lua). Not part
+	// of the routing configuration: the proxy finds credentials by key.
+	mustRegister(&Kind{Schema: Consumers, Decode: DecodeAs[Consumer]()})
+	mustRegister(&Kind{Schema: KeyAuthCredentials, Path: "key-auths", NestedPath: "key-auth", Decode: DecodeAs[KeyAuthCredential]()})
+	mustRegister(&Kind{Schema: BasicAuthCredentials, Path: "basic-auths", NestedPath: "basic-auth", Decode: DecodeAs[BasicAuthCredential]()})
+	mustRegister(&Kind{Schema: HMACAuthCredentials, Path: "hmac-auths", NestedPath: "hmac-auth", Decode: DecodeAs[HMACAuthCredential]()})
+	mustRegister(&Kind{Schema: JWTSecrets, Path: "jwts", NestedPath: "jwt", Decode: DecodeAs[JWTSecret]()})
+	mustRegister(&Kind{Schema: ACLs, Decode: DecodeAs[ACL]()})
+	mustRegister(&Kind{Schema: OAuth2Credentials, Path: "oauth2", Decode: DecodeAs[OAuth2Credential]()})
 }

@@ -11,8 +11,9 @@ func TestCoreKinds(t *testing.T) {
 	for _, k := range Kinds() {
 		names = append(names, k.Name())
 	}
-	if want := []string{"services", "routes"}; !slices.Equal(names, want) {
-		t.Fatalf("got kinds %v, want %v", names, want)
+	// Kong's core entities come first, in kong/constants.lua's order.
+	if want := []string{"services", "routes"}; len(names) < 2 || !slices.Equal(names[:2], want) {
+		t.Fatalf("got kinds %v, want them to start with %v", names, want)
 	}
 	routes := MustKind("routes")
 	// kong/db/schema/entities/routes.lua: service names no on_delete, so
@@ -29,12 +30,13 @@ func TestCoreKinds(t *testing.T) {
 	if got := routes.Unique(); !slices.Equal(got, []string{"name"}) {
 		t.Errorf("got routes unique fields %v, want [name]", got)
 	}
-	if got := Referrers("services"); len(got) != 1 || got[0].Kind != routes {
-		t.Errorf("got referrers of services %v, want routes.service", got)
+	if got := Referrers("services"); len(got) == 0 || got[0].Kind != routes {
+		t.Errorf("got referrers of services %v, want routes.service first", got)
 	}
 }
 
 func TestRegisterKeepsImportOrder(t *testing.T) {
+	before := len(Kinds())
 	child := func(name, ref string, rule OnDelete) *Kind {
 		return &Kind{Decode: DecodeAs[map[string]any](), Schema: &Schema{Name: name, Fields: []Field{
 			uuidField("id"),
@@ -71,7 +73,7 @@ func TestRegisterKeepsImportOrder(t *testing.T) {
 			}
 		})
 	}
-	if n := len(Kinds()); n != 2 {
-		t.Fatalf("got %d kinds after the removals, want 2", n)
+	if n := len(Kinds()); n != before {
+		t.Fatalf("got %d kinds after the removals, want %d", n, before)
 	}
 }

@@ -25,6 +25,32 @@ var kindExamples = map[string][]string{
 		  "paths":["/a"],"headers":{"x-a":["b"]},"regex_priority":2,"path_handling":"v1","snis":["a.test"]}`,
 		`{"protocols":["tcp"],"sources":[{"ip":"10.0.0.0/8","port":80}],"destinations":[{"ip":"10.0.0.1","port":81}]}`,
 	},
+	"consumers": {
+		`{"username":"u"}`,
+		`{"id":"6ba7b810-9dad-41d1-80b4-00c04fd430c8","created_at":1,"updated_at":2,"username":"u","custom_id":"c","tags":["t"]}`,
+	},
+	"keyauth_credentials": {
+		`{"consumer":{"id":"6ba7b810-9dad-41d1-80b4-00c04fd430c9"},"key":"k","tags":["t"]}`,
+	},
+	"basicauth_credentials": {
+		`{"consumer":{"id":"6ba7b810-9dad-41d1-80b4-00c04fd430c9"},"username":"u","password":"p","tags":["t"]}`,
+	},
+	"hmacauth_credentials": {
+		`{"consumer":{"id":"6ba7b810-9dad-41d1-80b4-00c04fd430c9"},"username":"u"}`,
+		`{"consumer":{"id":"6ba7b810-9dad-41d1-80b4-00c04fd430c9"},"username":"u","secret":"s","tags":["t"]}`,
+	},
+	"jwt_secrets": {
+		`{"consumer":{"id":"6ba7b810-9dad-41d1-80b4-00c04fd430c9"},"key":"k"}`,
+		`{"consumer":{"id":"6ba7b810-9dad-41d1-80b4-00c04fd430c9"},"key":"k","secret":"s","algorithm":"HS512","tags":["t"]}`,
+	},
+	"acls": {
+		`{"consumer":{"id":"6ba7b810-9dad-41d1-80b4-00c04fd430c9"},"group":"g","tags":["t"]}`,
+	},
+	"oauth2_credentials": {
+		`{"consumer":{"id":"6ba7b810-9dad-41d1-80b4-00c04fd430c9"},"name":"app","client_id":"c"}`,
+		`{"consumer":{"id":"6ba7b810-9dad-41d1-80b4-00c04fd430c9"},"name":"app","client_id":"c","client_secret":"s",
+		  "hash_secret":true,"redirect_uris":["https://a.test/cb"],"client_type":"public","tags":["t"]}`,
+	},
 }
 
 // TestKindsRoundTripThroughTheirGoTypes: for every registered kind, what

@@ -72,6 +72,16 @@ type Schema struct {
 	Shorthands  []Shorthand
 	// Prepare adjusts defaults that depend on other input (subschemas).
 	Prepare func(doc map[string]any)
+	// CacheKey is Kong's cache_key: the fields whose values together are
+	// unique (a plugin's name and scope, an acl's consumer and group).
+	// When it names more than one field the store keeps them in a unique
+	// column (see CacheKeyOf); one field is just a unique field.
+	CacheKey []string
+	// OnWrite is Kong's transformations on_write: it rewrites a validated
+	// document before it is stored (a basic-auth password is hashed),
+	// given the input as the client sent it, so a field is transformed
+	// only when the write sets it. Validation alone does not run it.
+	OnWrite func(input, doc map[string]any)
 	// Checks run in order when every field is valid and add "@entity" or
 	// field messages; GET /schemas renders them as "entity_checks".
 	Checks []Check

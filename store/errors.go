@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -51,6 +52,9 @@ func (e *OffsetError) Is(target error) bool { return target == ErrInvalidOffset 
 // service name already in use.
 type UniqueError struct {
 	Table, Field, Value string
+	// Doc is the document that was being written; set for a cache_key
+	// violation, whose message names every field of the key.
+	Doc json.RawMessage
 }
 
 func (e *UniqueError) Error() string {

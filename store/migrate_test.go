@@ -253,8 +253,8 @@ func TestUpFromBase(t *testing.T) {
 		t.Fatal("got table nodes before up, want none")
 	}
 	applied, err := s.Up(ctx)
-	if err != nil || !slices.Equal(applied, []string{"002_nodes"}) {
-		t.Fatalf("up: got %v, %v, want [002_nodes], nil", applied, err)
+	if err != nil || len(applied) == 0 || applied[0] != "002_nodes" {
+		t.Fatalf("up: got %v, %v, want 002_nodes first (and the later ones), nil", applied, err)
 	}
 	if err := s.CheckSchema(ctx); err != nil {
 		t.Fatalf("check after up: %v", err)
@@ -266,7 +266,7 @@ func TestBootstrapAppliesNodes(t *testing.T) {
 	t.Parallel()
 	s := bootstrapped(t)
 	st, err := s.MigrationStatus(context.Background())
-	if err != nil || !slices.Equal(st.Executed, []string{"001_base", "002_nodes"}) {
+	if err != nil || len(st.Executed) < 2 || !slices.Equal(st.Executed[:2], []string{"001_base", "002_nodes"}) {
 		t.Fatalf("got status %+v, %v, want 001_base and 002_nodes executed", st, err)
 	}
 	checkNodesSchema(t, s)
