@@ -100,6 +100,9 @@ func (s *Server) match(segs []string) methods {
 	if ms := s.matchInfo(segs); ms != nil {
 		return ms
 	}
+	if ms := s.matchPlugins(segs); ms != nil {
+		return ms
+	}
 	if ms := s.matchCluster(segs); ms != nil {
 		return ms
 	}

@@ -24,10 +24,28 @@ type Match struct {
 	// Len0 renders Null as Kong's len_eq = 0 (an array field) rather
 	// than eq = null.
 	Len0 bool
+	// Eq: the value equals it (Kong's eq with a value).
+	Eq any
+	// Gt: the value is a number greater than it.
+	Gt *float64
+	// Contains: the value is an array holding it.
+	Contains any
+	// Required: the value is set.
+	Required bool
 }
 
 func (m Match) matches(v any) bool {
 	switch {
+	case m.Eq != nil:
+		return v == m.Eq
+	case m.Gt != nil:
+		n, ok := toNumber(v)
+		return ok && n > *m.Gt
+	case m.Contains != nil:
+		list, _ := v.([]any)
+		return containsValue(list, m.Contains)
+	case m.Required:
+		return v != nil
 	case m.OneOf != nil:
 		return containsValue(m.OneOf, v)
 	case m.NotOneOf != nil:
@@ -44,8 +62,31 @@ func (m Match) matches(v any) bool {
 	return isEmpty(v) // Null
 }
 
+// failure is Kong's message for a then-value that does not match.
+func (m Match) failure() string {
+	switch {
+	case m.Required:
+		return "required field missing"
+	case m.Contains != nil:
+		return "expected to contain: " + toString(m.Contains)
+	case m.Eq != nil:
+		return "value must be " + toString(m.Eq)
+	case m.Gt != nil:
+		return "value must be greater than " + toString(*m.Gt)
+	}
+	return "value must be null"
+}
+
 func (m Match) render() map[string]any {
 	switch {
+	case m.Eq != nil:
+		return map[string]any{"eq": m.Eq}
+	case m.Gt != nil:
+		return map[string]any{"gt": *m.Gt}
+	case m.Contains != nil:
+		return map[string]any{"contains": m.Contains}
+	case m.Required:
+		return map[string]any{"required": true}
 	case m.OneOf != nil:
 		return map[string]any{"one_of": m.OneOf}
 	case m.NotOneOf != nil:
@@ -69,14 +110,14 @@ type Conditional struct {
 }
 
 func (c Conditional) run(doc map[string]any, fe FieldErrors) bool {
-	if !c.IfMatch.matches(doc[c.If]) || c.ThenMatch.matches(doc[c.Then]) {
+	if !c.IfMatch.matches(getPath(doc, c.If)) || c.ThenMatch.matches(getPath(doc, c.Then)) {
 		return false
 	}
 	msg := c.ThenErr
 	if msg == "" {
-		msg = "value must be null" // the only then_match Grapevine has yet
+		msg = c.ThenMatch.failure()
 	}
-	fe[c.Then] = msg
+	setPath(fe, c.Then, msg)
 	fe.Entity("failed conditional validation given value of field '" + c.If + "'")
 	return false
 }
@@ -136,7 +177,7 @@ type AtLeastOneOf []string
 
 func (c AtLeastOneOf) run(doc map[string]any, fe FieldErrors) bool {
 	for _, f := range c {
-		if !isEmpty(doc[f]) {
+		if !isEmpty(getPath(doc, f)) {
 			return false
 		}
 	}
@@ -146,6 +187,53 @@ func (c AtLeastOneOf) run(doc map[string]any, fe FieldErrors) bool {
 
 func (c AtLeastOneOf) render() any {
 	return map[string]any{"at_least_one_of": stringsToAny(c)}
+}
+
+// OnlyOneOf is Kong's only_one_of: exactly one of Fields is set.
+type OnlyOneOf []string
+
+func (c OnlyOneOf) run(doc map[string]any, fe FieldErrors) bool {
+	n := 0
+	for _, f := range c {
+		if !isEmpty(getPath(doc, f)) {
+			n++
+		}
+	}
+	if n != 1 {
+		fe.Entity("exactly one of these fields must be non-empty: '" + strings.Join(c, "', '") + "'")
+	}
+	return false
+}
+
+func (c OnlyOneOf) render() any {
+	return map[string]any{"only_one_of": stringsToAny(c)}
+}
+
+// getPath reads a dotted field path ("config.redis.host") from doc.
+func getPath(doc map[string]any, path string) any {
+	var v any = doc
+	for _, part := range strings.Split(path, ".") {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = m[part]
+	}
+	return v
+}
+
+// setPath puts msg at a dotted path of fe, nesting as Kong's errors do.
+func setPath(fe FieldErrors, path, msg string) {
+	parts := strings.Split(path, ".")
+	for _, part := range parts[:len(parts)-1] {
+		sub, ok := fe[part].(FieldErrors)
+		if !ok {
+			sub = FieldErrors{}
+			fe[part] = sub
+		}
+		fe = sub
+	}
+	fe[parts[len(parts)-1]] = msg
 }
 
 // CustomCheck is a rule that is code, not data (Kong's custom validators

@@ -29,6 +29,13 @@ var kindExamples = map[string][]string{
 		`{"username":"u"}`,
 		`{"id":"6ba7b810-9dad-41d1-80b4-00c04fd430c8","created_at":1,"updated_at":2,"username":"u","custom_id":"c","tags":["t"]}`,
 	},
+	"plugins": {
+		`{"name":"key-auth"}`,
+		`{"id":"6ba7b810-9dad-41d1-80b4-00c04fd430c8","created_at":1,"updated_at":2,"name":"rate-limiting",
+		  "instance_name":"rl","route":{"id":"6ba7b810-9dad-41d1-80b4-00c04fd430c9"},
+		  "service":{"id":"6ba7b810-9dad-41d1-80b4-00c04fd430ca"},"consumer":{"id":"6ba7b810-9dad-41d1-80b4-00c04fd430cb"},
+		  "config":{"minute":5},"protocols":["http"],"enabled":false,"tags":["t"],"ordering":{"before":{"access":["key-auth"]}}}`,
+	},
 	"keyauth_credentials": {
 		`{"consumer":{"id":"6ba7b810-9dad-41d1-80b4-00c04fd430c9"},"key":"k","tags":["t"]}`,
 	},

@@ -55,7 +55,21 @@ type Field struct {
 	Check func(v any) string
 	// Extra holds attributes rendered by GET /schemas only (e.g. match rules).
 	Extra map[string]any
+	// Gt, when set, is Kong's gt: a number must be greater than it.
+	Gt *float64
+	// MustBeNull is Kong's eq = null (typedefs.no_consumer: a plugin that
+	// cannot be scoped to a consumer).
+	MustBeNull bool
+	// RecordCheck is a record's custom validator, run once its fields
+	// are valid; it returns Kong's message or "".
+	RecordCheck func(rec map[string]any) string
+	// Abstract is a field a subschema specialises (a plugin's config):
+	// without one, any value of the type is kept as given.
+	Abstract bool
 }
+
+// gt returns a Gt value.
+func gt(n float64) *float64 { return &n }
 
 // Shorthand is an input-only field rewritten into real fields (service url).
 type Shorthand struct {
@@ -85,6 +99,40 @@ type Schema struct {
 	// Checks run in order when every field is valid and add "@entity" or
 	// field messages; GET /schemas renders them as "entity_checks".
 	Checks []Check
+	// SubschemaKey names the field that picks a subschema (a plugin's
+	// name); Subschema returns the one for a value, nil if none, and
+	// SubschemaError is the message for a value without one (with %s).
+	SubschemaKey   string
+	Subschema      func(name string) *Schema
+	SubschemaError string
+}
+
+// specialise returns the fields and checks that validate doc: the
+// schema's own, with those of the subschema doc's key picks in place of
+// the fields it specialises (Kong's new_subschema). A key without a
+// subschema is an error on the key field.
+func (s *Schema) specialise(doc map[string]any, fe FieldErrors) ([]Field, []Check) {
+	if s.Subschema == nil {
+		return s.Fields, s.Checks
+	}
+	name, ok := doc[s.SubschemaKey].(string)
+	if !ok {
+		return s.Fields, s.Checks // the key's own validation reports it
+	}
+	sub := s.Subschema(name)
+	if sub == nil {
+		fe[s.SubschemaKey] = fmt.Sprintf(s.SubschemaError, name)
+		return s.Fields, s.Checks
+	}
+	fields := make([]Field, len(s.Fields))
+	for i, f := range s.Fields {
+		fields[i] = f
+		if sf := sub.Field(f.Name); sf != nil {
+			fields[i] = *sf
+			fields[i].Name = f.Name
+		}
+	}
+	return fields, append(append([]Check(nil), s.Checks...), sub.Checks...)
 }
 
 // Field returns the named top-level field or nil.
@@ -121,9 +169,13 @@ func (s *Schema) Validate(input map[string]any) (map[string]any, *Error) {
 	if s.Prepare != nil && len(fe) == 0 {
 		s.Prepare(doc)
 	}
-	out := validateRecord(s.Fields, doc, fe)
+	fields, checks := s.specialise(doc, fe)
+	if len(fe) > 0 {
+		return nil, SchemaViolation(fe)
+	}
+	out := validateRecord(fields, doc, fe)
 	if len(fe) == 0 {
-		runChecks(s.Checks, out, fe)
+		runChecks(checks, out, fe)
 	}
 	if err := SchemaViolation(fe); err != nil {
 		return nil, err
@@ -162,6 +214,11 @@ func validateRecord(fields []Field, doc map[string]any, fe FieldErrors) map[stri
 		if !present {
 			v = cloneJSON(f.Default)
 		}
+		if !present && v == nil && f.Type == TypeRecord && f.Required {
+			// Kong fills a required record left out from its fields'
+			// defaults (should_recurse_record in kong/db/schema/init.lua).
+			v = map[string]any{}
+		}
 		if v == nil {
 			if f.Required {
 				fe[f.Name] = "required field missing"
@@ -189,6 +246,12 @@ func (f *Field) validate(v any) (any, any) {
 	if msg := typeError(f.Type, v); msg != "" {
 		return nil, msg
 	}
+	if f.Abstract {
+		return v, nil
+	}
+	if f.MustBeNull {
+		return nil, "value must be null"
+	}
 	switch f.Type {
 	case TypeInteger:
 		v, _ = toInteger(v)
@@ -203,6 +266,11 @@ func (f *Field) validate(v any) (any, any) {
 		rec := validateRecord(f.Fields, v.(map[string]any), sub)
 		if len(sub) > 0 {
 			return nil, sub
+		}
+		if f.RecordCheck != nil {
+			if msg := f.RecordCheck(rec); msg != "" {
+				return nil, msg
+			}
 		}
 		return rec, nil
 	case TypeForeign:
@@ -239,8 +307,11 @@ func (f *Field) checkScalar(v any) string {
 			return "expected a valid UUID"
 		}
 	}
-	if n, ok := v.(int64); ok && len(f.Between) == 2 && (n < f.Between[0] || n > f.Between[1]) {
+	if n, ok := toNumber(v); ok && len(f.Between) == 2 && (n < float64(f.Between[0]) || n > float64(f.Between[1])) {
 		return fmt.Sprintf("value should be between %d and %d", f.Between[0], f.Between[1])
+	}
+	if n, ok := toNumber(v); ok && f.Gt != nil && n <= *f.Gt {
+		return "value must be greater than " + strconv.FormatFloat(*f.Gt, 'f', -1, 64)
 	}
 	if len(f.OneOf) > 0 && !containsValue(f.OneOf, v) {
 		return "expected one of: " + joinValues(f.OneOf)

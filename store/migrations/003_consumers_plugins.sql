@@ -87,3 +87,22 @@ CREATE TABLE oauth2_credentials (
 );
 CREATE INDEX oauth2_credentials_tags_idx ON oauth2_credentials USING gin (tags);
 CREATE INDEX oauth2_credentials_consumer_id_idx ON oauth2_credentials (consumer_id);
+
+-- One instance per plugin name and scope: cache_key holds the name and the
+-- route, service and consumer ids together (entity.CacheKeyOf).
+CREATE TABLE plugins (
+    id            uuid   PRIMARY KEY,
+    instance_name text   UNIQUE,
+    cache_key     text   UNIQUE,
+    route_id      uuid   REFERENCES routes (id) ON DELETE CASCADE,
+    service_id    uuid   REFERENCES services (id) ON DELETE CASCADE,
+    consumer_id   uuid   REFERENCES consumers (id) ON DELETE CASCADE,
+    tags          text[],
+    created_at    bigint,
+    updated_at    bigint,
+    doc           jsonb  NOT NULL
+);
+CREATE INDEX plugins_tags_idx ON plugins USING gin (tags);
+CREATE INDEX plugins_route_id_idx ON plugins (route_id);
+CREATE INDEX plugins_service_id_idx ON plugins (service_id);
+CREATE INDEX plugins_consumer_id_idx ON plugins (consumer_id);
