@@ -25,9 +25,9 @@ func (f Foreign) column() string { return f.Field + "_id" }
 // Table describes how one entity kind is stored; TableOf derives it from
 // the kind, and the kind's migration must create matching columns.
 type Table struct {
-	Name     string    // table name, e.g. "services"
-	KeyField string    // Kong's endpoint key column ("name"); "" if none
-	Unique   []string  // other unique text columns (a consumer's custom_id)
+	Name     string   // table name, e.g. "services"
+	KeyField string   // Kong's endpoint key column ("name"); "" if none
+	Unique   []string // other unique text columns (a consumer's custom_id)
 	// CacheKey says the table has a unique cache_key column: Kong's
 	// composite cache key (a plugin's name and scope), see entity.CacheKeyOf.
 	CacheKey bool
