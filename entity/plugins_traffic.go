@@ -7,7 +7,7 @@ import (
 )
 
 // The traffic plugins' schemas (kong/plugins/{rate-limiting,cors,
-// request-transformer,request-termination,file-log}/schema.lua) and their
+// request-transformer,request-termination,prometheus,file-log}/schema.lua) and their
 // handlers' PRIORITY.
 func init() {
 	registerPlugin("rate-limiting", 910, []Field{httpProtocolsField(), rateLimitingConfig()}, rateLimitingChecks()...)
@@ -30,6 +30,14 @@ func init() {
 		record("append", colonRecordFields()...),
 	)})
 	registerPlugin("request-termination", 2, []Field{httpProtocolsField(), requestTerminationConfig()})
+	registerPlugin("prometheus", 13, []Field{allProtocolsField(), configField(
+		Field{Name: "per_consumer", Type: TypeBoolean, Default: false},
+		Field{Name: "status_code_metrics", Type: TypeBoolean, Default: false},
+		Field{Name: "ai_metrics", Type: TypeBoolean, Default: false},
+		Field{Name: "latency_metrics", Type: TypeBoolean, Default: false},
+		Field{Name: "bandwidth_metrics", Type: TypeBoolean, Default: false},
+		Field{Name: "upstream_health_metrics", Type: TypeBoolean, Default: false},
+	)})
 	registerPlugin("file-log", 9, []Field{allProtocolsField(), configField(
 		Field{Name: "path", Type: TypeString, Required: true, Check: checkLogPath,
 			Extra: map[string]any{"match": `^[^*&%%\` + "`" + `]+$`, "err": "not a valid filename"}},
