@@ -37,6 +37,37 @@ func (s *Server) lookup(ctx context.Context, k *kind, ref string) (store.Row, er
 	return s.st.GetByKey(ctx, k.table, ref)
 }
 
+// lookupChild finds an entity under a nested path: by id, by endpoint
+// key, or, for a kind without one, by the field that names it within its
+// parent (see nestedKeyField).
+func (s *Server) lookupChild(ctx context.Context, k *kind, ref string, n *nesting, parentID string) (store.Row, error) {
+	field := nestedKeyField(k, n)
+	if field == "" || entity.IsUUID(ref) {
+		return s.lookup(ctx, k, ref)
+	}
+	key := entity.CacheKeyOf(k.schema, map[string]any{n.field: map[string]any{"id": parentID}, field: ref})
+	return s.st.GetByCacheKey(ctx, k.table, key)
+}
+
+// nestedKeyField is the field naming a child within its parent when the
+// child kind has no endpoint key: the other field of a cache key made of
+// the parent and one more (an acl's group within its consumer, as
+// kong/plugins/acl/api.lua resolves /consumers/{c}/acls/{group}); "" if
+// none.
+func nestedKeyField(k *kind, n *nesting) string {
+	keys := k.schema.CacheKey
+	if n == nil || k.table.KeyField != "" || !k.table.CacheKey || len(keys) != 2 {
+		return ""
+	}
+	switch n.field {
+	case keys[0]:
+		return keys[1]
+	case keys[1]:
+		return keys[0]
+	}
+	return ""
+}
+
 // lookupParent resolves the parent of a nested path; nil nesting gives "".
 func (s *Server) lookupParent(ctx context.Context, n *nesting) (string, error) {
 	if n == nil {
@@ -61,7 +92,7 @@ func (s *Server) lookupNested(ctx context.Context, k *kind, ref string, n *nesti
 		// A key unique only within its parent names an entity there.
 		row, err = s.st.GetByScopedKey(ctx, k.table, parentID, ref)
 	} else {
-		row, err = s.lookup(ctx, k, ref)
+		row, err = s.lookupChild(ctx, k, ref, n, parentID)
 	}
 	if err != nil {
 		return store.Row{}, fmt.Errorf("%s %q: %w", k.name, ref, err)
@@ -104,6 +135,7 @@ func (s *Server) createEntity(w http.ResponseWriter, r *http.Request, k *kind, n
 	}
 	setIfAbsent(in, "id", uuid.NewString())
 	stampTimes(k, in)
+	entity.FillAutoStrings(k.schema, in)
 	s.writeDoc(ctx, w, r, k, in, http.StatusCreated, (*store.Tx).Insert)
 }
 
@@ -144,6 +176,7 @@ func (s *Server) upsertOnce(ctx context.Context, k *kind, ref string, n *nesting
 		return store.Row{}, err
 	}
 	stampTimes(k, in)
+	entity.FillAutoStrings(k.schema, in)
 	return s.save(ctx, k, in, (*store.Tx).Upsert)
 }
 
@@ -161,7 +194,7 @@ func (s *Server) prepareUpsert(ctx context.Context, k *kind, ref string, n *nest
 	if err != nil {
 		return err
 	}
-	existing, err := s.lookup(ctx, k, ref)
+	existing, err := s.lookupChild(ctx, k, ref, n, parentID)
 	found := err == nil
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("%s %q: %w", k.name, ref, err)
@@ -173,9 +206,18 @@ func (s *Server) prepareUpsert(ctx context.Context, k *kind, ref string, n *nest
 		// another parent moves here.
 		in[n.field] = map[string]any{"id": parentID}
 	}
+	nestedKey := nestedKeyField(k, n)
 	switch {
 	case entity.IsUUID(ref):
 		in["id"] = ref
+	case nestedKey != "":
+		// PUT /consumers/{c}/acls/{group}: that group's acl, or a new one
+		// in that group unless the body names another.
+		if found {
+			in["id"] = existing.ID
+		}
+		setIfAbsent(in, "id", uuid.NewString())
+		setIfAbsent(in, nestedKey, ref)
 	case k.table.KeyField == "":
 		return errNotFound
 	case found:
@@ -281,10 +323,15 @@ func mergeRow(k *kind, current store.Row, patch map[string]any) (store.Row, map[
 	}
 	merged := k.schema.Merge(base, patch)
 	merged["id"] = current.ID
-	merged["updated_at"] = timestamp(k, time.Now())
+	if k.schema.Field("updated_at") != nil {
+		merged["updated_at"] = timestamp(k, time.Now())
+	}
 	doc, verr := k.schema.Validate(merged)
 	if verr != nil {
 		return store.Row{}, nil, verr
+	}
+	if k.schema.OnWrite != nil {
+		k.schema.OnWrite(patch, doc)
 	}
 	transient := splitTransient(k, doc)
 	row, err := toRow(k, doc)
@@ -395,6 +442,9 @@ func (s *Server) validRow(ctx context.Context, k *kind, in map[string]any) (stor
 	if verr != nil {
 		return store.Row{}, nil, verr
 	}
+	if k.schema.OnWrite != nil {
+		k.schema.OnWrite(in, doc)
+	}
 	transient := splitTransient(k, doc)
 	row, err := toRow(k, doc)
 	return row, transient, err
@@ -477,13 +527,16 @@ func setIfAbsent(in map[string]any, key string, v any) {
 	}
 }
 
-// stampTimes sets created_at unless the client gave one, and updated_at.
+// stampTimes sets created_at unless the client gave one, and updated_at,
+// where k has them (credentials have no updated_at).
 func stampTimes(k *kind, in map[string]any) {
 	now := timestamp(k, time.Now())
-	if in["created_at"] == nil {
+	if in["created_at"] == nil && k.schema.Field("created_at") != nil {
 		in["created_at"] = now
 	}
-	in["updated_at"] = now
+	if k.schema.Field("updated_at") != nil {
+		in["updated_at"] = now
+	}
 }
 
 // timestamp is t as k's timestamps hold it: whole seconds, or seconds
@@ -512,6 +565,10 @@ func toRow(k *kind, doc map[string]any) (store.Row, error) {
 	row.CreatedAt = wholeSeconds(doc["created_at"])
 	row.UpdatedAt = wholeSeconds(doc["updated_at"])
 	row.Tags = stringList(doc["tags"])
+	if k.table.CacheKey {
+		key := entity.CacheKeyOf(k.schema, doc)
+		row.CacheKey = &key
+	}
 	for _, col := range k.table.Unique {
 		if v, ok := doc[col].(string); ok {
 			if row.Unique == nil {

@@ -17,6 +17,16 @@ import (
 // handleRoot is GET /: the keys go-kong and decK read (version,
 // configuration.database, router_flavor, proxy_listeners) in Kong's shape.
 func (s *Server) handleRoot(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := s.dbContext(r)
+	defer cancel()
+	inCluster, err := s.pluginsInCluster(ctx)
+	if err != nil {
+		// Kong answers 500 here; GET / also tells clients the version and
+		// must keep doing so while the database is away (the proxy serves
+		// on), so the list is left empty instead.
+		s.log.Warn().Err(err).Msg("GET /: listing the plugins in use")
+		inCluster = []string{}
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"tagline":       "Welcome to kong",
 		"version":       s.cfg.Version,
@@ -25,7 +35,7 @@ func (s *Server) handleRoot(w http.ResponseWriter, r *http.Request) {
 		"node_id":       s.cfg.NodeID,
 		"lua_version":   "",
 		"timers":        map[string]any{"running": 0, "pending": 0},
-		"plugins":       map[string]any{"available_on_server": map[string]any{}, "enabled_in_cluster": []string{}},
+		"plugins":       map[string]any{"available_on_server": availablePlugins(), "enabled_in_cluster": inCluster},
 		"configuration": s.configuration(),
 		"pids":          map[string]any{"master": os.Getpid(), "workers": []int{os.Getpid()}},
 	})
@@ -125,6 +135,7 @@ func proxyStatus(st ServerStats) map[string]any {
 // handleEndpoints is GET /endpoints: every path with {placeholders}.
 func (s *Server) handleEndpoints(w http.ResponseWriter, r *http.Request) {
 	paths := []string{"/", "/endpoints", "/status", "/tags", "/tags/{tags}",
+		"/plugins/enabled", "/plugins/schema/{name}", "/schemas/plugins/{name}", "/schemas/plugins/validate",
 		"/schemas/{db_entity_name}", "/schemas/{db_entity_name}/validate",
 		"/cluster", "/cluster/nodes/{name}", "/cluster/reachability", "/cluster/keys", "/cluster/keys/use", "/cluster/keys/remove"}
 	for _, k := range s.kinds.order {
@@ -140,7 +151,7 @@ func (s *Server) handleEndpoints(w http.ResponseWriter, r *http.Request) {
 			if !k.nestedOnly {
 				paths = append(paths, item+"/"+f.Field)
 			}
-			nested := "/" + parent.name + "/{" + parent.name + "}/" + k.name
+			nested := "/" + parent.name + "/{" + parent.name + "}/" + k.nested
 			paths = append(paths, nested, nested+"/{"+k.name+"}")
 		}
 	}

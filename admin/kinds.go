@@ -11,6 +11,7 @@ import (
 // listed by hand.
 type kind struct {
 	name   string // path segment, e.g. "services"
+	nested string // path segment under a parent, e.g. "key-auth"
 	schema *entity.Schema
 	table  store.Table
 	// nestedOnly: served only under its parent's path (targets).
@@ -54,15 +55,18 @@ func (k *kind) uniqueFields() []string {
 // kindSet is the Admin API's view of the registry, taken once by New.
 type kindSet struct {
 	byPath  map[string]*kind // Admin API path segment -> kind
+	nested  map[string]*kind // path segment under a parent -> kind
 	byTable map[string]*kind // table name -> kind
 	order   []*kind          // registration order: GET /endpoints, GET /tags
 }
 
 func registeredKinds() kindSet {
-	ks := kindSet{byPath: map[string]*kind{}, byTable: map[string]*kind{}}
+	ks := kindSet{byPath: map[string]*kind{}, nested: map[string]*kind{}, byTable: map[string]*kind{}}
 	for _, ek := range entity.Kinds() {
-		k := &kind{name: ek.Path, schema: ek.Schema, table: store.TableOf(ek), nestedOnly: ek.NestedOnly, noForeign: ek.NoForeignEndpoint}
+		k := &kind{name: ek.Path, nested: ek.NestedPath, schema: ek.Schema, table: store.TableOf(ek),
+			nestedOnly: ek.NestedOnly, noForeign: ek.NoForeignEndpoint}
 		ks.byPath[k.name] = k
+		ks.nested[k.nested] = k
 		ks.byTable[k.table.Name] = k
 		ks.order = append(ks.order, k)
 	}

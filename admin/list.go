@@ -42,6 +42,10 @@ func (s *Server) listEntities(w http.ResponseWriter, r *http.Request, k *kind, n
 		return
 	}
 	q := r.URL.Query()
+	if k.table.Name == "consumers" && n == nil && q.Has("custom_id") {
+		s.listByCustomID(ctx, w, r, k, q.Get("custom_id"))
+		return
+	}
 	page, err := parsePage(q)
 	if err == nil {
 		page.Tags, page.AnyTag, err = parseTagFilter(q)
@@ -57,7 +61,7 @@ func (s *Server) listEntities(w http.ResponseWriter, r *http.Request, k *kind, n
 		// (kong/db/strategies/postgres/init.lua page).
 		page.Tags, page.AnyTag = nil, false
 		page.ForeignField, page.ForeignID = n.field, parentID
-		base = "/" + n.parent.name + "/" + parentID + "/" + k.name
+		base = "/" + n.parent.name + "/" + parentID + "/" + k.nested
 	}
 	rows, offset, err := s.st.List(ctx, k.table, page)
 	if err == nil {

@@ -66,7 +66,7 @@ func errorResponse(err error) (int, any) {
 	case errors.As(err, &ue) && ue.Scope != "":
 		return http.StatusConflict, entity.ScopedUniqueViolation(ue.Field, ue.Value, ue.Scope, ue.ScopeID)
 	case errors.As(err, &ue):
-		return http.StatusConflict, entity.UniqueViolation(ue.Field, ue.Value)
+		return http.StatusConflict, uniqueViolation(ue)
 	case errors.As(err, &pe):
 		return http.StatusBadRequest, entity.PrimaryKeyViolation(pe.ID)
 	case errors.As(err, &fe):
@@ -75,6 +75,19 @@ func errorResponse(err error) (int, any) {
 		return http.StatusBadRequest, entity.ReferencedBy(re.Table, re.By)
 	}
 	return http.StatusInternalServerError, message("An unexpected error occurred")
+}
+
+// uniqueViolation is Kong's code 5 body; a composite cache key names the
+// values of each of its fields, read from the document being written.
+func uniqueViolation(ue *store.UniqueError) *entity.Error {
+	if ue.Field == "cache_key" {
+		if k, ok := entity.KindByName(ue.Table); ok {
+			if doc, err := decodeDoc(ue.Doc); err == nil {
+				return entity.CacheKeyViolation(k.Schema, doc)
+			}
+		}
+	}
+	return entity.UniqueViolation(ue.Field, ue.Value)
 }
 
 func entityStatus(c entity.Code) int {

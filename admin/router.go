@@ -103,6 +103,9 @@ func (s *Server) match(segs []string) methods {
 	if ms := s.matchInfo(segs); ms != nil {
 		return ms
 	}
+	if ms := s.matchPlugins(segs); ms != nil {
+		return ms
+	}
 	if ms := s.matchCluster(segs); ms != nil {
 		return ms
 	}
@@ -163,7 +166,7 @@ func (s *Server) matchSub(k *kind, id, sub string) methods {
 			return s.foreignMethods(k, id, f.Field, parent)
 		}
 	}
-	child, ok := s.kinds.byPath[sub]
+	child, ok := s.kinds.nested[sub]
 	if !ok {
 		return nil
 	}
@@ -175,7 +178,7 @@ func (s *Server) matchSub(k *kind, id, sub string) methods {
 }
 
 func (s *Server) matchNestedEntity(k *kind, id, sub, childRef string) methods {
-	child, ok := s.kinds.byPath[sub]
+	child, ok := s.kinds.nested[sub]
 	if !ok {
 		return nil
 	}

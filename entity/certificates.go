@@ -140,8 +140,8 @@ var CACertificates = &Schema{
 		{Name: "cert_digest", Type: TypeString, Unique: true, MaxBytes: MaxIndexedBytes},
 		tagsField(),
 	},
-	Checks:    []Check{CustomCheck(checkCACertificate)},
-	Transform: setCertDigest,
+	Checks:  []Check{CustomCheck(checkCACertificate)},
+	OnWrite: func(_, doc map[string]any) { setCertDigest(doc) },
 }
 
 const pemCertificateTag = "-----BEGIN CERTIFICATE-----"

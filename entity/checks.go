@@ -29,12 +29,26 @@ type Match struct {
 	// Len0 renders Null as Kong's len_eq = 0 (an array field) rather
 	// than eq = null.
 	Len0 bool
+	// Eq: the value equals it (Kong's eq with a value).
+	Eq any
+	// Gt: the value is a number greater than it.
+	Gt *float64
+	// Contains: the value is an array holding it.
+	Contains any
 }
 
 func (m Match) matches(v any) bool {
 	switch {
 	case m.Is != "":
 		return v == m.Is
+	case m.Eq != nil:
+		return v == m.Eq
+	case m.Gt != nil:
+		n, ok := toNumber(v)
+		return ok && n > *m.Gt
+	case m.Contains != nil:
+		list, _ := v.([]any)
+		return containsValue(list, m.Contains)
 	case m.Required:
 		return v != nil
 	case m.OneOf != nil:
@@ -53,10 +67,34 @@ func (m Match) matches(v any) bool {
 	return isEmpty(v) // Null
 }
 
+// failure is the then-field's message when it does not match m, as
+// Kong's field validators word it.
+func (m Match) failure() string {
+	switch {
+	case m.Required:
+		return "required field missing"
+	case m.OneOf != nil:
+		return "expected one of: " + joinValues(m.OneOf)
+	case m.Contains != nil:
+		return "expected to contain: " + toString(m.Contains)
+	case m.Eq != nil:
+		return "value must be " + toString(m.Eq)
+	case m.Gt != nil:
+		return "value must be greater than " + toString(*m.Gt)
+	}
+	return "value must be null"
+}
+
 func (m Match) render() map[string]any {
 	switch {
 	case m.Is != "":
 		return map[string]any{"match": "^" + m.Is + "$"}
+	case m.Eq != nil:
+		return map[string]any{"eq": m.Eq}
+	case m.Gt != nil:
+		return map[string]any{"gt": *m.Gt}
+	case m.Contains != nil:
+		return map[string]any{"contains": m.Contains}
 	case m.Required:
 		return map[string]any{"required": true}
 	case m.OneOf != nil:
@@ -82,28 +120,16 @@ type Conditional struct {
 }
 
 func (c Conditional) run(doc map[string]any, fe FieldErrors) bool {
-	if !c.IfMatch.matches(doc[c.If]) || c.ThenMatch.matches(doc[c.Then]) {
+	if !c.IfMatch.matches(getPath(doc, c.If)) || c.ThenMatch.matches(getPath(doc, c.Then)) {
 		return false
 	}
 	msg := c.ThenErr
 	if msg == "" {
 		msg = c.ThenMatch.failure()
 	}
-	fe[c.Then] = msg
+	setPath(fe, c.Then, msg)
 	fe.Entity("failed conditional validation given value of field '" + c.If + "'")
 	return false
-}
-
-// failure is the then-field's message when it does not match m, as
-// Kong's field validators word it.
-func (m Match) failure() string {
-	switch {
-	case m.Required:
-		return "required field missing"
-	case m.OneOf != nil:
-		return "expected one of: " + joinValues(m.OneOf)
-	}
-	return "value must be null"
 }
 
 func (c Conditional) render() any {
@@ -161,7 +187,7 @@ type AtLeastOneOf []string
 
 func (c AtLeastOneOf) run(doc map[string]any, fe FieldErrors) bool {
 	for _, f := range c {
-		if !isEmpty(doc[f]) {
+		if !isEmpty(getPath(doc, f)) {
 			return false
 		}
 	}
@@ -238,6 +264,53 @@ func countSet(doc map[string]any, fields []string) int {
 	return n
 }
 
+// OnlyOneOf is Kong's only_one_of: exactly one of Fields is set.
+type OnlyOneOf []string
+
+func (c OnlyOneOf) run(doc map[string]any, fe FieldErrors) bool {
+	n := 0
+	for _, f := range c {
+		if !isEmpty(getPath(doc, f)) {
+			n++
+		}
+	}
+	if n != 1 {
+		fe.Entity("exactly one of these fields must be non-empty: '" + strings.Join(c, "', '") + "'")
+	}
+	return false
+}
+
+func (c OnlyOneOf) render() any {
+	return map[string]any{"only_one_of": stringsToAny(c)}
+}
+
+// getPath reads a dotted field path ("config.redis.host") from doc.
+func getPath(doc map[string]any, path string) any {
+	var v any = doc
+	for _, part := range strings.Split(path, ".") {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = m[part]
+	}
+	return v
+}
+
+// setPath puts msg at a dotted path of fe, nesting as Kong's errors do.
+func setPath(fe FieldErrors, path, msg string) {
+	parts := strings.Split(path, ".")
+	for _, part := range parts[:len(parts)-1] {
+		sub, ok := fe[part].(FieldErrors)
+		if !ok {
+			sub = FieldErrors{}
+			fe[part] = sub
+		}
+		fe = sub
+	}
+	fe[parts[len(parts)-1]] = msg
+}
+
 // CustomCheck is a rule that is code, not data (Kong's custom validators
 // in a schema's Lua): it validates but is not rendered.
 type CustomCheck func(doc map[string]any, fe FieldErrors)
@@ -268,3 +341,18 @@ func renderChecks(checks []Check) []any {
 	}
 	return out
 }
+
+// RenderedCheck is a check Kong renders as data but whose rule Grapevine
+// writes as code (a match_any on patterns, a custom validator in
+// then_match): Render is what GET /schemas shows, Run what validates.
+type RenderedCheck struct {
+	Render any
+	Run    func(doc map[string]any, fe FieldErrors)
+}
+
+func (c RenderedCheck) run(doc map[string]any, fe FieldErrors) bool {
+	c.Run(doc, fe)
+	return false
+}
+
+func (c RenderedCheck) render() any { return c.Render }

@@ -20,4 +20,17 @@ func init() {
 	mustRegister(&Kind{Schema: CACertificates, Config: true, Decode: DecodeAs[CACertificate]()})
 	mustRegister(&Kind{Schema: KeySets, Path: "key-sets", Decode: DecodeAs[KeySet]()})
 	mustRegister(&Kind{Schema: Keys, Decode: DecodeAs[Key]()})
+
+	// Consumers and their credentials (kong/plugins/*/daos.lua). Not part
+	// of the routing configuration: the proxy finds credentials by key.
+	mustRegister(&Kind{Schema: Consumers, Decode: DecodeAs[Consumer]()})
+	// Plugins, global or scoped to a route, service or consumer; the
+	// proxy builds its plugin chains from them.
+	mustRegister(&Kind{Schema: Plugins, Config: true, Decode: DecodeAs[Plugin]()})
+	mustRegister(&Kind{Schema: KeyAuthCredentials, Path: "key-auths", NestedPath: "key-auth", Decode: DecodeAs[KeyAuthCredential]()})
+	mustRegister(&Kind{Schema: BasicAuthCredentials, Path: "basic-auths", NestedPath: "basic-auth", Decode: DecodeAs[BasicAuthCredential]()})
+	mustRegister(&Kind{Schema: HMACAuthCredentials, Path: "hmac-auths", NestedPath: "hmac-auth", Decode: DecodeAs[HMACAuthCredential]()})
+	mustRegister(&Kind{Schema: JWTSecrets, Path: "jwts", NestedPath: "jwt", Decode: DecodeAs[JWTSecret]()})
+	mustRegister(&Kind{Schema: ACLs, Decode: DecodeAs[ACL]()})
+	mustRegister(&Kind{Schema: OAuth2Credentials, Path: "oauth2", Decode: DecodeAs[OAuth2Credential]()})
 }

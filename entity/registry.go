@@ -34,6 +34,10 @@ type Kind struct {
 	// Path is the Admin API collection path segment; default Schema.Name
 	// (Kong's admin_api_name).
 	Path string
+	// NestedPath is the segment under a parent's path
+	// (/consumers/{c}/key-auth); default Path (Kong's
+	// admin_api_nested_name, else admin_api_name).
+	NestedPath string
 	// Config says the kind is part of the proxy's configuration state: the
 	// nodes load it, hash it and rebuild their snapshot when it changes.
 	Config bool
@@ -173,6 +177,9 @@ func checkKindLocked(k *Kind) error {
 	}
 	if k.Path == "" {
 		k.Path = k.Schema.Name
+	}
+	if k.NestedPath == "" {
+		k.NestedPath = k.Path
 	}
 	for _, x := range registry.kinds {
 		if x.Name() == k.Name() || x.Path == k.Path {

@@ -40,6 +40,39 @@ var kindExamples = map[string][]string{
 		`{"id":"6ba7b810-9dad-41d1-80b4-00c04fd430c8","created_at":1700000000.123,"updated_at":1700000000.5,
 		  "upstream":{"id":"6ba7b810-9dad-41d1-80b4-00c04fd430c9"},"target":"a.test:81","weight":0,"tags":["t"]}`,
 	},
+	"consumers": {
+		`{"username":"u"}`,
+		`{"id":"6ba7b810-9dad-41d1-80b4-00c04fd430c8","created_at":1,"updated_at":2,"username":"u","custom_id":"c","tags":["t"]}`,
+	},
+	"plugins": {
+		`{"name":"key-auth"}`,
+		`{"id":"6ba7b810-9dad-41d1-80b4-00c04fd430c8","created_at":1,"updated_at":2,"name":"rate-limiting",
+		  "instance_name":"rl","route":{"id":"6ba7b810-9dad-41d1-80b4-00c04fd430c9"},
+		  "service":{"id":"6ba7b810-9dad-41d1-80b4-00c04fd430ca"},"consumer":{"id":"6ba7b810-9dad-41d1-80b4-00c04fd430cb"},
+		  "config":{"minute":5},"protocols":["http"],"enabled":false,"tags":["t"],"ordering":{"before":{"access":["key-auth"]}}}`,
+	},
+	"keyauth_credentials": {
+		`{"consumer":{"id":"6ba7b810-9dad-41d1-80b4-00c04fd430c9"},"key":"k","tags":["t"]}`,
+	},
+	"basicauth_credentials": {
+		`{"consumer":{"id":"6ba7b810-9dad-41d1-80b4-00c04fd430c9"},"username":"u","password":"p","tags":["t"]}`,
+	},
+	"hmacauth_credentials": {
+		`{"consumer":{"id":"6ba7b810-9dad-41d1-80b4-00c04fd430c9"},"username":"u"}`,
+		`{"consumer":{"id":"6ba7b810-9dad-41d1-80b4-00c04fd430c9"},"username":"u","secret":"s","tags":["t"]}`,
+	},
+	"jwt_secrets": {
+		`{"consumer":{"id":"6ba7b810-9dad-41d1-80b4-00c04fd430c9"},"key":"k"}`,
+		`{"consumer":{"id":"6ba7b810-9dad-41d1-80b4-00c04fd430c9"},"key":"k","secret":"s","algorithm":"HS512","tags":["t"]}`,
+	},
+	"acls": {
+		`{"consumer":{"id":"6ba7b810-9dad-41d1-80b4-00c04fd430c9"},"group":"g","tags":["t"]}`,
+	},
+	"oauth2_credentials": {
+		`{"consumer":{"id":"6ba7b810-9dad-41d1-80b4-00c04fd430c9"},"name":"app","client_id":"c"}`,
+		`{"consumer":{"id":"6ba7b810-9dad-41d1-80b4-00c04fd430c9"},"name":"app","client_id":"c","client_secret":"s",
+		  "hash_secret":true,"redirect_uris":["https://a.test/cb"],"client_type":"public","tags":["t"]}`,
+	},
 }
 
 // TestKindsRoundTripThroughTheirGoTypes: for every registered kind, what
@@ -67,6 +100,9 @@ func TestKindsRoundTripThroughTheirGoTypes(t *testing.T) {
 				doc, verr := k.Schema.Validate(in)
 				if verr != nil {
 					t.Fatalf("example %d: %v", i, verr)
+				}
+				if k.Schema.OnWrite != nil {
+					k.Schema.OnWrite(in, doc) // as stored
 				}
 				for _, f := range k.Schema.Fields {
 					if f.Transient {

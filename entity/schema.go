@@ -59,7 +59,21 @@ type Field struct {
 	Transient bool
 	// Extra holds attributes rendered by GET /schemas only (e.g. match rules).
 	Extra map[string]any
+	// Gt, when set, is Kong's gt: a number must be greater than it.
+	Gt *float64
+	// MustBeNull is Kong's eq = null (typedefs.no_consumer: a plugin that
+	// cannot be scoped to a consumer).
+	MustBeNull bool
+	// RecordCheck is a record's custom validator, run once its fields
+	// are valid; it returns Kong's message or "".
+	RecordCheck func(rec map[string]any) string
+	// Abstract is a field a subschema specialises (a plugin's config):
+	// without one, any value of the type is kept as given.
+	Abstract bool
 }
+
+// gt returns a Gt value.
+func gt(n float64) *float64 { return &n }
 
 // Shorthand is an input-only field rewritten into real fields (service url).
 type Shorthand struct {
@@ -86,12 +100,25 @@ type Schema struct {
 	// field (an upstream's algorithm and hash_on), which apply to what
 	// the client sent, never to a stored entity.
 	Input func(in map[string]any)
+	// CacheKey is Kong's cache_key: the fields whose values together are
+	// unique (a plugin's name and scope, an acl's consumer and group).
+	// When it names more than one field the store keeps them in a unique
+	// column (see CacheKeyOf); one field is just a unique field.
+	CacheKey []string
+	// OnWrite is Kong's transformations on_write: it rewrites a validated
+	// document before it is stored (a basic-auth password is hashed),
+	// given the input as the client sent it, so a field is transformed
+	// only when the write sets it. Validation alone does not run it.
+	OnWrite func(input, doc map[string]any)
 	// Checks run in order when every field is valid and add "@entity" or
 	// field messages; GET /schemas renders them as "entity_checks".
 	Checks []Check
-	// Transform runs on a valid document before it is written: Kong's
-	// on_write transformations (a CA certificate's cert_digest).
-	Transform func(doc map[string]any)
+	// SubschemaKey names the field that picks a subschema (a plugin's
+	// name); Subschema returns the one for a value, nil if none, and
+	// SubschemaError is the message for a value without one (with %s).
+	SubschemaKey   string
+	Subschema      func(name string) *Schema
+	SubschemaError string
 }
 
 // RewriteInput applies the schema's Input rewrite to a request body.
@@ -99,6 +126,34 @@ func (s *Schema) RewriteInput(in map[string]any) {
 	if s.Input != nil {
 		s.Input(in)
 	}
+}
+
+// specialise returns the fields and checks that validate doc: the
+// schema's own, with those of the subschema doc's key picks in place of
+// the fields it specialises (Kong's new_subschema). A key without a
+// subschema is an error on the key field.
+func (s *Schema) specialise(doc map[string]any, fe FieldErrors) ([]Field, []Check) {
+	if s.Subschema == nil {
+		return s.Fields, s.Checks
+	}
+	name, ok := doc[s.SubschemaKey].(string)
+	if !ok {
+		return s.Fields, s.Checks // the key's own validation reports it
+	}
+	sub := s.Subschema(name)
+	if sub == nil {
+		fe[s.SubschemaKey] = fmt.Sprintf(s.SubschemaError, name)
+		return s.Fields, s.Checks
+	}
+	fields := make([]Field, len(s.Fields))
+	for i, f := range s.Fields {
+		fields[i] = f
+		if sf := sub.Field(f.Name); sf != nil {
+			fields[i] = *sf
+			fields[i].Name = f.Name
+		}
+	}
+	return fields, append(append([]Check(nil), s.Checks...), sub.Checks...)
 }
 
 // Field returns the named top-level field or nil.
@@ -152,15 +207,16 @@ func (s *Schema) Validate(input map[string]any) (map[string]any, *Error) {
 	if s.Prepare != nil && len(fe) == 0 {
 		s.Prepare(doc)
 	}
-	out := validateRecord(s.Fields, doc, fe)
+	fields, checks := s.specialise(doc, fe)
+	if len(fe) > 0 {
+		return nil, SchemaViolation(fe)
+	}
+	out := validateRecord(fields, doc, fe)
 	if len(fe) == 0 {
-		runChecks(s.Checks, out, fe)
+		runChecks(checks, out, fe)
 	}
 	if err := SchemaViolation(fe); err != nil {
 		return nil, err
-	}
-	if s.Transform != nil {
-		s.Transform(out)
 	}
 	return out, nil
 }
@@ -196,6 +252,11 @@ func validateRecord(fields []Field, doc map[string]any, fe FieldErrors) map[stri
 		if !present {
 			v = cloneJSON(f.Default)
 		}
+		if !present && v == nil && f.Type == TypeRecord && f.Required {
+			// Kong fills a required record left out from its fields'
+			// defaults (should_recurse_record in kong/db/schema/init.lua).
+			v = map[string]any{}
+		}
 		if v == nil {
 			if f.Required {
 				fe[f.Name] = "required field missing"
@@ -223,6 +284,12 @@ func (f *Field) validate(v any) (any, any) {
 	if msg := typeError(f.Type, v); msg != "" {
 		return nil, msg
 	}
+	if f.Abstract {
+		return v, nil
+	}
+	if f.MustBeNull {
+		return nil, "value must be null"
+	}
 	switch f.Type {
 	case TypeInteger:
 		v, _ = toInteger(v)
@@ -240,6 +307,11 @@ func (f *Field) validate(v any) (any, any) {
 		}
 		if f.Check != nil {
 			if msg := f.Check(rec); msg != "" {
+				return nil, msg
+			}
+		}
+		if f.RecordCheck != nil {
+			if msg := f.RecordCheck(rec); msg != "" {
 				return nil, msg
 			}
 		}
@@ -278,11 +350,11 @@ func (f *Field) checkScalar(v any) string {
 			return "expected a valid UUID"
 		}
 	}
-	if n, ok := v.(int64); ok && len(f.Between) == 2 && (n < f.Between[0] || n > f.Between[1]) {
+	if n, ok := toNumber(v); ok && len(f.Between) == 2 && (n < float64(f.Between[0]) || n > float64(f.Between[1])) {
 		return fmt.Sprintf("value should be between %d and %d", f.Between[0], f.Between[1])
 	}
-	if n, ok := v.(float64); ok && len(f.Between) == 2 && (n < float64(f.Between[0]) || n > float64(f.Between[1])) {
-		return fmt.Sprintf("value should be between %d and %d", f.Between[0], f.Between[1])
+	if n, ok := toNumber(v); ok && f.Gt != nil && n <= *f.Gt {
+		return "value must be greater than " + strconv.FormatFloat(*f.Gt, 'f', -1, 64)
 	}
 	if len(f.OneOf) > 0 && !containsValue(f.OneOf, v) {
 		return "expected one of: " + joinValues(f.OneOf)

@@ -22,6 +22,7 @@ func (f *Field) attrs() map[string]any {
 	setTrue(a, "uuid", f.UUID)
 	setTrue(a, "timestamp", f.Timestamp)
 	setTrue(a, "transient", f.Transient)
+	setTrue(a, "abstract", f.Abstract)
 	if len(f.OneOf) > 0 {
 		a["one_of"] = f.OneOf
 	}
@@ -33,6 +34,12 @@ func (f *Field) attrs() map[string]any {
 	}
 	if f.StartsWith != "" {
 		a["starts_with"] = f.StartsWith
+	}
+	if f.Gt != nil {
+		a["gt"] = *f.Gt
+	}
+	if f.MustBeNull {
+		a["eq"] = nil
 	}
 	if f.Reference != "" {
 		a["reference"] = f.Reference
@@ -70,4 +77,14 @@ func setTrue(a map[string]any, key string, v bool) {
 	if v {
 		a[key] = true
 	}
+}
+
+// FieldJSON renders one top-level field as GET /schemas does, nil if the
+// schema has no such field.
+func (s *Schema) FieldJSON(name string) map[string]any {
+	f := s.Field(name)
+	if f == nil {
+		return nil
+	}
+	return f.attrs()
 }

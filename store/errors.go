@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -54,6 +55,9 @@ type UniqueError struct {
 	// Scope and ScopeID name the parent within which Field is unique (a
 	// target's upstream and its id); "" when it is unique outright.
 	Scope, ScopeID string
+	// Doc is the document that was being written; set for a cache_key
+	// violation, whose message names every field of the key.
+	Doc json.RawMessage
 }
 
 func (e *UniqueError) Error() string {

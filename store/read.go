@@ -113,6 +113,16 @@ func (s *Store) GetByUnique(ctx context.Context, t Table, field, value string) (
 	return getWhere(ctx, s.pool, t, field, value)
 }
 
+// GetByCacheKey returns the row whose cache_key column (see
+// entity.CacheKeyOf) is key; ErrNotFound if there is none or t has no
+// such column.
+func (s *Store) GetByCacheKey(ctx context.Context, t Table, key string) (Row, error) {
+	if !t.CacheKey || !isText(key) {
+		return Row{}, fmt.Errorf("get %s by cache key %q: %w", t.Name, key, ErrNotFound)
+	}
+	return getWhere(ctx, s.pool, t, "cache_key", key)
+}
+
 // selectAll reads the whole table in id order.
 func (t Table) selectAll() string {
 	return "SELECT " + t.selectList() + " FROM " + t.ident() + " ORDER BY id"

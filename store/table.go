@@ -30,7 +30,10 @@ type Table struct {
 	// KeyScope is the foreign field within whose parent KeyField is
 	// unique ("upstream" for a target); "" when it is unique outright.
 	KeyScope string
-	Unique   []string  // other unique text columns (a consumer's custom_id)
+	Unique   []string // other unique text columns (a consumer's custom_id)
+	// CacheKey says the table has a unique cache_key column: Kong's
+	// composite cache key (a plugin's name and scope), see entity.CacheKeyOf.
+	CacheKey bool
 	Foreign  []Foreign // references to parent entities
 }
 
@@ -43,6 +46,7 @@ func TableOf(k *entity.Kind) Table {
 			t.Unique = append(t.Unique, f)
 		}
 	}
+	t.CacheKey = len(k.Schema.CacheKey) > 1
 	for _, ref := range k.References() {
 		t.Foreign = append(t.Foreign, Foreign{Field: ref.Field, Table: ref.Kind, OnDelete: ref.OnDelete})
 	}
@@ -80,6 +84,7 @@ type Row struct {
 	ID        string            // uuid text
 	Key       *string           // endpoint key value; nil = NULL
 	Unique    map[string]string // Table.Unique column -> value; absent = NULL
+	CacheKey  *string           // the cache_key column, if Table.CacheKey; nil = NULL
 	Foreign   map[string]string // foreign Field -> referenced id; absent = NULL
 	Tags      []string          // nil = NULL
 	CreatedAt int64             // epoch seconds, as the entity's created_at
@@ -106,6 +111,9 @@ func (t Table) columns() []string {
 		cols = append(cols, t.KeyField)
 	}
 	cols = append(cols, t.Unique...)
+	if t.CacheKey {
+		cols = append(cols, "cache_key")
+	}
 	for _, f := range t.Foreign {
 		cols = append(cols, f.column())
 	}
@@ -149,6 +157,9 @@ func (t Table) values(r Row) ([]any, error) {
 	for _, col := range t.Unique {
 		vals = append(vals, uniqueValue(r, col))
 	}
+	if t.CacheKey {
+		vals = append(vals, r.CacheKey)
+	}
 	fks, err := t.foreignValues(r)
 	if err != nil {
 		return nil, err
@@ -189,6 +200,9 @@ func (t Table) scanRow(row pgx.Row) (Row, error) {
 	uniques := make([]*string, len(t.Unique))
 	for i := range uniques {
 		dest = append(dest, &uniques[i])
+	}
+	if t.CacheKey {
+		dest = append(dest, &r.CacheKey)
 	}
 	for i := range fks {
 		dest = append(dest, &fks[i])

@@ -363,6 +363,13 @@ func uniqueError(t Table, r Row, constraint, detail string) error {
 		}
 		return ue
 	}
+	if t.CacheKey && constraint == t.Name+"_cache_key_key" {
+		value := ""
+		if r.CacheKey != nil {
+			value = *r.CacheKey
+		}
+		return &UniqueError{Table: t.Name, Field: "cache_key", Value: value, Doc: r.Doc}
+	}
 	for _, col := range t.Unique {
 		if constraint == t.Name+"_"+col+"_key" {
 			return &UniqueError{Table: t.Name, Field: col, Value: r.Unique[col]}
