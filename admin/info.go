@@ -164,12 +164,15 @@ func (s *Server) handleEndpoints(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) schemaHandler(name string) handler {
 	return func(w http.ResponseWriter, r *http.Request) {
-		k, ok := s.kinds.byTable[name]
-		if !ok {
-			writeMessage(w, http.StatusNotFound, "No entity named '"+name+"'")
+		if k, ok := s.kinds.byTable[name]; ok {
+			writeJSON(w, http.StatusOK, k.schema.JSON())
 			return
 		}
-		writeJSON(w, http.StatusOK, k.schema.JSON())
+		if name == entity.Tags.Name {
+			writeJSON(w, http.StatusOK, entity.Tags.JSON())
+			return
+		}
+		writeMessage(w, http.StatusNotFound, "No entity named '"+name+"'")
 	}
 }
 

@@ -285,3 +285,23 @@ func TestTagFilter(t *testing.T) {
 		})
 	}
 }
+
+// GET /schemas/tags serves Kong's tags schema (kong/db/schema/entities/tags.lua),
+// which go-kong's TestSchemaService reads with the entity schemas.
+func TestTagsSchema(t *testing.T) {
+	e := newTestEnv(t)
+	res := e.json("GET", "/schemas/tags", "")
+	if res.status != 200 {
+		t.Fatalf("got %d %s, want 200", res.status, res.raw)
+	}
+	fields, _ := res.body["fields"].([]any)
+	var names []string
+	for _, f := range fields {
+		for name := range f.(map[string]any) {
+			names = append(names, name)
+		}
+	}
+	if strings.Join(names, ",") != "tag,entity_name,entity_id" {
+		t.Errorf("got fields %v, want tag, entity_name, entity_id", names)
+	}
+}
