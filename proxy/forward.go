@@ -45,7 +45,7 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, st *reqState, up upstreamCall
 		return
 	}
 	sent := time.Now()
-	err := doWithRetries(up.client, sent, st.head, body, req.Header.IsHead(), &ctx.Response, svc.retries, req.Header.Method())
+	err := doWithRetries(up.client, sent, st.head, body, req.Header.IsHead(), up.route.streamAnswer, &ctx.Response, svc.retries, req.Header.Method())
 	received := time.Now()
 	if err != nil {
 		s.logUpstreamError(err, svc)
@@ -67,9 +67,9 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, st *reqState, up upstreamCall
 
 // doWithRetries sends the request, repeating it up to retries more times
 // when the failure allows (see retryable).
-func doWithRetries(c *upstreamClient, now time.Time, head, body []byte, isHead bool, resp *fasthttp.Response, retries int, method []byte) error {
+func doWithRetries(c *upstreamClient, now time.Time, head, body []byte, isHead, stream bool, resp *fasthttp.Response, retries int, method []byte) error {
 	for try := 0; ; try++ {
-		err := c.do(now, head, body, isHead, method, resp)
+		err := c.do(now, head, body, isHead, stream, method, resp)
 		if err == nil || try >= retries || !retryable(err, method) {
 			return err
 		}

@@ -61,6 +61,9 @@ type route struct {
 	svc          *service // nil: answer 503
 	stripPath    bool
 	preserveHost bool
+	// streamAnswer: response_buffering off, the answer's body is passed
+	// on as it arrives.
+	streamAnswer bool
 	allowsHTTP   bool // protocols include http (or grpc, answered separately)
 	grpcOnly     bool
 	redirectCode int        // https_redirect_status_code
@@ -139,6 +142,7 @@ func newRoute(e *entity.Route, services map[string]*service) *route {
 		id:           e.ID,
 		stripPath:    e.StripPath,
 		preserveHost: e.PreserveHost,
+		streamAnswer: !e.ResponseBuffering,
 		redirectCode: e.HTTPSRedirectStatusCode,
 	}
 	if e.Name != nil {

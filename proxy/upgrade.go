@@ -112,7 +112,7 @@ func (c *upstreamClient) openUpgrade(now time.Time, head, body []byte, isHead bo
 		}
 	}
 	br = acquireReader(cc)
-	if _, err := readResponse(br, resp, isHead, c.maxBody); err != nil || resp.StatusCode() != fasthttp.StatusSwitchingProtocols {
+	if _, err := readWhole(br, resp, isHead, c.maxBody); err != nil || resp.StatusCode() != fasthttp.StatusSwitchingProtocols {
 		releaseReader(br)
 		cc.Close()
 		return nil, nil, err

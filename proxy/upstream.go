@@ -202,24 +202,28 @@ func releaseReader(br *bufio.Reader) {
 // failed try not count). A non-idempotent request goes again only when
 // none of it reached the socket, as Go's net/http does
 // (nothingWrittenError); otherwise the upstream may have run it.
-func (c *upstreamClient) do(now time.Time, head, body []byte, isHead bool, method []byte, resp *fasthttp.Response) error {
+func (c *upstreamClient) do(now time.Time, head, body []byte, isHead, stream bool, method []byte, resp *fasthttp.Response) error {
 	cc, err := c.acquire(now)
 	if err != nil {
 		return err
 	}
-	err = c.roundTrip(cc, now, head, body, isHead, resp)
+	err = c.roundTrip(cc, now, head, body, isHead, stream, resp)
 	if err == nil || !retryOnNewConn(err, method) {
 		return err
 	}
 	if cc, err = c.dialConn(); err != nil {
 		return err
 	}
-	return c.roundTrip(cc, time.Now(), head, body, isHead, resp)
+	return c.roundTrip(cc, time.Now(), head, body, isHead, stream, resp)
 }
 
-// roundTrip runs one exchange on cc and then pools or closes cc.
-func (c *upstreamClient) roundTrip(cc *upstreamConn, now time.Time, head, body []byte, isHead bool, resp *fasthttp.Response) error {
-	keep, err := c.exchange(cc, now, head, body, isHead, resp)
+// roundTrip runs one exchange on cc and then pools or closes cc, unless
+// the answer's body streams from cc: then the stream owns it.
+func (c *upstreamClient) roundTrip(cc *upstreamConn, now time.Time, head, body []byte, isHead, stream bool, resp *fasthttp.Response) error {
+	keep, err := c.exchange(cc, now, head, body, isHead, stream, resp)
+	if err == errStreaming {
+		return nil
+	}
 	if err != nil || !keep {
 		cc.Close()
 		return err
@@ -229,8 +233,9 @@ func (c *upstreamClient) roundTrip(cc *upstreamConn, now time.Time, head, body [
 }
 
 // exchange sends the request on cc and reads its answer; keep reports
-// whether cc may carry another.
-func (c *upstreamClient) exchange(cc *upstreamConn, now time.Time, head, body []byte, isHead bool, resp *fasthttp.Response) (keep bool, err error) {
+// whether cc may carry another. errStreaming says the answer's body was
+// left on cc to stream (see answerStream).
+func (c *upstreamClient) exchange(cc *upstreamConn, now time.Time, head, body []byte, isHead, stream bool, resp *fasthttp.Response) (keep bool, err error) {
 	sent, received := cc.counts()
 	if err := cc.SetWriteDeadline(now.Add(c.key.write)); err != nil {
 		return false, err
@@ -247,6 +252,13 @@ func (c *upstreamClient) exchange(cc *upstreamConn, now time.Time, head, body []
 		}
 	}
 	br := acquireReader(cc)
+	if streams, err := readHeader(br, resp, isHead, stream, c.maxBody); streams {
+		c.streamBody(cc, br, resp)
+		return false, errStreaming
+	} else if err != nil {
+		releaseReader(br)
+		return false, cc.beforeAnswer(err, sent, received)
+	}
 	reusable, err := readResponse(br, resp, isHead, c.maxBody)
 	// The answer must end exactly where its framing says: anything more
 	// already read is not part of it, and a connection carrying it would

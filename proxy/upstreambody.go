@@ -30,21 +30,13 @@ var errResponseTooLarge = errors.New("upstream response body over the proxy's bu
 // hold yet.
 const minBodyGrowth = 4 << 10
 
-// readResponse reads one answer into resp: the header (informational
-// answers skipped), then the body its framing gives, at most limit bytes.
+// readResponse reads the body of an answer whose header readHeader read
+// into resp: the body its framing gives, at most limit bytes.
 // isHead says the answer has no body, whatever its header says. reusable
 // reports whether the connection may carry another exchange as far as the
 // answer's header goes: not after a body that ends with the connection,
 // Connection: close, or a switch of protocols.
 func readResponse(br *bufio.Reader, resp *fasthttp.Response, isHead bool, limit int) (reusable bool, err error) {
-	resp.Reset()
-	resp.Header.SetNoDefaultContentType(true)
-	resp.SkipBody = true // header only; the body is read below
-	err = resp.ReadLimitBody(br, 0)
-	resp.SkipBody = isHead
-	if err != nil {
-		return false, err
-	}
 	status := resp.StatusCode()
 	reusable = status >= 200 && !resp.ConnectionClose()
 	if isHead || !hasBody(status) {
@@ -66,6 +58,30 @@ type bodyReadError struct{ err error }
 
 func (e *bodyReadError) Error() string { return "reading upstream body: " + e.err.Error() }
 func (e *bodyReadError) Unwrap() error { return e.err }
+
+// readWhole reads one answer, header and body, into resp.
+func readWhole(br *bufio.Reader, resp *fasthttp.Response, isHead bool, limit int) (reusable bool, err error) {
+	if _, err := readHeader(br, resp, isHead, false, limit); err != nil {
+		return false, err
+	}
+	return readResponse(br, resp, isHead, limit)
+}
+
+// readHeader reads an answer's header (informational answers skipped) and
+// reports whether its body should stream rather than be read into resp:
+// when the route asked (response_buffering off) or the declared length is
+// over what the proxy buffers.
+func readHeader(br *bufio.Reader, resp *fasthttp.Response, isHead, stream bool, limit int) (streams bool, err error) {
+	resp.Reset()
+	resp.Header.SetNoDefaultContentType(true)
+	resp.SkipBody = true // header only; the body is read or streamed after
+	err = resp.ReadLimitBody(br, 0)
+	resp.SkipBody = isHead
+	if err != nil || isHead || !hasBody(resp.StatusCode()) {
+		return false, err
+	}
+	return stream || resp.Header.ContentLength() > limit, nil
+}
 
 // hasBody reports whether an answer of this status may have a body (RFC
 // 9112 §6.3).
