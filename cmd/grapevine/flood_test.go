@@ -126,8 +126,15 @@ func TestHealthFailsWhileTheProxyCannotAccept(t *testing.T) {
 		t.Fatalf("health before the flood: %v", err)
 	}
 
-	stop := flood(t, p.host+":8000", 400, "GET /flood HTTP/1.1\r\nHost: x\r\n") // headers never finished
+	const busy = "GET /flood HTTP/1.1\r\nHost: x\r\n" // headers never finished
+	stop := flood(t, p.host+":8000", 400, busy)
 	waitFor(t, 20*time.Second, func() error {
+		// Accepting fails only while a connection waits to be accepted:
+		// keep one waiting, as clients arriving all the time would. The
+		// proxy frees descriptors by closing idle connections, so without
+		// newcomers it would accept again once the flood is all in.
+		more := flood(t, p.host+":8000", 1, busy)
+		defer more()
 		err := checkHealth(ctx, p.adminURL(), io.Discard)
 		if err == nil || !strings.Contains(err.Error(), "cannot accept") {
 			return fmt.Errorf("got health %v, want unhealthy: the proxy cannot accept", err)
