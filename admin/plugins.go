@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"net/http"
+	"sort"
 
 	"github.com/grapevine-gw/grapevine/entity"
 )
@@ -95,5 +96,6 @@ func (s *Server) pluginsInCluster(ctx context.Context) ([]string, error) {
 			names = append(names, name)
 		}
 	}
+	sort.Strings(names) // rows come in id order, which means nothing
 	return names, nil
 }

@@ -39,6 +39,7 @@ type clientConns struct {
 	conns map[*coarseConn]struct{}
 
 	failing    atomic.Pointer[acceptFailure] // set while Accept keeps failing
+	lastFailed atomic.Pointer[acceptFailure] // the last failure period, kept after it ends
 	lastCapLog atomic.Int64                  // unix nanoseconds of the last cap warning
 }
 
@@ -47,6 +48,7 @@ type clientConns struct {
 type acceptFailure struct {
 	err   error
 	since time.Time
+	ended time.Time // when accepting worked again; zero while it fails
 }
 
 const (
@@ -88,6 +90,7 @@ func (l *clientConns) Accept() (net.Conn, error) {
 		}
 		backoff = 0
 		if f := l.failing.Swap(nil); f != nil {
+			l.lastFailed.Store(&acceptFailure{err: f.err, since: f.since, ended: time.Now()})
 			l.log.Warn().Dur("failed_for", time.Since(f.since)).Msg("proxy accepts connections again")
 		}
 		l.accepted.Add(1)
@@ -197,10 +200,21 @@ func connState(c net.Conn, state fasthttp.ConnState) {
 	}
 }
 
-// acceptError is the error accepting connections fails with now, nil when
-// the proxy accepts.
+// acceptErrorMemory is how long a failure to accept keeps the proxy
+// reported unhealthy after accepting worked again: out of descriptors,
+// the proxy frees some by closing idle connections and accepts again
+// within milliseconds, and a health check polling every few seconds would
+// never see a failure that comes back with every newcomer.
+const acceptErrorMemory = 10 * time.Second
+
+// acceptError is the error accepting connections fails with now, or
+// failed with within acceptErrorMemory, and since when; nil when the
+// proxy accepts.
 func (l *clientConns) acceptError() (error, time.Time) {
 	if f := l.failing.Load(); f != nil {
+		return f.err, f.since
+	}
+	if f := l.lastFailed.Load(); f != nil && time.Since(f.ended) < acceptErrorMemory {
 		return f.err, f.since
 	}
 	return nil, time.Time{}
