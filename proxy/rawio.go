@@ -93,6 +93,9 @@ func (op *rawOp) do(fd uintptr) bool {
 			return false
 		}
 		op.n, op.errno = n, e
+		if e == 0 {
+			op.total += uint64(n)
+		}
 		return true
 	}
 }

@@ -586,3 +586,35 @@ func TestUpstreamBodyFailureIsNotRetried(t *testing.T) {
 		t.Errorf("the upstream was asked %d times, want once", asked)
 	}
 }
+
+// A reused connection whose answer fails after it began (here: longer than
+// the proxy buffers) is not a stale connection: the request is not sent
+// again, on a new connection or as one of the service's retries. The
+// socket's byte counts tell the two apart.
+func TestReusedConnectionBodyFailureIsNotRetried(t *testing.T) {
+	var asked atomic.Int64
+	chunk := []byte(strings.Repeat("x", 64<<10))
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/endless" {
+			io.WriteString(w, "ok")
+			return
+		}
+		asked.Add(1)
+		for {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+			w.(http.Flusher).Flush()
+		}
+	})
+	svc := testService(t, "s1", up.addr()) // retries 5
+	s := startProxyPrepared(t, mustSnapshot(t, []entity.Service{svc}, []entity.Route{testRoute(idA, "s1", paths("/"), noStrip)}),
+		func(*Config) {}, func(s *Server) { s.pool.maxBody = 1 << 20 })
+	send(t, s, "GET", "/warm", nil) // leaves a pooled connection for the next request
+	if status, _, _ := send(t, s, "GET", "/endless", nil); status != 502 {
+		t.Fatalf("got %d, want 502", status)
+	}
+	if n := asked.Load(); n != 1 {
+		t.Errorf("the upstream was asked %d times, want once", n)
+	}
+}
