@@ -51,9 +51,8 @@ func (s *Server) tooLarge(contentLength int) bool {
 // readBody returns the whole request body, read into st.body with
 // ClientBodyTimeout between reads and at most MaxBodySize bytes.
 func (s *Server) readBody(ctx *fasthttp.RequestCtx, st *reqState) ([]byte, *bodyError) {
-	if s.tooLarge(ctx.Request.Header.ContentLength()) {
-		return nil, errBodyTooLarge
-	}
+	// A declared length over the limit was refused before routing
+	// (acceptable); a chunked body is counted as it arrives.
 	stream := ctx.RequestBodyStream()
 	if stream == nil {
 		return ctx.Request.Body(), nil

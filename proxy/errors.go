@@ -40,14 +40,22 @@ type connectError struct{ err error }
 func (e *connectError) Error() string { return "connect upstream: " + e.err.Error() }
 func (e *connectError) Unwrap() error { return e.err }
 
-// upstreamErrorStatus is the one place an upstream failure becomes a status
-// and message: timeouts (connect or read) are 504, anything else 502 (an
-// answer over maxResponseBody included).
-func upstreamErrorStatus(err error) (int, string) {
-	if isTimeout(err) {
-		return fasthttp.StatusGatewayTimeout, msgTimeout
+// respondUpstreamError is the one place an upstream failure becomes an
+// answer: a host that cannot be resolved as Kong's balancer answers it
+// (see dnsFailure), through kong.response.error; timeouts (connect or
+// read) 504 and anything else 502 (an answer over maxResponseBody
+// included) as nginx raises them, through Kong's error handler.
+func (s *Server) respondUpstreamError(ctx *fasthttp.RequestCtx, st *reqState, svc *service, err error) {
+	s.logUpstreamError(err, svc)
+	if status, msg, ok := dnsFailure(err, svc.host); ok {
+		s.respondError(ctx, st, status, msg)
+		return
 	}
-	return fasthttp.StatusBadGateway, msgBadResponse
+	if isTimeout(err) {
+		s.respondNginxError(ctx, st, fasthttp.StatusGatewayTimeout, msgTimeout)
+		return
+	}
+	s.respondNginxError(ctx, st, fasthttp.StatusBadGateway, msgBadResponse)
 }
 
 func isTimeout(err error) bool {

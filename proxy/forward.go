@@ -48,13 +48,7 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, st *reqState, up upstreamCall
 	err := doWithRetries(up.client, sent, st.head, body, req.Header.IsHead(), up.route.streamAnswer, &ctx.Response, svc.retries, req.Header.Method())
 	received := time.Now()
 	if err != nil {
-		s.logUpstreamError(err, svc)
-		if status, msg, ok := dnsFailure(err, svc.host); ok {
-			s.respondError(ctx, st, status, msg) // Kong's balancer answers these itself
-			return
-		}
-		status, msg := upstreamErrorStatus(err)
-		s.respondNginxError(ctx, st, status, msg)
+		s.respondUpstreamError(ctx, st, svc, err)
 		return
 	}
 	s.setProxiedResponseHeaders(ctx, st, sent, received)

@@ -38,9 +38,7 @@ func (s *Server) forwardUpgrade(ctx *fasthttp.RequestCtx, st *reqState, up upstr
 	cc, br, err := openUpgradeWithRetries(up.client, sent, st.head, body, ctx.Request.Header.IsHead(), resp, svc.retries, ctx.Method())
 	received := time.Now()
 	if err != nil {
-		status, msg := upstreamErrorStatus(err)
-		s.logUpstreamError(err, svc)
-		s.respondNginxError(ctx, st, status, msg)
+		s.respondUpstreamError(ctx, st, svc, err)
 		return
 	}
 	// Kong drops the upstream's Upgrade only when it differs from the one
