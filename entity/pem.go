@@ -21,8 +21,8 @@ import (
 // errNoPEM is input without a PEM block of the wanted kind.
 var errNoPEM = errors.New("no PEM data found")
 
-// ParseCertificatePEM parses the first certificate of a PEM string.
-func ParseCertificatePEM(s string) (*x509.Certificate, error) {
+// firstPEMBlock returns the first PEM block of s whose type wants accepts.
+func firstPEMBlock(s string, wants func(typ string) bool) (*pem.Block, error) {
 	rest := []byte(s)
 	for {
 		var block *pem.Block
@@ -30,27 +30,29 @@ func ParseCertificatePEM(s string) (*x509.Certificate, error) {
 		if block == nil {
 			return nil, errNoPEM
 		}
-		if block.Type == "CERTIFICATE" {
-			return x509.ParseCertificate(block.Bytes)
+		if wants(block.Type) {
+			return block, nil
 		}
 	}
+}
+
+// ParseCertificatePEM parses the first certificate of a PEM string.
+func ParseCertificatePEM(s string) (*x509.Certificate, error) {
+	block, err := firstPEMBlock(s, func(typ string) bool { return typ == "CERTIFICATE" })
+	if err != nil {
+		return nil, err
+	}
+	return x509.ParseCertificate(block.Bytes)
 }
 
 // ParsePrivateKeyPEM parses the first private key of a PEM string: PKCS #1
 // and SEC 1 ("RSA PRIVATE KEY", "EC PRIVATE KEY") or PKCS #8.
 func ParsePrivateKeyPEM(s string) (crypto.Signer, error) {
-	rest := []byte(s)
-	for {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			return nil, errNoPEM
-		}
-		if !strings.HasSuffix(block.Type, "PRIVATE KEY") {
-			continue
-		}
-		return parsePrivateKeyDER(block.Type, block.Bytes)
+	block, err := firstPEMBlock(s, func(typ string) bool { return strings.HasSuffix(typ, "PRIVATE KEY") })
+	if err != nil {
+		return nil, err
 	}
+	return parsePrivateKeyDER(block.Type, block.Bytes)
 }
 
 func parsePrivateKeyDER(typ string, der []byte) (crypto.Signer, error) {
@@ -74,20 +76,14 @@ func parsePrivateKeyDER(typ string, der []byte) (crypto.Signer, error) {
 // parsePublicKeyPEM parses the first public key of a PEM string: PKIX
 // ("PUBLIC KEY") or PKCS #1 ("RSA PUBLIC KEY").
 func parsePublicKeyPEM(s string) (crypto.PublicKey, error) {
-	rest := []byte(s)
-	for {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			return nil, errNoPEM
-		}
-		switch block.Type {
-		case "PUBLIC KEY":
-			return x509.ParsePKIXPublicKey(block.Bytes)
-		case "RSA PUBLIC KEY":
-			return x509.ParsePKCS1PublicKey(block.Bytes)
-		}
+	block, err := firstPEMBlock(s, func(typ string) bool { return typ == "PUBLIC KEY" || typ == "RSA PUBLIC KEY" })
+	if err != nil {
+		return nil, err
 	}
+	if block.Type == "RSA PUBLIC KEY" {
+		return x509.ParsePKCS1PublicKey(block.Bytes)
+	}
+	return x509.ParsePKIXPublicKey(block.Bytes)
 }
 
 // equalPublicKeys compares two public keys of any supported type.
