@@ -154,7 +154,7 @@ func (s *Server) acceptable(ctx *fasthttp.RequestCtx, st *reqState) bool {
 		s.respondNginxError(ctx, st, fasthttp.StatusHTTPVersionNotSupported, msgVersion)
 	case len(h.Method())+len(h.RequestURI())+len(h.Protocol())+2 > s.cfg.LargeHeaderBufferSize:
 		s.respondNginxError(ctx, st, fasthttp.StatusRequestURITooLong, msgURITooLong)
-	case longestLine(h.RawHeaders()) > s.cfg.LargeHeaderBufferSize:
+	case hasLineLongerThan(h.RawHeaders(), s.cfg.LargeHeaderBufferSize):
 		s.respondNginxError(ctx, st, fasthttp.StatusBadRequest, msgHeaderTooLarge)
 	case h.ContentLength() == -1 && rawHeaderNamed(h.RawHeaders(), "content-length"):
 		// fasthttp reads such a body as chunked; nginx refuses it, as a
@@ -185,19 +185,18 @@ func rawHeaderNamed(raw []byte, name string) bool {
 	return false
 }
 
-// longestLine is the length of the longest line in raw headers, without
-// its line end; 0 when all of raw fits any limit anyway.
-func longestLine(raw []byte) int {
-	longest := 0
-	for len(raw) > longest {
+// hasLineLongerThan reports whether raw header lines hold one longer than
+// limit bytes, line end excluded; headers shorter than limit in all (every
+// ordinary request) are not scanned.
+func hasLineLongerThan(raw []byte, limit int) bool {
+	for len(raw) > limit {
 		i := bytes.IndexByte(raw, '\n')
-		if i < 0 {
-			return max(longest, len(raw))
+		if i < 0 || i > limit {
+			return true
 		}
-		longest = max(longest, i)
 		raw = raw[i+1:]
 	}
-	return longest
+	return false
 }
 
 // splitRequestURI splits the request target into path and query ("?" kept
