@@ -176,6 +176,7 @@ func (n *Node) proxyConfig() proxy.Config {
 	if cfg.MaxBodySize == 0 {
 		cfg.MaxBodySize = -1 // nginx's 0: no limit
 	}
+	cfg.BodyBufferSize = int(n.cfg.ClientBodyBuffer)
 	cfg.MaxConnections = n.connectionLimit()
 	cfg.Logger = n.log // the proxy names itself in its log lines
 	return cfg

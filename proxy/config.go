@@ -31,9 +31,17 @@ type Config struct {
 	// send_timeout). Default 60s.
 	SendTimeout time.Duration
 	// MaxBodySize is the largest request body accepted, in bytes; larger
-	// ones get 413 (nginx's client_max_body_size). Default 64 MiB; negative
-	// means unlimited.
+	// ones get 413 (nginx's client_max_body_size). Default (and any
+	// negative value): unlimited, as Kong's default 0 is.
 	MaxBodySize int64
+	// BodyBufferSize is how much of a buffered request body is held in
+	// memory; the rest goes to a temporary file in BodyTempDir (nginx's
+	// client_body_buffer_size). Default 8 KiB, Kong's.
+	BodyBufferSize int
+	// BodyTempDir is where request bodies larger than BodyBufferSize are
+	// buffered; the files are unlinked as soon as they are created.
+	// Default "": the system's temporary directory ($TMPDIR).
+	BodyTempDir string
 	// MaxConnections caps open client connections (nginx's
 	// worker_connections); at the cap the longest idle ones are closed.
 	// Default 0: no cap.
@@ -67,7 +75,8 @@ func DefaultConfig() Config {
 		ClientHeaderTimeout:   60 * time.Second,
 		ClientBodyTimeout:     60 * time.Second,
 		SendTimeout:           60 * time.Second,
-		MaxBodySize:           64 << 20,
+		MaxBodySize:           -1,
+		BodyBufferSize:        8 << 10,
 		ErrorDefaultType:      "text/plain",
 		LargeHeaderBuffers:    4,
 		LargeHeaderBufferSize: 8 << 10,
@@ -95,6 +104,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxBodySize == 0 {
 		c.MaxBodySize = def.MaxBodySize
+	}
+	if c.BodyBufferSize <= 0 {
+		c.BodyBufferSize = def.BodyBufferSize
 	}
 	if c.LargeHeaderBuffers <= 0 || c.LargeHeaderBufferSize <= 0 {
 		c.LargeHeaderBuffers, c.LargeHeaderBufferSize = def.LargeHeaderBuffers, def.LargeHeaderBufferSize

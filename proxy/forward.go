@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -26,19 +27,21 @@ type upstreamCall struct {
 func (s *Server) forward(ctx *fasthttp.RequestCtx, st *reqState, up upstreamCall) {
 	svc := up.route.svc
 	req := &ctx.Request
-	body, bodyErr := s.readBody(ctx, st)
-	if bodyErr != nil {
+	if up.route.streamRequest {
+		s.streamBody(ctx, st)
+	} else if bodyErr := s.readBody(ctx, st); bodyErr != nil {
 		s.respondBodyError(ctx, st, bodyErr)
 		return
 	}
-	st.head = s.appendUpstreamHead(st.head[:0], ctx, st, up, len(body))
+	body := &st.reqBody
+	st.head = s.appendUpstreamHead(st.head[:0], ctx, st, up, body.framedLength())
 	if st.badHeader {
 		s.respondBodyError(ctx, st, errBadHeaderName)
 		return
 	}
-	if len(body) > 0 && len(st.head)+len(body) <= maxPending {
+	if mem := body.inMemory(); len(mem) > 0 && len(st.head)+len(mem) <= maxPending {
 		// One write for the whole request.
-		st.head, body = append(st.head, body...), nil
+		st.head, body.mem = append(st.head, mem...), nil
 	}
 	if st.upgrade {
 		s.forwardUpgrade(ctx, st, up, body)
@@ -48,7 +51,7 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, st *reqState, up upstreamCall
 	err := doWithRetries(up.client, sent, st.head, body, req.Header.IsHead(), up.route.streamAnswer, &ctx.Response, svc.retries, req.Header.Method())
 	received := time.Now()
 	if err != nil {
-		s.respondUpstreamError(ctx, st, svc, err)
+		s.respondForwardError(ctx, st, svc, err)
 		return
 	}
 	s.setProxiedResponseHeaders(ctx, st, sent, received)
@@ -59,12 +62,24 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, st *reqState, up upstreamCall
 	}
 }
 
+// respondForwardError answers a request that could not be forwarded: a
+// client whose streamed body failed gets nginx's answer for it, anything
+// else is the upstream failing.
+func (s *Server) respondForwardError(ctx *fasthttp.RequestCtx, st *reqState, svc *service, err error) {
+	var cbe *clientBodyError
+	if errors.As(err, &cbe) {
+		s.respondBodyError(ctx, st, cbe.be)
+		return
+	}
+	s.respondUpstreamError(ctx, st, svc, err)
+}
+
 // doWithRetries sends the request, repeating it up to retries more times
 // when the failure allows (see retryable).
-func doWithRetries(c *upstreamClient, now time.Time, head, body []byte, isHead, stream bool, resp *fasthttp.Response, retries int, method []byte) error {
+func doWithRetries(c *upstreamClient, now time.Time, head []byte, body *requestBody, isHead, stream bool, resp *fasthttp.Response, retries int, method []byte) error {
 	for try := 0; ; try++ {
 		err := c.do(now, head, body, isHead, stream, method, resp)
-		if err == nil || try >= retries || !retryable(err, method) {
+		if err == nil || try >= retries || !retryable(err, method) || !body.replayable() {
 			return err
 		}
 		now = time.Now()
@@ -76,8 +91,8 @@ func doWithRetries(c *upstreamClient, now time.Time, head, body []byte, isHead, 
 // the client's headers in the order received less the hop-by-hop ones and
 // those Kong sets itself, then Kong's upstream headers (§2.7), the
 // WebSocket upgrade headers when the client asked for one (st.upgrade is
-// set here) and the length of the body, bodyLen bytes.
-func (s *Server) appendUpstreamHead(dst []byte, ctx *fasthttp.RequestCtx, st *reqState, up upstreamCall, bodyLen int) []byte {
+// set here) and the body's framing: bodyLen bytes, or chunked when -1.
+func (s *Server) appendUpstreamHead(dst []byte, ctx *fasthttp.RequestCtx, st *reqState, up upstreamCall, bodyLen int64) []byte {
 	h := &ctx.Request.Header
 	r := up.route
 	st.uri = appendUpstreamPath(st.uri[:0], r.svc.base, up.path, r.stripPath, up.matched)
@@ -150,9 +165,12 @@ func (s *Server) appendUpstreamHead(dst []byte, ctx *fasthttp.RequestCtx, st *re
 	if st.upgrade {
 		dst = append(dst, upgradeHeaders...)
 	}
-	if bodyLen > 0 || !(h.IsGet() || h.IsHead()) {
+	switch {
+	case bodyLen < 0:
+		dst = append(dst, "Transfer-Encoding: chunked\r\n"...)
+	case bodyLen > 0 || !(h.IsGet() || h.IsHead()):
 		dst = append(dst, "Content-Length: "...)
-		dst = strconv.AppendInt(dst, int64(bodyLen), 10)
+		dst = strconv.AppendInt(dst, bodyLen, 10)
 		dst = append(dst, '\r', '\n')
 	}
 	return append(dst, '\r', '\n')
@@ -215,6 +233,12 @@ func appendHeaderLine(dst, key, value []byte) []byte {
 func (s *Server) setProxiedResponseHeaders(ctx *fasthttp.RequestCtx, st *reqState, sent, received time.Time) {
 	h := &ctx.Response.Header
 	h.ResetConnectionClose() // the upstream closing is no reason to close the client
+	if !h.IsHTTP11() {
+		// The client's answer is HTTP/1.1 whatever the upstream spoke, as
+		// nginx's is: an HTTP/1.0 status line would make a client ignore
+		// the chunked framing a streamed answer gets.
+		h.SetProtocol(http11)
+	}
 	// Hop-by-hop headers of the upstream stay with it (Kong's header_filter).
 	if named := namedHopHeaders(h.Peek("Connection")); named != nil {
 		for name := range bytes.SplitSeq(named, []byte{','}) {

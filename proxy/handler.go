@@ -49,6 +49,7 @@ var (
 	schemeHTTP          = []byte("http")
 	schemeHTTPS         = []byte("https")
 	commaSpace          = []byte(", ")
+	http11              = []byte("HTTP/1.1")
 )
 
 // reqState is per-request scratch space, pooled so the hot path allocates
@@ -63,7 +64,9 @@ type reqState struct {
 	buf  []byte   // header values
 	via  []byte   // Via sent upstream
 	ip   []byte   // client address as text
-	body []byte   // the request body, when it came as a stream
+	body []byte   // the request body's buffer, when it came as a stream
+
+	reqBody requestBody // the request body on its way upstream (reqbody.go)
 
 	badHeader bool // a header name of the request is not a token
 	upgrade   bool // the request asks for a WebSocket upgrade (upgrade.go)

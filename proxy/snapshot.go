@@ -64,10 +64,13 @@ type route struct {
 	// streamAnswer: response_buffering off, the answer's body is passed
 	// on as it arrives.
 	streamAnswer bool
-	allowsHTTP   bool // protocols include http (or grpc, answered separately)
-	grpcOnly     bool
-	redirectCode int        // https_redirect_status_code
-	plan         *phasePlan // the plugins' hooks; nil: none (phases.go)
+	// streamRequest: request_buffering off, the request's body goes
+	// upstream as it arrives (reqbody.go).
+	streamRequest bool
+	allowsHTTP    bool // protocols include http (or grpc, answered separately)
+	grpcOnly      bool
+	redirectCode  int        // https_redirect_status_code
+	plan          *phasePlan // the plugins' hooks; nil: none (phases.go)
 }
 
 // EmptySnapshot returns a snapshot with no routes: every request gets 404.
@@ -139,11 +142,12 @@ func msOr(ms int) time.Duration {
 
 func newRoute(e *entity.Route, services map[string]*service) *route {
 	r := &route{
-		id:           e.ID,
-		stripPath:    e.StripPath,
-		preserveHost: e.PreserveHost,
-		streamAnswer: !e.ResponseBuffering,
-		redirectCode: e.HTTPSRedirectStatusCode,
+		id:            e.ID,
+		stripPath:     e.StripPath,
+		preserveHost:  e.PreserveHost,
+		streamAnswer:  !e.ResponseBuffering,
+		streamRequest: !e.RequestBuffering,
+		redirectCode:  e.HTTPSRedirectStatusCode,
 	}
 	if e.Name != nil {
 		r.name = *e.Name

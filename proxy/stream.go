@@ -28,6 +28,7 @@ const streamChunk = 32 << 10
 
 // answerStream is a streamed answer body: resp's body stream.
 type answerStream struct {
+	held     []byte // what was read before the answer turned to streaming
 	c        *upstreamClient
 	cc       *upstreamConn
 	br       *bufio.Reader
@@ -49,7 +50,24 @@ func (c *upstreamClient) streamBody(cc *upstreamConn, br *bufio.Reader, resp *fa
 	resp.SetBodyStream(s, n)
 }
 
+// streamRest sets resp's body to stream from cc after what over holds: an
+// answer of unknown length that outgrew the buffer.
+func (c *upstreamClient) streamRest(cc *upstreamConn, br *bufio.Reader, resp *fasthttp.Response, over *bufferOverflow) {
+	n := resp.Header.ContentLength()
+	s := &answerStream{held: over.held, c: c, cc: cc, br: br, framing: n, left: over.chunkLeft,
+		reusable: !resp.ConnectionClose() && n != -2}
+	if n == -1 && over.chunkLeft == 0 {
+		s.left = -1
+	}
+	resp.SetBodyStream(s, n)
+}
+
 func (s *answerStream) Read(p []byte) (int, error) {
+	if len(s.held) > 0 && !s.closed {
+		n := copy(p, s.held)
+		s.held = s.held[n:]
+		return n, nil
+	}
 	if s.done || s.closed {
 		return 0, io.EOF
 	}

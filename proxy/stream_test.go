@@ -127,3 +127,29 @@ func TestAbandonedStreamClosesTheUpstreamConnection(t *testing.T) {
 		t.Fatalf("got %d %q, want 200 ok on a clean connection", status, body)
 	}
 }
+
+// The client's answer is HTTP/1.1 whatever the upstream spoke, as nginx's
+// is: an HTTP/1.0 status line on an answer the proxy sends chunked made
+// clients read the chunk framing as body and wait for the connection to
+// close.
+func TestHTTP10UpstreamAnswersAsHTTP11(t *testing.T) {
+	tests := []struct{ name, answer string }{
+		{"with a length", "HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\nhello"},
+		{"until close", "HTTP/1.0 200 OK\r\n\r\nhello"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			up := newRawUpstream(t, func(string) (string, bool) { return tt.answer, true })
+			s := startProxy(t, mustSnapshot(t, []entity.Service{testService(t, "s1", up.addr())}, []entity.Route{testRoute(idA, "s1", paths("/"))}))
+			resp, err := http.Get("http://" + s.Addr().String() + "/old")
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil || resp.Proto != "HTTP/1.1" || string(body) != "hello" {
+				t.Errorf("got %s %q (%v), want HTTP/1.1 \"hello\"", resp.Proto, body, err)
+			}
+		})
+	}
+}

@@ -31,7 +31,7 @@ var (
 // upstream on a new connection. On 101 it leaves the answer in
 // ctx.Response and hands the client's connection to a tunnel once the
 // handler returns; any other answer is proxied as forward does.
-func (s *Server) forwardUpgrade(ctx *fasthttp.RequestCtx, st *reqState, up upstreamCall, body []byte) {
+func (s *Server) forwardUpgrade(ctx *fasthttp.RequestCtx, st *reqState, up upstreamCall, body *requestBody) {
 	svc := up.route.svc
 	resp := &ctx.Response
 	sent := time.Now()
@@ -71,10 +71,10 @@ func (s *Server) forwardUpgrade(ctx *fasthttp.RequestCtx, st *reqState, up upstr
 
 // openUpgradeWithRetries is doWithRetries for an upgrade: each try on a
 // new connection.
-func openUpgradeWithRetries(c *upstreamClient, now time.Time, head, body []byte, isHead bool, resp *fasthttp.Response, retries int, method []byte) (*upstreamConn, *bufio.Reader, error) {
+func openUpgradeWithRetries(c *upstreamClient, now time.Time, head []byte, body *requestBody, isHead bool, resp *fasthttp.Response, retries int, method []byte) (*upstreamConn, *bufio.Reader, error) {
 	for try := 0; ; try++ {
 		cc, br, err := c.openUpgrade(now, head, body, isHead, resp)
-		if err == nil || try >= retries || !retryable(err, method) {
+		if err == nil || try >= retries || !retryable(err, method) || !body.replayable() {
 			return cc, br, err
 		}
 		now = time.Now()
@@ -86,7 +86,7 @@ func openUpgradeWithRetries(c *upstreamClient, now time.Time, head, body []byte,
 // use, and the reader holding whatever the upstream sent after the
 // answer's header; on any other answer (read whole, body included unless
 // isHead) the connection is closed and cc is nil.
-func (c *upstreamClient) openUpgrade(now time.Time, head, body []byte, isHead bool, resp *fasthttp.Response) (cc *upstreamConn, br *bufio.Reader, err error) {
+func (c *upstreamClient) openUpgrade(now time.Time, head []byte, body *requestBody, isHead bool, resp *fasthttp.Response) (cc *upstreamConn, br *bufio.Reader, err error) {
 	cc, err = c.dialConn()
 	if err != nil {
 		return nil, nil, err
@@ -103,11 +103,9 @@ func (c *upstreamClient) openUpgrade(now time.Time, head, body []byte, isHead bo
 		cc.Close()
 		return nil, nil, err
 	}
-	if len(body) > 0 {
-		if _, err := cc.Write(body); err != nil {
-			cc.Close()
-			return nil, nil, err
-		}
+	if err := body.writeTo(cc, c.key.write); err != nil {
+		cc.Close()
+		return nil, nil, err
 	}
 	br = acquireReader(cc)
 	if _, err := readWhole(br, resp, isHead, c.maxBody); err != nil || resp.StatusCode() != fasthttp.StatusSwitchingProtocols {
@@ -128,6 +126,8 @@ func exchangeOf(c net.Conn) *exchangeConn {
 		switch v := c.(type) {
 		case *exchangeConn:
 			return v
+		case *upstreamConn:
+			c = v.Conn
 		case *coarseConn:
 			c = v.Conn
 		case *tls.Conn:

@@ -202,13 +202,13 @@ func releaseReader(br *bufio.Reader) {
 // failed try not count). A non-idempotent request goes again only when
 // none of it reached the socket, as Go's net/http does
 // (nothingWrittenError); otherwise the upstream may have run it.
-func (c *upstreamClient) do(now time.Time, head, body []byte, isHead, stream bool, method []byte, resp *fasthttp.Response) error {
+func (c *upstreamClient) do(now time.Time, head []byte, body *requestBody, isHead, stream bool, method []byte, resp *fasthttp.Response) error {
 	cc, err := c.acquire(now)
 	if err != nil {
 		return err
 	}
 	err = c.roundTrip(cc, now, head, body, isHead, stream, resp)
-	if err == nil || !retryOnNewConn(err, method) {
+	if err == nil || !retryOnNewConn(err, method) || !body.replayable() {
 		return err
 	}
 	if cc, err = c.dialConn(); err != nil {
@@ -219,7 +219,7 @@ func (c *upstreamClient) do(now time.Time, head, body []byte, isHead, stream boo
 
 // roundTrip runs one exchange on cc and then pools or closes cc, unless
 // the answer's body streams from cc: then the stream owns it.
-func (c *upstreamClient) roundTrip(cc *upstreamConn, now time.Time, head, body []byte, isHead, stream bool, resp *fasthttp.Response) error {
+func (c *upstreamClient) roundTrip(cc *upstreamConn, now time.Time, head []byte, body *requestBody, isHead, stream bool, resp *fasthttp.Response) error {
 	keep, err := c.exchange(cc, now, head, body, isHead, stream, resp)
 	if err == errStreaming {
 		return nil
@@ -235,7 +235,7 @@ func (c *upstreamClient) roundTrip(cc *upstreamConn, now time.Time, head, body [
 // exchange sends the request on cc and reads its answer; keep reports
 // whether cc may carry another. errStreaming says the answer's body was
 // left on cc to stream (see answerStream).
-func (c *upstreamClient) exchange(cc *upstreamConn, now time.Time, head, body []byte, isHead, stream bool, resp *fasthttp.Response) (keep bool, err error) {
+func (c *upstreamClient) exchange(cc *upstreamConn, now time.Time, head []byte, body *requestBody, isHead, stream bool, resp *fasthttp.Response) (keep bool, err error) {
 	sent, received := cc.counts()
 	if err := cc.SetWriteDeadline(now.Add(c.key.write)); err != nil {
 		return false, err
@@ -246,9 +246,17 @@ func (c *upstreamClient) exchange(cc *upstreamConn, now time.Time, head, body []
 	if _, err := cc.Write(head); err != nil {
 		return false, cc.beforeAnswer(err, sent, received)
 	}
-	if len(body) > 0 {
-		if _, err := cc.Write(body); err != nil {
-			return false, cc.beforeAnswer(err, sent, received)
+	if err := body.writeTo(cc, c.key.write); err != nil {
+		if cbe, ok := err.(*clientBodyError); ok {
+			return false, cbe // the client failed, not the upstream
+		}
+		return false, cc.beforeAnswer(err, sent, received)
+	}
+	if body.takesTime() {
+		// read_timeout counts from the request's end, as nginx's
+		// proxy_read_timeout does, however long the body took to send.
+		if err := cc.SetReadDeadline(time.Now().Add(c.key.read)); err != nil {
+			return false, err
 		}
 	}
 	br := acquireReader(cc)
@@ -260,6 +268,10 @@ func (c *upstreamClient) exchange(cc *upstreamConn, now time.Time, head, body []
 		return false, cc.beforeAnswer(err, sent, received)
 	}
 	reusable, err := readResponse(br, resp, isHead, c.maxBody)
+	if over := overflowOf(err); over != nil {
+		c.streamRest(cc, br, resp, over)
+		return false, errStreaming
+	}
 	// The answer must end exactly where its framing says: anything more
 	// already read is not part of it, and a connection carrying it would
 	// hand it to the next request.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 
 	"github.com/valyala/fasthttp"
 )
@@ -89,10 +90,13 @@ func hasBody(status int) bool {
 	return status >= 200 && status != fasthttp.StatusNoContent && status != fasthttp.StatusNotModified
 }
 
-// readBody reads the body resp's header frames into resp's body buffer.
+// readBody reads the body resp's header frames into resp's body buffer. A
+// body of unknown length (chunked, or until the connection closes) that
+// outgrows limit is a *bufferOverflow: the rest is to stream.
 func readBody(br *bufio.Reader, resp *fasthttp.Response, limit int) error {
 	b := resp.SwapBody(nil)[:0]
 	var err error
+	chunkLeft := 0
 	switch n := resp.Header.ContentLength(); {
 	case n >= 0:
 		if n > limit {
@@ -101,20 +105,55 @@ func readBody(br *bufio.Reader, resp *fasthttp.Response, limit int) error {
 		}
 		b, err = appendBodyBytes(br, b, n, n)
 	case n == -1:
-		b, err = appendChunked(br, b, limit)
+		b, chunkLeft, err = appendChunked(br, b, limit)
 		if err == nil {
 			err = readTrailer(br, resp)
 		}
 	default:
 		b, err = appendUntilEOF(br, b, limit)
-		resp.Header.SetContentLength(len(b))
+		if err == nil {
+			resp.Header.SetContentLength(len(b))
+		}
 	}
 	if errors.Is(err, errResponseTooLarge) {
+		// A chunk too large to be a size (chunkLeft 0) is refused; any
+		// other answer of unknown length streams on.
+		if n := resp.Header.ContentLength(); n == -2 || n == -1 && chunkLeft > 0 {
+			return &bufferOverflow{held: b, chunkLeft: chunkLeft}
+		}
 		b = nil // not worth keeping in fasthttp's buffer pool
 	}
 	resp.SwapBody(b)
 	return err
 }
+
+// bufferOverflow is an answer of unknown length that outgrew what the
+// proxy buffers: it is not refused (nginx would spill it to a temporary
+// file and pass it on), the rest of it streams after what was held.
+type bufferOverflow struct {
+	held      []byte // the body read so far
+	chunkLeft int    // chunked: data left of the chunk being read
+}
+
+func (e *bufferOverflow) Error() string {
+	return fmt.Sprintf("upstream body of unknown length over %d bytes: streaming the rest", len(e.held))
+}
+
+// overflowOf returns the overflow err is, if it is one.
+func overflowOf(err error) *bufferOverflow {
+	if err == nil {
+		return nil // before over exists: it escapes, and would cost every answer an allocation
+	}
+	var over *bufferOverflow
+	if !errors.As(err, &over) {
+		return nil
+	}
+	return over
+}
+
+// Unwrap makes an overflow that cannot stream (an upgrade's refusal) an
+// answer too large, as it was before answers could stream.
+func (e *bufferOverflow) Unwrap() error { return errResponseTooLarge }
 
 // appendBodyBytes appends exactly n bytes from br to b, growing b as they
 // arrive: at most doubling it, and by no more than upTo, the most the
@@ -166,24 +205,26 @@ func appendUntilEOF(br *bufio.Reader, b []byte, limit int) ([]byte, error) {
 }
 
 // appendChunked appends the data of a chunked body (RFC 9112 §7.1), at most
-// limit bytes, and stops after the last chunk's size line.
-func appendChunked(br *bufio.Reader, b []byte, limit int) ([]byte, error) {
+// limit bytes, and stops after the last chunk's size line. Over limit it
+// stops after the size line of the chunk that does not fit, and reports
+// that chunk's size with errResponseTooLarge.
+func appendChunked(br *bufio.Reader, b []byte, limit int) (_ []byte, chunkLeft int, err error) {
 	for {
-		size, err := readChunkSize(br, limit)
+		size, err := readChunkSize(br, math.MaxInt32)
 		if err != nil {
-			return b, err
+			return b, 0, err
 		}
 		if size == 0 {
-			return b, nil
+			return b, 0, nil
 		}
 		if size > limit-len(b) {
-			return b, errResponseTooLarge
+			return b, size, errResponseTooLarge
 		}
 		if b, err = appendBodyBytes(br, b, size, limit-len(b)); err != nil {
-			return b, err
+			return b, 0, err
 		}
 		if err := readCRLF(br); err != nil {
-			return b, err
+			return b, 0, err
 		}
 	}
 }

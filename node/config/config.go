@@ -52,7 +52,8 @@ type Config struct {
 	ClientHeaderTimeout time.Duration // nginx_proxy_client_header_timeout: 60s (nginx's default)
 	ClientBodyTimeout   time.Duration // nginx_proxy_client_body_timeout: 60s, between two reads of a body
 	SendTimeout         time.Duration // nginx_proxy_send_timeout: 60s, between two writes to a client
-	ClientMaxBodySize   int64         // nginx_http_client_max_body_size: 64m (Kong: 0, unlimited; Grapevine buffers bodies in memory); 0 = unlimited
+	ClientMaxBodySize   int64         // nginx_http_client_max_body_size: 0 (unlimited); larger request bodies get 413
+	ClientBodyBuffer    int64         // nginx_http_client_body_buffer_size: 8k; a buffered request body beyond it goes to a temporary file
 	LargeHeaderBuffers  [2]int64      // nginx_proxy_large_client_header_buffers: "4 8k" (count, bytes each)
 	RlimitNofile        int           // nginx_main_worker_rlimit_nofile: auto (0: the hard limit)
 	WorkerConnections   int           // nginx_events_worker_connections: auto (0: derived from the descriptor limit)
@@ -80,7 +81,7 @@ func Default() Config {
 		ClientHeaderTimeout: 60 * time.Second,
 		ClientBodyTimeout:   60 * time.Second,
 		SendTimeout:         60 * time.Second,
-		ClientMaxBodySize:   64 << 20,
+		ClientBodyBuffer:    8 << 10,
 		LargeHeaderBuffers:  [2]int64{4, 8 << 10},
 		AdminMaxBodySize:    10 << 20,
 	}

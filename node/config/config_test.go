@@ -172,8 +172,17 @@ func TestNginxSize(t *testing.T) {
 			t.Errorf("%q: got no error, want one", bad)
 		}
 	}
-	def := Default()
-	if got := def.Values()["nginx_admin_client_max_body_size"]; got != "10m" {
-		t.Errorf("got default %v, want 10m", got)
+	// Kong's defaults (kong/templates/kong_defaults.lua): no limit on
+	// proxied bodies, 8k of one held in memory, 10m on Admin API bodies.
+	defaults := Default()
+	def := defaults.Values()
+	for key, want := range map[string]string{
+		"nginx_admin_client_max_body_size":   "10m",
+		"nginx_http_client_max_body_size":    "0",
+		"nginx_http_client_body_buffer_size": "8k",
+	} {
+		if got := def[key]; got != want {
+			t.Errorf("%s: got default %v, want %s", key, got, want)
+		}
 	}
 }

@@ -46,6 +46,7 @@ var keys = []key{
 	{name: "nginx_proxy_client_body_timeout", set: nginxTimeout(func(c *Config) *time.Duration { return &c.ClientBodyTimeout }), get: func(c *Config) any { return c.ClientBodyTimeout.String() }},
 	{name: "nginx_proxy_send_timeout", set: nginxTimeout(func(c *Config) *time.Duration { return &c.SendTimeout }), get: func(c *Config) any { return c.SendTimeout.String() }},
 	{name: "nginx_http_client_max_body_size", set: nginxSize(func(c *Config) *int64 { return &c.ClientMaxBodySize }), get: func(c *Config) any { return FormatNginxSize(c.ClientMaxBodySize) }},
+	{name: "nginx_http_client_body_buffer_size", set: nginxSizeLimit(func(c *Config) *int64 { return &c.ClientBodyBuffer }), get: func(c *Config) any { return FormatNginxSize(c.ClientBodyBuffer) }},
 	{name: "nginx_proxy_large_client_header_buffers", set: headerBuffers(func(c *Config) *[2]int64 { return &c.LargeHeaderBuffers }), get: func(c *Config) any {
 		return strconv.FormatInt(c.LargeHeaderBuffers[0], 10) + " " + FormatNginxSize(c.LargeHeaderBuffers[1])
 	}},

@@ -36,6 +36,7 @@ func TestNginxKeys(t *testing.T) {
 	for key, value := range map[string]string{
 		"nginx_proxy_client_header_timeout":       "5s",
 		"nginx_http_client_max_body_size":         "1m",
+		"nginx_http_client_body_buffer_size":      "64k",
 		"nginx_events_worker_connections":         "100",
 		"nginx_main_worker_rlimit_nofile":         "auto",
 		"nginx_proxy_large_client_header_buffers": "2 16k",
@@ -44,7 +45,7 @@ func TestNginxKeys(t *testing.T) {
 			t.Fatalf("%s = %s: %v", key, value, err)
 		}
 	}
-	if c.ClientHeaderTimeout != 5*time.Second || c.ClientMaxBodySize != 1<<20 || c.WorkerConnections != 100 || c.RlimitNofile != 0 ||
+	if c.ClientHeaderTimeout != 5*time.Second || c.ClientMaxBodySize != 1<<20 || c.ClientBodyBuffer != 64<<10 || c.WorkerConnections != 100 || c.RlimitNofile != 0 ||
 		c.LargeHeaderBuffers != [2]int64{2, 16 << 10} {
 		t.Errorf("got %+v", c)
 	}
