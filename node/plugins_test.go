@@ -6,6 +6,9 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/grapevine-gw/grapevine/node/config"
 )
 
 // proxyDo sends a request through a node's proxy with the given headers
@@ -83,5 +86,60 @@ func TestPluginsRunFromTheAdminAPI(t *testing.T) {
 			}
 		}
 		check(t, map[string]want{"/r1": {200, "upstream saw /"}, "/r2": {200, "upstream saw /"}})
+	})
+}
+
+// pluginNodeConfig is a cluster node on its own loopback host in the
+// plugins tests' range (127.0.30.x).
+func pluginNodeConfig(t *testing.T, dsn string, i int) config.Config {
+	cfg := testConfig(t, dsn)
+	host := fmt.Sprintf("127.0.30.%d", i+1)
+	cfg.ProxyListen = []string{host + ":8000"}
+	cfg.AdminListen = []string{host + ":8001"}
+	cfg.ClusterListen = host + ":7946"
+	cfg.DBUpdateFrequency = time.Second
+	return cfg
+}
+
+// TestKeyCreatedOnOneNodeAuthenticatesOnAnother checks consumers and
+// credentials travel like every other change: a consumer and key created
+// through node A's Admin API authenticate on node B's proxy, a deleted
+// key stops working there, and neither change rebuilds the routing
+// snapshot (the credential index is kept apart from it).
+func TestKeyCreatedOnOneNodeAuthenticatesOnAnother(t *testing.T) {
+	dsn := bootstrappedDatabase(t)
+	a := startClusterNode(t, pluginNodeConfig(t, dsn, 0), fastHooks)
+	b := startClusterNode(t, pluginNodeConfig(t, dsn, 1), fastHooks)
+	up := newUpstream(t)
+	mustAdmin(t, a, 201, "POST", "/services", fmt.Sprintf(`{"name":"s1","url":%q}`, up.URL))
+	mustAdmin(t, a, 201, "POST", "/services/s1/routes", `{"name":"r1","paths":["/r1"]}`)
+	mustAdmin(t, a, 201, "POST", "/routes/r1/plugins", `{"name":"key-auth"}`)
+	eventually(t, 10*time.Second, func() error {
+		if status, _, _ := proxyDo(t, b, "GET", "/r1"); status != 401 {
+			return fmt.Errorf("node B: got %d before the key exists, want 401", status)
+		}
+		return nil
+	})
+
+	snapBefore := b.proxy.Snapshot()
+	consumer := mustAdmin(t, a, 201, "POST", "/consumers", `{"username":"alice"}`)
+	mustAdmin(t, a, 201, "POST", "/consumers/alice/key-auth", `{"key":"secret-1"}`)
+	eventually(t, 10*time.Second, func() error {
+		status, _, body := proxyDo(t, b, "GET", "/r1", "apikey: secret-1", "X-Consumer-ID: forged")
+		if status != 200 {
+			return fmt.Errorf("node B: got %d %s with the new key, want 200", status, body)
+		}
+		return nil
+	})
+	if b.proxy.Snapshot() != snapBefore {
+		t.Errorf("got a new routing snapshot on node B for a consumer and a key, want the same one")
+	}
+
+	mustAdmin(t, a, 204, "DELETE", "/consumers/"+consumer["id"].(string)+"/key-auth/secret-1", "")
+	eventually(t, 10*time.Second, func() error {
+		if status, _, _ := proxyDo(t, b, "GET", "/r1", "apikey: secret-1"); status != 401 {
+			return fmt.Errorf("node B: got %d with the deleted key, want 401", status)
+		}
+		return nil
 	})
 }
