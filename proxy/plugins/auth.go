@@ -21,13 +21,14 @@ const (
 )
 
 // setConsumer is the handlers' set_consumer: authenticate the request and
-// tell the upstream who it is.
-func setConsumer(x pdk.Exchange, c *pdk.Consumer, cred *pdk.Credential) {
+// tell the upstream who it is; credIdent is X-Credential-Identifier (the
+// credential's id, or its username for basic-auth and hmac-auth).
+func setConsumer(x pdk.Exchange, c *pdk.Consumer, cred *pdk.Credential, credIdent string) {
 	x.Authenticate(c, cred)
 	setOrClear(x, hdrConsumerID, c != nil, func() string { return c.ID })
 	setOrClear(x, hdrConsumerCustomID, c != nil && c.CustomID != "", func() string { return c.CustomID })
 	setOrClear(x, hdrConsumerUsername, c != nil && c.Username != "", func() string { return c.Username })
-	setOrClear(x, hdrCredentialID, cred != nil, func() string { return cred.ID })
+	setOrClear(x, hdrCredentialID, cred != nil && credIdent != "", func() string { return credIdent })
 	setOrClear(x, hdrAnonymous, cred == nil, func() string { return "true" })
 }
 
@@ -67,7 +68,7 @@ func authenticate(x pdk.Exchange, ix *Index, anonymous string, do authenticator)
 				x.Error(500, msgUnexpected)
 				return
 			}
-			setConsumer(x, c, nil)
+			setConsumer(x, c, nil, "")
 		}
 		return
 	}

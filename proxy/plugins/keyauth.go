@@ -102,6 +102,6 @@ func keyAuthenticate(ix *Index, c *keyAuthConfig, challenge string, x pdk.Exchan
 	if cred == nil {
 		return unauthorized(msgUnauthorized)
 	}
-	setConsumer(x, consumer, &cred.Credential)
+	setConsumer(x, consumer, &cred.Credential, cred.ID)
 	return true, authFailure{}
 }
