@@ -15,3 +15,21 @@ func init() {
 		),
 	}, AtLeastOneOf{"config.allow", "config.deny"})
 }
+
+// correlation-id's and request-size-limiting's schemas
+// (kong/plugins/{correlation-id,request-size-limiting}/schema.lua) and
+// their handlers' PRIORITY.
+func init() {
+	registerPlugin("correlation-id", 100001, []Field{httpProtocolsField(), configField(
+		strDefault("header_name", "Kong-Request-ID"),
+		Field{Name: "generator", Type: TypeString, Required: true, Default: "uuid#counter",
+			OneOf: []any{"uuid", "uuid#counter", "tracker"}},
+		boolField("echo_downstream", false),
+	)})
+	registerPlugin("request-size-limiting", 951, []Field{httpProtocolsField(), configField(
+		Field{Name: "allowed_payload_size", Type: TypeInteger, Default: int64(128)},
+		Field{Name: "size_unit", Type: TypeString, Required: true, Default: "megabytes",
+			OneOf: []any{"megabytes", "kilobytes", "bytes"}},
+		boolField("require_content_length", false),
+	)})
+}

@@ -41,6 +41,11 @@ type exchange struct {
 
 	collected []*PluginInstance // instances whose later phases run (phases.go)
 	exited    bool              // a hook answered with Error or Exit
+	// Response header changes made in the rewrite and access phases wait
+	// here and apply to whatever answer follows (an exit's or the
+	// upstream's), as ngx.header does in Kong.
+	early     bool
+	respEdits HeaderEdits
 }
 
 type exchangeValue struct{ key, value any }
@@ -51,7 +56,8 @@ var _ pdk.Exchange = (*exchange)(nil)
 func (x *exchange) reset(s *Server, ctx *fasthttp.RequestCtx, st *reqState, up upstreamCall) {
 	clear(x.values)
 	clear(x.collected)
-	*x = exchange{s: s, ctx: ctx, st: st, up: up,
+	x.respEdits.reset()
+	*x = exchange{s: s, ctx: ctx, st: st, up: up, respEdits: x.respEdits,
 		values: x.values[:0], collected: x.collected[:0],
 		method: x.method[:0], query: x.query[:0], path: x.path[:0], body: x.body[:0]}
 }
@@ -177,9 +183,6 @@ func (x *exchange) Exit(status int, body []byte, contentType string) {
 
 func (x *exchange) Status() int                       { return x.ctx.Response.StatusCode() }
 func (x *exchange) ResponseHeader(name string) []byte { return x.ctx.Response.Header.Peek(name) }
-func (x *exchange) SetResponseHeader(name, v string)  { x.ctx.Response.Header.Set(name, v) }
-func (x *exchange) AddResponseHeader(name, v string)  { x.ctx.Response.Header.Add(name, v) }
-func (x *exchange) ClearResponseHeader(name string)   { x.ctx.Response.Header.Del(name) }
 func (x *exchange) SetResponseBody(body []byte)       { x.ctx.Response.SetBody(body) }
 func (x *exchange) Consumer() *pdk.Consumer           { return x.consumer }
 func (x *exchange) Credential() *pdk.Credential       { return x.credential }
@@ -257,3 +260,45 @@ func (s *Server) upstreamBody(ctx *fasthttp.RequestCtx, st *reqState) ([]byte, *
 
 // Error makes a body error a plugin can see (pdk.Exchange.Body).
 func (e *bodyError) Error() string { return e.msg }
+
+func (x *exchange) SetResponseHeader(name, v string) {
+	if x.early {
+		x.respEdits.Set(name, v)
+		return
+	}
+	x.ctx.Response.Header.Set(name, v)
+}
+
+func (x *exchange) AddResponseHeader(name, v string) {
+	if x.early {
+		x.respEdits.Add(name, v)
+		return
+	}
+	x.ctx.Response.Header.Add(name, v)
+}
+
+func (x *exchange) ClearResponseHeader(name string) {
+	if x.early {
+		x.respEdits.Remove(name)
+		return
+	}
+	x.ctx.Response.Header.Del(name)
+}
+
+// applyEarlyHeaders applies the rewrite and access phases' response
+// header changes to the answer, once it is known.
+func (x *exchange) applyEarlyHeaders() {
+	x.early = false
+	h := &x.ctx.Response.Header
+	for _, op := range x.respEdits.ops {
+		name, value := x.respEdits.bytes(op.name), x.respEdits.bytes(op.value)
+		switch op.kind {
+		case headerSet:
+			h.SetBytesKV(name, value)
+		case headerAdd:
+			h.AddBytesKV(name, value)
+		case headerRemove:
+			h.DelBytes(name)
+		}
+	}
+}

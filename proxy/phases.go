@@ -210,6 +210,7 @@ func (s *Server) forwardWithPlan(ctx *fasthttp.RequestCtx, st *reqState, plan *p
 	x := &st.x
 	x.reset(s, ctx, st, up)
 	st.plugged = true
+	x.early = true
 	exited := false
 	for _, h := range plan.rewrite {
 		if h(x); x.exited {
@@ -220,6 +221,7 @@ func (s *Server) forwardWithPlan(ctx *fasthttp.RequestCtx, st *reqState, plan *p
 	if !exited && !plan.access(x) {
 		s.forward(ctx, st, up)
 	}
+	x.applyEarlyHeaders()
 	runCollected(PhaseHeaderFilter, x)
 	runCollected(PhaseBodyFilter, x)
 	runCollected(PhaseLog, x)
