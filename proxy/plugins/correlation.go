@@ -28,8 +28,8 @@ type correlationConfig struct {
 
 // processUUID and counter are Kong's per-worker uuid#counter state.
 var (
-	processUUID = uuid.NewString()
-	counter     atomic.Int64
+	processUUID        = uuid.NewString()
+	correlationCounter atomic.Int64
 )
 
 func generateCorrelationID(generator string, x pdk.Exchange) string {
@@ -41,7 +41,7 @@ func generateCorrelationID(generator string, x pdk.Exchange) string {
 		_, _ = rand.Read(b[:])
 		return fmt.Sprintf("%s-%x-%.3f", x.ClientIP(), b, float64(time.Now().UnixMilli())/1000)
 	}
-	return processUUID + "#" + strconv.FormatInt(counter.Add(1), 10)
+	return processUUID + "#" + strconv.FormatInt(correlationCounter.Add(1), 10)
 }
 
 func buildCorrelationID(_ *Env, p *entity.Plugin) (hooks [proxy.NumPhases]proxy.Hook, err error) {

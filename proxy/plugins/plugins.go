@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/grapevine-gw/grapevine/entity"
 	"github.com/grapevine-gw/grapevine/proxy"
@@ -23,6 +24,10 @@ import (
 // state kept across snapshots.
 type Env struct {
 	Index *Index
+	// Counters are the local rate-limiting counts; made on first use
+	// when nil.
+	Counters *LocalCounters
+	once     sync.Once
 }
 
 // builder compiles one plugin's config into its hooks.
