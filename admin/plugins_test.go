@@ -47,6 +47,10 @@ func TestPlugins(t *testing.T) {
 				`{"code":2,"name":"schema violation","message":"schema violation (config: The limit for minute(5.0) cannot be lower than the limit for second(10.0))","fields":{"config":"The limit for minute(5.0) cannot be lower than the limit for second(10.0)"}}`},
 			{"redis policy needs a host", `{"name":"rate-limiting","config":{"minute":5,"policy":"redis"}}`,
 				`{"code":2,"name":"schema violation","message":"2 schema violations (failed conditional validation given value of field 'config.policy'; config.redis.host: required field missing)","fields":{"@entity":["failed conditional validation given value of field 'config.policy'"],"config":{"redis":{"host":"required field missing"}}}}`},
+			{"ip-restriction needs a list", `{"name":"ip-restriction","config":{}}`,
+				`{"code":2,"name":"schema violation","message":"schema violation (at least one of these fields must be non-empty: 'config.allow', 'config.deny')","fields":{"@entity":["at least one of these fields must be non-empty: 'config.allow', 'config.deny'"]}}`},
+			{"ip-restriction takes addresses and ranges", `{"name":"ip-restriction","config":{"allow":["10.0.0.0/33"]}}`,
+				`{"code":2,"name":"schema violation","message":"schema violation (config.allow.1: invalid ip or cidr range: '10.0.0.0/33')","fields":{"config":{"allow":["invalid ip or cidr range: '10.0.0.0/33'"]}}}`},
 			{"acl allow or deny", `{"name":"acl","config":{"allow":["a"],"deny":["b"]}}`,
 				`{"code":2,"name":"schema violation","message":"schema violation (exactly one of these fields must be non-empty: 'config.allow', 'config.deny')","fields":{"@entity":["exactly one of these fields must be non-empty: 'config.allow', 'config.deny'"]}}`},
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/grapevine-gw/grapevine/gossip"
 	"github.com/grapevine-gw/grapevine/proxy"
+	"github.com/grapevine-gw/grapevine/proxy/plugins"
 	"github.com/grapevine-gw/grapevine/store"
 )
 
@@ -63,6 +64,7 @@ type applier struct {
 	pollGapLimit time.Duration
 
 	state      *configState
+	plugins    *plugins.Env // the credential index and what plugins share (plugins.go)
 	tracker    *eventTracker
 	lastPolled time.Time // last successful poll or full load
 	status     atomic.Pointer[applyStatus]
@@ -105,11 +107,14 @@ func (w *pendingWork) addHint(h gossip.Hint) {
 func (a *applier) loadAll(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, fullLoadCalls*a.dbTimeout)
 	defer cancel()
-	load, err := a.store.LoadConfig(ctx, tables(), eventWindow)
+	load, err := a.store.LoadConfig(ctx, append(tables(), indexTables()...), eventWindow)
 	if err != nil {
 		return fmt.Errorf("loading configuration: %w", err)
 	}
-	state := newConfigState()
+	if err := a.takeIndexRows(load.Rows); err != nil {
+		return err
+	}
+	state := a.newState()
 	if err := state.replaceAll(load.Rows); err != nil {
 		return err
 	}
@@ -213,13 +218,18 @@ func (a *applier) applyEntities(ctx context.Context, entities map[entityKey][]in
 		if a.allApplied(key, eventIDs) {
 			continue
 		}
-		if err := a.reloadEntity(ctx, key); err != nil {
+		indexed := isIndexTable(key.Table) && a.plugins != nil
+		if indexed {
+			if err := a.reloadIndexed(ctx, key); err != nil {
+				return err
+			}
+		} else if err := a.reloadEntity(ctx, key); err != nil {
 			return err
 		}
 		for _, id := range eventIDs {
 			a.tracker.markApplied(id, key)
 		}
-		changed = true
+		changed = changed || !indexed
 	}
 	if changed {
 		a.rebuild()
@@ -346,7 +356,7 @@ func (a *applier) reloadAll(ctx context.Context, reason string) {
 func (a *applier) rebuild() {
 	snap, warnings := a.state.snapshot()
 	for _, w := range warnings {
-		a.log.Warn().Err(w).Msg("route left out of the snapshot")
+		a.log.Warn().Err(w).Msg("left out of the snapshot")
 	}
 	a.swap(snap)
 	status := applyStatus{Hash: a.state.hash(), AppliedAt: time.Now()}

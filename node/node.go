@@ -24,6 +24,7 @@ import (
 	"github.com/grapevine-gw/grapevine/gossip"
 	"github.com/grapevine-gw/grapevine/node/config"
 	"github.com/grapevine-gw/grapevine/proxy"
+	"github.com/grapevine-gw/grapevine/proxy/plugins"
 	"github.com/grapevine-gw/grapevine/store"
 )
 
@@ -200,7 +201,7 @@ func (n *Node) connectionLimit() int {
 }
 
 func (n *Node) newApplier() *applier {
-	return &applier{
+	a := &applier{
 		store:        n.store,
 		swap:         n.proxy.Swap,
 		publish:      n.publishStatus,
@@ -211,12 +212,14 @@ func (n *Node) newApplier() *applier {
 		dbTimeout:    n.dbTimeout(),
 		beforeApply:  n.hooks.BeforeApplyForTest,
 		pollGapLimit: n.pollGapLimit(),
-		state:        newConfigState(),
+		plugins:      &plugins.Env{Index: plugins.NewIndex()},
 		tracker:      newEventTracker(gapTimeout),
 		localCh:      make(chan applyRequest, 64),
 		hintCh:       make(chan gossip.Hint, 4096),
 		reloadCh:     make(chan string, 1),
 	}
+	a.state = a.newState()
+	return a
 }
 
 // dbTimeout bounds each database call of the background work: pg_timeout,

@@ -15,6 +15,10 @@ import (
 type configState struct {
 	services map[string]entity.Service
 	routes   map[string]entity.Route
+	plugins  map[string]entity.Plugin
+	// compile turns a plugin entity into the proxy's instance (nil for
+	// one that does not run); set by the applier (plugins.go).
+	compile func(*entity.Plugin) (*proxy.PluginInstance, error)
 
 	// others holds the configuration kinds the proxy does not read yet,
 	// by table, then id, as their kinds decode them.
@@ -32,6 +36,7 @@ type configState struct {
 func newConfigState() *configState {
 	return &configState{
 		services: map[string]entity.Service{}, routes: map[string]entity.Route{},
+		plugins: map[string]entity.Plugin{},
 		others:  map[string]map[string]any{},
 		digests: map[entityKey]entityDigest{}, dirty: map[entityKey]bool{},
 	}
@@ -52,6 +57,7 @@ func tables() []store.Table {
 // replaceAll swaps in a whole configuration read at one point in time.
 func (s *configState) replaceAll(rows map[string][]store.Row) error {
 	fresh := newConfigState()
+	fresh.compile = s.compile
 	for table, list := range rows {
 		for _, row := range list {
 			if err := fresh.put(table, row); err != nil {
@@ -78,6 +84,8 @@ func (s *configState) put(table string, row store.Row) error {
 		s.services[row.ID] = e
 	case entity.Route:
 		s.routes[row.ID] = e
+	case entity.Plugin:
+		s.plugins[row.ID] = e
 	default:
 		if s.others[table] == nil {
 			s.others[table] = map[string]any{}
@@ -95,6 +103,8 @@ func (s *configState) remove(key entityKey) {
 		delete(s.services, key.ID)
 	case store.Routes.Name:
 		delete(s.routes, key.ID)
+	case entity.Plugins.Name:
+		delete(s.plugins, key.ID)
 	default:
 		delete(s.others[key.Table], key.ID)
 	}
@@ -125,18 +135,39 @@ func (s *configState) snapshot() (*proxy.Snapshot, []error) {
 	if s.builder == nil {
 		s.builder = proxy.NewBuilder()
 		s.dirty = map[entityKey]bool{}
-		warnings := s.builder.Apply(proxy.SnapshotChange{Put: proxy.SnapshotInput{
-			Services: sortedValues(s.services), Routes: sortedValues(s.routes),
-		}})
+		in := proxy.SnapshotInput{Services: sortedValues(s.services), Routes: sortedValues(s.routes)}
+		var warnings []error
+		for _, p := range sortedValues(s.plugins) {
+			if inst := s.compilePlugin(&p, &warnings); inst != nil {
+				in.Plugins = append(in.Plugins, *inst)
+			}
+		}
+		warnings = append(warnings, s.builder.Apply(proxy.SnapshotChange{Put: in})...)
 		return s.builder.Snapshot(), warnings
 	}
-	warnings := s.builder.Apply(s.pendingChange())
+	change, warnings := s.pendingChange()
+	warnings = append(warnings, s.builder.Apply(change)...)
 	return s.builder.Snapshot(), warnings
 }
 
+// compilePlugin compiles a plugin entity; nil for one that does not run
+// (disabled, or not on the proxy yet: a warning says so).
+func (s *configState) compilePlugin(p *entity.Plugin, warnings *[]error) *proxy.PluginInstance {
+	if s.compile == nil {
+		return nil
+	}
+	inst, err := s.compile(p)
+	if err != nil {
+		*warnings = append(*warnings, err)
+		return nil
+	}
+	return inst
+}
+
 // pendingChange is the change from the last snapshot to the current state.
-func (s *configState) pendingChange() proxy.SnapshotChange {
+func (s *configState) pendingChange() (proxy.SnapshotChange, []error) {
 	var c proxy.SnapshotChange
+	var warnings []error
 	for key := range s.dirty {
 		switch key.Table {
 		case store.Services.Name:
@@ -151,10 +182,21 @@ func (s *configState) pendingChange() proxy.SnapshotChange {
 			} else {
 				c.Deleted.Routes = append(c.Deleted.Routes, key.ID)
 			}
+		case entity.Plugins.Name:
+			p, ok := s.plugins[key.ID]
+			var inst *proxy.PluginInstance
+			if ok {
+				inst = s.compilePlugin(&p, &warnings)
+			}
+			if inst != nil {
+				c.Put.Plugins = append(c.Put.Plugins, *inst)
+			} else {
+				c.Deleted.Plugins = append(c.Deleted.Plugins, key.ID)
+			}
 		}
 	}
 	s.dirty = map[entityKey]bool{} // not clear: that costs the map's peak size
-	return c
+	return c, warnings
 }
 
 // hash is a content hash of the configuration: equal on every node that

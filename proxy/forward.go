@@ -27,9 +27,7 @@ type upstreamCall struct {
 func (s *Server) forward(ctx *fasthttp.RequestCtx, st *reqState, up upstreamCall) {
 	svc := up.route.svc
 	req := &ctx.Request
-	if up.route.streamRequest {
-		s.streamBody(ctx, st)
-	} else if bodyErr := s.readBody(ctx, st); bodyErr != nil {
+	if bodyErr := s.prepareBody(ctx, st, up.route); bodyErr != nil {
 		s.respondBodyError(ctx, st, bodyErr)
 		return
 	}
@@ -96,13 +94,17 @@ func (s *Server) appendUpstreamHead(dst []byte, ctx *fasthttp.RequestCtx, st *re
 	h := &ctx.Request.Header
 	r := up.route
 	st.uri = appendUpstreamPath(st.uri[:0], r.svc.base, up.path, r.stripPath, up.matched)
+	method, query := h.Method(), up.query
+	if st.plugged {
+		method, query = st.x.rewriteUpstream(st, query)
+	}
 	if needsEscaping(st.uri) {
 		st.esc = appendEscapedPath(st.esc[:0], st.uri)
 		st.uri, st.esc = st.esc, st.uri
 	}
-	st.uri = append(st.uri, up.query...)
+	st.uri = append(st.uri, query...)
 
-	dst = append(append(append(dst, h.Method()...), ' '), st.uri...)
+	dst = append(append(append(dst, method...), ' '), st.uri...)
 	dst = append(dst, " HTTP/1.1\r\nHost: "...)
 	if host := h.Host(); r.preserveHost && len(host) > 0 {
 		dst = append(dst, host...)

@@ -70,9 +70,10 @@ type reqState struct {
 
 	badHeader bool // a header name of the request is not a token
 	upgrade   bool // the request asks for a WebSocket upgrade (upgrade.go)
+	plugged   bool // the route has plugins: x holds their changes
 
-	edits HeaderEdits  // upstream header changes by plugins (headeredit.go)
-	phase PhaseRequest // what plugin hooks see (phases.go)
+	edits HeaderEdits // upstream header changes by plugins (headeredit.go)
+	x     exchange    // what plugin hooks see (exchange.go)
 }
 
 var statePool = sync.Pool{New: func() any {
@@ -104,7 +105,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	defer s.recoverRequest(ctx, st)
 	s.requests.Add(1)
 	st.newRequestID()
-	st.badHeader, st.upgrade = false, false
+	st.badHeader, st.upgrade, st.plugged = false, false, false
 	st.edits.reset()
 	if !s.acceptable(ctx, st) {
 		return

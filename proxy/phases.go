@@ -6,16 +6,21 @@ import (
 	"strings"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/grapevine-gw/grapevine/proxy/pdk"
 )
 
 // Request phases are where plugins hook into the request path without
-// touching the forwarding code. Each route's hooks are resolved when the
-// snapshot is built (phasePlan): which instance of each plugin applies
-// (Kong's precedence: route and service, then route, then service, then
-// global; kong/runloop/plugins_iterator.lua) and in what order (Kong's
-// PRIORITY, higher first, equal priorities by name, descending;
-// kong/db/dao/plugins.lua sort_by_handler_priority). A route no plugin
-// applies to has no plan, and its requests do no phase work at all.
+// touching the forwarding code. Each route's plan is resolved when the
+// snapshot is built (phasePlan): the plugins that may apply, in Kong's
+// PRIORITY order (higher first, equal priorities by name, descending;
+// kong/db/dao/plugins.lua sort_by_handler_priority), each with the
+// instance Kong's precedence picks for the route (route and service,
+// then route, then service, then global) and, when some are scoped to
+// consumers, the instance per consumer that beats it once an earlier
+// plugin identified the consumer (lookup_cfg in
+// kong/runloop/plugins_iterator.lua). A route no plugin applies to has no
+// plan, and its requests do no phase work at all.
 
 // Phase is a point in the request path, in the order they run.
 type Phase uint8
@@ -36,115 +41,189 @@ const (
 	NumPhases
 )
 
-// Hook is one plugin's work in one phase. In the rewrite and access
-// phases a hook may answer the request itself: it writes pr.Ctx.Response
-// and returns true, nothing is sent upstream and the later phases still
-// run (as after Kong's kong.response.exit). Later phases ignore the result.
-type Hook func(pr *PhaseRequest) (exit bool)
-
-// PhaseRequest is what a hook sees of a request. It is valid only during
-// the call: hooks must not keep it.
-type PhaseRequest struct {
-	Ctx       *fasthttp.RequestCtx
-	RouteID   string
-	ServiceID string // "" when the route has no service
-	// Upstream holds changes to the headers sent upstream; hooks of the
-	// rewrite and access phases add to it.
-	Upstream *HeaderEdits
-}
+// Hook is one plugin's work in one phase. In the rewrite and access phases
+// a hook may answer the request itself (x.Error or x.Exit): nothing is
+// sent upstream, no later plugin's access hook runs, and the filters and
+// log hooks of the plugins that ran still do (as after Kong's
+// kong.response.exit).
+type Hook func(x pdk.Exchange)
 
 // PluginInstance is one configured plugin, compiled by its owner (the node,
 // from a plugin entity): where it applies and its hooks per phase.
 type PluginInstance struct {
-	ID        string
-	Name      string
-	Priority  int    // Kong's handler PRIORITY: higher runs first
-	RouteID   string // "": any route
-	ServiceID string // "": any service
-	Hooks     [NumPhases]Hook
+	ID         string
+	Name       string
+	Priority   int    // Kong's handler PRIORITY: higher runs first
+	RouteID    string // "": any route
+	ServiceID  string // "": any service
+	ConsumerID string // "": any consumer
+	Hooks      [NumPhases]Hook
 }
 
-// scope ranks an instance's precedence for a route: lower wins.
-func (p *PluginInstance) scope() int {
+// rank is an instance's place in Kong's lookup_cfg order: lower wins.
+func (p *PluginInstance) rank() int {
+	r, s, c := p.RouteID != "", p.ServiceID != "", p.ConsumerID != ""
 	switch {
-	case p.RouteID != "" && p.ServiceID != "":
+	case r && s && c:
 		return 0
-	case p.RouteID != "":
+	case r && c:
 		return 1
-	case p.ServiceID != "":
+	case s && c:
 		return 2
+	case r && s:
+		return 3
+	case c:
+		return 4
+	case r:
+		return 5
+	case s:
+		return 6
 	}
-	return 3
+	return 7
 }
 
-// phasePlan is a route's hooks per phase, in running order.
+// planEntry is one plugin of a route's plan: the instance that applies
+// without a consumer (nil if none), and those of consumers that beat it.
+type planEntry struct {
+	base       *PluginInstance
+	byConsumer map[string]*PluginInstance
+}
+
+// pick is the instance that applies for the consumer (or none).
+func (e *planEntry) pick(consumerID string) *PluginInstance {
+	if e.byConsumer != nil && consumerID != "" {
+		if p, ok := e.byConsumer[consumerID]; ok {
+			return p
+		}
+	}
+	return e.base
+}
+
+// phasePlan is a route's plugins in running order.
 type phasePlan struct {
-	hooks [NumPhases][]Hook
+	rewrite []Hook // global instances' rewrite hooks
+	entries []planEntry
 }
 
 // resolvePlan picks, among the candidate instances (those scoped to the
-// route, its service or nothing), the most specific instance of each
-// plugin, orders them and returns their hooks; nil when none applies.
+// route, its service, consumers or nothing), what applies to the route and
+// orders it; nil when nothing can apply.
 func resolvePlan(routeID, serviceID string, candidates []*PluginInstance) *phasePlan {
-	chosen := map[string]*PluginInstance{}
+	type choice struct {
+		name     string
+		priority int
+		planEntry
+	}
+	chosen := map[string]*choice{}
 	for _, p := range candidates {
 		if p.RouteID != "" && p.RouteID != routeID || p.ServiceID != "" && p.ServiceID != serviceID {
 			continue
 		}
-		if old, ok := chosen[p.Name]; !ok || p.scope() < old.scope() {
-			chosen[p.Name] = p
+		c := chosen[p.Name]
+		if c == nil {
+			c = &choice{name: p.Name, priority: p.Priority}
+			chosen[p.Name] = c
+		}
+		if p.ConsumerID == "" {
+			if c.base == nil || p.rank() < c.base.rank() {
+				c.base = p
+			}
+			continue
+		}
+		if c.byConsumer == nil {
+			c.byConsumer = map[string]*PluginInstance{}
+		}
+		if old := c.byConsumer[p.ConsumerID]; old == nil || p.rank() < old.rank() {
+			c.byConsumer[p.ConsumerID] = p
 		}
 	}
 	if len(chosen) == 0 {
 		return nil
 	}
-	list := make([]*PluginInstance, 0, len(chosen))
-	for _, p := range chosen {
-		list = append(list, p)
+	list := make([]*choice, 0, len(chosen))
+	for _, c := range chosen {
+		// A consumer's instance that ranks below the route's own never
+		// applies (route and service beat consumer alone).
+		for id, p := range c.byConsumer {
+			if c.base != nil && p.rank() > c.base.rank() {
+				delete(c.byConsumer, id)
+			}
+		}
+		if len(c.byConsumer) == 0 {
+			c.byConsumer = nil
+		}
+		list = append(list, c)
 	}
-	slices.SortFunc(list, func(a, b *PluginInstance) int {
-		if c := cmp.Compare(b.Priority, a.Priority); c != 0 {
+	slices.SortFunc(list, func(a, b *choice) int {
+		if c := cmp.Compare(b.priority, a.priority); c != 0 {
 			return c
 		}
-		return strings.Compare(b.Name, a.Name)
+		return strings.Compare(b.name, a.name)
 	})
-	plan := &phasePlan{}
-	for _, p := range list {
-		for ph, h := range p.Hooks {
-			if h == nil || Phase(ph) == PhaseRewrite && p.scope() != 3 {
-				continue
-			}
-			plan.hooks[ph] = append(plan.hooks[ph], h)
+	plan := &phasePlan{entries: make([]planEntry, len(list))}
+	for i, c := range list {
+		plan.entries[i] = c.planEntry
+		if c.base != nil && c.base.rank() == 7 && c.base.Hooks[PhaseRewrite] != nil {
+			plan.rewrite = append(plan.rewrite, c.base.Hooks[PhaseRewrite])
 		}
 	}
 	return plan
 }
 
-// run calls a phase's hooks in order and reports whether one answered the
-// request (only rewrite and access hooks may).
-func (p *phasePlan) run(ph Phase, pr *PhaseRequest) bool {
-	for _, h := range p.hooks[ph] {
-		if h(pr) && ph <= PhaseAccess {
-			return true
+// access runs the access hooks in order, picking each plugin's instance
+// for the consumer known so far, and collects the instances whose later
+// phases run. It reports whether a hook answered the request.
+func (p *phasePlan) access(x *exchange) bool {
+	for i := range p.entries {
+		consumerID := ""
+		if x.consumer != nil {
+			consumerID = x.consumer.ID
+		}
+		inst := p.entries[i].pick(consumerID)
+		if inst == nil {
+			continue
+		}
+		x.collected = append(x.collected, inst)
+		if h := inst.Hooks[PhaseAccess]; h != nil {
+			h(x)
+			if x.exited {
+				return true
+			}
 		}
 	}
 	return false
+}
+
+// runCollected calls a later phase's hooks of the collected instances.
+func runCollected(ph Phase, x *exchange) {
+	for _, inst := range x.collected {
+		if h := inst.Hooks[ph]; h != nil {
+			h(x)
+		}
+	}
 }
 
 // forwardWithPlan is the request path of a route with plugins: rewrite and
 // access hooks, the upstream round trip unless a hook answered, then the
 // filters and the log hooks.
 func (s *Server) forwardWithPlan(ctx *fasthttp.RequestCtx, st *reqState, plan *phasePlan, up upstreamCall) {
-	pr := &st.phase
-	*pr = PhaseRequest{Ctx: ctx, RouteID: up.route.id, Upstream: &st.edits}
-	if up.route.svc != nil {
-		pr.ServiceID = up.route.svc.id
+	x := &st.x
+	x.reset(s, ctx, st, up)
+	st.plugged = true
+	x.early = true
+	exited := false
+	for _, h := range plan.rewrite {
+		if h(x); x.exited {
+			exited = true
+			break
+		}
 	}
-	if !plan.run(PhaseRewrite, pr) && !plan.run(PhaseAccess, pr) {
+	if !exited && !plan.access(x) {
 		s.forward(ctx, st, up)
 	}
-	plan.run(PhaseHeaderFilter, pr)
-	plan.run(PhaseBodyFilter, pr)
-	plan.run(PhaseLog, pr)
-	*pr = PhaseRequest{}
+	x.applyEarlyHeaders()
+	runCollected(PhaseHeaderFilter, x)
+	runCollected(PhaseBodyFilter, x)
+	runCollected(PhaseLog, x)
+	x.reset(nil, nil, nil, upstreamCall{})
 }

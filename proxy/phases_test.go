@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/grapevine-gw/grapevine/entity"
+	"github.com/grapevine-gw/grapevine/proxy/pdk"
 )
 
 // recorder notes which hooks ran, from the proxy's goroutines.
@@ -14,15 +15,14 @@ type recorder struct {
 	ran []string
 }
 
-func (r *recorder) hook(name string, fn func(*PhaseRequest) bool) Hook {
-	return func(pr *PhaseRequest) bool {
+func (r *recorder) hook(name string, fn func(pdk.Exchange)) Hook {
+	return func(x pdk.Exchange) {
 		r.mu.Lock()
 		r.ran = append(r.ran, name)
 		r.mu.Unlock()
 		if fn != nil {
-			return fn(pr)
+			fn(x)
 		}
-		return false
 	}
 }
 
@@ -52,15 +52,13 @@ func TestPhasesRunInKongOrder(t *testing.T) {
 		return p
 	}
 	edit := plugin("p-edit", "a", 10, idA, "")
-	edit.Hooks[PhaseAccess] = rec.hook("access:a@p-edit", func(pr *PhaseRequest) bool {
-		pr.Upstream.Set("X-Set", "new")
-		pr.Upstream.Remove("X-Drop")
-		pr.Upstream.Add("X-Add", "1")
-		return false
+	edit.Hooks[PhaseAccess] = rec.hook("access:a@p-edit", func(x pdk.Exchange) {
+		x.SetUpstreamHeader("X-Set", "new")
+		x.ClearUpstreamHeader("X-Drop")
+		x.AddUpstreamHeader("X-Add", "1")
 	})
-	edit.Hooks[PhaseHeaderFilter] = rec.hook("header_filter:a@p-edit", func(pr *PhaseRequest) bool {
-		pr.Ctx.Response.Header.Set("X-Plugin", "a")
-		return false
+	edit.Hooks[PhaseHeaderFilter] = rec.hook("header_filter:a@p-edit", func(x pdk.Exchange) {
+		x.SetResponseHeader("X-Plugin", "a")
 	})
 	b := NewBuilder()
 	b.Apply(SnapshotChange{Put: SnapshotInput{
@@ -105,10 +103,8 @@ func TestPhaseExit(t *testing.T) {
 	up := newUpstream(t, nil)
 	rec := &recorder{}
 	deny := PluginInstance{ID: "p1", Name: "deny", Priority: 1, RouteID: idA}
-	deny.Hooks[PhaseAccess] = rec.hook("access", func(pr *PhaseRequest) bool {
-		pr.Ctx.Response.SetStatusCode(403)
-		pr.Ctx.Response.SetBodyString("no")
-		return true
+	deny.Hooks[PhaseAccess] = rec.hook("access", func(x pdk.Exchange) {
+		x.Exit(403, []byte("no"), "")
 	})
 	deny.Hooks[PhaseLog] = rec.hook("log", nil)
 	snap, _ := NewSnapshot(SnapshotInput{
@@ -125,6 +121,68 @@ func TestPhaseExit(t *testing.T) {
 	}
 	if n := up.conns.Load(); n != 0 {
 		t.Errorf("got %d upstream connections, want none", n)
+	}
+}
+
+// TestConsumerPrecedence checks Kong's lookup_cfg order once an earlier
+// plugin identified the consumer (kong/runloop/plugins_iterator.lua):
+// route+service+consumer, route+consumer, service+consumer, route+service,
+// consumer, route, service, global; and that a plugin running before the
+// consumer is known gets the consumer-less instance.
+func TestConsumerPrecedence(t *testing.T) {
+	up := newUpstream(t, nil)
+	auth := PluginInstance{ID: "auth", Name: "auth", Priority: 1000}
+	auth.Hooks[PhaseAccess] = func(x pdk.Exchange) {
+		if who, _ := x.Header("X-Who"); len(who) > 0 {
+			x.Authenticate(&pdk.Consumer{ID: string(who)}, nil)
+		}
+	}
+	tag := func(id, routeID, serviceID, consumerID string) PluginInstance {
+		p := PluginInstance{ID: id, Name: "tag", Priority: 10, RouteID: routeID, ServiceID: serviceID, ConsumerID: consumerID}
+		p.Hooks[PhaseHeaderFilter] = func(x pdk.Exchange) { x.AddResponseHeader("X-Tag", id) }
+		return p
+	}
+	// "early" outranks auth: it runs before the consumer is known.
+	early := PluginInstance{ID: "early-c1", Name: "early", Priority: 2000, ConsumerID: "c1"}
+	early.Hooks[PhaseHeaderFilter] = func(x pdk.Exchange) { x.AddResponseHeader("X-Early", "ran") }
+	snap, warnings := NewSnapshot(SnapshotInput{
+		Services: []entity.Service{testService(t, "s1", up.addr()), testService(t, "s2", up.addr())},
+		Routes:   []entity.Route{testRoute(idA, "s1", paths("/a")), testRoute(idB, "s1", paths("/b")), testRoute(idC, "s2", paths("/c"))},
+		Plugins: []PluginInstance{auth, early,
+			tag("global", "", "", ""),
+			tag("c1", "", "", "c1"),
+			tag("s1", "", "s1", ""),
+			tag("b+s1", idB, "s1", ""),
+			tag("b+c2", idB, "", "c2"),
+			tag("s1+c3", "", "s1", "c3"),
+			tag("b+s1+c3", idB, "s1", "c3"),
+		},
+	})
+	if len(warnings) > 0 {
+		t.Fatalf("warnings: %v", warnings)
+	}
+	s := startProxy(t, snap)
+	tests := []struct{ name, path, who, want string }{
+		{"no consumer: service", "/a", "", "s1"},
+		{"consumer beats service", "/a", "c1", "c1"},
+		{"unknown consumer: service", "/a", "c9", "s1"},
+		{"service+consumer", "/a", "c3", "s1+c3"},
+		{"route+service beats consumer", "/b", "c1", "b+s1"},
+		{"route+consumer beats route+service", "/b", "c2", "b+c2"},
+		{"route+service+consumer first", "/b", "c3", "b+s1+c3"},
+		{"other service: consumer beats global", "/c", "c1", "c1"},
+		{"other service: global", "/c", "c2", "global"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, hdr, _ := send(t, s, "GET", tt.path, map[string]string{"X-Who": tt.who})
+			if got := strings.Join(hdr.Values("X-Tag"), ","); got != tt.want {
+				t.Errorf("got X-Tag %q, want %q", got, tt.want)
+			}
+			if got := hdr.Get("X-Early"); got != "" {
+				t.Errorf("got X-Early %q, want none: it runs before auth", got)
+			}
+		})
 	}
 }
 

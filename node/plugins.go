@@ -1,0 +1,89 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/grapevine-gw/grapevine/entity"
+	"github.com/grapevine-gw/grapevine/proxy"
+	"github.com/grapevine-gw/grapevine/proxy/plugins"
+	"github.com/grapevine-gw/grapevine/store"
+)
+
+// The plugins' side of the applier: plugin entities are compiled into the
+// proxy's snapshot like routes, while consumers and credentials go to the
+// credential index (plugins.Index) and never cause a snapshot rebuild, so a
+// million of them cost a route change nothing.
+
+// indexTables are the tables the credential index holds.
+func indexTables() []store.Table {
+	out := make([]store.Table, 0, len(plugins.IndexTables))
+	for _, name := range plugins.IndexTables {
+		if t, ok := store.TableByName(name); ok {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+func isIndexTable(name string) bool { return slices.Contains(plugins.IndexTables, name) }
+
+// newState is an empty configuration state that compiles plugins with the
+// applier's plugin environment.
+func (a *applier) newState() *configState {
+	s := newConfigState()
+	if a.plugins != nil {
+		env := a.plugins
+		s.compile = func(p *entity.Plugin) (*proxy.PluginInstance, error) { return plugins.Compile(env, p) }
+	}
+	return s
+}
+
+// takeIndexRows moves the index tables' rows out of a full load into a
+// fresh index.
+func (a *applier) takeIndexRows(rows map[string][]store.Row) error {
+	var values []any
+	for _, name := range plugins.IndexTables {
+		list, ok := rows[name]
+		if !ok {
+			continue
+		}
+		delete(rows, name)
+		k, _ := entity.KindByName(name)
+		for _, row := range list {
+			v, err := k.Decode(row.Doc)
+			if err != nil {
+				return fmt.Errorf("decoding %s %s: %w", name, row.ID, err)
+			}
+			values = append(values, v)
+		}
+	}
+	if a.plugins != nil {
+		a.plugins.Index.Replace(values)
+	}
+	return nil
+}
+
+// reloadIndexed re-reads one consumer or credential into the index.
+func (a *applier) reloadIndexed(ctx context.Context, key entityKey) error {
+	t, _ := store.TableByName(key.Table)
+	ctx, cancel := context.WithTimeout(ctx, a.dbTimeout)
+	defer cancel()
+	row, err := a.store.Get(ctx, t, key.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		a.plugins.Index.Remove(key.Table, key.ID)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reloading %s %s: %w", key.Table, key.ID, err)
+	}
+	k, _ := entity.KindByName(key.Table)
+	v, err := k.Decode(row.Doc)
+	if err != nil {
+		return fmt.Errorf("decoding %s %s: %w", key.Table, key.ID, err)
+	}
+	a.plugins.Index.Put(v)
+	return nil
+}

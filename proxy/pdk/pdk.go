@@ -1,0 +1,110 @@
+// Package pdk is what a plugin sees of one request and its response, in the
+// spirit of Kong's PDK (kong.request, kong.service.request, kong.response,
+// kong.client): an interface of the project's own, so the plugins in
+// proxy/plugins run unchanged on any listener (HTTP/1.1 on fasthttp today,
+// HTTP/2 later) and never touch a transport's types.
+//
+// It owns only types and interfaces: no state, no I/O, no imports of the
+// proxy, the store or fasthttp. Byte slices handed out are valid only during
+// the hook call that got them; a plugin that keeps one must copy it.
+package pdk
+
+import "net/netip"
+
+// Exchange is one request on its way through the plugin phases.
+type Exchange interface {
+	// The client's request as received (kong.request).
+
+	// Method is the request method, e.g. GET.
+	Method() []byte
+	// Path is the normalised request path, without the query.
+	Path() []byte
+	// RawQuery is the query string as received, without its "?".
+	RawQuery() []byte
+	// QueryArg is the first value of the query argument name (decoded)
+	// and how many times the argument appears.
+	QueryArg(name string) (value []byte, count int)
+	// Header is the first value of the request header name (any case)
+	// and how many headers of that name the request has.
+	Header(name string) (value []byte, count int)
+	// VisitHeaders calls fn for every request header in order.
+	VisitHeaders(fn func(name, value []byte))
+	// Body is the whole request body, read (once) on first use.
+	Body() ([]byte, error)
+	// ContentLength is the declared length, -1 when chunked or absent.
+	ContentLength() int
+	// Scheme is "http" or "https".
+	Scheme() string
+	// Host is the request's host, lower case, without port.
+	Host() []byte
+	// ClientIP is the address of the client's connection.
+	ClientIP() netip.Addr
+	// RouteID and ServiceID name what the request matched.
+	RouteID() string
+	ServiceID() string
+
+	// Changes to the request sent upstream (kong.service.request). Header
+	// changes replace the client's headers of that name.
+
+	SetUpstreamHeader(name, value string)
+	AddUpstreamHeader(name, value string)
+	ClearUpstreamHeader(name string)
+	// SetUpstreamQuery replaces the query string sent upstream ("" for
+	// none), without its "?".
+	SetUpstreamQuery(raw string)
+	// SetUpstreamBody replaces the body sent upstream; contentType, when
+	// not "", replaces its Content-Type.
+	SetUpstreamBody(body []byte, contentType string)
+	// SetUpstreamMethod replaces the method sent upstream.
+	SetUpstreamMethod(method string)
+	// SetUpstreamPath replaces the path sent upstream (the whole path,
+	// the service's path not added).
+	SetUpstreamPath(path string)
+
+	// The response (kong.response): in the access phase it is empty
+	// until Exit or Error; in the header and body filters it is the
+	// upstream's (or an exit's) answer.
+
+	// Error answers with Kong's error body for message, in the format
+	// the client's Accept asks for (kong.response.error).
+	Error(status int, message string)
+	// Exit answers with status and body as given (kong.response.exit);
+	// contentType may be "".
+	Exit(status int, body []byte, contentType string)
+	Status() int
+	ResponseHeader(name string) []byte
+	SetResponseHeader(name, value string)
+	AddResponseHeader(name, value string)
+	ClearResponseHeader(name string)
+	// ResponseBody is the buffered answer's body, nil when it streams.
+	ResponseBody() []byte
+	SetResponseBody(body []byte)
+
+	// The authenticated client (kong.client).
+
+	// Authenticate sets who the request is: a consumer, a credential or
+	// both (kong.client.authenticate).
+	Authenticate(consumer *Consumer, credential *Credential)
+	Consumer() *Consumer
+	Credential() *Credential
+
+	// Value and SetValue keep a plugin's state from one phase to the
+	// next of this request (kong.ctx.plugin); key is the plugin's own.
+	Value(key any) any
+	SetValue(key, value any)
+}
+
+// Consumer is who a request is authenticated as.
+type Consumer struct {
+	ID       string
+	Username string // "" when unset
+	CustomID string // "" when unset
+	// Groups are the consumer's acl groups, sorted.
+	Groups []string
+}
+
+// Credential is what a request authenticated with.
+type Credential struct {
+	ID         string
+	ConsumerID string
+}

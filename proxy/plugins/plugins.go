@@ -1,0 +1,131 @@
+// Package plugins holds the plugins that run on the proxy (Kong 3.9's
+// bundled plugins, each after its kong/plugins/<name>/handler.lua) and the
+// credential index the authentication plugins look keys up in.
+//
+// Compile turns a plugin entity into a proxy.PluginInstance when the
+// node builds a snapshot: the config is decoded and checked once there,
+// and the hooks close over it. Hooks see requests only through
+// pdk.Exchange, never a transport's types. This package must not touch the
+// database: the node keeps the Index in step with it.
+package plugins
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/grapevine-gw/grapevine/entity"
+	"github.com/grapevine-gw/grapevine/proxy"
+	"github.com/grapevine-gw/grapevine/proxy/pdk"
+)
+
+// Env is what compiled plugins share: the credential index and the
+// state kept across snapshots.
+type Env struct {
+	Index *Index
+	// Counters are the local rate-limiting counts; made on first use
+	// when nil.
+	Counters *LocalCounters
+	once     sync.Once
+}
+
+// builder compiles one plugin's config into its hooks.
+type builder func(env *Env, p *entity.Plugin) (hooks [proxy.NumPhases]proxy.Hook, err error)
+
+// builders are the plugins that run on the proxy, by name.
+var builders = map[string]builder{}
+
+func register(name string, b builder) { builders[name] = b }
+
+// Runs reports whether the plugin name runs on the proxy.
+func Runs(name string) bool { _, ok := builders[name]; return ok }
+
+// Names lists the plugins that run on the proxy, sorted.
+func Names() []string {
+	names := make([]string, 0, len(builders))
+	for n := range builders {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// ErrNotRunning is returned by Compile for a plugin whose schema ships
+// but which does not run on the proxy yet.
+var ErrNotRunning = fmt.Errorf("plugin does not run on the proxy yet")
+
+// Compile turns an enabled plugin entity into the proxy's instance; nil
+// (and no error) for a disabled one.
+func Compile(env *Env, p *entity.Plugin) (*proxy.PluginInstance, error) {
+	if !p.Enabled {
+		return nil, nil
+	}
+	b, ok := builders[p.Name]
+	if !ok {
+		return nil, fmt.Errorf("plugin %s %s: %w", p.Name, p.ID, ErrNotRunning)
+	}
+	def, _ := entity.PluginByName(p.Name)
+	inst := &proxy.PluginInstance{ID: p.ID, Name: p.Name}
+	if def != nil {
+		inst.Priority = def.Priority
+	}
+	if p.Route != nil {
+		inst.RouteID = p.Route.ID
+	}
+	if p.Service != nil {
+		inst.ServiceID = p.Service.ID
+	}
+	if p.Consumer != nil {
+		inst.ConsumerID = p.Consumer.ID
+	}
+	hooks, err := b(env, p)
+	if err != nil {
+		return nil, fmt.Errorf("plugin %s %s: %w", p.Name, p.ID, err)
+	}
+	inst.Hooks = onProtocols(hooks, p.Protocols)
+	return inst, nil
+}
+
+// onProtocols makes the hooks skip requests whose scheme the plugin's
+// protocols leave out (a plugin on https only does not run over http).
+func onProtocols(hooks [proxy.NumPhases]proxy.Hook, protocols []string) [proxy.NumPhases]proxy.Hook {
+	http := len(protocols) == 0 || slices.Contains(protocols, "http")
+	https := len(protocols) == 0 || slices.Contains(protocols, "https")
+	if http && https {
+		return hooks
+	}
+	for i, h := range hooks {
+		if h == nil {
+			continue
+		}
+		hooks[i] = func(x pdk.Exchange) {
+			if x.Scheme() == "https" && https || x.Scheme() == "http" && http {
+				h(x)
+			}
+		}
+	}
+	return hooks
+}
+
+// decodeConfig reads a plugin's config (defaults filled in by its schema
+// when it was written) into a typed struct.
+func decodeConfig(p *entity.Plugin, into any) error {
+	raw, err := json.Marshal(p.Config)
+	if err != nil {
+		return fmt.Errorf("encoding config: %w", err)
+	}
+	if err := json.Unmarshal(raw, into); err != nil {
+		return fmt.Errorf("decoding config: %w", err)
+	}
+	return nil
+}
+
+// exitMessage answers as kong.response.exit(status, { message = msg })
+// does: a JSON object with the message.
+func exitMessage(x pdk.Exchange, status int, msg string) {
+	body, _ := json.Marshal(struct {
+		Message string `json:"message"`
+	}{msg})
+	x.Exit(status, body, "application/json; charset=utf-8")
+}

@@ -1,0 +1,262 @@
+package plugins
+
+import (
+	"hash/maphash"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/grapevine-gw/grapevine/entity"
+	"github.com/grapevine-gw/grapevine/proxy"
+	"github.com/grapevine-gw/grapevine/proxy/pdk"
+)
+
+// rate-limiting (kong/plugins/rate-limiting/handler.lua) with the local
+// policy: counters per plugin instance and identifier in this process,
+// one window per period (second … year, starting at the UTC calendar
+// boundaries of kong/tools/timestamp.lua). Unlike Kong's local policy,
+// which reads the usage and increments it later in a timer, the check and
+// the increment are one step under a lock, so concurrent clients against
+// a limit of L get exactly L through. The cluster and redis policies do
+// not run yet: such an instance fails to compile.
+
+func init() { register("rate-limiting", buildRateLimit) }
+
+type rateLimitConfig struct {
+	Second            *float64 `json:"second"`
+	Minute            *float64 `json:"minute"`
+	Hour              *float64 `json:"hour"`
+	Day               *float64 `json:"day"`
+	Month             *float64 `json:"month"`
+	Year              *float64 `json:"year"`
+	LimitBy           string   `json:"limit_by"`
+	HeaderName        *string  `json:"header_name"`
+	Path              *string  `json:"path"`
+	Policy            string   `json:"policy"`
+	HideClientHeaders bool     `json:"hide_client_headers"`
+	ErrorCode         float64  `json:"error_code"`
+	ErrorMessage      string   `json:"error_message"`
+}
+
+const numPeriods = 6
+
+// periodNames and periodWindows are the periods in Kong's order and their
+// windows in seconds (kong/plugins/rate-limiting/expiration.lua).
+var (
+	periodNames   = [numPeriods]string{"Second", "Minute", "Hour", "Day", "Month", "Year"}
+	periodWindows = [numPeriods]int64{1, 60, 3600, 86400, 2592000, 31536000}
+)
+
+// periodStarts are the starts of the current windows of now, in Unix ms.
+func periodStarts(now time.Time) [numPeriods]int64 {
+	t := now.UTC()
+	y, mo, d := t.Date()
+	return [numPeriods]int64{
+		t.Truncate(time.Second).UnixMilli(),
+		t.Truncate(time.Minute).UnixMilli(),
+		t.Truncate(time.Hour).UnixMilli(),
+		time.Date(y, mo, d, 0, 0, 0, 0, time.UTC).UnixMilli(),
+		time.Date(y, mo, 1, 0, 0, 0, 0, time.UTC).UnixMilli(),
+		time.Date(y, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli(),
+	}
+}
+
+type rateLimit struct {
+	c       rateLimitConfig
+	id      string
+	limits  [numPeriods]float64 // 0: the period is not limited
+	status  int
+	headers [numPeriods][2]string // X-RateLimit-Limit-<P>, X-RateLimit-Remaining-<P>
+	store   *LocalCounters
+}
+
+func buildRateLimit(env *Env, p *entity.Plugin) (hooks [proxy.NumPhases]proxy.Hook, err error) {
+	rl := &rateLimit{id: p.ID, store: env.counters()}
+	if err := decodeConfig(p, &rl.c); err != nil {
+		return hooks, err
+	}
+	if rl.c.Policy != "local" {
+		return hooks, errString("rate-limiting policy " + rl.c.Policy + " does not run on the proxy yet")
+	}
+	for i, v := range []*float64{rl.c.Second, rl.c.Minute, rl.c.Hour, rl.c.Day, rl.c.Month, rl.c.Year} {
+		if v != nil {
+			rl.limits[i] = *v
+		}
+		rl.headers[i] = [2]string{"X-RateLimit-Limit-" + periodNames[i], "X-RateLimit-Remaining-" + periodNames[i]}
+	}
+	rl.status = int(rl.c.ErrorCode)
+	hooks[proxy.PhaseAccess] = rl.access
+	return hooks, nil
+}
+
+// identifier is the handler's get_identifier.
+func (rl *rateLimit) identifier(x pdk.Exchange) string {
+	switch rl.c.LimitBy {
+	case "service":
+		if id := x.ServiceID(); id != "" {
+			return id
+		}
+	case "consumer":
+		if c := x.Consumer(); c != nil {
+			return c.ID
+		}
+		if c := x.Credential(); c != nil {
+			return c.ID
+		}
+	case "credential":
+		if c := x.Credential(); c != nil {
+			return c.ID
+		}
+	case "header":
+		if v, n := x.Header(deref(rl.c.HeaderName)); n > 0 {
+			return string(v)
+		}
+	case "path":
+		if rl.c.Path != nil && string(x.Path()) == *rl.c.Path {
+			return *rl.c.Path
+		}
+	}
+	return x.ClientIP().String()
+}
+
+func (rl *rateLimit) access(x pdk.Exchange) {
+	now := time.Now()
+	starts := periodStarts(now)
+	usage, stop := rl.store.take(rl.id+"\x00"+rl.identifier(x), &rl.limits, &starts)
+	if !rl.c.HideClientHeaders {
+		rl.setHeaders(x, now, &starts, &usage, stop)
+	}
+	if stop >= 0 {
+		x.Error(rl.status, rl.c.ErrorMessage)
+	}
+}
+
+// setHeaders sends the limits and what remains of them, and for the
+// tightest one RateLimit-* (and Retry-After when refused), as the handler
+// does.
+func (rl *rateLimit) setHeaders(x pdk.Exchange, now time.Time, starts *[numPeriods]int64, usage *[numPeriods]float64, stop int) {
+	best, bestRemaining := -1, 0.0
+	for p, limit := range rl.limits {
+		if limit == 0 {
+			continue
+		}
+		remaining := limit - usage[p]
+		if stop < 0 || stop == p {
+			remaining--
+		}
+		remaining = max(0, remaining)
+		if best < 0 || remaining < bestRemaining || remaining == bestRemaining && periodWindows[p] > periodWindows[best] {
+			best, bestRemaining = p, remaining
+		}
+		x.SetResponseHeader(rl.headers[p][0], formatNumber(limit))
+		x.SetResponseHeader(rl.headers[p][1], formatNumber(remaining))
+	}
+	if best < 0 {
+		return
+	}
+	elapsed := (now.UnixMilli() - starts[best]) / 1000
+	reset := strconv.FormatInt(max(1, periodWindows[best]-elapsed), 10)
+	x.SetResponseHeader("RateLimit-Limit", formatNumber(rl.limits[best]))
+	x.SetResponseHeader("RateLimit-Remaining", formatNumber(bestRemaining))
+	x.SetResponseHeader("RateLimit-Reset", reset)
+	if stop >= 0 {
+		x.SetResponseHeader("Retry-After", reset)
+	}
+}
+
+func formatNumber(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
+
+// LocalCounters are the local policy's counters, kept across snapshots
+// (a plugin's counts survive its config changing) in shards so requests
+// of different clients rarely wait for each other.
+type LocalCounters struct {
+	seed   maphash.Seed
+	shards [64]counterShard
+}
+
+type counterShard struct {
+	mu    sync.Mutex // guards m and swept
+	m     map[string]*counter
+	swept int // len(m) at the last sweep
+}
+
+// counter is one identifier's usage in the current window of each period.
+type counter struct {
+	start [numPeriods]int64 // window start, Unix ms
+	count [numPeriods]float64
+}
+
+// NewLocalCounters returns empty counters.
+func NewLocalCounters() *LocalCounters {
+	lc := &LocalCounters{seed: maphash.MakeSeed()}
+	for i := range lc.shards {
+		lc.shards[i].m = map[string]*counter{}
+	}
+	return lc
+}
+
+func (e *Env) counters() *LocalCounters {
+	e.once.Do(func() {
+		if e.Counters == nil {
+			e.Counters = NewLocalCounters()
+		}
+	})
+	return e.Counters
+}
+
+// take counts one request of key against limits unless a period's limit
+// is used up already; it returns each period's usage before this request
+// and the first period used up (-1 when the request is let through).
+func (lc *LocalCounters) take(key string, limits *[numPeriods]float64, starts *[numPeriods]int64) (usage [numPeriods]float64, stop int) {
+	sh := &lc.shards[maphash.String(lc.seed, key)%uint64(len(lc.shards))]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	c := sh.m[key]
+	if c == nil {
+		sh.sweepLocked(starts)
+		c = &counter{}
+		sh.m[key] = c
+	}
+	stop = -1
+	for p, limit := range limits {
+		if limit == 0 {
+			continue
+		}
+		if c.start[p] != starts[p] {
+			c.start[p], c.count[p] = starts[p], 0
+		}
+		usage[p] = c.count[p]
+		if limit-usage[p] <= 0 {
+			stop = p
+		}
+	}
+	if stop < 0 {
+		for p, limit := range limits {
+			if limit != 0 {
+				c.count[p]++
+			}
+		}
+	}
+	return usage, stop
+}
+
+// sweepLocked drops counters whose windows have all passed, once the
+// shard has doubled since the last sweep, so memory follows the clients
+// seen recently, not every client ever seen.
+func (sh *counterShard) sweepLocked(starts *[numPeriods]int64) {
+	if len(sh.m) < 1024 || len(sh.m) < 2*sh.swept {
+		return
+	}
+	for key, c := range sh.m {
+		live := false
+		for p := range c.start {
+			if c.start[p] == starts[p] && c.count[p] > 0 {
+				live = true
+			}
+		}
+		if !live {
+			delete(sh.m, key)
+		}
+	}
+	sh.swept = len(sh.m)
+}
