@@ -9,7 +9,7 @@ import (
 // passive or the active record; 0 turns a counter off.
 type limits struct {
 	successes, tcpFailures, timeouts, httpFailures int
-	healthyStatuses, unhealthyStatuses           []int
+	healthyStatuses, unhealthyStatuses             []int
 }
 
 func passiveLimits(p *PassiveChecks) limits {

@@ -10,10 +10,9 @@ import (
 // addrState is what a node knows of one address from traffic and probes;
 // it outlives the Balancers that list the address.
 type addrState struct {
-	key      string
-	upstream string // names for the log
-	target   string
-	dial     string
+	key    string
+	target string // names for the log
+	dial   string
 
 	healthy atomic.Bool
 	conns   atomic.Int64 // requests in flight (least-connections)

@@ -67,7 +67,6 @@ func (r *Registry) Bind(b *Balancer) *Live {
 			as.healthy.Store(true)
 			st.addrs[a.key] = as
 		}
-		as.upstream = b.Upstream.Name
 		l.addrs[i], keep[a.key] = as, true
 	}
 	for k := range st.addrs {
@@ -164,11 +163,15 @@ func (st *State) setHealth(a *addrState, healthy bool, why string) {
 	if a.healthy.Swap(healthy) == healthy {
 		return
 	}
+	name := st.id
+	if l := st.live.Load(); l != nil {
+		name = l.B.Upstream.Name
+	}
 	if healthy {
-		st.reg.log.Info().Str("upstream", a.upstream).Str("target", a.target).Str("address", a.dial).Str("reason", why).
+		st.reg.log.Info().Str("upstream", name).Str("target", a.target).Str("address", a.dial).Str("reason", why).
 			Msg("target healthy: back in rotation")
 		return
 	}
-	st.reg.log.Warn().Str("upstream", a.upstream).Str("target", a.target).Str("address", a.dial).Str("reason", why).
+	st.reg.log.Warn().Str("upstream", name).Str("target", a.target).Str("address", a.dial).Str("reason", why).
 		Msg("target unhealthy: out of rotation")
 }
