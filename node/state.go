@@ -125,9 +125,9 @@ func (s *configState) snapshot() (*proxy.Snapshot, []error) {
 	if s.builder == nil {
 		s.builder = proxy.NewBuilder()
 		s.dirty = map[entityKey]bool{}
-		warnings := s.builder.Apply(proxy.SnapshotChange{Put: proxy.SnapshotInput{
-			Services: sortedValues(s.services), Routes: sortedValues(s.routes),
-		}})
+		in := proxy.SnapshotInput{Services: sortedValues(s.services), Routes: sortedValues(s.routes)}
+		s.balancerInput(&in)
+		warnings := s.builder.Apply(proxy.SnapshotChange{Put: in})
 		return s.builder.Snapshot(), warnings
 	}
 	warnings := s.builder.Apply(s.pendingChange())
@@ -138,6 +138,9 @@ func (s *configState) snapshot() (*proxy.Snapshot, []error) {
 func (s *configState) pendingChange() proxy.SnapshotChange {
 	var c proxy.SnapshotChange
 	for key := range s.dirty {
+		if s.balancerChange(&c, key) {
+			continue
+		}
 		switch key.Table {
 		case store.Services.Name:
 			if svc, ok := s.services[key.ID]; ok {
