@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -351,5 +352,46 @@ func TestTargetChangeRebuildsOnlyItsBalancer(t *testing.T) {
 		if status, _, body := send(t, s, "GET", "/b", nil); status != 200 || body != b.addr() {
 			t.Fatalf("got %d %q, want 200 from %s (%s stays unhealthy)", status, body, b.addr(), a.addr())
 		}
+	}
+}
+
+// BenchmarkProxyInMemoryBalanced is BenchmarkProxyInMemory through a
+// 4-target upstream: round-robin, and consistent hashing on a header.
+func BenchmarkProxyInMemoryBalanced(b *testing.B) {
+	for _, alg := range []string{"round-robin", "consistent-hashing"} {
+		b.Run(alg, func(b *testing.B) {
+			s := New(DefaultConfig())
+			s.pool.dial = func(clientKey) dialFunc {
+				return func() (net.Conn, error) {
+					return &memUpstreamConn{response: []byte(benchUpstreamResponse)}, nil
+				}
+			}
+			u := testUpstreamEntity("backend.test", alg, "")
+			if alg == "consistent-hashing" {
+				u.HashOn, u.HashOnHeader = "header", ptr("User-Agent")
+			}
+			var ts []entity.Target
+			for i := 1; i <= 4; i++ {
+				ts = append(ts, testTargetEntity(targetIDs(i), "127.0.40."+string(rune('0'+i))+":9", 100))
+			}
+			snap, _ := NewSnapshot(SnapshotInput{
+				Services:  []entity.Service{testService(b, "s1", "backend.test:80")},
+				Routes:    []entity.Route{testRoute(idA, "s1", paths("/"), noStrip)},
+				Upstreams: []entity.Upstream{u}, Targets: ts,
+			})
+			s.Swap(snap)
+			b.Cleanup(func() { s.registry.Close() })
+			srv := s.newFastHTTPServer()
+			client := &memClientConn{request: []byte(benchClientRequest), left: b.N}
+			b.ReportAllocs()
+			b.ResetTimer()
+			if err := srv.ServeConn(client); err != nil {
+				b.Fatalf("serve: %v", err)
+			}
+			b.StopTimer()
+			if client.responses != b.N || !bytes.HasPrefix(client.first, []byte("HTTP/1.1 200 OK\r\n")) {
+				b.Fatalf("got %d responses, the first %q; want %d of 200", client.responses, client.first, b.N)
+			}
+		})
 	}
 }
