@@ -158,6 +158,9 @@ func (s *Server) handleEndpoints(w http.ResponseWriter, r *http.Request) {
 	if s.matchTargets([]string{"upstreams", "u", "targets", "all"}) != nil {
 		paths = append(paths, targetsAllPath)
 	}
+	if s.cfg.Health != nil {
+		paths = append(paths, healthPaths...)
+	}
 	sort.Strings(paths)
 	writeJSON(w, http.StatusOK, map[string]any{"data": paths})
 }

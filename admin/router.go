@@ -109,6 +109,9 @@ func (s *Server) match(segs []string) methods {
 	if ms := s.matchCluster(segs); ms != nil {
 		return ms
 	}
+	if ms := s.matchHealth(segs); ms != nil {
+		return ms
+	}
 	if ms := s.matchTargets(segs); ms != nil {
 		return ms
 	}

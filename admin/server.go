@@ -33,6 +33,7 @@ type Config struct {
 	Configuration map[string]any // kong.conf values minus secrets, GET / "configuration"
 	ProxyListen   string         // proxy_listen, rendered as proxy_listeners; default "0.0.0.0:8000"
 	Stats         func() ServerStats
+	Health        Health // the balancers' health (health.go); nil: the health endpoints are absent
 	Logger        zerolog.Logger
 	// DBTimeout bounds every store call of a request; default 5s.
 	DBTimeout time.Duration

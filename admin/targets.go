@@ -18,8 +18,7 @@ import (
 // numeric offsets, /targets/all pages them as stored, a target is named
 // by its id or its address within its upstream, PUT updates like PATCH,
 // and every one of them answers 404 for a target that is not there.
-// Health endpoints (/upstreams/{u}/health, …/healthy, …/unhealthy) need
-// the balancer's health checks and are not served yet.
+// The health endpoints are in health.go.
 
 // targetsAllPath is the extra path /endpoints lists.
 const targetsAllPath = "/upstreams/{upstreams}/targets/all"

@@ -55,6 +55,9 @@ type Config struct {
 	GossipOnlyForTest bool
 	// OnHint is called for every hint received, including this node's own.
 	OnHint func(Hint)
+	// OnHealth is called for every health event received (health.go),
+	// including this node's own.
+	OnHealth func(HealthEvent)
 	// Status, if set, returns this node's live status (e.g. the config hash
 	// it serves now), the answer to other members' status queries
 	// (LiveMembers). It is called on the event goroutine: it must be quick.
@@ -215,19 +218,27 @@ func (c *Cluster) Join(addrs []string) (int, error) {
 // Broadcast sends a hint to every member: straight to each alive one,
 // and over gossip for any the direct send misses.
 func (c *Cluster) Broadcast(h Hint) error {
-	payload := h.encode()
+	if err := c.broadcastEvent(hintEventName, h.encode()); err != nil {
+		return fmt.Errorf("broadcasting hint %d: %w", h.EventID, err)
+	}
+	return nil
+}
+
+// broadcastEvent sends a user event over gossip and straight to every
+// alive member.
+func (c *Cluster) broadcastEvent(name string, payload []byte) error {
 	c.broadcastMu.Lock()
 	defer c.broadcastMu.Unlock()
 	ltime, ok := c.eventTime()
-	if err := c.serf.UserEvent(hintEventName, payload, false); err != nil {
-		return fmt.Errorf("broadcasting hint %d: %w", h.EventID, err)
+	if err := c.serf.UserEvent(name, payload, false); err != nil {
+		return err
 	}
 	if !ok || c.cfg.GossipOnlyForTest {
 		return nil
 	}
-	raw, err := encodeUserEvent(ltime, hintEventName, payload)
+	raw, err := encodeUserEvent(ltime, name, payload)
 	if err != nil {
-		return fmt.Errorf("broadcasting hint %d: %w", h.EventID, err)
+		return err
 	}
 	c.sendDirect(raw)
 	return nil
@@ -323,6 +334,15 @@ func (c *Cluster) handleEvent(ev serf.Event) {
 }
 
 func (c *Cluster) handleUserEvent(e serf.UserEvent) {
+	if e.Name == healthEventName && c.cfg.OnHealth != nil {
+		h, err := decodeHealthEvent(e.Payload)
+		if err != nil {
+			c.log.Warn().Err(err).Msg("ignoring malformed health event")
+			return
+		}
+		c.cfg.OnHealth(h)
+		return
+	}
 	if e.Name != hintEventName || c.cfg.OnHint == nil {
 		return
 	}

@@ -54,9 +54,10 @@ func (n *Node) startGossip() error {
 			tagAdmin:      n.advertisedListen(n.cfg.AdminListen),
 			tagVersion:    Version,
 		},
-		OnHint: n.onHint,
-		Status: n.liveStatus,
-		Logger: n.log.With().Str("component", "gossip").Logger(),
+		OnHint:   n.onHint,
+		OnHealth: n.onHealth,
+		Status:   n.liveStatus,
+		Logger:   n.log.With().Str("component", "gossip").Logger(),
 	})
 	if err != nil {
 		return err

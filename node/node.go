@@ -268,6 +268,7 @@ func (n *Node) startAdmin(ctx context.Context) error {
 		Stats:         n.proxyStats,
 		Logger:        n.log, // the Admin API names itself in its log lines
 		MaxBodySize:   n.cfg.AdminMaxBodySize,
+		Health:        nodeHealth{n},
 	}
 	n.admin = admin.New(cfg, n.store, n)
 	if err := n.admin.Start(ctx); err != nil {

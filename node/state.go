@@ -142,6 +142,7 @@ func (s *configState) snapshot() (*proxy.Snapshot, []error) {
 				in.Plugins = append(in.Plugins, *inst)
 			}
 		}
+		s.balancerInput(&in)
 		warnings = append(warnings, s.builder.Apply(proxy.SnapshotChange{Put: in})...)
 		return s.builder.Snapshot(), warnings
 	}
@@ -169,6 +170,9 @@ func (s *configState) pendingChange() (proxy.SnapshotChange, []error) {
 	var c proxy.SnapshotChange
 	var warnings []error
 	for key := range s.dirty {
+		if s.balancerChange(&c, key) {
+			continue
+		}
 		switch key.Table {
 		case store.Services.Name:
 			if svc, ok := s.services[key.ID]; ok {

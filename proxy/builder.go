@@ -21,6 +21,9 @@ type SnapshotIDs struct {
 	Services []string
 	Routes   []string
 	Plugins  []string
+	// Upstreams and Targets compile to balancers (builder_upstreams.go).
+	Upstreams []string
+	Targets   []string
 }
 
 // Builder keeps what it takes to build the next snapshot from the last one
@@ -44,6 +47,8 @@ type Builder struct {
 	plugins map[string]*PluginInstance
 	scoped  map[string]map[string]*PluginInstance // route, service or "" (global) id → instances by id
 
+	ups upstreamState // upstreams, targets and their balancers
+
 	removed   []string // ids deleted since the last snapshot
 	published bool     // a snapshot was taken
 }
@@ -66,6 +71,7 @@ func NewBuilder() *Builder {
 		bySvc:    map[string]map[string]bool{},
 		plugins:  map[string]*PluginInstance{},
 		scoped:   map[string]map[string]*PluginInstance{},
+		ups:      newUpstreamState(),
 	}
 }
 
@@ -84,26 +90,29 @@ func (b *Builder) Apply(c SnapshotChange) []error {
 		}
 		b.refreshRoutes(id, &w)
 	}
+	upstreamNames := b.applyUpstreams(c, &w)
 	for i := range c.Put.Services {
 		b.putService(&c.Put.Services[i], &w)
 	}
+	b.refileServicesNamed(upstreamNames, &w)
 	for i := range c.Put.Routes {
 		b.putRoute(&c.Put.Routes[i], &w)
 	}
 	b.applyPlugins(c, &w)
 	b.removed = append(append(append(b.removed, c.Deleted.Routes...), c.Deleted.Services...), c.Deleted.Plugins...)
+	b.removed = append(append(b.removed, c.Deleted.Upstreams...), c.Deleted.Targets...)
 	return w
 }
 
 // Snapshot publishes the configuration as it stands. Whatever the snapshot
 // holds is frozen: the Builder copies it before its next change.
 func (b *Builder) Snapshot() *Snapshot {
-	snap := &Snapshot{index: b.index, services: b.services, routes: b.placed, removed: b.removed}
+	snap := &Snapshot{index: b.index, services: b.services, routes: b.placed, removed: b.removed, balancers: b.ups.balancers}
 	if !b.published {
 		snap.ids, snap.removed = b.allIDs(), nil
 	}
 	b.edit, b.removed, b.published = &edit{}, nil, true
-	b.servicesShared = true
+	b.servicesShared, b.ups.shared = true, true
 	return snap
 }
 
@@ -124,6 +133,7 @@ func (b *Builder) allIDs() map[string]bool {
 	for id := range b.plugins {
 		ids[id] = true
 	}
+	b.upstreamIDs(ids)
 	return ids
 }
 
@@ -146,6 +156,7 @@ func (b *Builder) putService(e *entity.Service, w *[]error) {
 		b.services = append(b.services, nil)
 	}
 	svc := newService(idx, e)
+	svc.upstream = b.upstreamSlot(e.Host)
 	b.services[idx], b.svcByID[e.ID] = svc, svc
 	b.refreshRoutes(e.ID, w)
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/grapevine-gw/grapevine/proxy/balancer"
 	"github.com/valyala/fasthttp"
 )
 
@@ -19,6 +20,11 @@ type upstreamCall struct {
 	rawPath []byte // the path as received, for X-Forwarded-Path
 	query   []byte // "?…" or empty
 	matched int    // length of the matched path prefix, -1 without paths
+	// live is the balancer of the service's upstream, nil for a service
+	// naming a host (balanced.go); hostHeader is then the Host of the
+	// address a try goes to.
+	live       *balancer.Live
+	hostHeader []byte
 }
 
 // forward sends the client's request upstream (retrying as the service
@@ -32,6 +38,10 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, st *reqState, up upstreamCall
 		return
 	}
 	body := &st.reqBody
+	if svc.upstream != 0 {
+		s.forwardBalanced(ctx, st, up, body)
+		return
+	}
 	st.head = s.appendUpstreamHead(st.head[:0], ctx, st, up, body.framedLength())
 	if st.badHeader {
 		s.respondBodyError(ctx, st, errBadHeaderName)
@@ -108,6 +118,8 @@ func (s *Server) appendUpstreamHead(dst []byte, ctx *fasthttp.RequestCtx, st *re
 	dst = append(dst, " HTTP/1.1\r\nHost: "...)
 	if host := h.Host(); r.preserveHost && len(host) > 0 {
 		dst = append(dst, host...)
+	} else if up.hostHeader != nil {
+		dst = append(dst, up.hostHeader...)
 	} else {
 		dst = append(dst, r.svc.hostHeader...)
 	}

@@ -137,7 +137,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		s.respondError(ctx, st, fasthttp.StatusBadGateway, msgBadResponse)
 	default:
 		up := upstreamCall{client: a.clients[m.route.svc.idx], route: m.route,
-			host: req.host, path: req.path, rawPath: rawPath, query: query, matched: matched}
+			host: req.host, path: req.path, rawPath: rawPath, query: query, matched: matched, live: a.liveFor(m.route.svc)}
 		if m.route.plan != nil {
 			s.forwardWithPlan(ctx, st, m.route.plan, up)
 			return

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/grapevine-gw/grapevine/proxy/balancer"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 )
@@ -26,6 +27,8 @@ type Server struct {
 	defaultBodyType bodyType
 	via             []byte // "1.1 grapevine/<version>"
 	pool            *clientPool
+	registry        *balancer.Registry // upstreams' balancer state (balanced.go)
+	addrClients     addrClients        // clients of balanced addresses
 	state           atomic.Pointer[active]
 
 	requests atomic.Int64 // requests handled
@@ -49,6 +52,7 @@ type Server struct {
 type active struct {
 	snap    *Snapshot
 	clients []*upstreamClient // indexed by service.idx
+	lives   []*balancer.Live  // indexed like snap.balancers
 }
 
 // New returns a server serving EmptySnapshot until the first Swap. Invalid
@@ -70,6 +74,8 @@ func New(cfg Config) *Server {
 		via:             []byte("1.1 grapevine/" + cfg.Version),
 		pool:            newClientPool(resolverFor(cfg.DNSResolvers)),
 	}
+	s.registry = balancer.NewRegistry(cfg.Logger.With().Str("component", "balancer").Logger())
+	s.keyed = append(s.keyed, registryForget{s.registry})
 	s.Swap(EmptySnapshot())
 	return s
 }
@@ -81,7 +87,8 @@ func (s *Server) Swap(snap *Snapshot) {
 	}
 	s.swapMu.Lock()
 	defer s.swapMu.Unlock()
-	s.state.Store(&active{snap: snap, clients: s.bindClients(s.state.Load(), snap)})
+	prev := s.state.Load()
+	s.state.Store(&active{snap: snap, clients: s.bindClients(prev, snap), lives: s.bindBalancers(prev, snap)})
 	for _, k := range s.keyed {
 		k.forget(snap)
 	}
@@ -235,6 +242,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return fmt.Errorf("proxy shutdown: tunnels: %w", err)
 	}
 	s.pool.closeIdle()
+	s.registry.Close()
+	s.addrClients.closeIdle()
 	return nil
 }
 

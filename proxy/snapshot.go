@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/grapevine-gw/grapevine/entity"
+	"github.com/grapevine-gw/grapevine/proxy/balancer"
 )
 
 // Snapshot is an immutable routing table: the route index and the
@@ -17,6 +18,8 @@ type Snapshot struct {
 	index    *routeIndex
 	services []*service // indexed by service.idx
 	routes   int
+	// balancers are the upstreams' balancers by slot (service.upstream-1).
+	balancers []*balancer.Balancer
 	// For the state kept across swaps (Keyed): the ids of the entities
 	// removed since the Builder's previous snapshot, or, for a Builder's
 	// first snapshot (a full build), the set of every id it has.
@@ -33,6 +36,9 @@ type SnapshotInput struct {
 	Routes   []entity.Route
 	// Plugins are compiled by their owner; see PluginInstance.
 	Plugins []PluginInstance
+	// Upstreams and Targets become balancers (builder_upstreams.go).
+	Upstreams []entity.Upstream
+	Targets   []entity.Target
 }
 
 // service is the part of an entity.Service the request path needs, with
@@ -52,6 +58,7 @@ type service struct {
 	read       time.Duration
 	write      time.Duration
 	tlsVerify  bool
+	upstream   int // slot+1 of the upstream whose name is host; 0: none
 }
 
 // route is the part of an entity.Route the request path needs.

@@ -1,0 +1,284 @@
+package proxy
+
+import (
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/grapevine-gw/grapevine/proxy/balancer"
+	"github.com/valyala/fasthttp"
+)
+
+// A service whose host names an upstream goes through that upstream's
+// balancer: each try picks an address (retries avoid those that failed),
+// sends the request to it with the target's Host, and reports how it went
+// to the passive health checks.
+
+// Kong's answers when the balancer has no address to give: on the first
+// try through kong.response.error (runloop/balancer/init.lua, handler.lua),
+// on a retry through the error handler's default for 503
+// (kong/error_handlers.lua, Kong.balancer's ngx.exit).
+const (
+	msgNoPeer      = "failure to get a peer from the ring-balancer"
+	msgUnavailable = "The upstream server is currently unavailable"
+)
+
+// balancedState is one balanced request's scratch space, pooled.
+type balancedState struct {
+	h      balancer.Handle
+	key    []byte // the hash key, when built
+	cookie []byte // Set-Cookie for a hash cookie the client did not have
+}
+
+var balancedPool = sync.Pool{New: func() any { return &balancedState{key: make([]byte, 0, 64)} }}
+
+// balancers binds snap's balancers to their state, reusing the previous
+// binding of every slot whose balancer did not change; the caller holds
+// s.swapMu.
+func (s *Server) bindBalancers(prev *active, snap *Snapshot) []*balancer.Live {
+	if len(snap.balancers) == 0 {
+		return nil
+	}
+	out := make([]*balancer.Live, len(snap.balancers))
+	changed := false
+	for i, b := range snap.balancers {
+		switch {
+		case b == nil:
+		case prev != nil && i < len(prev.snap.balancers) && prev.snap.balancers[i] == b:
+			out[i] = prev.lives[i]
+		default:
+			out[i], changed = s.registry.Bind(b), true
+		}
+	}
+	if changed {
+		s.addrClients.prune(snap.balancers)
+	}
+	return out
+}
+
+// registryForget drops the balancer state of upstreams a swap removed.
+type registryForget struct{ reg *balancer.Registry }
+
+func (r registryForget) forget(snap *Snapshot) {
+	if snap.ids != nil {
+		for _, id := range r.reg.IDs() {
+			if !snap.ids[id] {
+				r.reg.Forget(id)
+			}
+		}
+		return
+	}
+	for _, id := range snap.removed {
+		r.reg.Forget(id)
+	}
+}
+
+// Balancers is the node's balancer state: health for the Admin API.
+func (s *Server) Balancers() *balancer.Registry { return s.registry }
+
+// liveFor is the balancer of svc's upstream in a, nil when svc names none.
+func (a *active) liveFor(svc *service) *balancer.Live {
+	if svc == nil || svc.upstream == 0 || svc.upstream > len(a.lives) {
+		return nil
+	}
+	return a.lives[svc.upstream-1]
+}
+
+// forwardBalanced is forward for a service behind an upstream: body is
+// the request body, read or ready to stream.
+func (s *Server) forwardBalanced(ctx *fasthttp.RequestCtx, st *reqState, up upstreamCall, body *requestBody) {
+	if up.live == nil {
+		s.respondError(ctx, st, fasthttp.StatusServiceUnavailable, msgNoPeer)
+		return
+	}
+	bs := balancedPool.Get().(*balancedState)
+	defer balancedPool.Put(bs)
+	bs.h.Reset()
+	bs.cookie = bs.cookie[:0]
+	var key []byte
+	if up.live.B.Upstream.Algorithm == balancer.ConsistentHashing {
+		key = s.hashKey(ctx, st, bs, &up.live.B.Upstream, up.path)
+	}
+	svc := up.route.svc
+	req := &ctx.Request
+	var lastErr error
+	for try := 0; ; try++ {
+		addr, err := up.live.Pick(&bs.h, key)
+		if err != nil {
+			if try == 0 {
+				s.respondError(ctx, st, fasthttp.StatusServiceUnavailable, msgNoPeer)
+			} else {
+				s.logUpstreamError(lastErr, svc)
+				s.respondNginxError(ctx, st, fasthttp.StatusServiceUnavailable, msgUnavailable)
+			}
+			return
+		}
+		up.client = s.addrClients.get(s.pool, svc, addr)
+		up.hostHeader = addr.HostHeader(svc.protocol == "https")
+		st.head = s.appendUpstreamHead(st.head[:0], ctx, st, up, body.framedLength())
+		if st.badHeader {
+			up.live.Done(&bs.h, balancer.Answered, 0)
+			s.respondBodyError(ctx, st, errBadHeaderName)
+			return
+		}
+		if st.upgrade {
+			s.forwardUpgrade(ctx, st, up, body)
+			up.live.Done(&bs.h, balancer.Answered, ctx.Response.StatusCode())
+			return
+		}
+		sendBody := body
+		if mem := body.inMemory(); len(mem) > 0 && len(st.head)+len(mem) <= maxPending {
+			st.head, sendBody = append(st.head, mem...), nil // one write
+		}
+		sent := time.Now()
+		err = up.client.do(sent, st.head, sendBody, req.Header.IsHead(), up.route.streamAnswer, req.Header.Method(), &ctx.Response)
+		received := time.Now()
+		up.live.Done(&bs.h, outcomeOf(err), ctx.Response.StatusCode())
+		if err == nil {
+			s.setProxiedResponseHeaders(ctx, st, sent, received)
+			if len(bs.cookie) > 0 {
+				ctx.Response.Header.Add("Set-Cookie", string(bs.cookie))
+			}
+			return
+		}
+		lastErr = err
+		if try >= svc.retries || !retryable(err, req.Header.Method()) || !body.replayable() {
+			s.respondForwardError(ctx, st, svc, err)
+			return
+		}
+	}
+}
+
+// outcomeOf classifies a try for the passive health checks as Kong's
+// balancer phase does: a timeout, any other failure as a TCP failure,
+// else the answer's status.
+func outcomeOf(err error) balancer.Outcome {
+	switch {
+	case err == nil:
+		return balancer.Answered
+	case isTimeout(err):
+		return balancer.Timeout
+	}
+	return balancer.TCPFailure
+}
+
+// hashKey is Kong's get_value_to_hash: the value of hash_on, else of
+// hash_fallback, else empty. A hash cookie the client lacks is made up
+// and set on the answer. Consumers (no authentication runs yet) and URI
+// captures (the router does not keep them) give no value, so their
+// fallback is used.
+func (s *Server) hashKey(ctx *fasthttp.RequestCtx, st *reqState, bs *balancedState, u *balancer.Upstream, path []byte) []byte {
+	for _, in := range [2]balancer.HashInput{u.HashOn, u.Fallback} {
+		var v []byte
+		switch in.On {
+		case "none", "":
+			return bs.key[:0]
+		case "ip":
+			v = appendRemoteIP(bs.key[:0], ctx.RemoteAddr())
+		case "header":
+			v = ctx.Request.Header.Peek(in.Name)
+		case "cookie":
+			v = ctx.Request.Header.Cookie(u.HashOn.Name)
+			if v == nil && u.HashOn.On == "cookie" {
+				v = append(bs.key[:0], uuid.NewString()...)
+				bs.cookie = appendHashCookie(bs.cookie[:0], u.HashOn.Name, v, u.CookiePath)
+			}
+		case "path":
+			v = path
+		case "query_arg":
+			v = s.queryArg(ctx, bs, in.Name)
+		}
+		if v != nil {
+			return v
+		}
+	}
+	return bs.key[:0]
+}
+
+// queryArg is Kong's get_query_arg: one value as is, several sorted and
+// joined with commas.
+func (s *Server) queryArg(ctx *fasthttp.RequestCtx, bs *balancedState, name string) []byte {
+	values := ctx.QueryArgs().PeekMulti(name)
+	switch len(values) {
+	case 0:
+		return nil
+	case 1:
+		return values[0]
+	}
+	sorted := slices.Clone(values)
+	slices.SortFunc(sorted, func(a, b []byte) int { return slices.Compare(a, b) })
+	v := bs.key[:0]
+	for i, x := range sorted {
+		if i > 0 {
+			v = append(v, ',')
+		}
+		v = append(v, x...)
+	}
+	return v
+}
+
+// appendHashCookie is Kong's set_cookie value.
+func appendHashCookie(dst []byte, name string, value []byte, path string) []byte {
+	dst = append(append(append(dst, name...), '='), value...)
+	return append(append(append(dst, "; Path="...), path...), "; Same-Site=Lax; HttpOnly"...)
+}
+
+// addrClients holds the upstream clients of balanced addresses, by the
+// address and the service's connection settings, so their keep-alive
+// connections survive swaps; those of addresses no balancer lists any
+// more are closed at the swap that drops them.
+type addrClients struct {
+	mu sync.RWMutex // guards m
+	m  map[clientKey]*upstreamClient
+}
+
+func (c *addrClients) get(p *clientPool, svc *service, a *balancer.Address) *upstreamClient {
+	k := keyFor(svc)
+	k.addr, k.host = a.Dial, a.Hostname
+	c.mu.RLock()
+	cl := c.m[k]
+	c.mu.RUnlock()
+	if cl != nil {
+		return cl
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cl = c.m[k]; cl == nil {
+		if c.m == nil {
+			c.m = map[clientKey]*upstreamClient{}
+		}
+		cl = p.newClient(k)
+		c.m[k] = cl
+	}
+	return cl
+}
+
+// prune closes the clients of addresses none of balancers lists.
+func (c *addrClients) prune(balancers []*balancer.Balancer) {
+	used := map[string]bool{}
+	for _, b := range balancers {
+		if b == nil {
+			continue
+		}
+		for _, a := range b.Addrs {
+			used[a.Dial] = true
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, cl := range c.m {
+		if !used[k.addr] {
+			cl.closeIdle()
+			delete(c.m, k)
+		}
+	}
+}
+
+func (c *addrClients) closeIdle() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, cl := range c.m {
+		cl.closeIdle()
+	}
+}
