@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/grapevine-gw/grapevine/entity"
+	"github.com/grapevine-gw/grapevine/proxy/tlsconf"
 )
 
 // SnapshotChange is a batch of entity changes: Put holds entities added or
@@ -18,9 +19,12 @@ type SnapshotChange struct {
 
 // SnapshotIDs names entities by kind and id.
 type SnapshotIDs struct {
-	Services []string
-	Routes   []string
-	Plugins  []string
+	Services       []string
+	Routes         []string
+	Plugins        []string
+	Certificates   []string
+	SNIs           []string
+	CACertificates []string
 }
 
 // Builder keeps what it takes to build the next snapshot from the last one
@@ -44,6 +48,8 @@ type Builder struct {
 	plugins map[string]*PluginInstance
 	scoped  map[string]map[string]*PluginInstance // route, service or "" (global) id → instances by id
 
+	tls *tlsconf.Store // certificates, SNIs and CA certificates, parsed
+
 	removed   []string // ids deleted since the last snapshot
 	published bool     // a snapshot was taken
 }
@@ -66,6 +72,7 @@ func NewBuilder() *Builder {
 		bySvc:    map[string]map[string]bool{},
 		plugins:  map[string]*PluginInstance{},
 		scoped:   map[string]map[string]*PluginInstance{},
+		tls:      tlsconf.NewStore(),
 	}
 }
 
@@ -73,6 +80,7 @@ func NewBuilder() *Builder {
 // because they cannot be compiled; each is reported once, when compiled.
 func (b *Builder) Apply(c SnapshotChange) []error {
 	var w []error
+	b.applyTLS(c, &w)
 	b.index = b.index.mutable(b.edit)
 	for _, id := range c.Deleted.Routes {
 		b.deleteRoute(id)
@@ -98,7 +106,7 @@ func (b *Builder) Apply(c SnapshotChange) []error {
 // Snapshot publishes the configuration as it stands. Whatever the snapshot
 // holds is frozen: the Builder copies it before its next change.
 func (b *Builder) Snapshot() *Snapshot {
-	snap := &Snapshot{index: b.index, services: b.services, routes: b.placed, removed: b.removed}
+	snap := &Snapshot{index: b.index, services: b.services, routes: b.placed, removed: b.removed, certs: b.tls.Table()}
 	if !b.published {
 		snap.ids, snap.removed = b.allIDs(), nil
 	}

@@ -65,6 +65,8 @@ type reqState struct {
 	ip   []byte   // client address as text
 	body []byte   // the request body, when it came as a stream
 
+	lport int // the local port the request arrived on
+
 	badHeader bool // a header name of the request is not a token
 	upgrade   bool // the request asks for a WebSocket upgrade (upgrade.go)
 
@@ -112,8 +114,9 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		authority = ctx.Request.Header.Host()
 	}
 	host, port := lowerHost(st, authority)
+	st.lport = localPort(ctx.LocalAddr())
 	if port == 0 {
-		port = s.portNum
+		port = st.lport
 	}
 	req := request{
 		method: ctx.Method(),
@@ -360,6 +363,15 @@ func (s *Server) handleParseError(ctx *fasthttp.RequestCtx, err error) {
 
 func appendMillis(dst []byte, d time.Duration) []byte {
 	return strconv.AppendInt(dst, d.Milliseconds(), 10)
+}
+
+// localPort is the port of a connection's local address, 0 when it has
+// none.
+func localPort(addr net.Addr) int {
+	if ta, ok := addr.(*net.TCPAddr); ok {
+		return ta.Port
+	}
+	return 0
 }
 
 // appendRemoteIP appends the client's IP address without allocating.

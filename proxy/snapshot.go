@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/grapevine-gw/grapevine/entity"
+	"github.com/grapevine-gw/grapevine/proxy/tlsconf"
 )
 
 // Snapshot is an immutable routing table: the route index and the
@@ -22,6 +23,8 @@ type Snapshot struct {
 	// first snapshot (a full build), the set of every id it has.
 	removed []string
 	ids     map[string]bool
+	// certs are the certificates served by server name (SNI entities).
+	certs *tlsconf.Table
 }
 
 // SnapshotInput is every entity a snapshot is built from, one field per
@@ -33,6 +36,11 @@ type SnapshotInput struct {
 	Routes   []entity.Route
 	// Plugins are compiled by their owner; see PluginInstance.
 	Plugins []PluginInstance
+	// Certificates, SNIs and CACertificates: what the ssl listeners serve
+	// by server name, and what services trust and present upstream.
+	Certificates   []entity.Certificate
+	SNIs           []entity.SNI
+	CACertificates []entity.CACertificate
 }
 
 // service is the part of an entity.Service the request path needs, with
