@@ -22,8 +22,10 @@ import (
 	"github.com/grapevine-gw/grapevine/admin"
 	"github.com/grapevine-gw/grapevine/entity"
 	"github.com/grapevine-gw/grapevine/gossip"
+	"github.com/grapevine-gw/grapevine/internal/listen"
 	"github.com/grapevine-gw/grapevine/node/config"
 	"github.com/grapevine-gw/grapevine/proxy"
+	"github.com/grapevine-gw/grapevine/proxy/tlsconf"
 	"github.com/grapevine-gw/grapevine/store"
 )
 
@@ -110,7 +112,11 @@ func (n *Node) start(ctx context.Context) error {
 	if err := st.CheckSchema(ctx); err != nil {
 		return fmt.Errorf("checking database schema (run 'grapevine migrations bootstrap' or 'up'): %w", err)
 	}
-	n.proxy = proxy.New(n.proxyConfig())
+	proxyCfg, err := n.proxyConfig()
+	if err != nil {
+		return err
+	}
+	n.proxy = proxy.New(proxyCfg)
 	n.applier = n.newApplier()
 	if err := n.applier.loadAll(ctx); err != nil {
 		return fmt.Errorf("building the first snapshot: %w", err)
@@ -145,7 +151,7 @@ func (n *Node) resolveName() error {
 		hostname, _ := os.Hostname()
 		addr := n.clusterAddr
 		if addr == "" {
-			addr = "nogossip-" + firstListen(n.cfg.AdminListen, firstListen(n.cfg.ProxyListen, ""))
+			addr = "nogossip-" + listen.AddrOf(firstListen(n.cfg.AdminListen, firstListen(n.cfg.ProxyListen, "")))
 		}
 		n.name = hostname + "-" + addr
 	}
@@ -160,9 +166,17 @@ func firstListen(list []string, fallback string) string {
 	return list[0]
 }
 
-func (n *Node) proxyConfig() proxy.Config {
+func (n *Node) proxyConfig() (proxy.Config, error) {
 	cfg := proxy.DefaultConfig()
-	cfg.Listen = firstListen(n.cfg.ProxyListen, "")
+	cfg.Listen = listen.Join(n.cfg.ProxyListen)
+	policy, err := tlsconf.ParsePolicy(n.cfg.SSLCipherSuite, n.cfg.SSLCiphers, n.cfg.SSLProtocols)
+	if err != nil {
+		return cfg, fmt.Errorf("ssl_cipher_suite: %w", err)
+	}
+	cfg.TLS = policy
+	if cfg.Certificates, err = tlsconf.LoadPairs(n.cfg.SSLCert, n.cfg.SSLCertKey); err != nil {
+		return cfg, fmt.Errorf("ssl_cert: %w", err)
+	}
 	cfg.Version = Version
 	cfg.LatencyHeaders = n.cfg.LatencyHeaders
 	cfg.ErrorDefaultType = n.cfg.ErrorDefaultType
@@ -178,7 +192,7 @@ func (n *Node) proxyConfig() proxy.Config {
 	}
 	cfg.MaxConnections = n.connectionLimit()
 	cfg.Logger = n.log // the proxy names itself in its log lines
-	return cfg
+	return cfg, nil
 }
 
 // connectionLimit raises the descriptor limit (nginx_main_worker_rlimit_nofile)
@@ -253,13 +267,13 @@ func (n *Node) startAdmin(ctx context.Context) error {
 	}
 	hostname, _ := os.Hostname()
 	cfg := admin.Config{
-		Listen:        n.cfg.AdminListen[0],
+		Listen:        listen.AddrOf(n.cfg.AdminListen[0]),
 		Version:       KongVersion,
 		ServerVersion: Version,
 		NodeID:        n.id,
 		Hostname:      hostname,
 		Configuration: n.cfg.Values(),
-		ProxyListen:   firstListen(n.cfg.ProxyListen, ""),
+		ProxyListen:   listen.Join(n.cfg.ProxyListen),
 		Cluster:       clusterView{n},
 		Stats:         n.proxyStats,
 		Logger:        n.log, // the Admin API names itself in its log lines

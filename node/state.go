@@ -127,6 +127,9 @@ func (s *configState) snapshot() (*proxy.Snapshot, []error) {
 		s.dirty = map[entityKey]bool{}
 		warnings := s.builder.Apply(proxy.SnapshotChange{Put: proxy.SnapshotInput{
 			Services: sortedValues(s.services), Routes: sortedValues(s.routes),
+			Certificates:   othersOf[entity.Certificate](s, entity.Certificates.Name),
+			SNIs:           othersOf[entity.SNI](s, entity.SNIs.Name),
+			CACertificates: othersOf[entity.CACertificate](s, entity.CACertificates.Name),
 		}})
 		return s.builder.Snapshot(), warnings
 	}
@@ -151,6 +154,8 @@ func (s *configState) pendingChange() proxy.SnapshotChange {
 			} else {
 				c.Deleted.Routes = append(c.Deleted.Routes, key.ID)
 			}
+		default:
+			s.pendingTLS(key, &c)
 		}
 	}
 	s.dirty = map[entityKey]bool{} // not clear: that costs the map's peak size
@@ -175,4 +180,38 @@ func sortedValues[T any](m map[string]T) []T {
 		out[i] = m[id]
 	}
 	return out
+}
+
+// pendingTLS adds a changed certificate, SNI or CA certificate to c.
+func (s *configState) pendingTLS(key entityKey, c *proxy.SnapshotChange) {
+	v, ok := s.others[key.Table][key.ID]
+	switch key.Table {
+	case entity.Certificates.Name:
+		if ok {
+			c.Put.Certificates = append(c.Put.Certificates, v.(entity.Certificate))
+		} else {
+			c.Deleted.Certificates = append(c.Deleted.Certificates, key.ID)
+		}
+	case entity.SNIs.Name:
+		if ok {
+			c.Put.SNIs = append(c.Put.SNIs, v.(entity.SNI))
+		} else {
+			c.Deleted.SNIs = append(c.Deleted.SNIs, key.ID)
+		}
+	case entity.CACertificates.Name:
+		if ok {
+			c.Put.CACertificates = append(c.Put.CACertificates, v.(entity.CACertificate))
+		} else {
+			c.Deleted.CACertificates = append(c.Deleted.CACertificates, key.ID)
+		}
+	}
+}
+
+// othersOf returns the entities of one of the other tables, ordered by id.
+func othersOf[T any](s *configState, table string) []T {
+	m := make(map[string]T, len(s.others[table]))
+	for id, v := range s.others[table] {
+		m[id] = v.(T)
+	}
+	return sortedValues(m)
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	listenpkg "github.com/grapevine-gw/grapevine/internal/listen"
 	"io"
 	"net"
 	"net/http"
@@ -225,7 +226,7 @@ func runHealth(ctx context.Context, args []string, out io.Writer) error {
 
 // adminURL turns a listen address into a URL a local client can reach.
 func adminURL(listen string) string {
-	host, port, _ := net.SplitHostPort(listen)
+	host, port, _ := net.SplitHostPort(listenpkg.AddrOf(listen))
 	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
 		host = "127.0.0.1"
 	}
