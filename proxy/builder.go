@@ -41,9 +41,10 @@ type Builder struct {
 	svcByID        map[string]*service
 	disabled       map[string]bool
 
-	routes map[string]*builtRoute
-	bySvc  map[string]map[string]bool // service id → ids of the routes naming it
-	placed int                        // routes in the index
+	routes    map[string]*builtRoute
+	bySvc     map[string]map[string]bool // service id → ids of the routes naming it
+	placed    int                        // routes in the index
+	sniRoutes int                        // placed routes with snis
 
 	plugins map[string]*PluginInstance
 	scoped  map[string]map[string]*PluginInstance // route, service or "" (global) id → instances by id
@@ -106,7 +107,8 @@ func (b *Builder) Apply(c SnapshotChange) []error {
 // Snapshot publishes the configuration as it stands. Whatever the snapshot
 // holds is frozen: the Builder copies it before its next change.
 func (b *Builder) Snapshot() *Snapshot {
-	snap := &Snapshot{index: b.index, services: b.services, routes: b.placed, removed: b.removed, certs: b.tls.Table()}
+	snap := &Snapshot{index: b.index, services: b.services, routes: b.placed, removed: b.removed, certs: b.tls.Table(),
+		sniRoutes: b.sniRoutes}
 	if !b.published {
 		snap.ids, snap.removed = b.allIDs(), nil
 	}
@@ -263,6 +265,9 @@ func (b *Builder) place(br *builtRoute, w *[]error) {
 		b.index.update(b.edit, &m, true)
 	}
 	b.placed++
+	if len(e.SNIs) > 0 {
+		b.sniRoutes++
+	}
 }
 
 func (b *Builder) unplace(br *builtRoute) {
@@ -274,6 +279,9 @@ func (b *Builder) unplace(br *builtRoute) {
 	}
 	br.placed = nil
 	b.placed--
+	if len(br.e.SNIs) > 0 {
+		b.sniRoutes--
+	}
 }
 
 // applyPlugins applies the batch's plugin changes, then re-files the

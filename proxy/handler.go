@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/hex"
 	"math/rand/v2"
 	"net"
@@ -124,6 +125,10 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		port:   port,
 		path:   s.normalized(st, rawPath),
 		header: &ctx.Request.Header,
+		tls:    ctx.IsTLS(),
+	}
+	if req.tls && a.snap.sniRoutes > 0 {
+		req.sni = serverName(ctx.Conn())
 	}
 	m, matched := a.snap.match(&req)
 	switch {
@@ -363,6 +368,21 @@ func (s *Server) handleParseError(ctx *fasthttp.RequestCtx, err error) {
 
 func appendMillis(dst []byte, d time.Duration) []byte {
 	return strconv.AppendInt(dst, d.Milliseconds(), 10)
+}
+
+// serverName is the server name a TLS client asked for, in lower case.
+func serverName(c net.Conn) string {
+	tc, ok := c.(*tls.Conn)
+	if !ok {
+		return ""
+	}
+	name := tc.ConnectionState().ServerName
+	for i := 0; i < len(name); i++ {
+		if 'A' <= name[i] && name[i] <= 'Z' {
+			return strings.ToLower(name)
+		}
+	}
+	return name
 }
 
 // localPort is the port of a connection's local address, 0 when it has

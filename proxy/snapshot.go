@@ -25,6 +25,9 @@ type Snapshot struct {
 	ids     map[string]bool
 	// certs are the certificates served by server name (SNI entities).
 	certs *tlsconf.Table
+	// sniRoutes counts the routes with snis: without any, a request's
+	// server name is not looked up.
+	sniRoutes int
 }
 
 // SnapshotInput is every entity a snapshot is built from, one field per

@@ -256,3 +256,59 @@ func atLeast(got, want int64) error {
 	}
 	return nil
 }
+
+// TestRouteProtocolsOverTLS runs Kong's protocol rules with real TLS
+// clients (kong/runloop/handler.lua access phase; kong/router/
+// transform.lua): an https-only route serves TLS requests and answers a
+// plain one with 426 or its https_redirect_status_code; an http-only route
+// serves both, since Kong's router does not look at the scheme for http
+// routes; route snis are matched on TLS requests only.
+func TestRouteProtocolsOverTLS(t *testing.T) {
+	up := newUpstream(t, nil)
+	httpsOnly := func(code int) func(*entity.Route) {
+		return func(r *entity.Route) { r.Protocols, r.HTTPSRedirectStatusCode = []string{"https"}, code }
+	}
+	httpOnly := func(r *entity.Route) { r.Protocols = []string{"http"} }
+	snap := mustSnapshot(t, []entity.Service{testService(t, "s1", up.addr())}, []entity.Route{
+		testRoute(idA, "s1", paths("/secure"), httpsOnly(426)),
+		testRoute(idB, "s1", paths("/moved"), httpsOnly(308)),
+		testRoute(idC, "s1", paths("/plain"), httpOnly),
+		testRoute("dddddddd-0000-4000-8000-000000000000", "s1", paths("/named"), snis("named.test")),
+	})
+	s := startProxyWith(t, snap, func(c *Config) { c.Listen = tlsListens })
+	plain, secure := s.Addrs()[0].Addr.String(), tlsAddr(t, s)
+	noRedirect := func(c *http.Client) *http.Client {
+		c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+		return c
+	}
+
+	tests := []struct {
+		name, url, sni string
+		wantStatus     int
+		wantHeader     string // "Name: value" expected on the answer; "" for none
+	}{
+		{"https-only over TLS", "https://" + secure + "/secure", "a.test", 200, ""},
+		{"https-only over plain HTTP", "http://" + plain + "/secure", "", 426, "Upgrade: TLS/1.2, HTTP/1.1"},
+		{"https-only redirect", "http://" + plain + "/moved/x?q=1", "", 308, "Location: https://127.0.0.1/moved/x?q=1"},
+		{"http-only over plain HTTP", "http://" + plain + "/plain", "", 200, ""},
+		{"http-only over TLS, as Kong routes it", "https://" + secure + "/plain", "a.test", 200, ""},
+		{"route sni matched", "https://" + secure + "/named", "named.test", 200, ""},
+		{"route sni not matched", "https://" + secure + "/named", "other.test", 404, ""},
+		{"route sni ignored on plain HTTP", "http://" + plain + "/named", "", 200, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, err := noRedirect(tlsClient(tt.sni)).Get(tt.url)
+			if err != nil {
+				t.Fatalf("get: %v", err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tt.wantStatus {
+				t.Fatalf("got %d, want %d", resp.StatusCode, tt.wantStatus)
+			}
+			if name, value, ok := strings.Cut(tt.wantHeader, ": "); ok && resp.Header.Get(name) != value {
+				t.Fatalf("got %s %q, want %q", name, resp.Header.Get(name), value)
+			}
+		})
+	}
+}
