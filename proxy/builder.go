@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"fmt"
 	"reflect"
 	"slices"
@@ -50,6 +51,10 @@ type Builder struct {
 	scoped  map[string]map[string]*PluginInstance // route, service or "" (global) id → instances by id
 
 	tls *tlsconf.Store // certificates, SNIs and CA certificates, parsed
+	// upstreamTLSs are the upstream TLS configurations by fingerprint, so
+	// services with equal settings share one and keep it across
+	// snapshots (it keys their connection pool).
+	upstreamTLSs map[string]*tls.Config
 
 	removed   []string // ids deleted since the last snapshot
 	published bool     // a snapshot was taken
@@ -74,6 +79,8 @@ func NewBuilder() *Builder {
 		plugins:  map[string]*PluginInstance{},
 		scoped:   map[string]map[string]*PluginInstance{},
 		tls:      tlsconf.NewStore(),
+
+		upstreamTLSs: map[string]*tls.Config{},
 	}
 }
 
@@ -81,7 +88,7 @@ func NewBuilder() *Builder {
 // because they cannot be compiled; each is reported once, when compiled.
 func (b *Builder) Apply(c SnapshotChange) []error {
 	var w []error
-	b.applyTLS(c, &w)
+	tlsChanged := b.applyTLS(c, &w)
 	b.index = b.index.mutable(b.edit)
 	for _, id := range c.Deleted.Routes {
 		b.deleteRoute(id)
@@ -96,6 +103,7 @@ func (b *Builder) Apply(c SnapshotChange) []error {
 	for i := range c.Put.Services {
 		b.putService(&c.Put.Services[i], &w)
 	}
+	b.refreshTLSServices(tlsChanged, &w)
 	for i := range c.Put.Routes {
 		b.putRoute(&c.Put.Routes[i], &w)
 	}
@@ -155,7 +163,7 @@ func (b *Builder) putService(e *entity.Service, w *[]error) {
 	} else {
 		b.services = append(b.services, nil)
 	}
-	svc := newService(idx, e)
+	svc := newService(idx, e, b.upstreamTLS(e, w))
 	b.services[idx], b.svcByID[e.ID] = svc, svc
 	b.refreshRoutes(e.ID, w)
 }

@@ -140,7 +140,11 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	case !m.route.svc.proxyable:
 		s.respondError(ctx, st, fasthttp.StatusBadGateway, msgBadResponse)
 	default:
-		up := upstreamCall{client: a.clients[m.route.svc.idx], route: m.route,
+		client := a.clients[m.route.svc.idx]
+		if m.route.preserveHost && client != nil && client.key.tls != nil {
+			client = client.forServerName(req.host)
+		}
+		up := upstreamCall{client: client, route: m.route,
 			host: req.host, path: req.path, rawPath: rawPath, query: query, matched: matched}
 		if m.route.plan != nil {
 			s.forwardWithPlan(ctx, st, m.route.plan, up)

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"net"
 	"slices"
 	"strconv"
@@ -62,7 +63,10 @@ type service struct {
 	connect    time.Duration
 	read       time.Duration
 	write      time.Duration
-	tlsVerify  bool
+	tls        *tls.Config // upstream TLS of an https service; nil otherwise
+	// e is the entity the service was compiled from, kept to compile it
+	// again when a certificate it names changes.
+	e entity.Service
 }
 
 // route is the part of an entity.Route the request path needs.
@@ -99,7 +103,7 @@ func NewSnapshot(in SnapshotInput) (*Snapshot, []error) {
 // Routes reports how many routes the snapshot serves.
 func (s *Snapshot) Routes() int { return s.routes }
 
-func newService(idx int, e *entity.Service) *service {
+func newService(idx int, e *entity.Service, tlsConf *tls.Config) *service {
 	svc := &service{
 		idx:       idx,
 		id:        e.ID,
@@ -110,7 +114,8 @@ func newService(idx int, e *entity.Service) *service {
 		connect:   msOr(e.ConnectTimeout),
 		read:      msOr(e.ReadTimeout),
 		write:     msOr(e.WriteTimeout),
-		tlsVerify: e.TLSVerify != nil && *e.TLSVerify,
+		tls:       tlsConf,
+		e:         *e,
 		base:      []byte("/"),
 	}
 	if e.Name != nil {

@@ -2,7 +2,10 @@ package proxy
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
+
+	"github.com/grapevine-gw/grapevine/entity"
 
 	"github.com/grapevine-gw/grapevine/internal/listen"
 	"github.com/grapevine-gw/grapevine/proxy/tlsconf"
@@ -68,17 +71,23 @@ func (s *Server) certificateFor(hello *tls.ClientHelloInfo) (*tls.Certificate, e
 // applyTLS applies a batch's certificate, SNI and CA certificate changes.
 // A certificate that cannot be loaded is left out and reported; its SNIs
 // then get the default certificate.
-func (b *Builder) applyTLS(c SnapshotChange, w *[]error) {
+// It returns the ids of the certificates and CA certificates changed, whose
+// services must be compiled again.
+func (b *Builder) applyTLS(c SnapshotChange, w *[]error) map[string]bool {
+	changed := map[string]bool{}
 	for _, id := range c.Deleted.SNIs {
 		b.tls.DeleteSNI(id)
 	}
 	for _, id := range c.Deleted.Certificates {
 		b.tls.DeleteCertificate(id)
+		changed[id] = true
 	}
 	for _, id := range c.Deleted.CACertificates {
 		b.tls.DeleteCA(id)
+		changed[id] = true
 	}
 	for _, e := range c.Put.Certificates {
+		changed[e.ID] = true
 		if err := b.tls.PutCertificate(e.ID, e.Cert, e.Key, deref(e.CertAlt), deref(e.KeyAlt)); err != nil {
 			*w = append(*w, err)
 		}
@@ -89,10 +98,77 @@ func (b *Builder) applyTLS(c SnapshotChange, w *[]error) {
 		}
 	}
 	for _, e := range c.Put.CACertificates {
+		changed[e.ID] = true
 		if err := b.tls.PutCA(e.ID, e.Cert); err != nil {
 			*w = append(*w, err)
 		}
 	}
+	return changed
+}
+
+// refreshTLSServices compiles again the https services whose client
+// certificate or CA certificates changed (and were not in the batch).
+func (b *Builder) refreshTLSServices(changed map[string]bool, w *[]error) {
+	if len(changed) == 0 {
+		return
+	}
+	var again []entity.Service
+	for _, svc := range b.services {
+		if usesAny(&svc.e, changed) {
+			again = append(again, svc.e)
+		}
+	}
+	for i := range again {
+		b.putService(&again[i], w)
+	}
+}
+
+func usesAny(e *entity.Service, ids map[string]bool) bool {
+	if e.ClientCertificate != nil && ids[e.ClientCertificate.ID] {
+		return true
+	}
+	for _, id := range e.CACertificates {
+		if ids[id] {
+			return true
+		}
+	}
+	return false
+}
+
+// upstreamTLS compiles a service's upstream TLS (nil unless https): the
+// same pointer for the same settings and certificates. A certificate it
+// names that is missing or could not be loaded is reported; the service
+// then goes without it (verification against a missing CA fails, as
+// Kong's empty store would).
+func (b *Builder) upstreamTLS(e *entity.Service, w *[]error) *tls.Config {
+	if e.Protocol != "https" {
+		return nil
+	}
+	u := tlsconf.Upstream{Verify: e.TLSVerify != nil && *e.TLSVerify, Depth: e.TLSVerifyDepth}
+	if e.ClientCertificate != nil {
+		if p := b.tls.Pair(e.ClientCertificate.ID); p != nil {
+			u.Client = p.Main
+		} else {
+			*w = append(*w, fmt.Errorf("service %s: client_certificate %s is not loaded", e.ID, e.ClientCertificate.ID))
+		}
+	}
+	for _, id := range e.CACertificates {
+		if ca := b.tls.CA(id); ca != nil {
+			u.CAs = append(u.CAs, ca)
+		} else {
+			*w = append(*w, fmt.Errorf("service %s: ca_certificate %s is not loaded", e.ID, id))
+		}
+	}
+	if u.Verify && len(e.CACertificates) > 0 && len(u.CAs) == 0 {
+		u.CAs = []*x509.Certificate{} // none loaded: trust nothing rather than the system's roots
+	}
+	fp := u.Fingerprint()
+	if c, ok := b.upstreamTLSs[fp]; ok {
+		return c
+	}
+	c := u.ClientConfig()
+	b.upstreamTLSs[fp] = c
+	return c
 }
 
 func deref(s *string) string {
