@@ -8,6 +8,7 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -265,9 +266,14 @@ func (n *Node) startAdmin(ctx context.Context) error {
 	if len(n.cfg.AdminListen) == 0 {
 		return nil
 	}
+	adminTLS, err := n.adminTLS()
+	if err != nil {
+		return err
+	}
 	hostname, _ := os.Hostname()
 	cfg := admin.Config{
-		Listen:        listen.AddrOf(n.cfg.AdminListen[0]),
+		Listen:        listen.Join(n.cfg.AdminListen),
+		TLS:           adminTLS,
 		Version:       KongVersion,
 		ServerVersion: Version,
 		NodeID:        n.id,
@@ -284,6 +290,51 @@ func (n *Node) startAdmin(ctx context.Context) error {
 		return fmt.Errorf("starting admin API: %w", err)
 	}
 	return nil
+}
+
+// adminTLS is the TLS of the Admin API's ssl listeners: admin_ssl_cert
+// (or a certificate generated now, as Kong generates admin-kong-default.crt),
+// the proxy's cipher policy, and with nginx_admin_ssl_verify_client a
+// client certificate checked against nginx_admin_ssl_client_certificate
+// ("on" requires one, "optional" checks one when sent). nil when no
+// admin listener is flagged ssl.
+func (n *Node) adminTLS() (*tls.Config, error) {
+	ssl := false
+	for _, entry := range n.cfg.AdminListen {
+		ls, _ := listen.Parse(entry)
+		ssl = ssl || len(ls) == 1 && ls[0].Has("ssl")
+	}
+	if !ssl {
+		return nil, nil
+	}
+	certs, err := tlsconf.LoadPairs(n.cfg.AdminSSLCert, n.cfg.AdminSSLCertKey)
+	if err != nil {
+		return nil, fmt.Errorf("admin_ssl_cert: %w", err)
+	}
+	if len(certs) == 0 {
+		generated, err := tlsconf.Generated()
+		if err != nil {
+			return nil, fmt.Errorf("admin_listen: %w", err)
+		}
+		certs = []tls.Certificate{*generated}
+		n.log.Info().Msg("admin_ssl_cert is not set; the Admin API serves a generated self-signed certificate")
+	}
+	policy, err := tlsconf.ParsePolicy(n.cfg.SSLCipherSuite, n.cfg.SSLCiphers, n.cfg.SSLProtocols)
+	if err != nil {
+		return nil, fmt.Errorf("ssl_cipher_suite: %w", err)
+	}
+	c := &tls.Config{Certificates: certs}
+	policy.Apply(c)
+	if n.cfg.AdminSSLVerifyClient != "off" && n.cfg.AdminSSLVerifyClient != "" {
+		if c.ClientCAs, err = tlsconf.LoadCAPool(n.cfg.AdminSSLClientCA); err != nil {
+			return nil, fmt.Errorf("nginx_admin_ssl_client_certificate: %w", err)
+		}
+		c.ClientAuth = tls.RequireAndVerifyClientCert
+		if n.cfg.AdminSSLVerifyClient == "optional" {
+			c.ClientAuth = tls.VerifyClientCertIfGiven
+		}
+	}
+	return c, nil
 }
 
 // startBackground starts the applier and the cluster housekeeping loops.

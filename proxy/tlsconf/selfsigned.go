@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
 	"math/big"
 	"os"
@@ -90,4 +91,49 @@ func pemOrFile(v string) ([]byte, error) {
 		return nil, fmt.Errorf("reading %w", err)
 	}
 	return b, nil
+}
+
+// LoadCAPool reads CA certificates (a file path or the PEM itself), as
+// nginx's ssl_client_certificate takes them.
+func LoadCAPool(v string) (*x509.CertPool, error) {
+	raw, err := pemOrFile(v)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(raw) {
+		return nil, fmt.Errorf("no PEM certificate in %s", describe(v))
+	}
+	return pool, nil
+}
+
+// describe names a value for an error without quoting PEM.
+func describe(v string) string {
+	if strings.Contains(v, "-----BEGIN") {
+		return "the PEM given"
+	}
+	return v
+}
+
+// CertificatesDER reads the certificates of a file path or PEM value.
+func CertificatesDER(v string) ([][]byte, error) {
+	raw, err := pemOrFile(v)
+	if err != nil {
+		return nil, err
+	}
+	var out [][]byte
+	for {
+		var block *pem.Block
+		block, raw = pem.Decode(raw)
+		if block == nil {
+			break
+		}
+		if block.Type == "CERTIFICATE" {
+			out = append(out, block.Bytes)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no PEM certificate in %s", describe(v))
+	}
+	return out, nil
 }
