@@ -27,9 +27,6 @@ import (
 // Config configures the Admin API. Zero values mean the defaults named.
 type Config struct {
 	Listen        string         // admin_listen: addresses separated by commas, with Kong's flags; default "127.0.0.1:8001"
-	// TLS serves the listeners flagged ssl (admin_ssl_cert, client
-	// certificate checks); it must be set when one is.
-	TLS *tls.Config
 	Version       string         // Kong version reported as GET / "version"; default entity.KongVersion
 	ServerVersion string         // Grapevine's own version, in "Server: grapevine/<v>"; default Version
 	Cluster       Cluster        // the cluster view for /cluster; nil when gossip is off
@@ -47,6 +44,9 @@ type Config struct {
 	// request body is refused with 413 before it is read; default 10 MiB
 	// (Kong's "10m").
 	MaxBodySize int64
+	// TLS serves the listeners flagged ssl (admin_ssl_cert, client
+	// certificate checks); it must be set when one is.
+	TLS *tls.Config
 }
 
 // DefaultConfig returns the defaults documented on Config.
