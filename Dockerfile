@@ -9,6 +9,6 @@ RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/grapevine ./cmd/gr
 FROM gcr.io/distroless/static-debian12
 COPY --from=build /out/grapevine /usr/local/bin/grapevine
 # proxy, Admin API, gossip (TCP and UDP)
-EXPOSE 8000 8001 7946 7946/udp
+EXPOSE 8000 8443 8001 7946 7946/udp
 ENTRYPOINT ["/usr/local/bin/grapevine"]
 CMD ["start"]

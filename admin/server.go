@@ -9,6 +9,7 @@ package admin
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -18,13 +19,14 @@ import (
 	"time"
 
 	"github.com/grapevine-gw/grapevine/entity"
+	"github.com/grapevine-gw/grapevine/internal/listen"
 	"github.com/grapevine-gw/grapevine/store"
 	"github.com/rs/zerolog"
 )
 
 // Config configures the Admin API. Zero values mean the defaults named.
 type Config struct {
-	Listen        string         // admin_listen; default "127.0.0.1:8001"
+	Listen        string         // admin_listen: addresses separated by commas, with Kong's flags; default "127.0.0.1:8001"
 	Version       string         // Kong version reported as GET / "version"; default entity.KongVersion
 	ServerVersion string         // Grapevine's own version, in "Server: grapevine/<v>"; default Version
 	Cluster       Cluster        // the cluster view for /cluster; nil when gossip is off
@@ -43,6 +45,9 @@ type Config struct {
 	// request body is refused with 413 before it is read; default 10 MiB
 	// (Kong's "10m").
 	MaxBodySize int64
+	// TLS serves the listeners flagged ssl (admin_ssl_cert, client
+	// certificate checks); it must be set when one is.
+	TLS *tls.Config
 }
 
 // DefaultConfig returns the defaults documented on Config.
@@ -110,7 +115,7 @@ type Server struct {
 
 	mu       sync.Mutex // guards the fields below
 	srv      *http.Server
-	ln       net.Listener
+	lns      []net.Listener // admin_listen's entries, bound, in order
 	doneCh   chan struct{}
 	shutdown bool
 }
@@ -132,20 +137,63 @@ func (s *Server) Start(ctx context.Context) error {
 	if s.srv != nil {
 		return errors.New("admin: already started")
 	}
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", s.cfg.Listen)
+	entries, err := listen.Parse(s.cfg.Listen)
 	if err != nil {
-		return fmt.Errorf("admin_listen %s: %w", s.cfg.Listen, err)
+		return fmt.Errorf("admin_listen: %w", err)
 	}
-	s.ln, s.doneCh = ln, make(chan struct{})
+	for _, e := range entries {
+		ln, err := s.bind(ctx, e)
+		if err != nil {
+			for _, l := range s.lns {
+				l.Close()
+			}
+			s.lns = nil
+			return err
+		}
+		s.lns = append(s.lns, ln)
+	}
+	s.doneCh = make(chan struct{})
 	s.srv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	go s.serve(s.srv, ln, s.doneCh)
-	s.log.Info().Str("admin_listen", ln.Addr().String()).Msg("admin API listening")
+	var wg sync.WaitGroup
+	for _, ln := range s.lns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.serve(s.srv, ln)
+		}()
+		s.log.Info().Str("admin_listen", ln.Addr().String()).Msg("admin API listening")
+	}
+	go func() {
+		wg.Wait()
+		close(s.doneCh)
+	}()
 	return nil
 }
 
-func (s *Server) serve(srv *http.Server, ln net.Listener, doneCh chan struct{}) {
-	defer close(doneCh)
+// bind opens one admin_listen entry: TLS when flagged ssl, with HTTP/2
+// offered by ALPN when flagged http2 too.
+func (s *Server) bind(ctx context.Context, e listen.Listener) (net.Listener, error) {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", e.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("admin_listen %s: %w", e.Addr, err)
+	}
+	if !e.Has("ssl") {
+		return ln, nil
+	}
+	if s.cfg.TLS == nil {
+		ln.Close()
+		return nil, fmt.Errorf("admin_listen %s: ssl without a TLS configuration", e.Addr)
+	}
+	c := s.cfg.TLS.Clone()
+	c.NextProtos = []string{"http/1.1"}
+	if e.Has("http2") {
+		c.NextProtos = []string{"h2", "http/1.1"}
+	}
+	return tls.NewListener(ln, c), nil
+}
+
+func (s *Server) serve(srv *http.Server, ln net.Listener) {
 	defer func() {
 		if p := recover(); p != nil {
 			s.log.Error().Interface("panic", p).Bytes("stack", debug.Stack()).Msg("admin server panicked")
@@ -160,10 +208,10 @@ func (s *Server) serve(srv *http.Server, ln net.Listener, doneCh chan struct{}) 
 func (s *Server) Addr() net.Addr {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.ln == nil {
+	if len(s.lns) == 0 {
 		return nil
 	}
-	return s.ln.Addr()
+	return s.lns[0].Addr()
 }
 
 // Shutdown stops accepting, waits for requests in flight (bounded by ctx)

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"github.com/grapevine-gw/grapevine/internal/listen"
 	"net"
 	"os"
 	"strconv"
@@ -79,7 +80,7 @@ func (n *Node) liveStatus() map[string]string {
 // advertisedListen is the address peers and operators use for a listener:
 // a wildcard host is replaced by the cluster's advertised host.
 func (n *Node) advertisedListen(list []string) string {
-	host, port, err := net.SplitHostPort(firstListen(list, ""))
+	host, port, err := net.SplitHostPort(listen.AddrOf(firstListen(list, "")))
 	if err != nil {
 		return ""
 	}

@@ -8,6 +8,7 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -22,9 +23,11 @@ import (
 	"github.com/grapevine-gw/grapevine/admin"
 	"github.com/grapevine-gw/grapevine/entity"
 	"github.com/grapevine-gw/grapevine/gossip"
+	"github.com/grapevine-gw/grapevine/internal/listen"
 	"github.com/grapevine-gw/grapevine/node/config"
 	"github.com/grapevine-gw/grapevine/proxy"
 	"github.com/grapevine-gw/grapevine/proxy/plugins"
+	"github.com/grapevine-gw/grapevine/proxy/tlsconf"
 	"github.com/grapevine-gw/grapevine/store"
 )
 
@@ -111,7 +114,11 @@ func (n *Node) start(ctx context.Context) error {
 	if err := st.CheckSchema(ctx); err != nil {
 		return fmt.Errorf("checking database schema (run 'grapevine migrations bootstrap' or 'up'): %w", err)
 	}
-	n.proxy = proxy.New(n.proxyConfig())
+	proxyCfg, err := n.proxyConfig()
+	if err != nil {
+		return err
+	}
+	n.proxy = proxy.New(proxyCfg)
 	n.applier = n.newApplier()
 	if err := n.applier.loadAll(ctx); err != nil {
 		return fmt.Errorf("building the first snapshot: %w", err)
@@ -146,7 +153,7 @@ func (n *Node) resolveName() error {
 		hostname, _ := os.Hostname()
 		addr := n.clusterAddr
 		if addr == "" {
-			addr = "nogossip-" + firstListen(n.cfg.AdminListen, firstListen(n.cfg.ProxyListen, ""))
+			addr = "nogossip-" + listen.AddrOf(firstListen(n.cfg.AdminListen, firstListen(n.cfg.ProxyListen, "")))
 		}
 		n.name = hostname + "-" + addr
 	}
@@ -161,9 +168,17 @@ func firstListen(list []string, fallback string) string {
 	return list[0]
 }
 
-func (n *Node) proxyConfig() proxy.Config {
+func (n *Node) proxyConfig() (proxy.Config, error) {
 	cfg := proxy.DefaultConfig()
-	cfg.Listen = firstListen(n.cfg.ProxyListen, "")
+	cfg.Listen = listen.Join(n.cfg.ProxyListen)
+	policy, err := tlsconf.ParsePolicy(n.cfg.SSLCipherSuite, n.cfg.SSLCiphers, n.cfg.SSLProtocols)
+	if err != nil {
+		return cfg, fmt.Errorf("ssl_cipher_suite: %w", err)
+	}
+	cfg.TLS = policy
+	if cfg.Certificates, err = tlsconf.LoadPairs(n.cfg.SSLCert, n.cfg.SSLCertKey); err != nil {
+		return cfg, fmt.Errorf("ssl_cert: %w", err)
+	}
 	cfg.Version = Version
 	cfg.LatencyHeaders = n.cfg.LatencyHeaders
 	cfg.ErrorDefaultType = n.cfg.ErrorDefaultType
@@ -180,7 +195,7 @@ func (n *Node) proxyConfig() proxy.Config {
 	cfg.BodyBufferSize = int(n.cfg.ClientBodyBuffer)
 	cfg.MaxConnections = n.connectionLimit()
 	cfg.Logger = n.log // the proxy names itself in its log lines
-	return cfg
+	return cfg, nil
 }
 
 // connectionLimit raises the descriptor limit (nginx_main_worker_rlimit_nofile)
@@ -255,15 +270,20 @@ func (n *Node) startAdmin(ctx context.Context) error {
 	if len(n.cfg.AdminListen) == 0 {
 		return nil
 	}
+	adminTLS, err := n.adminTLS()
+	if err != nil {
+		return err
+	}
 	hostname, _ := os.Hostname()
 	cfg := admin.Config{
-		Listen:        n.cfg.AdminListen[0],
+		Listen:        listen.Join(n.cfg.AdminListen),
+		TLS:           adminTLS,
 		Version:       KongVersion,
 		ServerVersion: Version,
 		NodeID:        n.id,
 		Hostname:      hostname,
 		Configuration: n.cfg.Values(),
-		ProxyListen:   firstListen(n.cfg.ProxyListen, ""),
+		ProxyListen:   listen.Join(n.cfg.ProxyListen),
 		Cluster:       clusterView{n},
 		Stats:         n.proxyStats,
 		Logger:        n.log, // the Admin API names itself in its log lines
@@ -275,6 +295,51 @@ func (n *Node) startAdmin(ctx context.Context) error {
 		return fmt.Errorf("starting admin API: %w", err)
 	}
 	return nil
+}
+
+// adminTLS is the TLS of the Admin API's ssl listeners: admin_ssl_cert
+// (or a certificate generated now, as Kong generates admin-kong-default.crt),
+// the proxy's cipher policy, and with nginx_admin_ssl_verify_client a
+// client certificate checked against nginx_admin_ssl_client_certificate
+// ("on" requires one, "optional" checks one when sent). nil when no
+// admin listener is flagged ssl.
+func (n *Node) adminTLS() (*tls.Config, error) {
+	ssl := false
+	for _, entry := range n.cfg.AdminListen {
+		ls, _ := listen.Parse(entry)
+		ssl = ssl || len(ls) == 1 && ls[0].Has("ssl")
+	}
+	if !ssl {
+		return nil, nil
+	}
+	certs, err := tlsconf.LoadPairs(n.cfg.AdminSSLCert, n.cfg.AdminSSLCertKey)
+	if err != nil {
+		return nil, fmt.Errorf("admin_ssl_cert: %w", err)
+	}
+	if len(certs) == 0 {
+		generated, err := tlsconf.Generated()
+		if err != nil {
+			return nil, fmt.Errorf("admin_listen: %w", err)
+		}
+		certs = []tls.Certificate{*generated}
+		n.log.Info().Msg("admin_ssl_cert is not set; the Admin API serves a generated self-signed certificate")
+	}
+	policy, err := tlsconf.ParsePolicy(n.cfg.SSLCipherSuite, n.cfg.SSLCiphers, n.cfg.SSLProtocols)
+	if err != nil {
+		return nil, fmt.Errorf("ssl_cipher_suite: %w", err)
+	}
+	c := &tls.Config{Certificates: certs}
+	policy.Apply(c)
+	if n.cfg.AdminSSLVerifyClient != "off" && n.cfg.AdminSSLVerifyClient != "" {
+		if c.ClientCAs, err = tlsconf.LoadCAPool(n.cfg.AdminSSLClientCA); err != nil {
+			return nil, fmt.Errorf("nginx_admin_ssl_client_certificate: %w", err)
+		}
+		c.ClientAuth = tls.RequireAndVerifyClientCert
+		if n.cfg.AdminSSLVerifyClient == "optional" {
+			c.ClientAuth = tls.VerifyClientCertIfGiven
+		}
+	}
+	return c, nil
 }
 
 // startBackground starts the applier and the cluster housekeeping loops.

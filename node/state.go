@@ -135,7 +135,12 @@ func (s *configState) snapshot() (*proxy.Snapshot, []error) {
 	if s.builder == nil {
 		s.builder = proxy.NewBuilder()
 		s.dirty = map[entityKey]bool{}
-		in := proxy.SnapshotInput{Services: sortedValues(s.services), Routes: sortedValues(s.routes)}
+		in := proxy.SnapshotInput{
+			Services: sortedValues(s.services), Routes: sortedValues(s.routes),
+			Certificates:   othersOf[entity.Certificate](s, entity.Certificates.Name),
+			SNIs:           othersOf[entity.SNI](s, entity.SNIs.Name),
+			CACertificates: othersOf[entity.CACertificate](s, entity.CACertificates.Name),
+		}
 		var warnings []error
 		for _, p := range sortedValues(s.plugins) {
 			if inst := s.compilePlugin(&p, &warnings); inst != nil {
@@ -197,6 +202,8 @@ func (s *configState) pendingChange() (proxy.SnapshotChange, []error) {
 			} else {
 				c.Deleted.Plugins = append(c.Deleted.Plugins, key.ID)
 			}
+		default:
+			s.pendingTLS(key, &c)
 		}
 	}
 	s.dirty = map[entityKey]bool{} // not clear: that costs the map's peak size
@@ -221,4 +228,38 @@ func sortedValues[T any](m map[string]T) []T {
 		out[i] = m[id]
 	}
 	return out
+}
+
+// pendingTLS adds a changed certificate, SNI or CA certificate to c.
+func (s *configState) pendingTLS(key entityKey, c *proxy.SnapshotChange) {
+	v, ok := s.others[key.Table][key.ID]
+	switch key.Table {
+	case entity.Certificates.Name:
+		if ok {
+			c.Put.Certificates = append(c.Put.Certificates, v.(entity.Certificate))
+		} else {
+			c.Deleted.Certificates = append(c.Deleted.Certificates, key.ID)
+		}
+	case entity.SNIs.Name:
+		if ok {
+			c.Put.SNIs = append(c.Put.SNIs, v.(entity.SNI))
+		} else {
+			c.Deleted.SNIs = append(c.Deleted.SNIs, key.ID)
+		}
+	case entity.CACertificates.Name:
+		if ok {
+			c.Put.CACertificates = append(c.Put.CACertificates, v.(entity.CACertificate))
+		} else {
+			c.Deleted.CACertificates = append(c.Deleted.CACertificates, key.ID)
+		}
+	}
+}
+
+// othersOf returns the entities of one of the other tables, ordered by id.
+func othersOf[T any](s *configState, table string) []T {
+	m := make(map[string]T, len(s.others[table]))
+	for id, v := range s.others[table] {
+		m[id] = v.(T)
+	}
+	return sortedValues(m)
 }

@@ -139,8 +139,12 @@ type memConn struct{}
 
 var memRemoteAddr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}
 
+// memLocalAddr is the in-memory connections' local address, made once as a
+// socket's is (net.TCPConn.LocalAddr returns the address it keeps).
+var memLocalAddr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8000}
+
 func (memConn) Close() error                     { return nil }
-func (memConn) LocalAddr() net.Addr              { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8000} }
+func (memConn) LocalAddr() net.Addr              { return memLocalAddr }
 func (memConn) RemoteAddr() net.Addr             { return memRemoteAddr }
 func (memConn) SetDeadline(time.Time) error      { return nil }
 func (memConn) SetReadDeadline(time.Time) error  { return nil }

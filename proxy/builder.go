@@ -1,11 +1,13 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"fmt"
 	"reflect"
 	"slices"
 
 	"github.com/grapevine-gw/grapevine/entity"
+	"github.com/grapevine-gw/grapevine/proxy/tlsconf"
 )
 
 // SnapshotChange is a batch of entity changes: Put holds entities added or
@@ -18,9 +20,12 @@ type SnapshotChange struct {
 
 // SnapshotIDs names entities by kind and id.
 type SnapshotIDs struct {
-	Services []string
-	Routes   []string
-	Plugins  []string
+	Services       []string
+	Routes         []string
+	Plugins        []string
+	Certificates   []string
+	SNIs           []string
+	CACertificates []string
 	// Upstreams and Targets compile to balancers (builder_upstreams.go).
 	Upstreams []string
 	Targets   []string
@@ -40,14 +45,21 @@ type Builder struct {
 	svcByID        map[string]*service
 	disabled       map[string]bool
 
-	routes map[string]*builtRoute
-	bySvc  map[string]map[string]bool // service id → ids of the routes naming it
-	placed int                        // routes in the index
+	routes    map[string]*builtRoute
+	bySvc     map[string]map[string]bool // service id → ids of the routes naming it
+	placed    int                        // routes in the index
+	sniRoutes int                        // placed routes with snis
 
 	plugins map[string]*PluginInstance
 	scoped  map[string]map[string]*PluginInstance // route, service or "" (global) id → instances by id
 
 	ups upstreamState // upstreams, targets and their balancers
+
+	tls *tlsconf.Store // certificates, SNIs and CA certificates, parsed
+	// upstreamTLSs are the upstream TLS configurations by fingerprint, so
+	// services with equal settings share one and keep it across
+	// snapshots (it keys their connection pool).
+	upstreamTLSs map[string]*tls.Config
 
 	removed   []string // ids deleted since the last snapshot
 	published bool     // a snapshot was taken
@@ -72,6 +84,9 @@ func NewBuilder() *Builder {
 		plugins:  map[string]*PluginInstance{},
 		scoped:   map[string]map[string]*PluginInstance{},
 		ups:      newUpstreamState(),
+		tls:      tlsconf.NewStore(),
+
+		upstreamTLSs: map[string]*tls.Config{},
 	}
 }
 
@@ -79,6 +94,7 @@ func NewBuilder() *Builder {
 // because they cannot be compiled; each is reported once, when compiled.
 func (b *Builder) Apply(c SnapshotChange) []error {
 	var w []error
+	tlsChanged := b.applyTLS(c, &w)
 	b.index = b.index.mutable(b.edit)
 	for _, id := range c.Deleted.Routes {
 		b.deleteRoute(id)
@@ -95,6 +111,7 @@ func (b *Builder) Apply(c SnapshotChange) []error {
 		b.putService(&c.Put.Services[i], &w)
 	}
 	b.refileServicesNamed(upstreamNames, &w)
+	b.refreshTLSServices(tlsChanged, &w)
 	for i := range c.Put.Routes {
 		b.putRoute(&c.Put.Routes[i], &w)
 	}
@@ -107,7 +124,8 @@ func (b *Builder) Apply(c SnapshotChange) []error {
 // Snapshot publishes the configuration as it stands. Whatever the snapshot
 // holds is frozen: the Builder copies it before its next change.
 func (b *Builder) Snapshot() *Snapshot {
-	snap := &Snapshot{index: b.index, services: b.services, routes: b.placed, removed: b.removed, balancers: b.ups.balancers}
+	snap := &Snapshot{index: b.index, services: b.services, routes: b.placed, removed: b.removed, balancers: b.ups.balancers,
+		certs: b.tls.Table(), sniRoutes: b.sniRoutes}
 	if !b.published {
 		snap.ids, snap.removed = b.allIDs(), nil
 	}
@@ -155,7 +173,7 @@ func (b *Builder) putService(e *entity.Service, w *[]error) {
 	} else {
 		b.services = append(b.services, nil)
 	}
-	svc := newService(idx, e)
+	svc := newService(idx, e, b.upstreamTLS(e, w))
 	svc.upstream = b.upstreamSlot(e.Host)
 	b.services[idx], b.svcByID[e.ID] = svc, svc
 	b.refreshRoutes(e.ID, w)
@@ -266,6 +284,9 @@ func (b *Builder) place(br *builtRoute, w *[]error) {
 		b.index.update(b.edit, &m, true)
 	}
 	b.placed++
+	if len(e.SNIs) > 0 {
+		b.sniRoutes++
+	}
 }
 
 func (b *Builder) unplace(br *builtRoute) {
@@ -277,6 +298,9 @@ func (b *Builder) unplace(br *builtRoute) {
 	}
 	br.placed = nil
 	b.placed--
+	if len(br.e.SNIs) > 0 {
+		b.sniRoutes--
+	}
 }
 
 // applyPlugins applies the batch's plugin changes, then re-files the

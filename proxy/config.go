@@ -1,20 +1,32 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"fmt"
 	"strings"
 	"time"
 
-	"github.com/grapevine-gw/grapevine/internal/listen"
 	"github.com/rs/zerolog"
+
+	"github.com/grapevine-gw/grapevine/proxy/tlsconf"
 )
 
 // Config is the proxy's configuration. Build it from DefaultConfig, change
 // what you need, and hand it to New; it is never mutated after Start.
 type Config struct {
-	// Listen is kong.conf's proxy_listen. Default "0.0.0.0:8000". Kong-style
-	// trailing flags after a space (" reuseport", " backlog=…") are ignored.
+	// Listen is kong.conf's proxy_listen: addresses separated by commas,
+	// each with Kong's flags. Default "0.0.0.0:8000". "ssl" serves TLS
+	// there, "http2" offers HTTP/2 by ALPN beside it; nginx-only flags
+	// (reuseport, backlog=N, deferred, bind) change nothing.
 	Listen string
+	// TLS is the protocol versions and ciphers of the ssl listeners
+	// (ssl_cipher_suite, ssl_ciphers, ssl_protocols). Zero: Kong's
+	// default, "intermediate".
+	TLS tlsconf.Policy
+	// Certificates are ssl_cert and ssl_cert_key: served on ssl listeners
+	// to clients whose server name no SNI entity names. None: one is
+	// generated at Start, as Kong does.
+	Certificates []tls.Certificate
 	// Version appears in Via and Server as "grapevine/<Version>". Default "dev".
 	Version string
 	// LatencyHeaders picks the latency header family: "kong" (default:
@@ -90,6 +102,9 @@ func (c *Config) Validate() error {
 	if strings.TrimSpace(c.Listen) == "" {
 		c.Listen = def.Listen
 	}
+	if c.TLS.MinVersion == 0 {
+		c.TLS, _ = tlsconf.ParsePolicy("intermediate", "", "")
+	}
 	if c.Version == "" {
 		c.Version = def.Version
 	}
@@ -125,14 +140,4 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("proxy config: latency headers %q: want \"kong\" or \"grapevine\"", c.LatencyHeaders)
 	}
 	return nil
-}
-
-// listenAddr is the address of the first listener of a proxy_listen
-// value; its flags (" reuseport", " backlog=…") are not used.
-func listenAddr(value string) string {
-	ls, err := listen.Parse(value)
-	if err != nil || len(ls) == 0 {
-		return strings.TrimSpace(value) // Listen reports what is wrong with it
-	}
-	return ls[0].Addr
 }

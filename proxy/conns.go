@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"cmp"
+	"crypto/tls"
 	"errors"
 	"net"
 	"slices"
@@ -27,6 +28,15 @@ import (
 // connection's goroutine; Close of a connection may come from any.
 type clientConns struct {
 	net.Listener
+	*connTable
+	// tls, when set, makes this a TLS listener: each connection is
+	// served through a TLS server handshake with this configuration.
+	tls *tls.Config
+}
+
+// connTable is what the listeners of one proxy share: the count and cap
+// of open client connections, and whether accepting fails.
+type connTable struct {
 	max         int           // open connections allowed; 0 means no cap
 	slack       time.Duration // deadline slack of each connection (see coarseConn)
 	sendTimeout time.Duration // longest wait for one write to a client (nginx's send_timeout)
@@ -62,15 +72,19 @@ const (
 	minDrain = 32
 )
 
-func newClientConns(ln net.Listener, max int, sendTimeout time.Duration, log zerolog.Logger) *clientConns {
-	return &clientConns{
-		Listener:    ln,
+func newConnTable(max int, sendTimeout time.Duration, log zerolog.Logger) *connTable {
+	return &connTable{
 		max:         max,
 		slack:       slackFor(idleTimeout),
 		sendTimeout: sendTimeout,
 		log:         log,
 		conns:       make(map[*coarseConn]struct{}),
 	}
+}
+
+// newClientConns makes ln one of the listeners counted in table.
+func newClientConns(ln net.Listener, table *connTable) *clientConns {
+	return &clientConns{Listener: ln, connTable: table}
 }
 
 // Accept returns the next client connection. Only a closed listener ends
@@ -99,13 +113,17 @@ func (l *clientConns) Accept() (net.Conn, error) {
 			c.Close()
 			continue
 		}
-		return l.track(c), nil
+		cc := l.track(c)
+		if l.tls != nil {
+			return tls.Server(cc, l.tls), nil
+		}
+		return cc, nil
 	}
 }
 
 // acceptFailed records and logs a failed accept; out of descriptors, it
 // also frees some by closing idle connections.
-func (l *clientConns) acceptFailed(err error, backoff time.Duration) {
+func (l *connTable) acceptFailed(err error, backoff time.Duration) {
 	now := time.Now()
 	first := l.failing.CompareAndSwap(nil, &acceptFailure{err: err, since: now})
 	if !first {
@@ -120,7 +138,7 @@ func (l *clientConns) acceptFailed(err error, backoff time.Duration) {
 	}
 }
 
-func (l *clientConns) warnCap() {
+func (l *connTable) warnCap() {
 	if l.logDue(time.Now()) {
 		l.log.Warn().Int("nginx_events_worker_connections", l.max).
 			Msg("proxy connection limit reached and no idle connection to close; new connections are closed")
@@ -129,7 +147,7 @@ func (l *clientConns) warnCap() {
 
 // logDue reports whether capLogEvery has passed since the last warning,
 // and if so starts a new period.
-func (l *clientConns) logDue(now time.Time) bool {
+func (l *connTable) logDue(now time.Time) bool {
 	last := l.lastCapLog.Load()
 	return now.UnixNano()-last >= int64(capLogEvery) && l.lastCapLog.CompareAndSwap(last, now.UnixNano())
 }
@@ -149,7 +167,7 @@ func (l *clientConns) track(c net.Conn) *coarseConn {
 }
 
 // forget is called once by a tracked connection's Close.
-func (l *clientConns) forget(cc *coarseConn) {
+func (l *connTable) forget(cc *coarseConn) {
 	l.mu.Lock()
 	delete(l.conns, cc)
 	l.mu.Unlock()
@@ -159,7 +177,7 @@ func (l *clientConns) forget(cc *coarseConn) {
 // makeRoom closes the connections idle longest: at least one, and a
 // sixty-fourth of the cap (minDrain at least) when that many are idle. It
 // reports whether it closed any.
-func (l *clientConns) makeRoom() bool {
+func (l *connTable) makeRoom() bool {
 	type idleConn struct {
 		cc    *coarseConn
 		since int64
@@ -188,6 +206,9 @@ func (l *clientConns) makeRoom() bool {
 // connState is fasthttp's hook on each connection's state change: a
 // connection waiting for a request (new or keep-alive) is idle.
 func connState(c net.Conn, state fasthttp.ConnState) {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
 	cc, ok := c.(*coarseConn)
 	if !ok {
 		return
@@ -210,7 +231,7 @@ const acceptErrorMemory = 10 * time.Second
 // acceptError is the error accepting connections fails with now, or
 // failed with within acceptErrorMemory, and since when; nil when the
 // proxy accepts.
-func (l *clientConns) acceptError() (error, time.Time) {
+func (l *connTable) acceptError() (error, time.Time) {
 	if f := l.failing.Load(); f != nil {
 		return f.err, f.since
 	}

@@ -168,7 +168,8 @@ func (s *Server) appendUpstreamHead(dst []byte, ctx *fasthttp.RequestCtx, st *re
 		dst = appendHeaderLine(dst, hdrXForwardedProto, schemeHTTP)
 	}
 	dst = appendHeaderLine(dst, hdrXForwardedHost, up.host)
-	dst = appendHeaderLine(dst, hdrXForwardedPort, s.port)
+	dst = append(append(dst, hdrXForwardedPort...), ':', ' ')
+	dst = append(strconv.AppendInt(dst, int64(st.lport), 10), '\r', '\n')
 	dst = appendHeaderLine(dst, hdrXForwardedPath, up.rawPath)
 	if r.stripPath && up.matched > 0 && string(up.path[:up.matched]) != "/" {
 		dst = appendHeaderLine(dst, hdrXForwardedPrefix, up.path[:up.matched])

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/hex"
 	"math/rand/v2"
 	"net"
@@ -68,6 +69,8 @@ type reqState struct {
 
 	reqBody requestBody // the request body on its way upstream (reqbody.go)
 
+	lport int // the local port the request arrived on
+
 	badHeader bool // a header name of the request is not a token
 	upgrade   bool // the request asks for a WebSocket upgrade (upgrade.go)
 	plugged   bool // the route has plugins: x holds their changes
@@ -116,8 +119,9 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		authority = ctx.Request.Header.Host()
 	}
 	host, port := lowerHost(st, authority)
+	st.lport = localPort(ctx.LocalAddr())
 	if port == 0 {
-		port = s.portNum
+		port = st.lport
 	}
 	req := request{
 		method: ctx.Method(),
@@ -125,6 +129,10 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		port:   port,
 		path:   s.normalized(st, rawPath),
 		header: &ctx.Request.Header,
+		tls:    ctx.IsTLS(),
+	}
+	if req.tls && a.snap.sniRoutes > 0 {
+		req.sni = serverName(ctx.Conn())
 	}
 	m, matched := a.snap.match(&req)
 	switch {
@@ -136,7 +144,11 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	case !m.route.svc.proxyable:
 		s.respondError(ctx, st, fasthttp.StatusBadGateway, msgBadResponse)
 	default:
-		up := upstreamCall{client: a.clients[m.route.svc.idx], route: m.route,
+		client := a.clients[m.route.svc.idx]
+		if m.route.preserveHost && client != nil && client.key.tls != nil {
+			client = client.forServerName(req.host)
+		}
+		up := upstreamCall{client: client, route: m.route,
 			host: req.host, path: req.path, rawPath: rawPath, query: query, matched: matched, live: a.liveFor(m.route.svc)}
 		if m.route.plan != nil {
 			s.forwardWithPlan(ctx, st, m.route.plan, up)
@@ -364,6 +376,30 @@ func (s *Server) handleParseError(ctx *fasthttp.RequestCtx, err error) {
 
 func appendMillis(dst []byte, d time.Duration) []byte {
 	return strconv.AppendInt(dst, d.Milliseconds(), 10)
+}
+
+// serverName is the server name a TLS client asked for, in lower case.
+func serverName(c net.Conn) string {
+	tc, ok := c.(*tls.Conn)
+	if !ok {
+		return ""
+	}
+	name := tc.ConnectionState().ServerName
+	for i := 0; i < len(name); i++ {
+		if 'A' <= name[i] && name[i] <= 'Z' {
+			return strings.ToLower(name)
+		}
+	}
+	return name
+}
+
+// localPort is the port of a connection's local address, 0 when it has
+// none.
+func localPort(addr net.Addr) int {
+	if ta, ok := addr.(*net.TCPAddr); ok {
+		return ta.Port
+	}
+	return 0
 }
 
 // appendRemoteIP appends the client's IP address without allocating.

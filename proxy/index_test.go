@@ -166,8 +166,8 @@ func checkBinding(t *testing.T, snap *Snapshot, in SnapshotInput, r *route) {
 	case want == nil && r.svc != nil:
 		t.Fatalf("route %s: got service %s, want none", r.id, r.svc.id)
 	case want == nil:
-	case r.svc == nil || r.svc.id != want.ID || r.svc.addr != newService(0, want).addr:
-		t.Fatalf("route %s: got service %+v, want %s at %s", r.id, r.svc, want.ID, newService(0, want).addr)
+	case r.svc == nil || r.svc.id != want.ID || r.svc.addr != newService(0, want, nil).addr:
+		t.Fatalf("route %s: got service %+v, want %s at %s", r.id, r.svc, want.ID, newService(0, want, nil).addr)
 	case r.svc.idx >= len(snap.services) || snap.services[r.svc.idx] != r.svc:
 		t.Fatalf("route %s: service %s not in its slot %d", r.id, r.svc.id, r.svc.idx)
 	}

@@ -57,6 +57,7 @@ type matcher struct {
 	route    *route
 	methods  [][]byte
 	hosts    []hostMatcher
+	snis     []hostMatcher // checked on TLS requests only
 	headers  []headerMatcher
 	prefixes [][]byte
 	regexes  []*regexp.Regexp
@@ -133,6 +134,9 @@ func compileConditions(e *entity.Route, r *route) (*matcher, error) {
 		}
 		m.hosts = append(m.hosts, hm)
 	}
+	for _, name := range e.SNIs {
+		m.snis = append(m.snis, compileSNI(name))
+	}
 	names := make([]string, 0, len(e.Headers))
 	for name := range e.Headers {
 		names = append(names, name)
@@ -168,6 +172,23 @@ func compileHost(h string) (hostMatcher, error) {
 	}
 	hm.value = []byte(h)
 	return hm, nil
+}
+
+// compileSNI is transform.lua's sni_op_transform and sni_val_transform:
+// "*.x" matches names ending ".x", "x.*" names starting "x.", anything
+// else the name itself less a trailing dot.
+func compileSNI(name string) hostMatcher {
+	name = strings.ToLower(name)
+	switch {
+	case strings.HasPrefix(name, "*"):
+		return hostMatcher{kind: hostSuffix, value: []byte(strings.TrimSuffix(name[1:], "."))}
+	case strings.HasSuffix(name, "*"):
+		return hostMatcher{kind: hostPrefix, value: []byte(name[:len(name)-1])}
+	}
+	if len(name) > 1 {
+		name = strings.TrimSuffix(name, ".")
+	}
+	return hostMatcher{value: []byte(name)}
 }
 
 func compileHeader(name string, values []string) (headerMatcher, error) {
@@ -250,6 +271,8 @@ type request struct {
 	port   int // the Host header's port, or the local port the request arrived on
 	path   []byte
 	header *fasthttp.RequestHeader
+	tls    bool   // the request came over TLS
+	sni    string // its server name, lower case; set only when the snapshot has routes with snis
 }
 
 // match returns the best matcher for req and the length of the path prefix
@@ -267,6 +290,11 @@ func (m *matcher) matches(req *request) (int, bool) {
 		return -1, false
 	}
 	if len(m.hosts) > 0 && !m.matchHost(req.host, req.port) {
+		return -1, false
+	}
+	// Kong leaves snis out of the match for requests that are not https
+	// (transform.lua: net.protocol != "https" || tls.sni ...).
+	if len(m.snis) > 0 && req.tls && !matchSNI(m.snis, req.sni) {
 		return -1, false
 	}
 	for i := range m.headers {
@@ -311,6 +339,27 @@ func (m *matcher) matchHost(host []byte, port int) bool {
 			}
 		case hostPrefix:
 			if bytes.HasPrefix(host, h.value) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func matchSNI(snis []hostMatcher, sni string) bool {
+	for i := range snis {
+		h := &snis[i]
+		switch h.kind {
+		case hostExact:
+			if sni == string(h.value) {
+				return true
+			}
+		case hostSuffix:
+			if strings.HasSuffix(sni, string(h.value)) {
+				return true
+			}
+		case hostPrefix:
+			if strings.HasPrefix(sni, string(h.value)) {
 				return true
 			}
 		}

@@ -21,6 +21,7 @@ type testReq struct {
 	port    int    // local port
 	path    string // raw; normalised before matching
 	headers map[string]string
+	sni     string // the TLS server name; "" for a plain request
 }
 
 // matchRoute routes req through a snapshot of routes and returns the id of
@@ -51,6 +52,8 @@ func matchRoute(t *testing.T, routes []entity.Route, tr testReq) (string, int) {
 		port:   port,
 		path:   entity.AppendNormalizedPath(nil, []byte(tr.path)),
 		header: &h,
+		tls:    tr.sni != "",
+		sni:    tr.sni,
 	}
 	m, n := snap.match(&req)
 	if m == nil {
@@ -168,6 +171,25 @@ func TestRouterPriority(t *testing.T) {
 			testReq{path: "/abc/x"}, idB},
 		{"snis count in match weight",
 			[]entity.Route{testRoute(idB, "", paths("/a")), testRoute(idA, "", paths("/a"), snis("a.com"))},
+			testReq{path: "/a"}, idA},
+		// transform.lua: snis are matched on https requests only.
+		{"sni matches a TLS request",
+			[]entity.Route{testRoute(idB, "", paths("/a")), testRoute(idA, "", paths("/a"), snis("a.com"))},
+			testReq{path: "/a", sni: "a.com"}, idA},
+		{"another sni does not",
+			[]entity.Route{testRoute(idB, "", paths("/a")), testRoute(idA, "", paths("/a"), snis("a.com"))},
+			testReq{path: "/a", sni: "b.com"}, idB},
+		{"leftmost wildcard sni",
+			[]entity.Route{testRoute(idB, "", paths("/a")), testRoute(idA, "", paths("/a"), snis("*.a.com"))},
+			testReq{path: "/a", sni: "x.a.com"}, idA},
+		{"rightmost wildcard sni",
+			[]entity.Route{testRoute(idB, "", paths("/a")), testRoute(idA, "", paths("/a"), snis("a.*"))},
+			testReq{path: "/a", sni: "a.org"}, idA},
+		{"rightmost wildcard sni, another name",
+			[]entity.Route{testRoute(idB, "", paths("/a")), testRoute(idA, "", paths("/a"), snis("a.*"))},
+			testReq{path: "/a", sni: "b.org"}, idB},
+		{"a plain request ignores snis",
+			[]entity.Route{testRoute(idA, "", paths("/a"), snis("a.com"))},
 			testReq{path: "/a"}, idA},
 	}
 	for _, tt := range tests {

@@ -2,11 +2,11 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"runtime/debug"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,6 +14,8 @@ import (
 	"github.com/grapevine-gw/grapevine/proxy/balancer"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
+
+	"github.com/grapevine-gw/grapevine/internal/listen"
 )
 
 // Server is the proxy listener: New → Start → Shutdown. Swap may be called
@@ -38,13 +40,15 @@ type Server struct {
 	clientRefs map[clientKey]int // guarded by swapMu: service slots per client (bind.go)
 	keyed      []keyedState      // guarded by swapMu: state kept across swaps (keyed.go)
 
+	// defaultCerts are served when no SNI entity names the client's
+	// server name: ssl_cert, or one generated at Start.
+	defaultCerts []tls.Certificate
+
 	mu        sync.Mutex // guards the fields below
 	srv       *fasthttp.Server
-	ln        net.Listener
-	conns     *clientConns // ln as the proxy accepts from it
-	port      []byte       // local port as text, for X-Forwarded-Port
-	portNum   int
-	serveDone chan struct{}
+	listeners []*clientConns // proxy_listen's entries, bound, in order
+	conns     *connTable     // the client connections of every listener
+	serveDone chan struct{}  // closed when every listener's serve loop ended
 	stopped   bool
 }
 
@@ -99,31 +103,72 @@ func (s *Server) Snapshot() *Snapshot {
 	return s.state.Load().snap
 }
 
-// Start binds proxy_listen and serves in the background. It returns once the
-// listener is bound; ctx bounds only the start-up, not the server's life.
+// Start binds every proxy_listen address and serves in the background. It
+// returns once the listeners are bound; ctx bounds only the start-up, not
+// the server's life.
 func (s *Server) Start(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.srv != nil || s.stopped {
 		return errors.New("proxy: start: already started")
 	}
-	addr := listenAddr(s.cfg.Listen)
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", addr)
+	entries, err := listen.Parse(s.cfg.Listen)
 	if err != nil {
-		return fmt.Errorf("proxy_listen %s: %w", addr, err)
+		return fmt.Errorf("proxy_listen: %w", err)
 	}
-	s.ln = ln
-	if ta, ok := ln.Addr().(*net.TCPAddr); ok {
-		s.portNum = ta.Port
-		s.port = strconv.AppendInt(nil, int64(ta.Port), 10)
+	if len(entries) == 0 {
+		return errors.New("proxy_listen: no address to listen on")
+	}
+	if err := s.prepareTLS(entries); err != nil {
+		return err
+	}
+	s.conns = newConnTable(s.cfg.MaxConnections, s.cfg.SendTimeout, s.log)
+	for _, e := range entries {
+		l, err := s.bind(ctx, e)
+		if err != nil {
+			s.closeListeners()
+			return err
+		}
+		s.listeners = append(s.listeners, l)
 	}
 	s.srv = s.newFastHTTPServer()
-	s.conns = newClientConns(ln, s.cfg.MaxConnections, s.cfg.SendTimeout, s.log)
 	s.serveDone = make(chan struct{})
-	go s.serve(s.srv, s.conns, s.serveDone)
-	s.log.Info().Str("proxy_listen", ln.Addr().String()).Int("max_connections", s.cfg.MaxConnections).Msg("proxy listening")
+	var wg sync.WaitGroup
+	for _, l := range s.listeners {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.serve(s.srv, l)
+		}()
+		s.log.Info().Str("proxy_listen", l.Addr().String()).Bool("ssl", l.tls != nil).Int("max_connections", s.cfg.MaxConnections).Msg("proxy listening")
+	}
+	go func() {
+		wg.Wait()
+		close(s.serveDone)
+	}()
 	return nil
+}
+
+// bind opens one proxy_listen entry. Its nginx-only flags (reuseport,
+// backlog=N, deferred, bind) change nothing here.
+func (s *Server) bind(ctx context.Context, e listen.Listener) (*clientConns, error) {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", e.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("proxy_listen %s: %w", e.Addr, err)
+	}
+	l := newClientConns(ln, s.conns)
+	if e.Has("ssl") {
+		l.tls = s.serverTLSConfig(e.Has("http2"))
+	}
+	return l, nil
+}
+
+func (s *Server) closeListeners() {
+	for _, l := range s.listeners {
+		l.Close()
+	}
+	s.listeners = nil
 }
 
 // idleTimeout is how long a client connection may wait between requests
@@ -165,8 +210,7 @@ func (s *Server) headerBufferSize() int {
 }
 
 // serve runs the accept loop until Shutdown closes the listener.
-func (s *Server) serve(srv *fasthttp.Server, ln net.Listener, done chan struct{}) {
-	defer close(done)
+func (s *Server) serve(srv *fasthttp.Server, ln net.Listener) {
 	defer func() {
 		if v := recover(); v != nil {
 			s.log.Error().Interface("panic", v).Bytes("stack", debug.Stack()).Msg("proxy serve loop panicked")
@@ -203,14 +247,32 @@ func (s *Server) Stats() Stats {
 	return st
 }
 
-// Addr is the bound listen address, nil before Start.
+// Addr is the first bound listen address, nil before Start.
 func (s *Server) Addr() net.Addr {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.ln == nil {
+	if len(s.listeners) == 0 {
 		return nil
 	}
-	return s.ln.Addr()
+	return s.listeners[0].Addr()
+}
+
+// Addrs are the bound listen addresses in proxy_listen's order, each with
+// whether it serves TLS; nil before Start.
+func (s *Server) Addrs() []ListenAddr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]ListenAddr, len(s.listeners))
+	for i, l := range s.listeners {
+		out[i] = ListenAddr{Addr: l.Addr(), TLS: l.tls != nil}
+	}
+	return out
+}
+
+// ListenAddr is one bound proxy listener.
+type ListenAddr struct {
+	Addr net.Addr
+	TLS  bool
 }
 
 // Shutdown stops accepting, lets in-flight requests finish (until ctx ends),
@@ -219,7 +281,7 @@ func (s *Server) Addr() net.Addr {
 // It is safe to call more than once.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	srv, ln, done, first := s.srv, s.ln, s.serveDone, !s.stopped
+	srv, listeners, done, first := s.srv, s.listeners, s.serveDone, !s.stopped
 	s.stopped = true
 	s.mu.Unlock()
 	if srv == nil {
@@ -229,9 +291,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		if err := srv.ShutdownWithContext(ctx); err != nil {
 			return fmt.Errorf("proxy shutdown: %w", err)
 		}
-		// fasthttp skips the listener if Serve has not registered it yet;
-		// closing it here makes such a Serve return at once.
-		_ = ln.Close()
+		// fasthttp skips a listener if Serve has not registered it yet;
+		// closing them here makes such a Serve return at once.
+		for _, l := range listeners {
+			_ = l.Close()
+		}
 	}
 	select {
 	case <-done:

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"net"
 	"slices"
 	"strconv"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/grapevine-gw/grapevine/entity"
 	"github.com/grapevine-gw/grapevine/proxy/balancer"
+	"github.com/grapevine-gw/grapevine/proxy/tlsconf"
 )
 
 // Snapshot is an immutable routing table: the route index and the
@@ -25,6 +27,11 @@ type Snapshot struct {
 	// first snapshot (a full build), the set of every id it has.
 	removed []string
 	ids     map[string]bool
+	// certs are the certificates served by server name (SNI entities).
+	certs *tlsconf.Table
+	// sniRoutes counts the routes with snis: without any, a request's
+	// server name is not looked up.
+	sniRoutes int
 }
 
 // SnapshotInput is every entity a snapshot is built from, one field per
@@ -39,6 +46,11 @@ type SnapshotInput struct {
 	// Upstreams and Targets become balancers (builder_upstreams.go).
 	Upstreams []entity.Upstream
 	Targets   []entity.Target
+	// Certificates, SNIs and CACertificates: what the ssl listeners serve
+	// by server name, and what services trust and present upstream.
+	Certificates   []entity.Certificate
+	SNIs           []entity.SNI
+	CACertificates []entity.CACertificate
 }
 
 // service is the part of an entity.Service the request path needs, with
@@ -57,8 +69,11 @@ type service struct {
 	connect    time.Duration
 	read       time.Duration
 	write      time.Duration
-	tlsVerify  bool
-	upstream   int // slot+1 of the upstream whose name is host; 0: none
+	upstream   int         // slot+1 of the upstream whose name is host; 0: none
+	tls        *tls.Config // upstream TLS of an https service; nil otherwise
+	// e is the entity the service was compiled from, kept to compile it
+	// again when a certificate it names changes.
+	e entity.Service
 }
 
 // route is the part of an entity.Route the request path needs.
@@ -98,7 +113,7 @@ func NewSnapshot(in SnapshotInput) (*Snapshot, []error) {
 // Routes reports how many routes the snapshot serves.
 func (s *Snapshot) Routes() int { return s.routes }
 
-func newService(idx int, e *entity.Service) *service {
+func newService(idx int, e *entity.Service, tlsConf *tls.Config) *service {
 	svc := &service{
 		idx:       idx,
 		id:        e.ID,
@@ -109,7 +124,8 @@ func newService(idx int, e *entity.Service) *service {
 		connect:   msOr(e.ConnectTimeout),
 		read:      msOr(e.ReadTimeout),
 		write:     msOr(e.WriteTimeout),
-		tlsVerify: e.TLSVerify != nil && *e.TLSVerify,
+		tls:       tlsConf,
+		e:         *e,
 		base:      []byte("/"),
 	}
 	if e.Name != nil {

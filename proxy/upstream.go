@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,24 +19,25 @@ import (
 // a new snapshot for the same service gets the same upstreamClient.
 
 type clientKey struct {
-	addr      string
-	host      string // TLS server name
-	tls       bool
-	tlsVerify bool
-	connect   time.Duration
-	read      time.Duration
-	write     time.Duration
+	addr string
+	host string // TLS server name
+	// tls is the upstream TLS configuration, nil for plain HTTP. The
+	// Builder hands equal configurations the same pointer (see
+	// Builder.upstreamTLS), so it keys like a value.
+	tls     *tls.Config
+	connect time.Duration
+	read    time.Duration
+	write   time.Duration
 }
 
 func keyFor(svc *service) clientKey {
 	return clientKey{
-		addr:      svc.addr,
-		host:      svc.host,
-		tls:       svc.protocol == "https",
-		tlsVerify: svc.tlsVerify,
-		connect:   svc.connect,
-		read:      svc.read,
-		write:     svc.write,
+		addr:    svc.addr,
+		host:    svc.host,
+		tls:     svc.tls,
+		connect: svc.connect,
+		read:    svc.read,
+		write:   svc.write,
 	}
 }
 
@@ -90,7 +92,7 @@ func (p *clientPool) bind(snap *Snapshot) []*upstreamClient {
 
 // newClient makes the client for k with the pool's settings.
 func (p *clientPool) newClient(k clientKey) *upstreamClient {
-	return &upstreamClient{key: k, dial: p.dial(k), maxBody: p.maxBody}
+	return &upstreamClient{key: k, dial: p.dial(k), dialer: p.dial, maxBody: p.maxBody}
 }
 
 func (p *clientPool) closeIdle() {
@@ -114,8 +116,9 @@ func tcpDialer(k clientKey, resolver *net.Resolver) dialFunc {
 	slack := slackFor(min(k.read, k.write))
 	d := &net.Dialer{Timeout: k.connect, KeepAlive: 60 * time.Second, Resolver: resolver}
 	var tlsConfig *tls.Config
-	if k.tls {
-		tlsConfig = &tls.Config{ServerName: k.host, InsecureSkipVerify: !k.tlsVerify} //nolint:gosec // Kong's default: tls_verify off
+	if k.tls != nil {
+		tlsConfig = k.tls.Clone()
+		tlsConfig.ServerName = strings.Trim(k.host, "[]")
 	}
 	return func() (net.Conn, error) {
 		conn, err := d.Dial("tcp", k.addr)
@@ -147,8 +150,44 @@ type upstreamClient struct {
 	// maxBody caps the buffered body of an answer (maxResponseBody).
 	maxBody int
 
-	mu   sync.Mutex      // guards idle
+	// dialer makes the dialFunc of a variant (see forServerName).
+	dialer func(clientKey) dialFunc
+
+	mu   sync.Mutex      // guards idle and named
 	idle []*upstreamConn // oldest first; reused from the end
+	// named are the clients of this TLS upstream for other server names,
+	// by name: with preserve_host the client's Host is the SNI sent.
+	named map[string]*upstreamClient
+}
+
+// maxNamedClients bounds the server names one TLS upstream gets clients
+// for, so clients sending made-up Host headers cannot grow it without
+// end; past it the service's host is the server name.
+const maxNamedClients = 256
+
+// forServerName returns the client sending name as the TLS server name,
+// made on first use: Kong sends the upstream Host as SNI (nginx's
+// proxy_ssl_name $upstream_host), which preserve_host makes the client's.
+func (c *upstreamClient) forServerName(name []byte) *upstreamClient {
+	if len(name) == 0 || string(name) == c.key.host || c.dialer == nil {
+		return c
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if v := c.named[string(name)]; v != nil {
+		return v
+	}
+	if len(c.named) >= maxNamedClients {
+		return c
+	}
+	k := c.key
+	k.host = string(name)
+	v := &upstreamClient{key: k, dial: c.dialer(k), maxBody: c.maxBody}
+	if c.named == nil {
+		c.named = map[string]*upstreamClient{}
+	}
+	c.named[k.host] = v
+	return v
 }
 
 // upstreamConn is one keep-alive connection to an upstream.
@@ -436,10 +475,13 @@ func (c *upstreamClient) popExpired(now time.Time) []*upstreamConn {
 
 func (c *upstreamClient) closeIdle() {
 	c.mu.Lock()
-	idle := c.idle
+	idle, named := c.idle, c.named
 	c.idle = nil
 	c.mu.Unlock()
 	closeAll(idle)
+	for _, v := range named {
+		v.closeIdle()
+	}
 }
 
 func closeAll(conns []*upstreamConn) {

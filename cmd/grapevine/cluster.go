@@ -17,22 +17,30 @@ import (
 )
 
 const clusterUsage = `cluster members [--json] | force-leave NAME | reachability | keys list|install KEY|use KEY|remove KEY
-                [--admin URL | -c FILE]`
+                [--admin URL | -c FILE] [--ca FILE] [--tls-cert FILE --tls-key FILE]`
 
 func runCluster(ctx context.Context, args []string, out io.Writer) error {
 	fs := newFlags("cluster", clusterUsage, out)
 	confPath := confFlag(fs)
 	adminFlag := fs.String("admin", "", "Admin API URL of any node (default: admin_listen from -c, else http://127.0.0.1:8001)")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	var tf tlsFlags
+	fs.StringVar(&tf.ca, "ca", "", "CA certificates (PEM file) to check an https Admin API against (default: the system's, or admin_ssl_cert from -c)")
+	fs.StringVar(&tf.cert, "tls-cert", "", "client certificate (PEM file) for an Admin API that checks them (nginx_admin_ssl_verify_client)")
+	fs.StringVar(&tf.key, "tls-key", "", "the client certificate's key (PEM file)")
 	words, flagArgs := splitWords(args)
 	if err := parseFlags(fs, flagArgs, 0); err != nil {
 		return err
 	}
-	base, err := clusterAdminURL(*adminFlag, *confPath)
+	base, pinned, err := clusterAdminURL(*adminFlag, *confPath)
 	if err != nil {
 		return err
 	}
-	c := adminClient{base: base}
+	httpClient, err := tf.client(pinned)
+	if err != nil {
+		return err
+	}
+	c := adminClient{base: base, http: httpClient}
 	switch {
 	case len(words) == 1 && words[0] == "members":
 		return printMembers(ctx, c, out, *asJSON)
@@ -70,26 +78,36 @@ func splitWords(args []string) (words, flags []string) {
 	return words, flags
 }
 
-func clusterAdminURL(flagValue, confPath string) (string, error) {
+// clusterAdminURL is the Admin API to call: --admin, else the first
+// admin_listen entry of the configuration (https when it is flagged ssl,
+// trusted as pinning says; nil for plain HTTP and for --admin).
+func clusterAdminURL(flagValue, confPath string) (string, *pinning, error) {
 	if flagValue != "" {
 		u, err := url.Parse(flagValue)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return "", fmt.Errorf("--admin %q is not an http(s) URL", flagValue)
+			return "", nil, fmt.Errorf("--admin %q is not an http(s) URL", flagValue)
 		}
-		return strings.TrimRight(flagValue, "/"), nil
+		return strings.TrimRight(flagValue, "/"), nil, nil
 	}
 	cfg, err := loadConfig(confPath)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	if len(cfg.AdminListen) == 0 {
-		return "", errors.New("admin_listen is off; pass --admin URL of a node")
+		return "", nil, errors.New("admin_listen is off; pass --admin URL of a node")
 	}
-	return adminURL(cfg.AdminListen[0]), nil
+	base := adminURL(cfg.AdminListen[0])
+	if !strings.HasPrefix(base, "https:") {
+		return base, nil, nil
+	}
+	return base, &pinning{certs: cfg.AdminSSLCert}, nil
 }
 
 // adminClient calls a node's Admin API.
-type adminClient struct{ base string }
+type adminClient struct {
+	base string
+	http *http.Client
+}
 
 func (c adminClient) do(ctx context.Context, method, path string, body, into any) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -104,7 +122,7 @@ func (c adminClient) do(ctx context.Context, method, path string, body, into any
 		return fmt.Errorf("building request: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := c.http.Do(req)
 	if err != nil {
 		return fmt.Errorf("cannot reach the Admin API at %s: %w", c.base, err)
 	}

@@ -6,12 +6,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	listenpkg "github.com/grapevine-gw/grapevine/internal/listen"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"runtime"
+	"strings"
 	"syscall"
 	"time"
 
@@ -124,7 +126,7 @@ func splitAction(args []string) (string, []string) {
 
 func takesValue(flagArg string) bool {
 	switch flagArg {
-	case "-c", "--c", "-conf", "--conf", "-admin", "--admin":
+	case "-c", "--c", "-conf", "--conf", "-admin", "--admin", "-ca", "--ca", "-tls-cert", "--tls-cert", "-tls-key", "--tls-key":
 		return true
 	}
 	return false
@@ -220,26 +222,40 @@ func runHealth(ctx context.Context, args []string, out io.Writer) error {
 	if len(cfg.AdminListen) == 0 {
 		return errors.New("admin_listen is off; health needs the Admin API")
 	}
-	return checkHealth(ctx, adminURL(cfg.AdminListen[0]), out)
+	base := adminURL(cfg.AdminListen[0])
+	var pin *pinning
+	if strings.HasPrefix(base, "https:") {
+		pin = &pinning{certs: cfg.AdminSSLCert}
+	}
+	client, err := tlsFlags{}.client(pin)
+	if err != nil {
+		return err
+	}
+	return checkHealth(ctx, client, base, out)
 }
 
-// adminURL turns a listen address into a URL a local client can reach.
-func adminURL(listen string) string {
-	host, port, _ := net.SplitHostPort(listen)
+// adminURL turns an admin_listen entry into a URL a local client can
+// reach: https when it is flagged ssl.
+func adminURL(entry string) string {
+	host, port, _ := net.SplitHostPort(listenpkg.AddrOf(entry))
 	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
 		host = "127.0.0.1"
 	}
-	return "http://" + net.JoinHostPort(host, port)
+	scheme := "http://"
+	if ls, err := listenpkg.Parse(entry); err == nil && len(ls) == 1 && ls[0].Has("ssl") {
+		scheme = "https://"
+	}
+	return scheme + net.JoinHostPort(host, port)
 }
 
-func checkHealth(ctx context.Context, baseURL string, out io.Writer) error {
+func checkHealth(ctx context.Context, client *http.Client, baseURL string, out io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, baseURL+"/status", nil)
 	if err != nil {
 		return fmt.Errorf("building request: %w", err)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return fmt.Errorf("grapevine is not running at %s: %w", baseURL, err)
 	}

@@ -122,7 +122,7 @@ func TestHealthFailsWhileTheProxyCannotAccept(t *testing.T) {
 	ctx := context.Background()
 	// The health check's keep-alive connection to the Admin API stays
 	// open through the flood; a new one could not be accepted.
-	if err := checkHealth(ctx, p.adminURL(), io.Discard); err != nil {
+	if err := checkHealth(ctx, http.DefaultClient, p.adminURL(), io.Discard); err != nil {
 		t.Fatalf("health before the flood: %v", err)
 	}
 
@@ -135,7 +135,7 @@ func TestHealthFailsWhileTheProxyCannotAccept(t *testing.T) {
 		// newcomers it would accept again once the flood is all in.
 		more := flood(t, p.host+":8000", 1, busy)
 		defer more()
-		err := checkHealth(ctx, p.adminURL(), io.Discard)
+		err := checkHealth(ctx, http.DefaultClient, p.adminURL(), io.Discard)
 		if err == nil || !strings.Contains(err.Error(), "cannot accept") {
 			return fmt.Errorf("got health %v, want unhealthy: the proxy cannot accept", err)
 		}
@@ -148,7 +148,7 @@ func TestHealthFailsWhileTheProxyCannotAccept(t *testing.T) {
 		if err := proxyServes(p, "/flood"); err != nil {
 			return err
 		}
-		return checkHealth(ctx, p.adminURL(), io.Discard)
+		return checkHealth(ctx, http.DefaultClient, p.adminURL(), io.Discard)
 	}, p)
 	t.Logf("after: %s", processFigures(pid))
 }

@@ -77,3 +77,49 @@ func Addrs(ls []Listener) []string {
 	}
 	return out
 }
+
+// Check refuses a listener flag Kong does not know (with Kong's usage
+// message, kong/conf_loader/listeners.lua) or that Grapevine cannot
+// honour. ssl and http2 are served; reuseport, backlog=N, deferred and
+// bind are nginx socket tuning and change nothing; proxy_protocol,
+// ipv6only and so_keepalive are refused, as is http2 without ssl (nginx
+// would then speak cleartext HTTP/2 only).
+func (l Listener) Check() error {
+	for _, f := range l.Flags {
+		name, value, hasValue := strings.Cut(f, "=")
+		switch {
+		case !hasValue && (name == "ssl" || name == "http2" || name == "reuseport" || name == "deferred" || name == "bind"):
+		case hasValue && name == "backlog" && isDigits(value):
+		case name == "proxy_protocol" && !hasValue, name == "ipv6only" && (value == "on" || value == "off"),
+			name == "so_keepalive" && hasValue:
+			return fmt.Errorf("listener %q: flag %q is not supported by grapevine", l.Entry, f)
+		default:
+			return fmt.Errorf("listener %q: unknown flag %q; must be of form: [off] | <ip>:<port> [ssl] [http2] [reuseport] [backlog=%%d+] [deferred] [bind], [... next entry ...]", l.Entry, f)
+		}
+	}
+	if l.Has("http2") && !l.Has("ssl") {
+		return fmt.Errorf("listener %q: http2 needs ssl (cleartext HTTP/2 is not supported)", l.Entry)
+	}
+	return nil
+}
+
+func isDigits(s string) bool {
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// AddrOf is the host:port of one entry of a listen list ("0.0.0.0:8443
+// ssl" gives "0.0.0.0:8443"), the entry itself when it does not parse.
+func AddrOf(entry string) string {
+	if words := strings.Fields(entry); len(words) > 0 {
+		return words[0]
+	}
+	return entry
+}
+
+// Join makes a listen value of entries again.
+func Join(entries []string) string { return strings.Join(entries, ", ") }

@@ -2,6 +2,7 @@ package listen
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -33,5 +34,36 @@ func TestParse(t *testing.T) {
 	ls, _ := Parse("127.0.0.1:1 ssl backlog=5")
 	if !ls[0].Has("ssl") || !ls[0].Has("backlog") || ls[0].Has("http2") {
 		t.Errorf("Has: got %+v", ls[0])
+	}
+}
+
+// TestCheck follows Kong's accepted flags (kong/conf_loader/listeners.lua
+// subsystem_flags.http): unknown ones are refused with the usage line,
+// known ones Grapevine cannot honour with a message saying so.
+func TestCheck(t *testing.T) {
+	tests := []struct {
+		entry   string
+		wantErr string // "" for none
+	}{
+		{"0.0.0.0:8000 reuseport backlog=16384", ""},
+		{"0.0.0.0:8443 http2 ssl reuseport backlog=16384", ""},
+		{"0.0.0.0:8443 ssl deferred bind", ""},
+		{"0.0.0.0:8000 backlog=x", "unknown flag"},
+		{"0.0.0.0:8000 sll", "unknown flag"},
+		{"0.0.0.0:8000 proxy_protocol", "not supported"},
+		{"0.0.0.0:8000 so_keepalive=on", "not supported"},
+		{"0.0.0.0:8000 http2", "http2 needs ssl"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.entry, func(t *testing.T) {
+			ls, err := Parse(tt.entry)
+			if err != nil {
+				t.Fatalf("parse: %v", err)
+			}
+			err = ls[0].Check()
+			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Fatalf("got %v, want error containing %q", err, tt.wantErr)
+			}
+		})
 	}
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"github.com/grapevine-gw/grapevine/internal/listen"
 	"net"
 	"os"
 	"regexp"
@@ -75,7 +76,7 @@ func checkEnvironment(t *testing.T, env map[string]string) Config {
 }
 
 func port(t *testing.T, addr string) string {
-	_, p, err := net.SplitHostPort(addr)
+	_, p, err := net.SplitHostPort(listen.AddrOf(addr))
 	if err != nil {
 		t.Fatalf("address %q: %v", addr, err)
 	}
@@ -122,7 +123,11 @@ func checkDockerfileExposes(t *testing.T, cfg Config) {
 	if expose == nil {
 		t.Fatal("Dockerfile has no EXPOSE line")
 	}
-	for _, want := range []string{port(t, cfg.ProxyListen[0]), port(t, cfg.AdminListen[0]), port(t, cfg.ClusterListen), port(t, cfg.ClusterListen) + "/udp"} {
+	wants := []string{port(t, cfg.AdminListen[0]), port(t, cfg.ClusterListen), port(t, cfg.ClusterListen) + "/udp"}
+	for _, entry := range cfg.ProxyListen {
+		wants = append(wants, port(t, entry))
+	}
+	for _, want := range wants {
 		if !strings.Contains(" "+expose[1]+" ", " "+want+" ") {
 			t.Errorf("Dockerfile EXPOSE %q lacks %s", expose[1], want)
 		}

@@ -29,8 +29,8 @@ type Config struct {
 	PgDatabase          string        // pg_database: "kong"
 	PgTimeout           time.Duration // pg_timeout: 5000 (ms)
 	PgMaxConns          int           // pg_pool_size: 0 (pgx default)
-	ProxyListen         []string      // proxy_listen: "0.0.0.0:8000"
-	AdminListen         []string      // admin_listen: "127.0.0.1:8001"
+	ProxyListen         []string      // proxy_listen: Kong's "0.0.0.0:8000 reuseport backlog=16384, 0.0.0.0:8443 http2 ssl reuseport backlog=16384"; entries with their flags
+	AdminListen         []string      // admin_listen: "127.0.0.1:8001" (Kong adds "127.0.0.1:8444 http2 ssl"; Grapevine keeps the Admin API plain by default)
 	ClusterListen       string        // cluster_listen: "0.0.0.0:7946"; "off" (empty here) runs on polling alone, without gossip
 	ClusterAdvertise    string        // cluster_advertise: "" (derived from the host's addresses)
 	ClusterEncryptKey   string        // cluster_encrypt_key: "" (no gossip encryption)
@@ -48,6 +48,17 @@ type Config struct {
 	ErrorDefaultType    string        // error_default_type: "text/plain"; the body type of proxy errors when a request names none
 	RouterFlavor        string        // router_flavor: "traditional_compatible" (the only one)
 
+	// TLS of the proxy's and the Admin API's ssl listeners.
+	SSLCert              []string // ssl_cert: none (a certificate is generated at start); paths or PEM, paired with ssl_cert_key
+	SSLCertKey           []string // ssl_cert_key: none
+	SSLCipherSuite       string   // ssl_cipher_suite: "intermediate" (modern, intermediate, old, custom)
+	SSLCiphers           string   // ssl_ciphers: "" (the suite's); OpenSSL names, with ssl_cipher_suite = custom
+	SSLProtocols         string   // ssl_protocols: "TLSv1.2 TLSv1.3"; used with ssl_cipher_suite = custom, as in Kong
+	AdminSSLCert         []string // admin_ssl_cert: none (generated at start)
+	AdminSSLCertKey      []string // admin_ssl_cert_key: none
+	AdminSSLClientCA     string   // nginx_admin_ssl_client_certificate: "" ; CA certificates (path or PEM) Admin API clients are verified against
+	AdminSSLVerifyClient string   // nginx_admin_ssl_verify_client: "off"; "on" requires a client certificate on ssl admin listeners
+
 	// nginx directives Kong users set through kong.conf, in nginx's syntax.
 	ClientHeaderTimeout time.Duration // nginx_proxy_client_header_timeout: 60s (nginx's default)
 	ClientBodyTimeout   time.Duration // nginx_proxy_client_body_timeout: 60s, between two reads of a body
@@ -63,27 +74,30 @@ type Config struct {
 // Default returns Kong's defaults for every key.
 func Default() Config {
 	return Config{
-		Database:            "postgres",
-		PgHost:              "127.0.0.1",
-		PgPort:              5432,
-		PgUser:              "kong",
-		PgDatabase:          "kong",
-		PgTimeout:           5 * time.Second,
-		ProxyListen:         []string{"0.0.0.0:8000"},
-		AdminListen:         []string{"127.0.0.1:8001"},
-		ClusterListen:       "0.0.0.0:7946",
-		ClusterTTLOnFailure: time.Hour,
-		DBUpdateFrequency:   5 * time.Second,
-		LogLevel:            "notice",
-		LatencyHeaders:      "kong",
-		ErrorDefaultType:    "text/plain",
-		RouterFlavor:        "traditional_compatible",
-		ClientHeaderTimeout: 60 * time.Second,
-		ClientBodyTimeout:   60 * time.Second,
-		SendTimeout:         60 * time.Second,
-		ClientBodyBuffer:    8 << 10,
-		LargeHeaderBuffers:  [2]int64{4, 8 << 10},
-		AdminMaxBodySize:    10 << 20,
+		Database:             "postgres",
+		PgHost:               "127.0.0.1",
+		PgPort:               5432,
+		PgUser:               "kong",
+		PgDatabase:           "kong",
+		PgTimeout:            5 * time.Second,
+		ProxyListen:          []string{"0.0.0.0:8000 reuseport backlog=16384", "0.0.0.0:8443 http2 ssl reuseport backlog=16384"},
+		AdminListen:          []string{"127.0.0.1:8001"},
+		ClusterListen:        "0.0.0.0:7946",
+		ClusterTTLOnFailure:  time.Hour,
+		DBUpdateFrequency:    5 * time.Second,
+		LogLevel:             "notice",
+		LatencyHeaders:       "kong",
+		ErrorDefaultType:     "text/plain",
+		RouterFlavor:         "traditional_compatible",
+		SSLCipherSuite:       "intermediate",
+		SSLProtocols:         "TLSv1.2 TLSv1.3",
+		AdminSSLVerifyClient: "off",
+		ClientHeaderTimeout:  60 * time.Second,
+		ClientBodyTimeout:    60 * time.Second,
+		SendTimeout:          60 * time.Second,
+		ClientBodyBuffer:     8 << 10,
+		LargeHeaderBuffers:   [2]int64{4, 8 << 10},
+		AdminMaxBodySize:     10 << 20,
 	}
 }
 

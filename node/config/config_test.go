@@ -27,7 +27,10 @@ func TestLoadDefaults(t *testing.T) {
 	if !reflect.DeepEqual(got, Default()) {
 		t.Fatalf("got %+v, want defaults %+v", got, Default())
 	}
-	if got.ProxyListen[0] != "0.0.0.0:8000" || got.AdminListen[0] != "127.0.0.1:8001" || got.ClusterListen != "0.0.0.0:7946" {
+	// Kong's proxy_listen default (kong/templates/kong_defaults.lua);
+	// the Admin API stays plain on 8001 alone.
+	wantProxy := []string{"0.0.0.0:8000 reuseport backlog=16384", "0.0.0.0:8443 http2 ssl reuseport backlog=16384"}
+	if !reflect.DeepEqual(got.ProxyListen, wantProxy) || got.AdminListen[0] != "127.0.0.1:8001" || got.ClusterListen != "0.0.0.0:7946" {
 		t.Fatalf("listen defaults differ from Kong's: %v %v %v", got.ProxyListen, got.AdminListen, got.ClusterListen)
 	}
 }
@@ -56,7 +59,7 @@ nginx_admin_client_max_body_size = 512k
 		{"pg_host", got.PgHost, "db.internal"},
 		{"pg_port from env wins", got.PgPort, 7000},
 		{"escaped hash", got.PgPassword, "p#ss"},
-		{"proxy_listen flags dropped", got.ProxyListen, []string{"0.0.0.0:9000", "127.0.0.1:9001"}},
+		{"proxy_listen entries kept with their flags", got.ProxyListen, []string{"0.0.0.0:9000 reuseport backlog=16384", "127.0.0.1:9001"}},
 		{"admin_listen from env", got.AdminListen, []string{"127.0.0.2:8001"}},
 		{"db_update_frequency seconds", got.DBUpdateFrequency, 500 * time.Millisecond},
 		{"log_level", got.LogLevel, "debug"},
@@ -88,6 +91,14 @@ func TestLoadRejectsBadInput(t *testing.T) {
 		{"bad log level", "log_level = loud\n", nil, "log_level", "expected one of"},
 		{"listen without port", "proxy_listen = 0.0.0.0\n", nil, "proxy_listen", "expected host:port"},
 		{"cluster listen bad", "cluster_listen = :x\n", nil, "cluster_listen", "invalid"},
+		{"listen flag unknown", "proxy_listen = 0.0.0.0:8000 sll\n", nil, "proxy_listen", "unknown flag"},
+		{"listen proxy_protocol", "proxy_listen = 0.0.0.0:8000 proxy_protocol\n", nil, "proxy_listen", "not supported"},
+		{"listen http2 without ssl", "admin_listen = 127.0.0.1:8001 http2\n", nil, "admin_listen", "http2 needs ssl"},
+		{"cipher suite fips", "ssl_cipher_suite = fips\n", nil, "ssl_cipher_suite", "expected one of"},
+		{"custom cipher unknown", "ssl_cipher_suite = custom\nssl_ciphers = HIGH:!aNULL\n", nil, "ssl_ciphers", "unknown or unsupported cipher"},
+		{"custom protocols with a hole", "ssl_cipher_suite = custom\nssl_ciphers = ECDHE-RSA-AES128-GCM-SHA256\nssl_protocols = TLSv1.1 TLSv1.3\n", nil, "ssl_protocols", "consecutive"},
+		{"ssl_cert without key", "ssl_cert = /a.crt\n", nil, "ssl_cert", "taken in pairs"},
+		{"admin client check without CA", "nginx_admin_ssl_verify_client = on\n", nil, "nginx_admin_ssl_verify_client", "needs nginx_admin_ssl_client_certificate"},
 		{"negative frequency", "db_update_frequency = -1\n", nil, "db_update_frequency", "no smaller than"},
 		{"line without equals", "just words\n", nil, "just words", "expected 'key = value'"},
 		{"short encrypt key", "cluster_encrypt_key = c2hvcnQ=\n", nil, "cluster_encrypt_key", "want 16, 24 or 32"},

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/grapevine-gw/grapevine/internal/listen"
+	"github.com/grapevine-gw/grapevine/proxy/tlsconf"
 )
 
 // key binds one kong.conf key to its Config field.
@@ -55,6 +56,15 @@ var keys = []key{
 	{name: "nginx_admin_client_max_body_size", set: nginxSizeLimit(func(c *Config) *int64 { return &c.AdminMaxBodySize }), get: func(c *Config) any { return FormatNginxSize(c.AdminMaxBodySize) }},
 	{name: "dns_resolver", set: dnsServers(func(c *Config) *[]string { return &c.DNSResolver }), get: func(c *Config) any { return c.DNSResolver }},
 	{name: "error_default_type", set: oneOf(func(c *Config) *string { return &c.ErrorDefaultType }, "text/plain", "application/json", "application/xml", "text/html"), get: func(c *Config) any { return c.ErrorDefaultType }},
+	{name: "ssl_cert", set: list(func(c *Config) *[]string { return &c.SSLCert }), get: func(c *Config) any { return pathsOnly(c.SSLCert) }},
+	{name: "ssl_cert_key", secret: true, set: list(func(c *Config) *[]string { return &c.SSLCertKey })},
+	{name: "ssl_cipher_suite", set: oneOf(func(c *Config) *string { return &c.SSLCipherSuite }, tlsconf.SuiteNames...), get: func(c *Config) any { return c.SSLCipherSuite }},
+	{name: "ssl_ciphers", set: anyString(func(c *Config) *string { return &c.SSLCiphers }), get: func(c *Config) any { return c.SSLCiphers }},
+	{name: "ssl_protocols", set: nonEmpty(func(c *Config) *string { return &c.SSLProtocols }), get: func(c *Config) any { return c.SSLProtocols }},
+	{name: "admin_ssl_cert", set: list(func(c *Config) *[]string { return &c.AdminSSLCert }), get: func(c *Config) any { return pathsOnly(c.AdminSSLCert) }},
+	{name: "admin_ssl_cert_key", secret: true, set: list(func(c *Config) *[]string { return &c.AdminSSLCertKey })},
+	{name: "nginx_admin_ssl_client_certificate", set: anyString(func(c *Config) *string { return &c.AdminSSLClientCA }), get: func(c *Config) any { return pathsOnly([]string{c.AdminSSLClientCA}) }},
+	{name: "nginx_admin_ssl_verify_client", set: oneOf(func(c *Config) *string { return &c.AdminSSLVerifyClient }, "off", "on", "optional"), get: func(c *Config) any { return c.AdminSSLVerifyClient }},
 	{name: "router_flavor", set: oneOf(func(c *Config) *string { return &c.RouterFlavor }, "traditional_compatible"), get: func(c *Config) any { return c.RouterFlavor }},
 }
 
@@ -175,9 +185,10 @@ func hostPortList(field func(*Config) *[]string) func(*Config, string) error {
 	}
 }
 
-// listenList parses Kong's listen syntax: "addr:port [flags], addr:port [flags]".
-// Grapevine keeps the address and ignores nginx-only flags such as reuseport
-// and backlog=N; "off" disables the listener.
+// listenList parses Kong's listen syntax: "addr:port [flags], addr:port
+// [flags]", keeping each entry with its flags; a flag Kong does not know or
+// Grapevine cannot honour is refused (listen.Listener.Check). "off"
+// disables the listener.
 func listenList(field func(*Config) *[]string) func(*Config, string) error {
 	return func(c *Config, value string) error {
 		ls, err := listen.Parse(value)
@@ -191,11 +202,15 @@ func listenList(field func(*Config) *[]string) func(*Config, string) error {
 			if err := checkHostPort(l.Addr); err != nil {
 				return err
 			}
-			if l.Has("ssl") || l.Has("http2") {
-				return fmt.Errorf("listener %q: ssl and http2 are not supported yet", l.Entry)
+			if err := l.Check(); err != nil {
+				return err
 			}
 		}
-		*field(c) = listen.Addrs(ls)
+		entries := make([]string, len(ls))
+		for i, l := range ls {
+			entries[i] = strings.Join(strings.Fields(l.Entry), " ")
+		}
+		*field(c) = entries
 		return nil
 	}
 }
@@ -218,6 +233,29 @@ func dnsServers(field func(*Config) *[]string) func(*Config, string) error {
 		*field(c) = servers
 		return nil
 	}
+}
+
+// list takes a comma-separated list, "" for none.
+func list(field func(*Config) *[]string) func(*Config, string) error {
+	return func(c *Config, value string) error {
+		*field(c) = splitList(value)
+		return nil
+	}
+}
+
+// pathsOnly reports file paths as they are and inline PEM as "(pem)", so
+// GET / never carries certificates written into the configuration.
+func pathsOnly(items []string) []string {
+	out := make([]string, 0, len(items))
+	for _, item := range items {
+		if strings.Contains(item, "-----BEGIN") {
+			item = "(pem)"
+		}
+		if item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }
 
 func splitList(value string) []string {
