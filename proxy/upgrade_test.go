@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"crypto/tls"
 	"bytes"
 	"context"
 	"errors"
@@ -454,6 +455,33 @@ func TestWebSocketTLSUpstream(t *testing.T) {
 	conn.SetReadLimit(8 << 20)
 	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB
 	for _, msg := range [][]byte{[]byte("small"), big, []byte("small again")} {
+		conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		if err := conn.WriteMessage(websocket.BinaryMessage, msg); err != nil {
+			t.Fatalf("write: %v", err)
+		}
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, got, err := conn.ReadMessage(); err != nil || !bytes.Equal(got, msg) {
+			t.Fatalf("got %d bytes, %v; want the %d bytes sent back", len(got), err, len(msg))
+		}
+	}
+	conn.Close()
+	waitActive(t, s, 0)
+}
+
+// A WebSocket opened over the proxy's ssl listener (wss, Kong's "https"
+// route protocol) tunnels as on a plain one, through TLS both ways: the
+// tunnel runs on the hijacked TLS connection.
+func TestWebSocketOverTLSListener(t *testing.T) {
+	s, _ := wsProxy(t, func(c *Config) { c.Listen = tlsListens })
+	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second,
+		TLSClientConfig: &tls.Config{ServerName: "a.test", InsecureSkipVerify: true}} //nolint:gosec // test certificates
+	conn, resp, err := d.Dial("wss://"+tlsAddr(t, s)+"/echo", nil)
+	if err != nil {
+		t.Fatalf("dial: %v (response %v)", err, resp)
+	}
+	defer conn.Close()
+	conn.SetReadLimit(8 << 20)
+	for _, msg := range [][]byte{[]byte("over tls"), bytes.Repeat([]byte("x"), 1<<20)} {
 		conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
 		if err := conn.WriteMessage(websocket.BinaryMessage, msg); err != nil {
 			t.Fatalf("write: %v", err)
