@@ -48,6 +48,9 @@ type Config struct {
 	// TLS serves the listeners flagged ssl (admin_ssl_cert, client
 	// certificate checks); it must be set when one is.
 	TLS *tls.Config
+	// Bind opens a listening socket for an address of Listen; nil binds a
+	// new one (see proxy.Config.Bind).
+	Bind func(ctx context.Context, addr string) (net.Listener, error)
 }
 
 // DefaultConfig returns the defaults documented on Config.
@@ -173,8 +176,14 @@ func (s *Server) Start(ctx context.Context) error {
 // bind opens one admin_listen entry: TLS when flagged ssl, with HTTP/2
 // offered by ALPN when flagged http2 too.
 func (s *Server) bind(ctx context.Context, e listen.Listener) (net.Listener, error) {
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", e.Addr)
+	var ln net.Listener
+	var err error
+	if s.cfg.Bind != nil {
+		ln, err = s.cfg.Bind(ctx, e.Addr)
+	} else {
+		var lc net.ListenConfig
+		ln, err = lc.Listen(ctx, "tcp", e.Addr)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("admin_listen %s: %w", e.Addr, err)
 	}

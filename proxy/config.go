@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 
@@ -73,6 +75,10 @@ type Config struct {
 	// Content-Type. Default "text/plain"; also application/json,
 	// application/xml, text/html.
 	ErrorDefaultType string
+	// Bind opens a listening socket for an address of Listen; nil binds a
+	// new one. A node given its predecessor's sockets (an in-place restart)
+	// takes them over through it.
+	Bind func(ctx context.Context, addr string) (net.Listener, error)
 	// Logger receives proxy events. Access logs are written at debug level
 	// only; the zero value discards everything.
 	Logger zerolog.Logger

@@ -203,6 +203,22 @@ func (l *connTable) makeRoom() bool {
 	return true
 }
 
+// closeIdleFor closes the connections idle for d or longer.
+func (l *connTable) closeIdleFor(d time.Duration, now time.Time) {
+	before := now.Add(-d).UnixNano()
+	l.mu.Lock()
+	var idle []*coarseConn
+	for cc := range l.conns {
+		if since := cc.idleSince.Load(); since != 0 && since <= before {
+			idle = append(idle, cc)
+		}
+	}
+	l.mu.Unlock()
+	for _, cc := range idle {
+		cc.Close()
+	}
+}
+
 // connState is fasthttp's hook on each connection's state change: a
 // connection waiting for a request (new or keep-alive) is idle.
 func connState(c net.Conn, state fasthttp.ConnState) {

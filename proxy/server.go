@@ -35,6 +35,7 @@ type Server struct {
 
 	requests atomic.Int64 // requests handled
 	tunnels  tunnelSet    // upgraded connections (tunnel.go)
+	draining atomic.Bool  // shutting down: every answer closes its connection
 
 	swapMu     sync.Mutex        // serialises Swap so pool bindings match the stored state
 	clientRefs map[clientKey]int // guarded by swapMu: service slots per client (bind.go)
@@ -152,8 +153,7 @@ func (s *Server) Start(ctx context.Context) error {
 // bind opens one proxy_listen entry. Its nginx-only flags (reuseport,
 // backlog=N, deferred, bind) change nothing here.
 func (s *Server) bind(ctx context.Context, e listen.Listener) (*clientConns, error) {
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", e.Addr)
+	ln, err := bindWith(ctx, s.cfg.Bind, e.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("proxy_listen %s: %w", e.Addr, err)
 	}
@@ -162,6 +162,15 @@ func (s *Server) bind(ctx context.Context, e listen.Listener) (*clientConns, err
 		l.tls = s.serverTLSConfig(e.Has("http2"))
 	}
 	return l, nil
+}
+
+// bindWith opens addr through bind, or binds a new socket when bind is nil.
+func bindWith(ctx context.Context, bind func(context.Context, string) (net.Listener, error), addr string) (net.Listener, error) {
+	if bind != nil {
+		return bind(ctx, addr)
+	}
+	var lc net.ListenConfig
+	return lc.Listen(ctx, "tcp", addr)
 }
 
 func (s *Server) closeListeners() {
@@ -182,7 +191,7 @@ const idleTimeout = 60 * time.Second
 // never allocated before the bytes arrive.
 func (s *Server) newFastHTTPServer() *fasthttp.Server {
 	return &fasthttp.Server{
-		Handler:                      s.handle,
+		Handler:                      s.serveRequest,
 		ErrorHandler:                 s.handleParseError,
 		ExpectHandler:                s.handleExpect,
 		ConnState:                    connState,
@@ -288,13 +297,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	if first {
-		if err := srv.ShutdownWithContext(ctx); err != nil {
+		s.drain(ctx, listeners)
+		// Closes what is left; the listeners are closed already.
+		if err := srv.ShutdownWithContext(ctx); err != nil && !errors.Is(err, net.ErrClosed) {
 			return fmt.Errorf("proxy shutdown: %w", err)
-		}
-		// fasthttp skips a listener if Serve has not registered it yet;
-		// closing them here makes such a Serve return at once.
-		for _, l := range listeners {
-			_ = l.Close()
 		}
 	}
 	select {
@@ -309,6 +315,46 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.registry.Close()
 	s.addrClients.closeIdle()
 	return nil
+}
+
+// drainIdle is how long a client connection may sit idle while the proxy
+// drains before it is closed: a keep-alive client under load sends its
+// next request well within it (and gets Connection: close), so closing
+// it cannot race with a request on its way, as closing every idle
+// connection at once does (nginx's graceful shutdown, fasthttp's).
+const drainIdle = time.Second
+
+// drain stops accepting and lets the open connections end by themselves
+// until ctx is done: each next answer carries Connection: close, so
+// keep-alive clients reconnect (to the node's successor, which holds the
+// same listening sockets after an in-place restart, or to another node),
+// and connections idle for drainIdle are closed. Open tunnels do not hold
+// the drain up.
+func (s *Server) drain(ctx context.Context, listeners []*clientConns) {
+	s.draining.Store(true)
+	for _, l := range listeners {
+		_ = l.Close()
+	}
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	// Tunnels (WebSockets) are closed after the drain, by Shutdown.
+	for s.conns.open.Load() > int64(s.tunnels.openTunnels()) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			s.conns.closeIdleFor(drainIdle, time.Now())
+		}
+	}
+}
+
+// serveRequest handles one request; while the proxy drains, its answer
+// closes the connection.
+func (s *Server) serveRequest(ctx *fasthttp.RequestCtx) {
+	s.handle(ctx)
+	if s.draining.Load() {
+		ctx.Response.SetConnectionClose()
+	}
 }
 
 // fasthttpLogger sends fasthttp's own messages (mostly client connection

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"io"
 	"net"
@@ -400,4 +401,84 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// Shutdown drains: it stops accepting, answers each keep-alive client's
+// next request (with Connection: close, so the client reconnects elsewhere)
+// instead of closing its connection under a request on its way, closes
+// connections left idle, and returns once none is open.
+func TestShutdownDrainsKeepAliveClients(t *testing.T) {
+	up := newUpstream(t, nil)
+	snap := mustSnapshot(t, []entity.Service{testService(t, "s1", up.addr())}, []entity.Route{testRoute(idA, "s1", paths("/"))})
+	cfg := DefaultConfig()
+	cfg.Listen = "127.0.0.1:0"
+	s := New(cfg)
+	s.Swap(snap)
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	busy, idle := dialKeepAlive(t, s), dialKeepAlive(t, s)
+	for _, c := range []*keepAliveClient{busy, idle} {
+		if status, closing := c.get(t); status != 200 || closing {
+			t.Fatalf("before: got %d (close %v), want 200 on a kept connection", status, closing)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	stopped := make(chan error, 1)
+	began := time.Now()
+	go func() { stopped <- s.Shutdown(ctx) }()
+	time.Sleep(100 * time.Millisecond) // the drain has begun
+	if _, err := net.DialTimeout("tcp", s.Addr().String(), time.Second); err == nil {
+		t.Error("a new connection was accepted while draining, want it refused")
+	}
+	if status, closing := busy.get(t); status != 200 || !closing {
+		t.Errorf("while draining: got %d (close %v), want 200 with Connection: close", status, closing)
+	}
+	select {
+	case err := <-stopped:
+		if err != nil {
+			t.Fatalf("shutdown: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("shutdown did not return")
+	}
+	if took := time.Since(began); took > drainIdle+5*time.Second {
+		t.Errorf("shutdown took %v, want it to end once the idle connection was closed (after %v idle)", took, drainIdle)
+	}
+	idle.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := idle.conn.Read(make([]byte, 1)); n != 0 || err == nil {
+		t.Errorf("the idle connection read %d bytes, %v; want it closed", n, err)
+	}
+}
+
+type keepAliveClient struct {
+	conn net.Conn
+	br   *bufio.Reader
+}
+
+func dialKeepAlive(t *testing.T, s *Server) *keepAliveClient {
+	t.Helper()
+	c, err := net.Dial("tcp", s.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &keepAliveClient{conn: c, br: bufio.NewReader(c)}
+}
+
+// get sends GET / on the kept connection and reads the answer.
+func (c *keepAliveClient) get(t *testing.T) (status int, closing bool) {
+	t.Helper()
+	c.conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c.conn, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	resp, err := http.ReadResponse(c.br, nil)
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, resp.Close
 }
