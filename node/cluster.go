@@ -40,7 +40,7 @@ func (n *Node) startGossip() error {
 		key, _ = base64.StdEncoding.DecodeString(n.cfg.ClusterEncryptKey) // validated by config
 	}
 	status := n.applier.status.Load()
-	cluster, err := gossip.Start(gossip.Config{
+	cluster, err := n.startGossipWithin(gossip.Config{
 		NodeName:         n.name,
 		BindAddr:         n.cfg.ClusterListen,
 		AdvertiseAddr:    n.cfg.ClusterAdvertise,
@@ -66,6 +66,24 @@ func (n *Node) startGossip() error {
 	n.gossip = cluster
 	n.tagCh = make(chan applyStatus, 1)
 	return nil
+}
+
+// predecessorLeaveTimeout bounds the wait for the cluster port of a node
+// this one replaces in place (it holds the port until it has left).
+const predecessorLeaveTimeout = 30 * time.Second
+
+// startGossipWithin starts gossip; a node given its predecessor's sockets
+// retries while the predecessor, still draining, holds the cluster port.
+func (n *Node) startGossipWithin(cfg gossip.Config) (*gossip.Cluster, error) {
+	deadline := time.Now().Add(predecessorLeaveTimeout)
+	for {
+		cluster, err := gossip.Start(cfg)
+		if err == nil || n.sockets == nil || !n.sockets.HandedDown() || time.Now().After(deadline) {
+			return cluster, err
+		}
+		n.log.Info().Err(err).Msg("waiting for the node this one replaces to leave the cluster port")
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // liveStatus is this node's answer to a status query: what it serves now.

@@ -71,6 +71,12 @@ type Node struct {
 	cancel context.CancelFunc // ends the background goroutines
 	wg     sync.WaitGroup
 
+	// sockets binds the proxy's and the Admin API's listeners, taking over
+	// those of a node this one replaces in place; nil binds new ones.
+	sockets *listen.Sockets
+	// onServing runs once the proxy serves (see OnProxyServing).
+	onServing func()
+
 	shutdownOnce sync.Once
 	shutdownErr  error
 }
@@ -82,6 +88,23 @@ func New(cfg config.Config, log zerolog.Logger) *Node {
 
 // SetTestHooks sets test-only behaviour; call before Start.
 func (n *Node) SetTestHooks(h TestHooks) { n.hooks = h }
+
+// SetSockets makes the node bind its listeners through s (and so take
+// over sockets handed down to it); call before Start.
+func (n *Node) SetSockets(s *listen.Sockets) { n.sockets = s }
+
+// OnProxyServing sets fn to run once the proxy serves its first snapshot,
+// before the node joins the cluster: a successor started in place tells
+// its predecessor it can drain. Call before Start.
+func (n *Node) OnProxyServing(fn func()) { n.onServing = fn }
+
+// bind is the listeners' binder: through the node's sockets, if it has any.
+func (n *Node) bind() func(context.Context, string) (net.Listener, error) {
+	if n.sockets == nil {
+		return nil
+	}
+	return n.sockets.Listen
+}
 
 // ID is the node's id as reported on GET / (node_id).
 func (n *Node) ID() string { return n.id }
@@ -195,6 +218,7 @@ func (n *Node) proxyConfig() (proxy.Config, error) {
 	cfg.BodyBufferSize = int(n.cfg.ClientBodyBuffer)
 	cfg.MaxConnections = n.connectionLimit()
 	cfg.Logger = n.log // the proxy names itself in its log lines
+	cfg.Bind = n.bind()
 	return cfg, nil
 }
 
@@ -263,6 +287,9 @@ func (n *Node) startProxy(ctx context.Context) error {
 	if err := n.proxy.Start(ctx); err != nil {
 		return fmt.Errorf("starting proxy: %w", err)
 	}
+	if n.onServing != nil {
+		n.onServing()
+	}
 	return nil
 }
 
@@ -289,6 +316,7 @@ func (n *Node) startAdmin(ctx context.Context) error {
 		Logger:        n.log, // the Admin API names itself in its log lines
 		MaxBodySize:   n.cfg.AdminMaxBodySize,
 		Health:        nodeHealth{n},
+		Bind:          n.bind(),
 	}
 	n.admin = admin.New(cfg, n.store, n)
 	if err := n.admin.Start(ctx); err != nil {
@@ -485,11 +513,13 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		}
 		n.wg.Wait()
 		errs = append(errs, n.leave(ctx))
-		if n.proxy != nil && len(n.cfg.ProxyListen) > 0 {
-			errs = append(errs, n.proxy.Shutdown(ctx))
-		}
+		// Gossip stops before the proxy drains: the node has left, and a
+		// successor started in place waits for the cluster port.
 		if n.gossip != nil {
 			errs = append(errs, n.gossip.Shutdown())
+		}
+		if n.proxy != nil && len(n.cfg.ProxyListen) > 0 {
+			errs = append(errs, n.proxy.Shutdown(ctx))
 		}
 		if n.store != nil {
 			n.store.Close()

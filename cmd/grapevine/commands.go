@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/grapevine-gw/grapevine/node"
 	"github.com/grapevine-gw/grapevine/node/config"
 	"github.com/grapevine-gw/grapevine/store"
@@ -58,20 +60,51 @@ func runStart(ctx context.Context, args []string, out io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	sockets, err := listenpkg.NewSockets(os.Environ())
+	if err != nil {
+		return err
+	}
+	restart := make(chan os.Signal, 1)
+	signal.Notify(restart, syscall.SIGUSR2)
+	defer signal.Stop(restart)
 	n := node.New(cfg, log)
+	n.SetSockets(sockets)
+	reportReadiness(n, log)
 	if err := n.Start(ctx); err != nil {
 		return err
 	}
+	sockets.CloseUnused()
 	log.Info().Str("node_id", n.ID()).Str("version", node.Version).Int("gomaxprocs", runtime.GOMAXPROCS(0)).Msg("grapevine started")
-	<-ctx.Done()
-	log.Info().Msg("stopping: draining connections")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	waitForStop(ctx, restart, sockets, log)
+	log.Info().Dur("bound", cfg.WorkerShutdownTimeout).Msg("stopping: leaving the cluster and draining connections")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.WorkerShutdownTimeout)
 	defer cancel()
 	if err := n.Shutdown(shutdownCtx); err != nil {
 		return fmt.Errorf("shutting down: %w", err)
 	}
 	log.Info().Msg("grapevine stopped")
 	return nil
+}
+
+// waitForStop returns when the node is to stop: on SIGTERM or SIGINT, or
+// on SIGUSR2 once a successor took over its sockets (a failed handover is
+// logged and the node goes on serving).
+func waitForStop(ctx context.Context, restart <-chan os.Signal, sockets *listenpkg.Sockets, log zerolog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-restart:
+			log.Info().Msg("SIGUSR2: starting a successor with this node's sockets")
+			pid, err := handover(sockets)
+			if err != nil {
+				log.Error().Err(err).Msg("in-place restart failed; this node goes on serving")
+				continue
+			}
+			log.Info().Int("successor_pid", pid).Msg("the successor serves")
+			return
+		}
+	}
 }
 
 // procsPerCore is how many Ps `grapevine start` runs per CPU. The proxy

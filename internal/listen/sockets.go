@@ -11,10 +11,11 @@ import (
 	"sync"
 )
 
-// EnvInherited is the environment variable through which a node started by
+// EnvInherited is the environment variable (not GRAPEVINE_…: those are
+// configuration keys) through which a node started by
 // a running node's handover (grapevine start, SIGUSR2) receives that node's
 // listening sockets: "addr=fd;addr=fd", addr as configured.
-const EnvInherited = "GRAPEVINE_LISTEN_FDS"
+const EnvInherited = "HANDOVER_LISTEN_FDS"
 
 // Sockets owns the listening sockets of one node across an in-place
 // restart: it binds the configured addresses, taking the socket handed

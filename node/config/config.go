@@ -69,35 +69,39 @@ type Config struct {
 	RlimitNofile        int           // nginx_main_worker_rlimit_nofile: auto (0: the hard limit)
 	WorkerConnections   int           // nginx_events_worker_connections: auto (0: derived from the descriptor limit)
 	AdminMaxBodySize    int64         // nginx_admin_client_max_body_size: "10m" (bytes here); larger Admin API bodies get 413
+	// WorkerShutdownTimeout is nginx_main_worker_shutdown_timeout: how long
+	// a stopping node drains its connections; 10s (kong quit's default).
+	WorkerShutdownTimeout time.Duration
 }
 
 // Default returns Kong's defaults for every key.
 func Default() Config {
 	return Config{
-		Database:             "postgres",
-		PgHost:               "127.0.0.1",
-		PgPort:               5432,
-		PgUser:               "kong",
-		PgDatabase:           "kong",
-		PgTimeout:            5 * time.Second,
-		ProxyListen:          []string{"0.0.0.0:8000 reuseport backlog=16384", "0.0.0.0:8443 http2 ssl reuseport backlog=16384"},
-		AdminListen:          []string{"127.0.0.1:8001"},
-		ClusterListen:        "0.0.0.0:7946",
-		ClusterTTLOnFailure:  time.Hour,
-		DBUpdateFrequency:    5 * time.Second,
-		LogLevel:             "notice",
-		LatencyHeaders:       "kong",
-		ErrorDefaultType:     "text/plain",
-		RouterFlavor:         "traditional_compatible",
-		SSLCipherSuite:       "intermediate",
-		SSLProtocols:         "TLSv1.2 TLSv1.3",
-		AdminSSLVerifyClient: "off",
-		ClientHeaderTimeout:  60 * time.Second,
-		ClientBodyTimeout:    60 * time.Second,
-		SendTimeout:          60 * time.Second,
-		ClientBodyBuffer:     8 << 10,
-		LargeHeaderBuffers:   [2]int64{4, 8 << 10},
-		AdminMaxBodySize:     10 << 20,
+		Database:              "postgres",
+		PgHost:                "127.0.0.1",
+		PgPort:                5432,
+		PgUser:                "kong",
+		PgDatabase:            "kong",
+		PgTimeout:             5 * time.Second,
+		ProxyListen:           []string{"0.0.0.0:8000 reuseport backlog=16384", "0.0.0.0:8443 http2 ssl reuseport backlog=16384"},
+		AdminListen:           []string{"127.0.0.1:8001"},
+		ClusterListen:         "0.0.0.0:7946",
+		ClusterTTLOnFailure:   time.Hour,
+		DBUpdateFrequency:     5 * time.Second,
+		LogLevel:              "notice",
+		LatencyHeaders:        "kong",
+		ErrorDefaultType:      "text/plain",
+		RouterFlavor:          "traditional_compatible",
+		SSLCipherSuite:        "intermediate",
+		SSLProtocols:          "TLSv1.2 TLSv1.3",
+		AdminSSLVerifyClient:  "off",
+		ClientHeaderTimeout:   60 * time.Second,
+		ClientBodyTimeout:     60 * time.Second,
+		SendTimeout:           60 * time.Second,
+		ClientBodyBuffer:      8 << 10,
+		LargeHeaderBuffers:    [2]int64{4, 8 << 10},
+		AdminMaxBodySize:      10 << 20,
+		WorkerShutdownTimeout: 10 * time.Second,
 	}
 }
 

@@ -45,6 +45,7 @@ var keys = []key{
 	{name: "latency_headers", set: oneOf(func(c *Config) *string { return &c.LatencyHeaders }, "kong", "grapevine"), get: func(c *Config) any { return c.LatencyHeaders }},
 	{name: "nginx_proxy_client_header_timeout", set: nginxTimeout(func(c *Config) *time.Duration { return &c.ClientHeaderTimeout }), get: func(c *Config) any { return c.ClientHeaderTimeout.String() }},
 	{name: "nginx_proxy_client_body_timeout", set: nginxTimeout(func(c *Config) *time.Duration { return &c.ClientBodyTimeout }), get: func(c *Config) any { return c.ClientBodyTimeout.String() }},
+	{name: "nginx_main_worker_shutdown_timeout", set: nginxTimeout(func(c *Config) *time.Duration { return &c.WorkerShutdownTimeout }), get: func(c *Config) any { return c.WorkerShutdownTimeout.String() }},
 	{name: "nginx_proxy_send_timeout", set: nginxTimeout(func(c *Config) *time.Duration { return &c.SendTimeout }), get: func(c *Config) any { return c.SendTimeout.String() }},
 	{name: "nginx_http_client_max_body_size", set: nginxSize(func(c *Config) *int64 { return &c.ClientMaxBodySize }), get: func(c *Config) any { return FormatNginxSize(c.ClientMaxBodySize) }},
 	{name: "nginx_http_client_body_buffer_size", set: nginxSizeLimit(func(c *Config) *int64 { return &c.ClientBodyBuffer }), get: func(c *Config) any { return FormatNginxSize(c.ClientBodyBuffer) }},
