@@ -48,7 +48,10 @@ func TestHMACAuth(t *testing.T) {
 	old := now.Add(-20 * time.Second).Format(http.TimeFormat)
 	sign256 := func(s string) string { return hmacSign(sha256.New, secret, s) }
 	emptyDigest := func() string { s := sha256.Sum256(nil); return "SHA-256=" + base64.StdEncoding.EncodeToString(s[:]) }()
-	bodyDigest := func(b string) string { s := sha256.Sum256([]byte(b)); return "SHA-256=" + base64.StdEncoding.EncodeToString(s[:]) }
+	bodyDigest := func(b string) string {
+		s := sha256.Sum256([]byte(b))
+		return "SHA-256=" + base64.StdEncoding.EncodeToString(s[:])
+	}
 
 	tests := []struct {
 		name     string
@@ -86,7 +89,7 @@ func TestHMACAuth(t *testing.T) {
 			status: 200, upstream: map[string]string{"Authorization": "keep", "Proxy-Authorization": "", "X-Credential-Identifier": "bob"}},
 		{name: "signed URI differs", target: "/r/other",
 			headers: []string{"Date: " + date, "Authorization: " + hmacAuthorization("bob", "hmac-sha256", "date request-line", sign256("date: "+date+"\nGET /r/a HTTP/1.1"))},
-			status: 401, message: msgHMACNotSame},
+			status:  401, message: msgHMACNotSame},
 		{name: "sha512 with X-Date and a body Digest", method: "POST", target: "/r", body: "hello",
 			headers: []string{"X-Date: " + date, "Date: " + date, "Digest: " + bodyDigest("hello"),
 				"Authorization: " + hmacAuthorization("bob", "hmac-sha512", "date digest", hmacSign(sha512.New, secret, "date: "+date+"\ndigest: "+bodyDigest("hello")))},
@@ -97,13 +100,13 @@ func TestHMACAuth(t *testing.T) {
 			status: 401, message: msgHMACNotSame},
 		{name: "body without a Digest", method: "POST", target: "/r", body: "hello",
 			headers: []string{"Date: " + date, "Authorization: " + hmacAuthorization("bob", "hmac-sha256", "date", sign256("date: "+date))},
-			status: 401, message: msgHMACNotSame},
+			status:  401, message: msgHMACNotSame},
 		{name: "empty body with its Digest", method: "POST", target: "/r",
 			headers: []string{"Date: " + date, "Digest: " + emptyDigest, "Authorization: " + hmacAuthorization("bob", "hmac-sha256", "date", sign256("date: "+date))},
-			status: 200},
+			status:  200},
 		{name: "anonymous route, valid signature", target: "/r2",
 			headers: []string{"Date: " + date, "Authorization: " + hmacAuthorization("bob", "hmac-sha384", "date", hmacSign(sha512.New384, secret, "date: "+date))},
-			status: 200, upstream: map[string]string{"X-Consumer-Id": aliceID, "X-Anonymous-Consumer": "", "Authorization": "hmac username=\"bob\"" /* prefix checked below */}},
+			status:  200, upstream: map[string]string{"X-Consumer-Id": aliceID, "X-Anonymous-Consumer": "", "Authorization": "hmac username=\"bob\"" /* prefix checked below */}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
