@@ -3,6 +3,7 @@ package plugins
 import (
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/hmac"
 	"crypto/rand"
@@ -30,6 +31,8 @@ const (
 	jwtES3ID  = "5f1e4a0c-0000-4000-8000-0000000d0006"
 	jwtOrphID = "5f1e4a0c-0000-4000-8000-0000000d0007"
 	jwtRS5ID  = "5f1e4a0c-0000-4000-8000-0000000d0008"
+	jwtPSID   = "5f1e4a0c-0000-4000-8000-0000000d0009"
+	jwtEdID   = "5f1e4a0c-0000-4000-8000-0000000d000a"
 )
 
 // signJWT makes a token as Kong's jwt_parser.lua encode_token does, with
@@ -76,10 +79,23 @@ func signJWT(t *testing.T, header, claims map[string]any, key any) string {
 		sig = make([]byte, 2*size)
 		r.FillBytes(sig[:size])
 		s.FillBytes(sig[size:])
+	case pssKey:
+		h := hashes[alg[2:]]
+		d := h.New()
+		d.Write([]byte(signed))
+		var err error
+		if sig, err = rsa.SignPSS(rand.Reader, k.PrivateKey, h, d.Sum(nil), nil); err != nil {
+			t.Fatal(err)
+		}
+	case ed25519.PrivateKey:
+		sig = ed25519.Sign(k, []byte(signed))
 	case nil:
 	}
 	return signed + "." + base64.RawURLEncoding.EncodeToString(sig)
 }
+
+// pssKey signs with RSASSA-PSS (PS256…) rather than PKCS #1 v1.5.
+type pssKey struct{ *rsa.PrivateKey }
 
 func publicPEM(t *testing.T, pub any) string {
 	t.Helper()
@@ -111,12 +127,15 @@ func TestJWT(t *testing.T) {
 	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	ec384Key, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	otherRSA, _ := rsa.GenerateKey(rand.Reader, 2048)
+	edPub, edKey, _ := ed25519.GenerateKey(rand.Reader)
 	str := func(s string) *string { return &s }
 	for _, c := range []entity.JWTSecret{
 		{Credential: cred(jwtHSID, aliceID), Key: "hs-key", Secret: str("hs-secret"), Algorithm: "HS256"},
 		{Credential: cred(jwtHS5ID, aliceID), Key: "hs512-key", Secret: str("hs512-secret"), Algorithm: "HS512"},
 		{Credential: cred(jwtRSID, aliceID), Key: "rs-key", Algorithm: "RS256", RSAPublicKey: str(publicPEM(t, &rsaKey.PublicKey))},
 		{Credential: cred(jwtRS5ID, aliceID), Key: "rs512-key", Algorithm: "RS512", RSAPublicKey: str(publicPEM(t, &rsaKey.PublicKey))},
+		{Credential: cred(jwtPSID, aliceID), Key: "ps-key", Algorithm: "PS256", RSAPublicKey: str(publicPEM(t, &rsaKey.PublicKey))},
+		{Credential: cred(jwtEdID, aliceID), Key: "ed-key", Algorithm: "EdDSA", RSAPublicKey: str(publicPEM(t, edPub))},
 		{Credential: cred(jwtESID, aliceID), Key: "es-key", Algorithm: "ES256", RSAPublicKey: str(publicPEM(t, &ecKey.PublicKey))},
 		{Credential: cred(jwtES3ID, aliceID), Key: "es384-key", Algorithm: "ES384", RSAPublicKey: str(publicPEM(t, &ec384Key.PublicKey))},
 		{Credential: cred(jwtB64ID, aliceID), Key: "b64-key", Secret: str(base64.RawURLEncoding.EncodeToString([]byte("raw secret"))), Algorithm: "HS256"},
@@ -183,6 +202,10 @@ func TestJWT(t *testing.T) {
 		{name: "RS512", target: "/r?jwt=" + signJWT(t, hdr("RS512"), hsClaims(map[string]any{"iss": "rs512-key"}), rsaKey), status: 200},
 		{name: "RS256 signed by another key", target: "/r?jwt=" + signJWT(t, hdr("RS256"), hsClaims(map[string]any{"iss": "rs-key"}), otherRSA),
 			status: 401, body: `{"message":"Invalid signature"}`, challenge: invalid},
+		{name: "PS256", target: "/r?jwt=" + signJWT(t, hdr("PS256"), hsClaims(map[string]any{"iss": "ps-key"}), pssKey{rsaKey}), status: 200},
+		{name: "PS256 key, RS256 token", target: "/r?jwt=" + signJWT(t, hdr("RS256"), hsClaims(map[string]any{"iss": "ps-key"}), rsaKey),
+			status: 401, body: `{"message":"Invalid algorithm"}`, challenge: invalid},
+		{name: "EdDSA", target: "/r?jwt=" + signJWT(t, hdr("EdDSA"), hsClaims(map[string]any{"iss": "ed-key"}), edKey), status: 200},
 		{name: "ES256", target: "/r?jwt=" + signJWT(t, hdr("ES256"), hsClaims(map[string]any{"iss": "es-key"}), ecKey), status: 200},
 		{name: "ES384", target: "/r?jwt=" + signJWT(t, hdr("ES384"), hsClaims(map[string]any{"iss": "es384-key"}), ec384Key), status: 200},
 		{name: "ES256 with a tampered payload", target: "/r?jwt=" + tamper(signJWT(t, hdr("ES256"), hsClaims(map[string]any{"iss": "es-key"}), ecKey)),
