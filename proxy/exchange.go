@@ -68,6 +68,29 @@ func (x *exchange) RawQuery() []byte { return bytes.TrimPrefix(x.up.query, []byt
 func (x *exchange) Host() []byte     { return x.up.host }
 func (x *exchange) RouteID() string  { return x.up.route.id }
 
+// RequestURI is the request line's target; an absolute-form target
+// ("http://host/p?q") is given from its path, as nginx's $request_uri.
+func (x *exchange) RequestURI() []byte {
+	uri := x.ctx.RequestURI()
+	if len(uri) > 0 && uri[0] != '/' {
+		if i := bytes.Index(uri, []byte("://")); i >= 0 {
+			rest := uri[i+3:]
+			if j := bytes.IndexAny(rest, "/?"); j >= 0 {
+				return rest[j:]
+			}
+			return nil
+		}
+	}
+	return uri
+}
+
+func (x *exchange) HTTPVersion() string {
+	if x.ctx.Request.Header.IsHTTP11() {
+		return "1.1"
+	}
+	return "1.0"
+}
+
 func (x *exchange) ServiceID() string {
 	if x.up.route.svc == nil {
 		return ""

@@ -21,6 +21,12 @@ type Exchange interface {
 	Path() []byte
 	// RawQuery is the query string as received, without its "?".
 	RawQuery() []byte
+	// RequestURI is the path and query as the client sent them, not
+	// normalised (kong.request.get_path_with_query).
+	RequestURI() []byte
+	// HTTPVersion is the request's protocol version: "1.0", "1.1" or
+	// "2.0" (kong.request.get_http_version).
+	HTTPVersion() string
 	// QueryArg is the first value of the query argument name (decoded)
 	// and how many times the argument appears.
 	QueryArg(name string) (value []byte, count int)

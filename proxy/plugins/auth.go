@@ -1,6 +1,8 @@
 package plugins
 
 import (
+	"encoding/json"
+
 	"github.com/grapevine-gw/grapevine/proxy/pdk"
 )
 
@@ -46,6 +48,26 @@ type authFailure struct {
 	status    int
 	message   string
 	challenge string
+	// json answers with kong.response.exit's JSON body (errors when
+	// set, else {"message": message}) instead of kong.response.error.
+	json   bool
+	errors map[string]any
+}
+
+// answer sends the failure to the client.
+func (f authFailure) answer(x pdk.Exchange) {
+	switch {
+	case f.errors != nil:
+		body, _ := json.Marshal(f.errors)
+		x.Exit(f.status, body, "application/json; charset=utf-8")
+	case f.json:
+		exitMessage(x, f.status, f.message)
+	default:
+		x.Error(f.status, f.message)
+	}
+	if f.challenge != "" {
+		x.SetResponseHeader("WWW-Authenticate", f.challenge)
+	}
 }
 
 // authenticator is one plugin's do_authentication: true on success (the
@@ -73,9 +95,6 @@ func authenticate(x pdk.Exchange, ix *Index, anonymous string, do authenticator)
 		return
 	}
 	if ok, fail := do(x); !ok {
-		x.Error(fail.status, fail.message)
-		if fail.challenge != "" {
-			x.SetResponseHeader("WWW-Authenticate", fail.challenge)
-		}
+		fail.answer(x)
 	}
 }

@@ -33,7 +33,7 @@ func buildBasicAuth(env *Env, p *entity.Plugin) (hooks [proxy.NumPhases]proxy.Ho
 	if err := decodeConfig(p, &c); err != nil {
 		return hooks, err
 	}
-	fail := authFailure{401, msgUnauthorized, `Basic realm="` + c.Realm + `"`}
+	fail := authFailure{status: 401, message: msgUnauthorized, challenge: `Basic realm="` + c.Realm + `"`}
 	do := func(x pdk.Exchange) (bool, authFailure) {
 		if _, n := x.Header("Authorization"); n == 0 {
 			if _, n := x.Header("Proxy-Authorization"); n == 0 {

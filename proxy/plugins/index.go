@@ -1,6 +1,7 @@
 package plugins
 
 import (
+	"crypto"
 	"slices"
 	"sync"
 
@@ -59,9 +60,23 @@ type SecretCredential struct {
 // JWTCredential is a jwt key with its algorithm and secret or public key.
 type JWTCredential struct {
 	pdk.Credential
+	Key          string
 	Algorithm    string
 	Secret       string
 	RSAPublicKey string
+
+	// The public key is parsed on first use, not when the index is
+	// loaded: a million credentials would otherwise cost a full load
+	// seconds of key parsing.
+	parseOnce sync.Once
+	parsed    crypto.PublicKey
+	parseErr  error
+}
+
+// publicKey is RSAPublicKey parsed.
+func (c *JWTCredential) publicKey() (crypto.PublicKey, error) {
+	c.parseOnce.Do(func() { c.parsed, c.parseErr = parsePublicKey(c.RSAPublicKey) })
+	return c.parsed, c.parseErr
 }
 
 // IndexTables are the tables whose rows the Index holds.
@@ -195,7 +210,8 @@ func (m *indexMaps) put(v any) {
 		m.hmac[e.Username] = &SecretCredential{credential(e.Credential), deref(e.Secret)}
 	case entity.JWTSecret:
 		m.file(e.Credential, "jwt_secrets", e.Key)
-		m.jwt[e.Key] = &JWTCredential{credential(e.Credential), e.Algorithm, deref(e.Secret), deref(e.RSAPublicKey)}
+		m.jwt[e.Key] = &JWTCredential{Credential: credential(e.Credential), Key: e.Key, Algorithm: e.Algorithm,
+			Secret: deref(e.Secret), RSAPublicKey: deref(e.RSAPublicKey)}
 	case entity.ACL:
 		m.file(e.Credential, "acls", e.Group)
 		c := credential(e.Credential)

@@ -49,7 +49,9 @@ func buildKeyAuth(env *Env, p *entity.Plugin) (hooks [proxy.NumPhases]proxy.Hook
 
 // keyAuthenticate is the handler's do_authentication.
 func keyAuthenticate(ix *Index, c *keyAuthConfig, challenge string, x pdk.Exchange) (bool, authFailure) {
-	unauthorized := func(msg string) (bool, authFailure) { return false, authFailure{401, msg, challenge} }
+	unauthorized := func(msg string) (bool, authFailure) {
+		return false, authFailure{status: 401, message: msg, challenge: challenge}
+	}
 	var key []byte
 	var body requestBody
 	bodyRead, bodyOK := false, false
