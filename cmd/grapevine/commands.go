@@ -101,7 +101,7 @@ func waitForStop(ctx context.Context, restart <-chan os.Signal, sockets *listenp
 				log.Error().Err(err).Msg("in-place restart failed; this node goes on serving")
 				continue
 			}
-			log.Info().Int("successor_pid", pid).Msg("the successor serves")
+			log.Info().Int("pid", os.Getpid()).Int("successor_pid", pid).Msg("the successor serves")
 			return
 		}
 	}

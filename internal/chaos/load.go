@@ -1,0 +1,162 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// load is client connections sending GET / one after another, each
+// connection to the next proxy address in turn, reconnecting only when an
+// answer says Connection: close; a request is never retried.
+type load struct {
+	addrs    []string
+	next     atomic.Uint64
+	stopping atomic.Bool
+	wg       sync.WaitGroup
+
+	mu        sync.Mutex // guards the fields below
+	sent      int
+	failures  map[string]int
+	latencies []time.Duration
+}
+
+func startLoad(addrs []string, clients int) *load {
+	l := &load{addrs: addrs, failures: map[string]int{}}
+	for range clients {
+		l.wg.Add(1)
+		go l.client()
+	}
+	return l
+}
+
+func (l *load) client() {
+	defer l.wg.Done()
+	var conn net.Conn
+	var br *bufio.Reader
+	defer func() {
+		if conn != nil {
+			conn.Close()
+		}
+	}()
+	lat := make([]time.Duration, 0, 1<<14)
+	sent, failures := 0, map[string]int{}
+	for !l.stopping.Load() {
+		began := time.Now()
+		if conn == nil {
+			addr := l.addrs[l.next.Add(1)%uint64(len(l.addrs))]
+			c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+			if err != nil {
+				sent++
+				failures[kindOf(err, "connect")]++
+				time.Sleep(5 * time.Millisecond)
+				continue
+			}
+			conn, br = c, bufio.NewReader(c)
+		}
+		sent++
+		closing, kind := request(conn, br)
+		if kind != "" {
+			failures[kind]++
+		} else {
+			lat = append(lat, time.Since(began))
+		}
+		if kind != "" || closing {
+			conn.Close()
+			conn = nil
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.sent += sent
+	for k, v := range failures {
+		l.failures[k] += v
+	}
+	l.latencies = append(l.latencies, lat...)
+}
+
+// request sends one GET and reads its answer; kind names the failure, ""
+// for a 200.
+func request(conn net.Conn, br *bufio.Reader) (closing bool, kind string) {
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(conn, "GET / HTTP/1.1\r\nHost: chaos\r\n\r\n"); err != nil {
+		return false, kindOf(err, "send")
+	}
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		return false, kindOf(err, "answer")
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	switch {
+	case err != nil:
+		return false, kindOf(err, "body")
+	case resp.StatusCode != 200:
+		return resp.Close, fmt.Sprintf("status %d", resp.StatusCode)
+	}
+	return resp.Close, ""
+}
+
+// kindOf names a failure by the step and what happened.
+func kindOf(err error, step string) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return step + ": refused"
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		return step + ": reset"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return step + ": closed before the answer"
+	case errors.As(err, &ne) && ne.Timeout():
+		return step + ": timeout"
+	}
+	return step + ": " + err.Error()
+}
+
+type result struct {
+	sent      int
+	failures  map[string]int
+	latencies []time.Duration
+}
+
+func (l *load) stop() result {
+	l.stopping.Store(true)
+	l.wg.Wait()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return result{sent: l.sent, failures: l.failures, latencies: l.latencies}
+}
+
+func (r result) print(w io.Writer, mode string) {
+	failed := 0
+	for _, n := range r.failures {
+		failed += n
+	}
+	slices.Sort(r.latencies)
+	fmt.Fprintf(w, "rolling restart (%s) of 3 nodes under keep-alive load, no client retries\n", mode)
+	fmt.Fprintf(w, "requests sent %d, failed %d\n", r.sent, failed)
+	kinds := make([]string, 0, len(r.failures))
+	for k := range r.failures {
+		kinds = append(kinds, k)
+	}
+	slices.Sort(kinds)
+	for _, k := range kinds {
+		fmt.Fprintf(w, "  %-40s %d\n", k, r.failures[k])
+	}
+	if len(r.latencies) > 0 {
+		fmt.Fprintf(w, "latency p50 %v  p99 %v  p99.9 %v  max %v\n", percentile(r.latencies, 0.50),
+			percentile(r.latencies, 0.99), percentile(r.latencies, 0.999), r.latencies[len(r.latencies)-1])
+	}
+}
+
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	return sorted[min(len(sorted)-1, int(float64(len(sorted))*p))].Round(10 * time.Microsecond)
+}
