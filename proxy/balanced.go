@@ -47,12 +47,72 @@ func (s *Server) bindBalancers(prev *active, snap *Snapshot) []*balancer.Live {
 		case b == nil:
 		case prev != nil && i < len(prev.snap.balancers) && prev.snap.balancers[i] == b:
 			out[i] = prev.lives[i]
+			s.resolved(b) // its names stay in use
 		default:
-			out[i], changed = s.registry.Bind(b), true
+			out[i], changed = s.registry.Bind(s.resolved(b)), true
 		}
 	}
+	s.dns.forgetUnused()
 	if changed {
-		s.addrClients.prune(snap.balancers)
+		s.addrClients.prune(balancersOf(out))
+	}
+	return out
+}
+
+// resolved is b with the addresses DNS gave for its targets' host names
+// (targetdns.go); b itself while none is known.
+func (s *Server) resolved(b *balancer.Balancer) *balancer.Balancer {
+	names := b.HostNames()
+	if len(names) == 0 {
+		return b
+	}
+	var ips map[string][]string
+	for _, name := range names {
+		if addrs := s.dns.addresses(name); len(addrs) > 0 {
+			if ips == nil {
+				ips = map[string][]string{}
+			}
+			ips[name] = addrs
+		}
+	}
+	if ips == nil {
+		return b
+	}
+	return balancer.NewResolved(b.Upstream, b.Targets, ips)
+}
+
+// rebindResolved rebuilds the balancers whose targets' names now resolve
+// to other addresses; targetDNS calls it when an answer changed.
+func (s *Server) rebindResolved() {
+	s.swapMu.Lock()
+	defer s.swapMu.Unlock()
+	cur := s.state.Load()
+	lives := slices.Clone(cur.lives)
+	changed := false
+	for i, b := range cur.snap.balancers {
+		if b == nil || lives[i] == nil || len(b.HostNames()) == 0 {
+			continue
+		}
+		r := s.resolved(b)
+		if slices.EqualFunc(r.Addrs, lives[i].B.Addrs, func(x, y balancer.Address) bool { return x.Dial == y.Dial }) {
+			continue
+		}
+		lives[i], changed = s.registry.Bind(r), true
+	}
+	if !changed {
+		return
+	}
+	s.state.Store(&active{snap: cur.snap, clients: cur.clients, lives: lives})
+	s.addrClients.prune(balancersOf(lives))
+}
+
+// balancersOf lists the balancers lives are bound to.
+func balancersOf(lives []*balancer.Live) []*balancer.Balancer {
+	out := make([]*balancer.Balancer, 0, len(lives))
+	for _, l := range lives {
+		if l != nil {
+			out = append(out, l.B)
+		}
 	}
 	return out
 }

@@ -36,6 +36,11 @@ func startTarget(t *testing.T, ip string) *target {
 	if err != nil {
 		t.Fatalf("listen %s: %v", ip, err)
 	}
+	return serveTarget(t, ln)
+}
+
+// serveTarget serves a target on ln.
+func serveTarget(t *testing.T, ln net.Listener) *target {
 	tg := &target{}
 	tg.Server = &httptest.Server{Listener: ln, Config: &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tg.host.Store(r.Host)

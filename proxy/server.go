@@ -30,6 +30,8 @@ type Server struct {
 	via             []byte // "1.1 grapevine/<version>"
 	pool            *clientPool
 	registry        *balancer.Registry // upstreams' balancer state (balanced.go)
+	dns             *targetDNS         // addresses of balancer targets named by host names
+	stopDNS         context.CancelFunc // ends dns's resolving, started by Start
 	addrClients     addrClients        // clients of balanced addresses
 	state           atomic.Pointer[active]
 
@@ -80,6 +82,8 @@ func New(cfg Config) *Server {
 		pool:            newClientPool(resolverFor(cfg.DNSResolvers)),
 	}
 	s.registry = balancer.NewRegistry(cfg.Logger.With().Str("component", "balancer").Logger())
+	s.dns = newTargetDNS(cfg.DNSResolvers, cfg.Logger.With().Str("component", "balancer").Logger())
+	s.dns.onChange = s.rebindResolved
 	s.keyed = append(s.keyed, registryForget{s.registry})
 	s.Swap(EmptySnapshot())
 	return s
@@ -134,6 +138,9 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.srv = s.newFastHTTPServer()
 	s.serveDone = make(chan struct{})
+	dnsCtx, stopDNS := context.WithCancel(context.Background())
+	s.stopDNS = stopDNS
+	go s.dns.run(dnsCtx)
 	var wg sync.WaitGroup
 	for _, l := range s.listeners {
 		wg.Add(1)
@@ -311,6 +318,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if err := s.tunnels.closeAll(ctx); err != nil {
 		return fmt.Errorf("proxy shutdown: tunnels: %w", err)
 	}
+	s.stopDNS()
 	s.pool.closeIdle()
 	s.registry.Close()
 	s.addrClients.closeIdle()

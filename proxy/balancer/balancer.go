@@ -82,6 +82,15 @@ const maxWheel = 1 << 20
 // New compiles the balancer of u over targets. Targets of weight 0 are
 // kept (they are listed with their health) but never picked.
 func New(u Upstream, targets []Target) *Balancer {
+	return NewResolved(u, targets, nil)
+}
+
+// NewResolved is New with the addresses DNS gave for targets named by a
+// host name: one address per IP in ips[host], each with the target's
+// weight, as Kong's balancer gives each A/AAAA record its target's weight
+// (kong/runloop/balancer/targets.lua). A name without addresses in ips
+// stays one address, dialled by name.
+func NewResolved(u Upstream, targets []Target, ips map[string][]string) *Balancer {
 	b := &Balancer{Upstream: u, Targets: slices.Clone(targets), checksOn: u.Checks.Enabled()}
 	// Kong sorts hosts and addresses before building the continuum, so
 	// every node builds the same one whatever order targets arrived in.
@@ -89,14 +98,20 @@ func New(u Upstream, targets []Target) *Balancer {
 		return cmp.Or(cmp.Compare(x.Host, y.Host), cmp.Compare(x.Port, y.Port), cmp.Compare(x.ID, y.ID))
 	})
 	for _, t := range b.Targets {
-		b.Addrs = append(b.Addrs, newAddress(u, t, t.Host))
-		b.totalWeight += t.Weight
+		resolved := slices.Sorted(slices.Values(ips[t.Host]))
+		if len(resolved) == 0 {
+			resolved = []string{t.Host}
+		}
+		for _, ip := range resolved {
+			b.Addrs = append(b.Addrs, newAddress(u, t, ip))
+			b.totalWeight += t.Weight
+		}
 	}
 	switch u.Algorithm {
 	case RoundRobin:
 		b.wheel = buildWheel(b.Addrs)
 	case ConsistentHashing:
-		b.continuum = buildContinuum(b.Addrs, len(b.Targets), u.Slots)
+		b.continuum = buildContinuum(b.Addrs, len(b.Addrs), u.Slots)
 	}
 	return b
 }
@@ -207,4 +222,16 @@ func mix64(k uint64) uint64 {
 	k *= 0xc4ceb9fe1a85ec53
 	k ^= k >> 33
 	return k
+}
+
+// HostNames lists the hosts of b's targets that are names, not addresses:
+// what DNS resolves into addresses (NewResolved).
+func (b *Balancer) HostNames() []string {
+	var names []string
+	for _, t := range b.Targets {
+		if net.ParseIP(t.Host) == nil && !slices.Contains(names, t.Host) {
+			names = append(names, t.Host)
+		}
+	}
+	return names
 }
