@@ -160,7 +160,7 @@ func (s *Server) appendUpstreamHead(dst []byte, ctx *fasthttp.RequestCtx, st *re
 	dst = st.edits.appendHeaders(dst)
 
 	st.ip = appendRemoteIP(st.ip[:0], ctx.RemoteAddr())
-	st.buf, st.via = appendList(xff, st.ip), appendList(via, s.via)
+	st.buf, st.via = appendList(xff, st.ip), appendList(via, s.inboundVia(st))
 	dst = appendHeaderLine(dst, hdrXForwardedFor, st.buf)
 	if ctx.IsTLS() {
 		dst = appendHeaderLine(dst, hdrXForwardedProto, schemeHTTPS)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/grapevine-gw/grapevine/entity"
+	"github.com/grapevine-gw/grapevine/proxy/h2bridge"
 	"github.com/valyala/fasthttp"
 )
 
@@ -71,6 +72,7 @@ type reqState struct {
 
 	lport int // the local port the request arrived on
 
+	h2        bool // the request is an HTTP/2 stream (h2bridge)
 	badHeader bool // a header name of the request is not a token
 	upgrade   bool // the request asks for a WebSocket upgrade (upgrade.go)
 	plugged   bool // the route has plugins: x holds their changes
@@ -109,6 +111,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	s.requests.Add(1)
 	st.newRequestID()
 	st.badHeader, st.upgrade, st.plugged = false, false, false
+	st.h2 = h2bridge.IsHTTP2(ctx)
 	st.edits.reset()
 	if !s.acceptable(ctx, st) {
 		return
@@ -159,14 +162,14 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 }
 
 // acceptable refuses what nginx refuses before Kong sees a request: HTTP
-// versions other than 1.0 and 1.1 (505), a request line (414) or header
+// versions other than 1.0 and 1.1 (505) outside HTTP/2 streams, a request line (414) or header
 // line (400, nginx's 494) longer than a large header buffer, TRACE and
 // CONNECT (405) and a declared body over the limit (413). The connection
 // is closed after.
 func (s *Server) acceptable(ctx *fasthttp.RequestCtx, st *reqState) bool {
 	h := &ctx.Request.Header
 	switch proto := h.Protocol(); {
-	case string(proto) != "HTTP/1.1" && string(proto) != "HTTP/1.0":
+	case string(proto) != "HTTP/1.1" && string(proto) != "HTTP/1.0" && !st.h2:
 		s.respondNginxError(ctx, st, fasthttp.StatusHTTPVersionNotSupported, msgVersion)
 	case len(h.Method())+len(h.RequestURI())+len(h.Protocol())+2 > s.cfg.LargeHeaderBufferSize:
 		s.respondNginxError(ctx, st, fasthttp.StatusRequestURITooLong, msgURITooLong)
@@ -380,7 +383,7 @@ func appendMillis(dst []byte, d time.Duration) []byte {
 
 // serverName is the server name a TLS client asked for, in lower case.
 func serverName(c net.Conn) string {
-	tc, ok := c.(*tls.Conn)
+	tc, ok := c.(interface{ ConnectionState() tls.ConnectionState }) // a *tls.Conn or an HTTP/2 stream of one
 	if !ok {
 		return ""
 	}

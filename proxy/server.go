@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/grapevine-gw/grapevine/proxy/balancer"
+	"github.com/grapevine-gw/grapevine/proxy/h2bridge"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
@@ -28,6 +29,7 @@ type Server struct {
 	// defaultBodyType is ErrorDefaultType's template.
 	defaultBodyType bodyType
 	via             []byte // "1.1 grapevine/<version>"
+	via2            []byte // "2 grapevine/<version>": HTTP/2 requests' Via upstream
 	pool            *clientPool
 	registry        *balancer.Registry // upstreams' balancer state (balanced.go)
 	addrClients     addrClients        // clients of balanced addresses
@@ -46,6 +48,7 @@ type Server struct {
 
 	mu        sync.Mutex // guards the fields below
 	srv       *fasthttp.Server
+	h2        *h2bridge.Server // HTTP/2 of http2 ssl listeners; nil: none (h2.go)
 	listeners []*clientConns // proxy_listen's entries, bound, in order
 	conns     *connTable     // the client connections of every listener
 	serveDone chan struct{}  // closed when every listener's serve loop ended
@@ -76,6 +79,7 @@ func New(cfg Config) *Server {
 		defaultBodyType: defaultBodyType,
 		upstreamLog:     logSampler{interval: upstreamLogEvery},
 		via:             []byte("1.1 grapevine/" + cfg.Version),
+		via2:            []byte("2 grapevine/" + cfg.Version),
 		pool:            newClientPool(resolverFor(cfg.DNSResolvers)),
 	}
 	s.registry = balancer.NewRegistry(cfg.Logger.With().Str("component", "balancer").Logger())
@@ -132,6 +136,7 @@ func (s *Server) Start(ctx context.Context) error {
 		s.listeners = append(s.listeners, l)
 	}
 	s.srv = s.newFastHTTPServer()
+	s.enableHTTP2(entries)
 	s.serveDone = make(chan struct{})
 	var wg sync.WaitGroup
 	for _, l := range s.listeners {
@@ -281,13 +286,16 @@ type ListenAddr struct {
 // It is safe to call more than once.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	srv, listeners, done, first := s.srv, s.listeners, s.serveDone, !s.stopped
+	srv, h2, listeners, done, first := s.srv, s.h2, s.listeners, s.serveDone, !s.stopped
 	s.stopped = true
 	s.mu.Unlock()
 	if srv == nil {
 		return nil
 	}
 	if first {
+		if h2 != nil {
+			h2.Shutdown() // GOAWAY, so HTTP/2 connections end with their streams
+		}
 		if err := srv.ShutdownWithContext(ctx); err != nil {
 			return fmt.Errorf("proxy shutdown: %w", err)
 		}

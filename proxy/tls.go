@@ -45,7 +45,9 @@ func (s *Server) prepareTLS(entries []listen.Listener) error {
 // ALPN offers h2 before http/1.1.
 func (s *Server) serverTLSConfig(http2 bool) *tls.Config {
 	c := &tls.Config{GetCertificate: s.certificateFor, NextProtos: []string{"http/1.1"}}
-	_ = http2 // HTTP/2 is not served yet: ALPN offers http/1.1 alone
+	if http2 {
+		c.NextProtos = []string{"h2", "http/1.1"}
+	}
 	s.cfg.TLS.Apply(c)
 	return c
 }
