@@ -42,13 +42,16 @@ type Server struct {
 	clientRefs map[clientKey]int // guarded by swapMu: service slots per client (bind.go)
 	keyed      []keyedState      // guarded by swapMu: state kept across swaps (keyed.go)
 
+	// h2 serves the HTTP/2 of http2 ssl listeners; nil: none (h2.go).
+	// Set by Start before any connection, read by Shutdown under mu.
+	h2 *h2bridge.Server
+
 	// defaultCerts are served when no SNI entity names the client's
 	// server name: ssl_cert, or one generated at Start.
 	defaultCerts []tls.Certificate
 
 	mu        sync.Mutex // guards the fields below
 	srv       *fasthttp.Server
-	h2        *h2bridge.Server // HTTP/2 of http2 ssl listeners; nil: none (h2.go)
 	listeners []*clientConns // proxy_listen's entries, bound, in order
 	conns     *connTable     // the client connections of every listener
 	serveDone chan struct{}  // closed when every listener's serve loop ended
