@@ -111,6 +111,9 @@ func TestHTTP2SameAnswersAsHTTP1(t *testing.T) {
 					t.Errorf("upstream got %s %q, want %q", h, got, want)
 				}
 			}
+			if ua := seen.Header.Get("User-Agent"); !strings.HasPrefix(ua, "Go-http-client/") {
+				t.Errorf("upstream got User-Agent %q, want the client's", ua)
+			}
 			if seen.URI != "/x?q=1" {
 				t.Errorf("upstream got URI %q, want %q", seen.URI, "/x?q=1")
 			}

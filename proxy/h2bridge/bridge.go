@@ -16,6 +16,8 @@
 package h2bridge
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -76,7 +78,14 @@ func New(handler fasthttp.RequestHandler, opts Options) *Server {
 	// ConfigureServer ties the h2 server's connections to base.Shutdown;
 	// its only error is for a TLS configuration base does not have.
 	_ = http2.ConfigureServer(s.base, s.h2)
-	s.pool.New = func() any { return &exchange{} }
+	// The head is parsed from text so fasthttp keeps the raw header lines
+	// the handler reads (AllInOrder); the reader holds the largest head.
+	brSize := opts.MaxHeaderBytes + 8<<10
+	s.pool.New = func() any {
+		x := &exchange{}
+		x.br = bufio.NewReaderSize(&x.rd, brSize)
+		return x
+	}
 	return s
 }
 
@@ -117,6 +126,9 @@ type exchange struct {
 	ctx  fasthttp.RequestCtx
 	conn streamConn
 	tls  tlsStreamConn
+	raw  []byte        // the request's head as HTTP/1.1 text
+	rd   bytes.Reader  // reads raw
+	br   *bufio.Reader // reads rd for fasthttp's parser
 }
 
 // ServeHTTP runs the handler for one stream.
@@ -132,7 +144,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := &x.ctx
 	ctx.Init2(conn, s.opts.Logger, false)
-	copyRequest(&ctx.Request, r)
+	if err := x.copyRequest(&ctx.Request, r); err != nil {
+		s.opts.ErrorLog.Printf("h2bridge: request head: %v", err)
+		http.Error(w, "", http.StatusBadRequest)
+		return
+	}
 	s.handler(ctx)
 	s.writeResponse(w, &x.conn, &ctx.Response, r.Method == http.MethodHead)
 }
@@ -145,29 +161,39 @@ func (s *Server) release(x *exchange) {
 }
 
 // copyRequest fills req from an HTTP/2 request. The header fields come
-// in name order: HTTP/2's order is lost by net/http's map.
-func copyRequest(req *fasthttp.Request, r *http.Request) {
-	h := &req.Header
-	h.SetMethod(r.Method)
-	h.SetRequestURI(r.RequestURI)
-	h.SetProtocol("HTTP/2.0")
-	h.SetHost(r.Host)
+// in name order: HTTP/2's order is lost by net/http's map. The values
+// were checked by the HTTP/2 server (no CR, LF or NUL).
+func (x *exchange) copyRequest(req *fasthttp.Request, r *http.Request) error {
+	b := append(x.raw[:0], r.Method...)
+	b = append(append(append(b, ' '), r.RequestURI...), " HTTP/1.1\r\nHost: "...)
+	b = append(append(b, r.Host...), "\r\n"...)
 	names := make([]string, 0, len(r.Header))
 	for name := range r.Header {
-		names = append(names, name)
+		if name != "Host" && name != "Content-Length" && name != "Transfer-Encoding" {
+			names = append(names, name)
+		}
 	}
 	sort.Strings(names)
 	for _, name := range names {
 		for _, v := range r.Header[name] {
-			h.Add(name, v)
+			b = append(append(append(append(b, name...), ": "...), v...), "\r\n"...)
 		}
 	}
+	x.raw = append(b, "\r\n"...)
+	x.rd.Reset(x.raw)
+	x.br.Reset(&x.rd)
+	h := &req.Header
+	if err := h.Read(x.br); err != nil {
+		return err
+	}
+	h.SetProtocol("HTTP/2.0")
 	switch {
 	case r.ContentLength > 0 || r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody:
 		req.SetBodyStream(r.Body, int(r.ContentLength))
 	case r.ContentLength < 0:
 		h.SetContentLength(0)
 	}
+	return nil
 }
 
 // writeResponse sends the handler's answer on the stream.
