@@ -32,6 +32,10 @@ type upstreamCall struct {
 // downstream headers added. The client's request is read, never changed.
 func (s *Server) forward(ctx *fasthttp.RequestCtx, st *reqState, up upstreamCall) {
 	svc := up.route.svc
+	if svc.grpc {
+		s.forwardGRPC(ctx, st, up)
+		return
+	}
 	req := &ctx.Request
 	if bodyErr := s.prepareBody(ctx, st, up.route); bodyErr != nil {
 		s.respondBodyError(ctx, st, bodyErr)

@@ -144,7 +144,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	case !s.protocolAllowed(ctx, st, m.route, req.host, rawPath, query):
 	case m.route.svc == nil:
 		s.respondError(ctx, st, fasthttp.StatusServiceUnavailable, msgNoService)
-	case !m.route.svc.proxyable:
+	case !m.route.svc.proxyable && !m.route.svc.grpc:
 		s.respondError(ctx, st, fasthttp.StatusBadGateway, msgBadResponse)
 	default:
 		client := a.clients[m.route.svc.idx]
@@ -288,19 +288,15 @@ func (s *Server) normalized(st *reqState, raw []byte) []byte {
 	return st.path
 }
 
-// protocolAllowed answers an https-only or grpc route hit over plain HTTP/1
-// as Kong does (handler.lua) and reports whether the request may go on.
+// protocolAllowed answers an https-only route hit over plain HTTP and a
+// gRPC route hit by anything but gRPC over HTTP/2 as Kong does
+// (handler.lua) and reports whether the request may go on.
 func (s *Server) protocolAllowed(ctx *fasthttp.RequestCtx, st *reqState, r *route, host, rawPath, query []byte) bool {
+	if r.grpcOnly {
+		return s.grpcAllowed(ctx, st, r)
+	}
 	if r.allowsHTTP || ctx.IsTLS() {
 		return true
-	}
-	if r.grpcOnly {
-		if !bytes.HasPrefix(ctx.Request.Header.ContentType(), []byte("application/grpc")) {
-			s.respondError(ctx, st, fasthttp.StatusUnsupportedMediaType, msgNotGRPC)
-		} else {
-			s.respondError(ctx, st, fasthttp.StatusUpgradeRequired, msgUseHTTP2)
-		}
-		return false
 	}
 	switch r.redirectCode {
 	case 301, 302, 307, 308:
@@ -325,13 +321,26 @@ func (s *Server) redirectHTTPS(ctx *fasthttp.RequestCtx, st *reqState, code int,
 
 // respondError writes an error Kong raises itself (kong.response.error):
 // its body type follows Accept, JSON by default.
+// A gRPC request gets the status's gRPC code and name (kong/pdk/response.lua).
 func (s *Server) respondError(ctx *fasthttp.RequestCtx, st *reqState, status int, msg string) {
+	if st.h2 && isGRPCRequest(ctx, st) {
+		s.writeGRPCError(ctx, st, status, "")
+		return
+	}
 	s.writeError(ctx, st, status, msg, negotiate(ctx.Request.Header.Peek("Accept")))
 }
 
 // respondNginxError writes an error nginx raises, answered by Kong's error
 // handler: refused requests, upstream failures, a panic.
+// A gRPC request that accepts gRPC gets its gRPC code and the message
+// (kong/error_handlers.lua).
 func (s *Server) respondNginxError(ctx *fasthttp.RequestCtx, st *reqState, status int, msg string) {
+	if st.h2 && isGRPCRequest(ctx, st) {
+		if accept := ctx.Request.Header.Peek("Accept"); accept == nil || bytes.HasPrefix(accept, contentTypeGRPC) {
+			s.writeGRPCError(ctx, st, status, msg)
+			return
+		}
+	}
 	s.writeError(ctx, st, status, msg, s.negotiateNginx(&ctx.Request.Header))
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/grapevine-gw/grapevine/proxy/balancer"
+	"github.com/grapevine-gw/grapevine/proxy/grpcup"
 	"github.com/grapevine-gw/grapevine/proxy/h2bridge"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
@@ -32,6 +33,7 @@ type Server struct {
 	via2            []byte // "2 grapevine/<version>": HTTP/2 requests' Via upstream
 	pool            *clientPool
 	registry        *balancer.Registry // upstreams' balancer state (balanced.go)
+	grpc            *grpcup.Client     // HTTP/2 to grpc and grpcs services (grpc.go)
 	addrClients     addrClients        // clients of balanced addresses
 	state           atomic.Pointer[active]
 
@@ -84,6 +86,7 @@ func New(cfg Config) *Server {
 		via:             []byte("1.1 grapevine/" + cfg.Version),
 		via2:            []byte("2 grapevine/" + cfg.Version),
 		pool:            newClientPool(resolverFor(cfg.DNSResolvers)),
+		grpc:            grpcup.New(),
 	}
 	s.registry = balancer.NewRegistry(cfg.Logger.With().Str("component", "balancer").Logger())
 	s.keyed = append(s.keyed, registryForget{s.registry})
@@ -319,6 +322,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.pool.closeIdle()
 	s.registry.Close()
 	s.addrClients.closeIdle()
+	s.grpc.CloseIdle()
 	return nil
 }
 

@@ -143,7 +143,7 @@ func usesAny(e *entity.Service, ids map[string]bool) bool {
 // then goes without it (verification against a missing CA fails, as
 // Kong's empty store would).
 func (b *Builder) upstreamTLS(e *entity.Service, w *[]error) *tls.Config {
-	if e.Protocol != "https" {
+	if e.Protocol != "https" && e.Protocol != "grpcs" {
 		return nil
 	}
 	u := tlsconf.Upstream{Verify: e.TLSVerify != nil && *e.TLSVerify, Depth: e.TLSVerifyDepth}
