@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -187,14 +188,9 @@ func (s *Server) grpcRequest(ctx *fasthttp.RequestCtx, st *reqState, up upstream
 		}
 	}
 	if body := ctx.RequestBodyStream(); body != nil {
-		req.Body, req.ContentLength = readCloser{body}, cl
+		req.Body, req.ContentLength = io.NopCloser(body), cl
 	} else if b := ctx.Request.Body(); len(b) > 0 {
-		req.Body, req.ContentLength = readCloser{bytes.NewReader(b)}, int64(len(b))
+		req.Body, req.ContentLength = io.NopCloser(bytes.NewReader(b)), int64(len(b))
 	}
 	return req, nil
 }
-
-type readCloser struct{ r interface{ Read([]byte) (int, error) } }
-
-func (r readCloser) Read(p []byte) (int, error) { return r.r.Read(p) }
-func (r readCloser) Close() error               { return nil }

@@ -92,7 +92,7 @@ type route struct {
 	streamRequest bool
 	allowsHTTP    bool // protocols include http (or grpc, answered separately)
 	grpcOnly      bool
-	grpcPlain     bool // protocols include grpc: gRPC without TLS is served
+	grpcPlain     bool       // protocols include grpc: gRPC without TLS is served
 	redirectCode  int        // https_redirect_status_code
 	plan          *phasePlan // the plugins' hooks; nil: none (phases.go)
 }
