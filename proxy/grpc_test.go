@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
@@ -109,7 +110,7 @@ func TestGRPCThroughProxy(t *testing.T) {
 			grpcRoute(idB, "s2", "secure.test", "grpcs"),
 			grpcRoute(idC, "s3", "dead.test", "grpc", "grpcs"),
 		})
-	s := startProxyWith(t, snap, func(c *Config) { c.Listen = "127.0.0.1:0 ssl http2" })
+	s := startProxyWith(t, snap, func(c *Config) { c.Listen = "127.0.0.1:0 ssl http2, 127.0.0.1:0" })
 	addr := s.Addr().String()
 	_, port, _ := net.SplitHostPort(addr)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -154,6 +155,24 @@ func TestGRPCThroughProxy(t *testing.T) {
 			if got := md.Get(k); len(got) != 1 || got[0] != v {
 				t.Errorf("upstream got %s %q, want %q", k, got, v)
 			}
+		}
+	})
+	t.Run("h2c", func(t *testing.T) {
+		plainAddr := s.Addrs()[1].Addr.String()
+		dial := func(authority string) healthpb.HealthClient {
+			conn, err := grpc.NewClient("passthrough:///"+plainAddr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithAuthority(authority))
+			if err != nil {
+				t.Fatalf("grpc client: %v", err)
+			}
+			t.Cleanup(func() { conn.Close() })
+			return healthpb.NewHealthClient(conn)
+		}
+		if _, err := dial("plain.test").Check(ctx, &healthpb.HealthCheckRequest{Service: "svc"}); err != nil {
+			t.Fatalf("grpc route over h2c: %v", err)
+		}
+		_, err := dial("secure.test").Check(ctx, &healthpb.HealthCheckRequest{Service: "svc"})
+		if st := status.Convert(err); st.Code() != codes.Canceled || st.Message() != "gRPC request matched gRPCs route" {
+			t.Fatalf("grpcs route over h2c: got %v %q, want Canceled %q", st.Code(), st.Message(), "gRPC request matched gRPCs route")
 		}
 	})
 	t.Run("HTTP/1.1 gRPC request", func(t *testing.T) {

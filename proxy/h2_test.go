@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"crypto/tls"
 	"encoding/json"
 	"io"
@@ -161,4 +162,54 @@ func TestHTTP2SameAnswersAsHTTP1(t *testing.T) {
 			t.Fatalf("got %d over HTTP/1.1, want 200", a.status)
 		}
 	})
+}
+
+// h2cClient speaks HTTP/2 with prior knowledge over plain TCP.
+func h2cClient() *http.Client {
+	return &http.Client{Transport: &http2.Transport{
+		AllowHTTP: true,
+		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		},
+	}}
+}
+
+// TestH2CPriorKnowledge: with an http2 entry in proxy_listen, Kong's
+// server block has "http2 on" (kong/templates/nginx_kong.lua) and nginx
+// takes h2c with prior knowledge on its plain listeners too, beside
+// HTTP/1.1; without one, the preface is no request it serves (505).
+func TestH2CPriorKnowledge(t *testing.T) {
+	up := newUpstream(t, nil)
+	snap := mustSnapshot(t, []entity.Service{testService(t, "s1", up.addr())}, []entity.Route{testRoute(idA, "s1", paths("/"))})
+	for _, tc := range []struct {
+		listen string
+		wantH2 bool
+	}{
+		{"127.0.0.1:0, 127.0.0.1:0 ssl http2", true},
+		{"127.0.0.1:0, 127.0.0.1:0 ssl", false},
+	} {
+		t.Run(tc.listen, func(t *testing.T) {
+			s := startProxyWith(t, snap, func(c *Config) { c.Listen = tc.listen })
+			base := "http://" + s.Addr().String()
+			resp, err := h2cClient().Get(base + "/x")
+			if !tc.wantH2 {
+				if err == nil {
+					resp.Body.Close()
+					t.Fatalf("got HTTP/%d %d over h2c, want no HTTP/2", resp.ProtoMajor, resp.StatusCode)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("h2c get: %v", err)
+			}
+			resp.Body.Close()
+			if resp.ProtoMajor != 2 || resp.StatusCode != 200 || up.last(t).Header.Get("X-Forwarded-Proto") != "http" {
+				t.Fatalf("got HTTP/%d %d, X-Forwarded-Proto %q; want HTTP/2 200 http", resp.ProtoMajor, resp.StatusCode, up.last(t).Header.Get("X-Forwarded-Proto"))
+			}
+			if code, _, _ := send(t, s, "GET", "/x", nil); code != 200 {
+				t.Fatalf("got %d over HTTP/1.1 on the same port, want 200", code)
+			}
+		})
+	}
 }

@@ -44,7 +44,7 @@ type Server struct {
 	clientRefs map[clientKey]int // guarded by swapMu: service slots per client (bind.go)
 	keyed      []keyedState      // guarded by swapMu: state kept across swaps (keyed.go)
 
-	// h2 serves the HTTP/2 of http2 ssl listeners; nil: none (h2.go).
+	// h2 serves HTTP/2 when an entry has http2; nil: none (h2.go).
 	// Set by Start before any connection, read by Shutdown under mu.
 	h2 *h2bridge.Server
 
