@@ -181,6 +181,7 @@ func (s *Server) handleExpect(ctx *fasthttp.RequestCtx) int {
 // keep.
 func (s *Server) releaseState(st *reqState) {
 	st.reqBody.reset()
+	st.h2 = false // handleParseError and handleExpect reuse st without handle's set-up
 	if cap(st.body) > maxPooledBody {
 		st.body = nil
 	}

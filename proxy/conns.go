@@ -32,6 +32,9 @@ type clientConns struct {
 	// tls, when set, makes this a TLS listener: each connection is
 	// served through a TLS server handshake with this configuration.
 	tls *tls.Config
+	// h2c serves a plain connection that opens with the HTTP/2 preface;
+	// nil: HTTP/1 only (h2.go).
+	h2c func(net.Conn) error
 }
 
 // connTable is what the listeners of one proxy share: the count and cap
@@ -116,6 +119,9 @@ func (l *clientConns) Accept() (net.Conn, error) {
 		cc := l.track(c)
 		if l.tls != nil {
 			return tls.Server(cc, l.tls), nil
+		}
+		if l.h2c != nil {
+			return &h2cConn{Conn: cc, serve: l.h2c}, nil
 		}
 		return cc, nil
 	}
@@ -224,6 +230,9 @@ func (l *connTable) closeIdleFor(d time.Duration, now time.Time) {
 func connState(c net.Conn, state fasthttp.ConnState) {
 	if tc, ok := c.(*tls.Conn); ok {
 		c = tc.NetConn()
+	}
+	if hc, ok := c.(*h2cConn); ok {
+		c = hc.Conn
 	}
 	cc, ok := c.(*coarseConn)
 	if !ok {

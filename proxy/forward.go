@@ -32,6 +32,10 @@ type upstreamCall struct {
 // downstream headers added. The client's request is read, never changed.
 func (s *Server) forward(ctx *fasthttp.RequestCtx, st *reqState, up upstreamCall) {
 	svc := up.route.svc
+	if svc.grpc {
+		s.forwardGRPC(ctx, st, up)
+		return
+	}
 	req := &ctx.Request
 	if bodyErr := s.prepareBody(ctx, st, up.route); bodyErr != nil {
 		s.respondBodyError(ctx, st, bodyErr)
@@ -160,7 +164,7 @@ func (s *Server) appendUpstreamHead(dst []byte, ctx *fasthttp.RequestCtx, st *re
 	dst = st.edits.appendHeaders(dst)
 
 	st.ip = appendRemoteIP(st.ip[:0], ctx.RemoteAddr())
-	st.buf, st.via = appendList(xff, st.ip), appendList(via, s.via)
+	st.buf, st.via = appendList(xff, st.ip), appendList(via, s.inboundVia(st))
 	dst = appendHeaderLine(dst, hdrXForwardedFor, st.buf)
 	if ctx.IsTLS() {
 		dst = appendHeaderLine(dst, hdrXForwardedProto, schemeHTTPS)

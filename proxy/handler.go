@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/grapevine-gw/grapevine/entity"
+	"github.com/grapevine-gw/grapevine/proxy/h2bridge"
 	"github.com/valyala/fasthttp"
 )
 
@@ -71,6 +72,7 @@ type reqState struct {
 
 	lport int // the local port the request arrived on
 
+	h2        bool // the request is an HTTP/2 stream (h2bridge)
 	badHeader bool // a header name of the request is not a token
 	upgrade   bool // the request asks for a WebSocket upgrade (upgrade.go)
 	plugged   bool // the route has plugins: x holds their changes
@@ -109,6 +111,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	s.requests.Add(1)
 	st.newRequestID()
 	st.badHeader, st.upgrade, st.plugged = false, false, false
+	st.h2 = h2bridge.IsHTTP2(ctx)
 	st.edits.reset()
 	if !s.acceptable(ctx, st) {
 		return
@@ -141,7 +144,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	case !s.protocolAllowed(ctx, st, m.route, req.host, rawPath, query):
 	case m.route.svc == nil:
 		s.respondError(ctx, st, fasthttp.StatusServiceUnavailable, msgNoService)
-	case !m.route.svc.proxyable:
+	case !m.route.svc.proxyable && !m.route.svc.grpc:
 		s.respondError(ctx, st, fasthttp.StatusBadGateway, msgBadResponse)
 	default:
 		client := a.clients[m.route.svc.idx]
@@ -159,14 +162,14 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 }
 
 // acceptable refuses what nginx refuses before Kong sees a request: HTTP
-// versions other than 1.0 and 1.1 (505), a request line (414) or header
+// versions other than 1.0 and 1.1 (505) outside HTTP/2 streams, a request line (414) or header
 // line (400, nginx's 494) longer than a large header buffer, TRACE and
 // CONNECT (405) and a declared body over the limit (413). The connection
 // is closed after.
 func (s *Server) acceptable(ctx *fasthttp.RequestCtx, st *reqState) bool {
 	h := &ctx.Request.Header
 	switch proto := h.Protocol(); {
-	case string(proto) != "HTTP/1.1" && string(proto) != "HTTP/1.0":
+	case string(proto) != "HTTP/1.1" && string(proto) != "HTTP/1.0" && !st.h2:
 		s.respondNginxError(ctx, st, fasthttp.StatusHTTPVersionNotSupported, msgVersion)
 	case len(h.Method())+len(h.RequestURI())+len(h.Protocol())+2 > s.cfg.LargeHeaderBufferSize:
 		s.respondNginxError(ctx, st, fasthttp.StatusRequestURITooLong, msgURITooLong)
@@ -285,19 +288,15 @@ func (s *Server) normalized(st *reqState, raw []byte) []byte {
 	return st.path
 }
 
-// protocolAllowed answers an https-only or grpc route hit over plain HTTP/1
-// as Kong does (handler.lua) and reports whether the request may go on.
+// protocolAllowed answers an https-only route hit over plain HTTP and a
+// gRPC route hit by anything but gRPC over HTTP/2 as Kong does
+// (handler.lua) and reports whether the request may go on.
 func (s *Server) protocolAllowed(ctx *fasthttp.RequestCtx, st *reqState, r *route, host, rawPath, query []byte) bool {
+	if r.grpcOnly {
+		return s.grpcAllowed(ctx, st, r)
+	}
 	if r.allowsHTTP || ctx.IsTLS() {
 		return true
-	}
-	if r.grpcOnly {
-		if !bytes.HasPrefix(ctx.Request.Header.ContentType(), []byte("application/grpc")) {
-			s.respondError(ctx, st, fasthttp.StatusUnsupportedMediaType, msgNotGRPC)
-		} else {
-			s.respondError(ctx, st, fasthttp.StatusUpgradeRequired, msgUseHTTP2)
-		}
-		return false
 	}
 	switch r.redirectCode {
 	case 301, 302, 307, 308:
@@ -322,13 +321,26 @@ func (s *Server) redirectHTTPS(ctx *fasthttp.RequestCtx, st *reqState, code int,
 
 // respondError writes an error Kong raises itself (kong.response.error):
 // its body type follows Accept, JSON by default.
+// A gRPC request gets the status's gRPC code and name (kong/pdk/response.lua).
 func (s *Server) respondError(ctx *fasthttp.RequestCtx, st *reqState, status int, msg string) {
+	if st.h2 && isGRPCRequest(ctx, st) {
+		s.writeGRPCError(ctx, st, status, "")
+		return
+	}
 	s.writeError(ctx, st, status, msg, negotiate(ctx.Request.Header.Peek("Accept")))
 }
 
 // respondNginxError writes an error nginx raises, answered by Kong's error
 // handler: refused requests, upstream failures, a panic.
+// A gRPC request that accepts gRPC gets its gRPC code and the message
+// (kong/error_handlers.lua).
 func (s *Server) respondNginxError(ctx *fasthttp.RequestCtx, st *reqState, status int, msg string) {
+	if st.h2 && isGRPCRequest(ctx, st) {
+		if accept := ctx.Request.Header.Peek("Accept"); accept == nil || bytes.HasPrefix(accept, contentTypeGRPC) {
+			s.writeGRPCError(ctx, st, status, msg)
+			return
+		}
+	}
 	s.writeError(ctx, st, status, msg, s.negotiateNginx(&ctx.Request.Header))
 }
 
@@ -380,7 +392,7 @@ func appendMillis(dst []byte, d time.Duration) []byte {
 
 // serverName is the server name a TLS client asked for, in lower case.
 func serverName(c net.Conn) string {
-	tc, ok := c.(*tls.Conn)
+	tc, ok := c.(interface{ ConnectionState() tls.ConnectionState }) // a *tls.Conn or an HTTP/2 stream of one
 	if !ok {
 		return ""
 	}

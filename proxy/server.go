@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/grapevine-gw/grapevine/proxy/balancer"
+	"github.com/grapevine-gw/grapevine/proxy/grpcup"
+	"github.com/grapevine-gw/grapevine/proxy/h2bridge"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
@@ -28,10 +30,12 @@ type Server struct {
 	// defaultBodyType is ErrorDefaultType's template.
 	defaultBodyType bodyType
 	via             []byte // "1.1 grapevine/<version>"
+	via2            []byte // "2 grapevine/<version>": HTTP/2 requests' Via upstream
 	pool            *clientPool
 	registry        *balancer.Registry // upstreams' balancer state (balanced.go)
 	dns             *targetDNS         // addresses of balancer targets named by host names
 	stopDNS         context.CancelFunc // ends dns's resolving, started by Start
+	grpc            *grpcup.Client     // HTTP/2 to grpc and grpcs services (grpc.go)
 	addrClients     addrClients        // clients of balanced addresses
 	state           atomic.Pointer[active]
 
@@ -42,6 +46,10 @@ type Server struct {
 	swapMu     sync.Mutex        // serialises Swap so pool bindings match the stored state
 	clientRefs map[clientKey]int // guarded by swapMu: service slots per client (bind.go)
 	keyed      []keyedState      // guarded by swapMu: state kept across swaps (keyed.go)
+
+	// h2 serves HTTP/2 when an entry has http2; nil: none (h2.go).
+	// Set by Start before any connection, read by Shutdown under mu.
+	h2 *h2bridge.Server
 
 	// defaultCerts are served when no SNI entity names the client's
 	// server name: ssl_cert, or one generated at Start.
@@ -79,7 +87,9 @@ func New(cfg Config) *Server {
 		defaultBodyType: defaultBodyType,
 		upstreamLog:     logSampler{interval: upstreamLogEvery},
 		via:             []byte("1.1 grapevine/" + cfg.Version),
+		via2:            []byte("2 grapevine/" + cfg.Version),
 		pool:            newClientPool(resolverFor(cfg.DNSResolvers)),
+		grpc:            grpcup.New(),
 	}
 	s.registry = balancer.NewRegistry(cfg.Logger.With().Str("component", "balancer").Logger())
 	s.dns = newTargetDNS(cfg.DNSResolvers, cfg.Logger.With().Str("component", "balancer").Logger())
@@ -137,6 +147,7 @@ func (s *Server) Start(ctx context.Context) error {
 		s.listeners = append(s.listeners, l)
 	}
 	s.srv = s.newFastHTTPServer()
+	s.enableHTTP2(entries)
 	s.serveDone = make(chan struct{})
 	dnsCtx, stopDNS := context.WithCancel(context.Background())
 	s.stopDNS = stopDNS
@@ -297,13 +308,16 @@ type ListenAddr struct {
 // It is safe to call more than once.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	srv, listeners, done, first := s.srv, s.listeners, s.serveDone, !s.stopped
+	srv, h2, listeners, done, first := s.srv, s.h2, s.listeners, s.serveDone, !s.stopped
 	s.stopped = true
 	s.mu.Unlock()
 	if srv == nil {
 		return nil
 	}
 	if first {
+		if h2 != nil {
+			h2.Shutdown() // GOAWAY, so HTTP/2 connections end with their streams
+		}
 		s.drain(ctx, listeners)
 		// Closes what is left; the listeners are closed already.
 		if err := srv.ShutdownWithContext(ctx); err != nil && !errors.Is(err, net.ErrClosed) {
@@ -322,6 +336,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.pool.closeIdle()
 	s.registry.Close()
 	s.addrClients.closeIdle()
+	s.grpc.CloseIdle()
 	return nil
 }
 

@@ -61,6 +61,7 @@ type service struct {
 	name       string
 	protocol   string
 	proxyable  bool   // http or https: something this proxy can forward to
+	grpc       bool   // grpc or grpcs: forwarded over HTTP/2 (grpc.go)
 	addr       string // host:port to dial
 	host       string
 	hostHeader []byte // Host sent upstream unless preserve_host
@@ -91,6 +92,7 @@ type route struct {
 	streamRequest bool
 	allowsHTTP    bool // protocols include http (or grpc, answered separately)
 	grpcOnly      bool
+	grpcPlain     bool       // protocols include grpc: gRPC without TLS is served
 	redirectCode  int        // https_redirect_status_code
 	plan          *phasePlan // the plugins' hooks; nil: none (phases.go)
 }
@@ -119,6 +121,7 @@ func newService(idx int, e *entity.Service, tlsConf *tls.Config) *service {
 		id:        e.ID,
 		protocol:  e.Protocol,
 		proxyable: e.Protocol == "http" || e.Protocol == "https",
+		grpc:      e.Protocol == "grpc" || e.Protocol == "grpcs",
 		host:      e.Host,
 		retries:   max(e.Retries, 0),
 		connect:   msOr(e.ConnectTimeout),
@@ -184,6 +187,7 @@ func newRoute(e *entity.Route, services map[string]*service) *route {
 	}
 	r.allowsHTTP = slices.Contains(protocols, "http")
 	r.grpcOnly = !r.allowsHTTP && !slices.Contains(protocols, "https")
+	r.grpcPlain = slices.Contains(protocols, "grpc")
 	return r
 }
 

@@ -45,7 +45,9 @@ func (s *Server) prepareTLS(entries []listen.Listener) error {
 // ALPN offers h2 before http/1.1.
 func (s *Server) serverTLSConfig(http2 bool) *tls.Config {
 	c := &tls.Config{GetCertificate: s.certificateFor, NextProtos: []string{"http/1.1"}}
-	_ = http2 // HTTP/2 is not served yet: ALPN offers http/1.1 alone
+	if http2 {
+		c.NextProtos = []string{"h2", "http/1.1"}
+	}
 	s.cfg.TLS.Apply(c)
 	return c
 }
@@ -141,7 +143,7 @@ func usesAny(e *entity.Service, ids map[string]bool) bool {
 // then goes without it (verification against a missing CA fails, as
 // Kong's empty store would).
 func (b *Builder) upstreamTLS(e *entity.Service, w *[]error) *tls.Config {
-	if e.Protocol != "https" {
+	if e.Protocol != "https" && e.Protocol != "grpcs" {
 		return nil
 	}
 	u := tlsconf.Upstream{Verify: e.TLSVerify != nil && *e.TLSVerify, Depth: e.TLSVerifyDepth}

@@ -53,6 +53,12 @@ type harness struct {
 // routes: /r (routeID) and /r2 (route2ID).
 func newHarness(t *testing.T) *harness {
 	t.Helper()
+	return newHarnessOn(t, "127.0.0.1:0")
+}
+
+// newHarnessOn is newHarness with the proxy on the given proxy_listen.
+func newHarnessOn(t *testing.T, listen string) *harness {
+	t.Helper()
 	h := &harness{t: t, env: &Env{Index: NewIndex()}}
 	h.up = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
@@ -68,7 +74,7 @@ func newHarness(t *testing.T) *harness {
 	}))
 	t.Cleanup(h.up.Close)
 	cfg := proxy.DefaultConfig()
-	cfg.Listen = "127.0.0.1:0"
+	cfg.Listen = listen
 	cfg.Version = "9.9.9"
 	cfg.Logger = zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
 	h.srv = proxy.New(cfg)
