@@ -42,6 +42,7 @@ type Env struct {
 
 	once   sync.Once
 	health dbHealth
+	redis  redisClients
 }
 
 func (e *Env) dbHealth() *dbHealth { return &e.health }

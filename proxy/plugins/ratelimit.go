@@ -23,20 +23,21 @@ import (
 func init() { register("rate-limiting", buildRateLimit) }
 
 type rateLimitConfig struct {
-	Second            *float64 `json:"second"`
-	Minute            *float64 `json:"minute"`
-	Hour              *float64 `json:"hour"`
-	Day               *float64 `json:"day"`
-	Month             *float64 `json:"month"`
-	Year              *float64 `json:"year"`
-	LimitBy           string   `json:"limit_by"`
-	HeaderName        *string  `json:"header_name"`
-	Path              *string  `json:"path"`
-	Policy            string   `json:"policy"`
-	FaultTolerant     bool     `json:"fault_tolerant"`
-	HideClientHeaders bool     `json:"hide_client_headers"`
-	ErrorCode         float64  `json:"error_code"`
-	ErrorMessage      string   `json:"error_message"`
+	Second            *float64    `json:"second"`
+	Minute            *float64    `json:"minute"`
+	Hour              *float64    `json:"hour"`
+	Day               *float64    `json:"day"`
+	Month             *float64    `json:"month"`
+	Year              *float64    `json:"year"`
+	LimitBy           string      `json:"limit_by"`
+	HeaderName        *string     `json:"header_name"`
+	Path              *string     `json:"path"`
+	Policy            string      `json:"policy"`
+	FaultTolerant     bool        `json:"fault_tolerant"`
+	Redis             redisConfig `json:"redis"`
+	HideClientHeaders bool        `json:"hide_client_headers"`
+	ErrorCode         float64     `json:"error_code"`
+	ErrorMessage      string      `json:"error_message"`
 }
 
 const numPeriods = 6
@@ -78,7 +79,7 @@ type rateLimit struct {
 // is let through). An error means the policy's data store could not
 // answer (the handler's "failed to get usage").
 type ratePolicy interface {
-	take(identifier string, limits *[numPeriods]float64, starts *[numPeriods]int64) (usage [numPeriods]float64, stop int, err error)
+	takeRate(identifier string, limits *[numPeriods]float64, starts *[numPeriods]int64) (usage [numPeriods]float64, stop int, err error)
 }
 
 func buildRateLimit(env *Env, p *entity.Plugin) (hooks [proxy.NumPhases]proxy.Hook, err error) {
@@ -90,9 +91,17 @@ func buildRateLimit(env *Env, p *entity.Plugin) (hooks [proxy.NumPhases]proxy.Ho
 	case "local":
 		rl.policy = localPolicy{id: p.ID, counters: env.counters()}
 	case "cluster":
-		if rl.policy, err = newClusterPolicy(env, p); err != nil {
+		rp, err := newClusterPolicy(env, p)
+		if err != nil {
 			return hooks, err
 		}
+		rl.policy = rp
+	case "redis":
+		rp, err := newRedisPolicy(env, p, &rl.c.Redis)
+		if err != nil {
+			return hooks, err
+		}
+		rl.policy = rp
 	default:
 		return hooks, errString("rate-limiting policy " + rl.c.Policy + " does not run on the proxy yet")
 	}
@@ -140,7 +149,7 @@ func (rl *rateLimit) identifier(x pdk.Exchange) string {
 func (rl *rateLimit) access(x pdk.Exchange) {
 	now := time.Now()
 	starts := periodStarts(now)
-	usage, stop, err := rl.policy.take(rl.identifier(x), &rl.limits, &starts)
+	usage, stop, err := rl.policy.takeRate(rl.identifier(x), &rl.limits, &starts)
 	if err != nil {
 		// The handler: without fault_tolerant the error ends the request
 		// (Kong's 500); with it the request goes on unlimited and without
@@ -242,7 +251,7 @@ type localPolicy struct {
 	counters *LocalCounters
 }
 
-func (lp localPolicy) take(identifier string, limits *[numPeriods]float64, starts *[numPeriods]int64) ([numPeriods]float64, int, error) {
+func (lp localPolicy) takeRate(identifier string, limits *[numPeriods]float64, starts *[numPeriods]int64) ([numPeriods]float64, int, error) {
 	usage, stop := lp.counters.take(lp.id+"\x00"+identifier, limits, starts)
 	return usage, stop, nil
 }

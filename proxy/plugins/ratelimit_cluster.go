@@ -43,15 +43,15 @@ type RateWindow struct {
 	Limit      float64
 }
 
-// dbRetryPause is how long after a failed call the cluster policy answers
-// without trying the database.
+// dbRetryPause is how long after a failed call a remote policy answers
+// without trying its data store.
 const dbRetryPause = time.Second
 
 // errNoDatabase is the error of a node without a database.
 var errNoDatabase = errors.New("rate-limiting policy cluster needs a database")
 
-// dbHealth remembers the last failure of the cluster policy's database,
-// shared by every instance (they use the same database).
+// dbHealth remembers the last failure of a remote policy's data store,
+// shared by every instance that uses the same one.
 type dbHealth struct {
 	failedUntil atomic.Int64 // unix ns; calls before it fail at once
 	mu          sync.Mutex   // guards lastErr
@@ -64,7 +64,7 @@ func (h *dbHealth) down(now time.Time) error {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return fmt.Errorf("database failed less than %s ago, not retried yet: %w", dbRetryPause, h.lastErr)
+	return fmt.Errorf("failed less than %s ago, not retried yet: %w", dbRetryPause, h.lastErr)
 }
 
 func (h *dbHealth) failed(now time.Time, err error) {
@@ -74,37 +74,45 @@ func (h *dbHealth) failed(now time.Time, err error) {
 	h.failedUntil.Store(now.Add(dbRetryPause).UnixNano())
 }
 
-type clusterPolicy struct {
-	db                 ClusterStore
-	health             *dbHealth
-	timeout            time.Duration
-	serviceID, routeID string // the plugin's scope, Kong's conf.service_id/route_id
-	usedUp             usedUpCache
+// remotePolicy is a policy whose counts live in a data store shared by
+// the nodes (the cluster and redis policies): take checks and counts in
+// one call. It answers used-up windows from memory, bounds each call by
+// timeout and pauses calls after a failure (health).
+type remotePolicy struct {
+	take    func(ctx context.Context, identifier string, windows []RateWindow) ([]int64, error)
+	health  *dbHealth
+	timeout time.Duration
+	usedUp  usedUpCache
 }
 
-func newClusterPolicy(env *Env, p *entity.Plugin) (*clusterPolicy, error) {
+func newClusterPolicy(env *Env, p *entity.Plugin) (*remotePolicy, error) {
 	if env.Cluster == nil {
 		return nil, errNoDatabase
 	}
-	cp := &clusterPolicy{db: env.Cluster, health: env.dbHealth(), timeout: env.DBTimeout}
-	if cp.timeout <= 0 {
-		cp.timeout = 5 * time.Second // pg_timeout's default
-	}
+	var serviceID, routeID string // the plugin's scope, Kong's conf.service_id/route_id
 	if p.Service != nil {
-		cp.serviceID = p.Service.ID
+		serviceID = p.Service.ID
 	}
 	if p.Route != nil {
-		cp.routeID = p.Route.ID
+		routeID = p.Route.ID
 	}
-	return cp, nil
+	db := env.Cluster
+	rp := &remotePolicy{health: env.dbHealth(), timeout: env.DBTimeout}
+	rp.take = func(ctx context.Context, identifier string, windows []RateWindow) ([]int64, error) {
+		return db.TakeRateLimit(ctx, identifier, serviceID, routeID, windows)
+	}
+	if rp.timeout <= 0 {
+		rp.timeout = 5 * time.Second // pg_timeout's default
+	}
+	return rp, nil
 }
 
-func (cp *clusterPolicy) take(identifier string, limits *[numPeriods]float64, starts *[numPeriods]int64) (usage [numPeriods]float64, stop int, err error) {
-	if usage, stop, ok := cp.usedUp.lookup(identifier, starts); ok {
+func (rp *remotePolicy) takeRate(identifier string, limits *[numPeriods]float64, starts *[numPeriods]int64) (usage [numPeriods]float64, stop int, err error) {
+	if usage, stop, ok := rp.usedUp.lookup(identifier, starts); ok {
 		return usage, stop, nil
 	}
 	now := time.Now()
-	if err := cp.health.down(now); err != nil {
+	if err := rp.health.down(now); err != nil {
 		return usage, -1, err
 	}
 	windows := make([]RateWindow, 0, numPeriods)
@@ -117,11 +125,11 @@ func (cp *clusterPolicy) take(identifier string, limits *[numPeriods]float64, st
 		windows = append(windows, RateWindow{Period: periodKeys[p], Start: start, End: windowEnd(p, start), Limit: limit})
 		periods = append(periods, p)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), cp.timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), rp.timeout)
 	defer cancel()
-	counts, err := cp.db.TakeRateLimit(ctx, identifier, cp.serviceID, cp.routeID, windows)
+	counts, err := rp.take(ctx, identifier, windows)
 	if err != nil {
-		cp.health.failed(time.Now(), err)
+		rp.health.failed(time.Now(), err)
 		return usage, -1, err
 	}
 	stop = -1
@@ -132,7 +140,7 @@ func (cp *clusterPolicy) take(identifier string, limits *[numPeriods]float64, st
 		}
 	}
 	if stop >= 0 {
-		cp.usedUp.store(identifier, starts, &usage, stop)
+		rp.usedUp.store(identifier, starts, &usage, stop)
 	}
 	return usage, stop, nil
 }
