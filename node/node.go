@@ -493,6 +493,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		if n.store != nil {
 			n.store.Close()
 		}
+		if n.applier != nil && n.applier.plugins != nil {
+			n.applier.plugins.Close() // the plugins' Redis connections
+		}
 		n.shutdownErr = errors.Join(errs...)
 	})
 	return n.shutdownErr

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
@@ -8,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
+	"github.com/grapevine-gw/grapevine/internal/testutil"
 	"github.com/grapevine-gw/grapevine/node/config"
 )
 
@@ -156,5 +160,84 @@ func TestRateLimitingClusterPolicyDatabaseDown(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "failed to get usage") || !strings.Contains(logs.String(), `"level":"error"`) {
 		t.Errorf("got no error-level line for the failed usage in the node's log:\n%s", logs.String())
+	}
+}
+
+// TestRateLimitingRedisPolicyExactAcrossNodes: three nodes counting in one
+// real redis-server (policies/init.lua's redis policy, Kong's keys) let
+// exactly L of the parallel requests through. The plugin is configured
+// with the deprecated config.redis_host/redis_port names Kong 3.9 still
+// accepts. With Redis gone, fault_tolerant (the default) lets a new client
+// through without headers, and a client refused for a used-up window stays
+// refused from memory.
+func TestRateLimitingRedisPolicyExactAcrossNodes(t *testing.T) {
+	const limit, perNode, each = 30, 4, 8
+	redisAddr, stopRedis := testutil.StartRedis(t, "127.0.60.100")
+	redisHost, redisPort := splitAddr(t, redisAddr)
+	dsn := bootstrappedDatabase(t)
+	nodes := make([]*Node, 3)
+	for i := range nodes {
+		nodes[i] = startClusterNode(t, rateLimitNodeConfig(t, dsn, 20+i), fastHooks)
+	}
+	up := newUpstream(t)
+	mustAdmin(t, nodes[0], 201, "POST", "/services", fmt.Sprintf(`{"name":"s1","url":%q}`, up.URL))
+	route := mustAdmin(t, nodes[0], 201, "POST", "/services/s1/routes", `{"name":"r1","paths":["/r1"]}`)
+	mustAdmin(t, nodes[0], 201, "POST", "/routes/r1/plugins", fmt.Sprintf(`{"name":"rate-limiting","config":{"policy":"redis",
+		"redis_host":%q,"redis_port":%s,"day":%d,"year":1000,"limit_by":"header","header_name":"X-Client"}}`, redisHost, redisPort, limit))
+	for _, n := range nodes {
+		waitRateLimited(t, n, "/r1", strconv.Itoa(limit))
+	}
+
+	var mu sync.Mutex
+	codes := map[int]int{}
+	var wg sync.WaitGroup
+	for _, n := range nodes {
+		for range perNode {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range each {
+					status, _, _ := proxyDo(t, n, "GET", "/r1", "X-Client: measured")
+					mu.Lock()
+					codes[status]++
+					mu.Unlock()
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	total := len(nodes) * perNode * each
+	if codes[200] != limit || codes[429] != total-limit {
+		t.Errorf("got %v over 3 nodes, want exactly %d × 200 and %d × 429", codes, limit, total-limit)
+	}
+	// Kong's key: ratelimit:<route_id>:<service_id>:<identifier>:<window start ms>:<period>,
+	// the service all zeros for a plugin on a route.
+	rc := redis.NewClient(&redis.Options{Addr: redisAddr})
+	defer rc.Close()
+	day := time.Now().UTC().Truncate(24 * time.Hour).UnixMilli()
+	key := fmt.Sprintf("ratelimit:%s:00000000-0000-0000-0000-000000000000:measured:%d:day", route["id"], day)
+	if got, err := rc.Get(context.Background(), key).Result(); err != nil || got != strconv.Itoa(limit) {
+		t.Errorf("got %s = %q (%v) in Redis, want %d", key, got, err, limit)
+	}
+
+	stopRedis()
+	tests := []struct {
+		name, client string
+		status       int
+		headers      bool
+	}{
+		{"used up: still 429", "measured", 429, true},
+		{"new client: through without headers", "fresh", 200, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, hdr, body := proxyDo(t, nodes[1], "GET", "/r1", "X-Client: "+tt.client)
+			if status != tt.status {
+				t.Errorf("got %d %q, want %d", status, body, tt.status)
+			}
+			if got := hdr.Get("X-RateLimit-Limit-Day") != ""; got != tt.headers {
+				t.Errorf("got rate-limiting headers %v, want %v", got, tt.headers)
+			}
+		})
 	}
 }
