@@ -67,7 +67,30 @@ func rateLimitingConfig() Field {
 	)
 	f := configField(fields...)
 	f.RecordCheck = checkRatePeriods
+	f.Shorthands = redisShorthands("rate-limiting")
 	return f
+}
+
+// redisShorthands are the config.redis_* names Kong 3.9 still accepts for
+// config.redis.* (rate-limiting/schema.lua's shorthand_fields, to be
+// removed in 4.0).
+func redisShorthands(plugin string) []RecordShorthand {
+	zero := 0
+	fields := []struct {
+		name   string
+		typ    Type
+		lenMin *int
+	}{
+		{"host", TypeString, nil}, {"port", TypeInteger, nil}, {"password", TypeString, &zero},
+		{"username", TypeString, nil}, {"ssl", TypeBoolean, nil}, {"ssl_verify", TypeBoolean, nil},
+		{"server_name", TypeString, nil}, {"timeout", TypeInteger, nil}, {"database", TypeInteger, nil},
+	}
+	out := make([]RecordShorthand, len(fields))
+	for i, f := range fields {
+		out[i] = RecordShorthand{Name: "redis_" + f.name, Type: f.typ, LenMin: f.lenMin, Path: []string{"redis", f.name},
+			Message: plugin + ": config.redis_" + f.name + " is deprecated, please use config.redis." + f.name + " instead"}
+	}
+	return out
 }
 
 // redisConfig is kong/tools/redis/schema.lua's config_schema.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"reflect"
 	"strconv"
 	"strings"
 )
@@ -70,6 +71,21 @@ type Field struct {
 	// Abstract is a field a subschema specialises (a plugin's config):
 	// without one, any value of the type is kept as given.
 	Abstract bool
+	// Shorthands are a record's deprecated input-only fields (Kong's
+	// shorthand_fields with deprecation.replaced_with).
+	Shorthands []RecordShorthand
+}
+
+// RecordShorthand is a deprecated name for a field inside a record (a
+// plugin's config.redis_host for config.redis.host): accepted on input,
+// its value moved to Path unless the field there is set (then the two
+// must agree), and rendered by GET /schemas as Kong's shorthand_fields.
+type RecordShorthand struct {
+	Name    string
+	Type    Type
+	LenMin  *int // rendered when set (Kong's len_min = 0 of a password)
+	Path    []string
+	Message string // deprecation.message
 }
 
 // gt returns a Gt value.
@@ -301,7 +317,14 @@ func (f *Field) validate(v any) (any, any) {
 		return f.validateMap(v.(map[string]any))
 	case TypeRecord:
 		sub := FieldErrors{}
-		rec := validateRecord(f.Fields, v.(map[string]any), sub)
+		in := v.(map[string]any)
+		if len(f.Shorthands) > 0 {
+			in = expandRecordShorthands(f.Shorthands, in, sub)
+			if len(sub) > 0 {
+				return nil, sub
+			}
+		}
+		rec := validateRecord(f.Fields, in, sub)
 		if len(sub) > 0 {
 			return nil, sub
 		}
@@ -615,6 +638,49 @@ func mergeRecord(base, patch map[string]any) map[string]any {
 			continue
 		}
 		out[k] = v
+	}
+	return out
+}
+
+// expandRecordShorthands moves a record's deprecated shorthand fields to
+// the fields that replaced them, as Kong's process_auto_fields does
+// (kong/db/schema/init.lua): the value must have the shorthand's type, it
+// may not disagree with a value set at the new path ("both deprecated and
+// new field are used but their values mismatch"), and the new field's
+// value wins when both are set. in is not modified.
+func expandRecordShorthands(shorthands []RecordShorthand, in map[string]any, fe FieldErrors) map[string]any {
+	out := cloneJSON(in).(map[string]any)
+	for _, sh := range shorthands {
+		v, ok := out[sh.Name]
+		if !ok {
+			continue
+		}
+		delete(out, sh.Name)
+		if v == nil {
+			continue
+		}
+		if msg := typeError(sh.Type, v); msg != "" {
+			fe[sh.Name] = msg
+			continue
+		}
+		parent := out
+		for _, k := range sh.Path[:len(sh.Path)-1] {
+			next, _ := parent[k].(map[string]any)
+			if next == nil {
+				next = map[string]any{}
+				parent[k] = next
+			}
+			parent = next
+		}
+		last := sh.Path[len(sh.Path)-1]
+		if cur := parent[last]; cur != nil {
+			if !reflect.DeepEqual(cur, v) {
+				fe[sh.Name] = fmt.Sprintf("both deprecated and new field are used but their values mismatch: %s = %v vs %s = %v",
+					sh.Name, v, strings.Join(sh.Path, "."), cur)
+			}
+			continue
+		}
+		parent[last] = v
 	}
 	return out
 }

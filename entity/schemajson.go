@@ -70,7 +70,32 @@ func (f *Field) nestedAttrs(a map[string]any) {
 			sub[i] = map[string]any{f.Fields[i].Name: f.Fields[i].attrs()}
 		}
 		a["fields"] = sub
+		if len(f.Shorthands) > 0 {
+			a["shorthand_fields"] = renderShorthands(f.Shorthands)
+		}
 	}
+}
+
+// renderShorthands is a record's "shorthand_fields" as Kong's
+// GET /schemas renders them: the type and the deprecation.
+func renderShorthands(shs []RecordShorthand) []any {
+	out := make([]any, len(shs))
+	for i, sh := range shs {
+		path := make([]any, len(sh.Path))
+		for j, p := range sh.Path {
+			path[j] = p
+		}
+		attrs := map[string]any{"type": string(sh.Type), "deprecation": map[string]any{
+			"replaced_with":      []any{map[string]any{"path": path}},
+			"message":            sh.Message,
+			"removal_in_version": "4.0",
+		}}
+		if sh.LenMin != nil {
+			attrs["len_min"] = *sh.LenMin
+		}
+		out[i] = map[string]any{sh.Name: attrs}
+	}
+	return out
 }
 
 func setTrue(a map[string]any, key string, v bool) {

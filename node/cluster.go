@@ -262,6 +262,13 @@ func (n *Node) heartbeat(ctx context.Context) {
 	if err != nil {
 		n.log.Debug().Err(err).Msg("purging old cluster events failed")
 	}
+	err = n.withDB(ctx, func(ctx context.Context) error {
+		_, err := n.store.PurgeRateLimits(ctx)
+		return err
+	})
+	if err != nil {
+		n.log.Debug().Err(err).Msg("purging rate-limiting counters of past windows failed")
+	}
 	if n.gossip != nil && n.aliveMembers() <= 1 {
 		n.joinPeers(ctx)
 	}

@@ -26,7 +26,6 @@ import (
 	"github.com/grapevine-gw/grapevine/internal/listen"
 	"github.com/grapevine-gw/grapevine/node/config"
 	"github.com/grapevine-gw/grapevine/proxy"
-	"github.com/grapevine-gw/grapevine/proxy/plugins"
 	"github.com/grapevine-gw/grapevine/proxy/tlsconf"
 	"github.com/grapevine-gw/grapevine/store"
 )
@@ -251,7 +250,7 @@ func (n *Node) newApplier() *applier {
 		dbTimeout:    n.dbTimeout(),
 		beforeApply:  n.hooks.BeforeApplyForTest,
 		pollGapLimit: n.pollGapLimit(),
-		plugins:      &plugins.Env{Index: plugins.NewIndex()},
+		plugins:      n.pluginEnv(),
 		tracker:      newEventTracker(gapTimeout),
 		localCh:      make(chan applyRequest, 64),
 		hintCh:       make(chan gossip.Hint, 4096),
@@ -523,6 +522,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		}
 		if n.store != nil {
 			n.store.Close()
+		}
+		if n.applier != nil && n.applier.plugins != nil {
+			n.applier.plugins.Close() // the plugins' Redis connections
 		}
 		n.shutdownErr = errors.Join(errs...)
 	})

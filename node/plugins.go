@@ -87,3 +87,25 @@ func (a *applier) reloadIndexed(ctx context.Context, key entityKey) error {
 	a.plugins.Index.Put(v)
 	return nil
 }
+
+// clusterCounters hands the store to the rate-limiting cluster policy
+// (the proxy never imports the store).
+type clusterCounters struct{ s *store.Store }
+
+func (c clusterCounters) TakeRateLimit(ctx context.Context, identifier, serviceID, routeID string, windows []plugins.RateWindow) ([]int64, error) {
+	w := make([]store.RateWindow, len(windows))
+	for i, x := range windows {
+		w[i] = store.RateWindow{Period: x.Period, Start: x.Start, End: x.End, Limit: x.Limit}
+	}
+	return c.s.TakeRateLimit(ctx, identifier, serviceID, routeID, w)
+}
+
+// pluginEnv is what the node's compiled plugins share.
+func (n *Node) pluginEnv() *plugins.Env {
+	log := n.log.With().Str("component", "plugins").Logger()
+	env := &plugins.Env{Index: plugins.NewIndex(), DBTimeout: n.dbTimeout(), Log: &log}
+	if n.store != nil {
+		env.Cluster = clusterCounters{n.store}
+	}
+	return env
+}

@@ -35,13 +35,16 @@ func mustSub(fsys fs.FS, dir string) fs.FS {
 // own tables and one per registered entity kind. A test checks it against
 // a freshly bootstrapped database.
 func ownedTables() []string {
-	names := []string{"nodes"}
+	names := []string{"ratelimiting_metrics", "nodes"}
 	tables := Tables()
 	for i := len(tables) - 1; i >= 0; i-- {
 		names = append(names, tables[i].Name)
 	}
 	return append(names, "cluster_events")
 }
+
+// ownedFunctions are the functions the migrations create, for Reset.
+var ownedFunctions = []string{"grapevine_ratelimit_take"}
 
 // AddMigrationForTest makes this binary carry one more migration (name as
 // NNN_name, without ".sql") until remove is called: a test's own entity
@@ -199,6 +202,11 @@ func (s *Store) Reset(ctx context.Context) error {
 		}
 		if _, err := conn.Exec(ctx, "DROP TABLE IF EXISTS "+strings.Join(tables, ", ")+" CASCADE"); err != nil {
 			return fmt.Errorf("reset: %w", classify(err))
+		}
+		for _, f := range ownedFunctions {
+			if _, err := conn.Exec(ctx, "DROP FUNCTION IF EXISTS "+f); err != nil {
+				return fmt.Errorf("reset: %w", classify(err))
+			}
 		}
 		return nil
 	})

@@ -14,6 +14,10 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/grapevine-gw/grapevine/entity"
 	"github.com/grapevine-gw/grapevine/proxy"
@@ -27,7 +31,49 @@ type Env struct {
 	// Counters are the local rate-limiting counts; made on first use
 	// when nil.
 	Counters *LocalCounters
-	once     sync.Once
+	// Cluster is the database the rate-limiting cluster policy counts
+	// in; nil on a node without one (the policy then does not compile).
+	Cluster ClusterStore
+	// DBTimeout bounds each of Cluster's calls (pg_timeout); 5s when 0.
+	DBTimeout time.Duration
+	// Log is where plugins report what an operator must act on (a data
+	// store that fails); nothing is logged when nil.
+	Log *zerolog.Logger
+
+	once   sync.Once
+	health dbHealth
+	redis  redisClients
+}
+
+func (e *Env) dbHealth() *dbHealth { return &e.health }
+
+// nopLogger is the logger of an Env without one.
+var nopLogger = zerolog.Nop()
+
+func (e *Env) logger() *zerolog.Logger {
+	if e.Log == nil {
+		return &nopLogger
+	}
+	return e.Log
+}
+
+// sampled lets one log line through per sampleEvery and counts the ones
+// it held back, so a failure that hits every request is visible without
+// flooding the log.
+type sampled struct {
+	last    atomic.Int64 // unix ns of the last line let through
+	dropped atomic.Int64
+}
+
+const sampleEvery = 10 * time.Second
+
+func (s *sampled) allow(now time.Time) (ok bool, dropped int64) {
+	last := s.last.Load()
+	if now.UnixNano()-last < int64(sampleEvery) || !s.last.CompareAndSwap(last, now.UnixNano()) {
+		s.dropped.Add(1)
+		return false, 0
+	}
+	return true, s.dropped.Swap(0)
 }
 
 // builder compiles one plugin's config into its hooks.

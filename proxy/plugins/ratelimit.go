@@ -12,30 +12,32 @@ import (
 )
 
 // rate-limiting (kong/plugins/rate-limiting/handler.lua) with the local
-// policy: counters per plugin instance and identifier in this process,
-// one window per period (second … year, starting at the UTC calendar
-// boundaries of kong/tools/timestamp.lua). Unlike Kong's local policy,
-// which reads the usage and increments it later in a timer, the check and
-// the increment are one step under a lock, so concurrent clients against
-// a limit of L get exactly L through. The cluster and redis policies do
-// not run yet: such an instance fails to compile.
+// and cluster policies: one window per period (second … year, starting at
+// the UTC calendar boundaries of kong/tools/timestamp.lua). The local
+// policy counts per plugin instance and identifier in this process; the
+// cluster policy in the database (ratelimit_cluster.go). Unlike Kong, which
+// reads the usage and increments it later in a timer, each policy checks
+// and counts in one step, so concurrent clients against a limit of L get
+// exactly L through: on one node (local) or across the cluster (cluster).
 
 func init() { register("rate-limiting", buildRateLimit) }
 
 type rateLimitConfig struct {
-	Second            *float64 `json:"second"`
-	Minute            *float64 `json:"minute"`
-	Hour              *float64 `json:"hour"`
-	Day               *float64 `json:"day"`
-	Month             *float64 `json:"month"`
-	Year              *float64 `json:"year"`
-	LimitBy           string   `json:"limit_by"`
-	HeaderName        *string  `json:"header_name"`
-	Path              *string  `json:"path"`
-	Policy            string   `json:"policy"`
-	HideClientHeaders bool     `json:"hide_client_headers"`
-	ErrorCode         float64  `json:"error_code"`
-	ErrorMessage      string   `json:"error_message"`
+	Second            *float64    `json:"second"`
+	Minute            *float64    `json:"minute"`
+	Hour              *float64    `json:"hour"`
+	Day               *float64    `json:"day"`
+	Month             *float64    `json:"month"`
+	Year              *float64    `json:"year"`
+	LimitBy           string      `json:"limit_by"`
+	HeaderName        *string     `json:"header_name"`
+	Path              *string     `json:"path"`
+	Policy            string      `json:"policy"`
+	FaultTolerant     bool        `json:"fault_tolerant"`
+	Redis             redisConfig `json:"redis"`
+	HideClientHeaders bool        `json:"hide_client_headers"`
+	ErrorCode         float64     `json:"error_code"`
+	ErrorMessage      string      `json:"error_message"`
 }
 
 const numPeriods = 6
@@ -63,19 +65,44 @@ func periodStarts(now time.Time) [numPeriods]int64 {
 
 type rateLimit struct {
 	c       rateLimitConfig
-	id      string
 	limits  [numPeriods]float64 // 0: the period is not limited
 	status  int
 	headers [numPeriods][2]string // X-RateLimit-Limit-<P>, X-RateLimit-Remaining-<P>
-	store   *LocalCounters
+	policy  ratePolicy
+	env     *Env
+	logged  sampled // failures of the policy's data store
+}
+
+// ratePolicy counts one request of identifier against limits unless a
+// period's limit is used up already; it returns each period's usage
+// before this request and the first period used up (-1 when the request
+// is let through). An error means the policy's data store could not
+// answer (the handler's "failed to get usage").
+type ratePolicy interface {
+	takeRate(identifier string, limits *[numPeriods]float64, starts *[numPeriods]int64) (usage [numPeriods]float64, stop int, err error)
 }
 
 func buildRateLimit(env *Env, p *entity.Plugin) (hooks [proxy.NumPhases]proxy.Hook, err error) {
-	rl := &rateLimit{id: p.ID, store: env.counters()}
+	rl := &rateLimit{env: env}
 	if err := decodeConfig(p, &rl.c); err != nil {
 		return hooks, err
 	}
-	if rl.c.Policy != "local" {
+	switch rl.c.Policy {
+	case "local":
+		rl.policy = localPolicy{id: p.ID, counters: env.counters()}
+	case "cluster":
+		rp, err := newClusterPolicy(env, p)
+		if err != nil {
+			return hooks, err
+		}
+		rl.policy = rp
+	case "redis":
+		rp, err := newRedisPolicy(env, p, &rl.c.Redis)
+		if err != nil {
+			return hooks, err
+		}
+		rl.policy = rp
+	default:
 		return hooks, errString("rate-limiting policy " + rl.c.Policy + " does not run on the proxy yet")
 	}
 	for i, v := range []*float64{rl.c.Second, rl.c.Minute, rl.c.Hour, rl.c.Day, rl.c.Month, rl.c.Year} {
@@ -122,7 +149,21 @@ func (rl *rateLimit) identifier(x pdk.Exchange) string {
 func (rl *rateLimit) access(x pdk.Exchange) {
 	now := time.Now()
 	starts := periodStarts(now)
-	usage, stop := rl.store.take(rl.id+"\x00"+rl.identifier(x), &rl.limits, &starts)
+	usage, stop, err := rl.policy.takeRate(rl.identifier(x), &rl.limits, &starts)
+	if err != nil {
+		// The handler: without fault_tolerant the error ends the request
+		// (Kong's 500); with it the request goes on unlimited and without
+		// headers, and the failure is logged.
+		if !rl.c.FaultTolerant {
+			x.Error(500, msgUnexpected)
+			return
+		}
+		if ok, dropped := rl.logged.allow(now); ok {
+			rl.env.logger().Error().Err(err).Int64("failures_not_logged", dropped).
+				Str("plugin", "rate-limiting").Str("policy", rl.c.Policy).Msg("failed to get usage; letting requests through (fault_tolerant)")
+		}
+		return
+	}
 	if !rl.c.HideClientHeaders {
 		rl.setHeaders(x, now, &starts, &usage, stop)
 	}
@@ -202,6 +243,17 @@ func (e *Env) counters() *LocalCounters {
 		}
 	})
 	return e.Counters
+}
+
+// localPolicy counts in this process's LocalCounters.
+type localPolicy struct {
+	id       string // the plugin's, so each instance counts on its own
+	counters *LocalCounters
+}
+
+func (lp localPolicy) takeRate(identifier string, limits *[numPeriods]float64, starts *[numPeriods]int64) ([numPeriods]float64, int, error) {
+	usage, stop := lp.counters.take(lp.id+"\x00"+identifier, limits, starts)
+	return usage, stop, nil
 }
 
 // take counts one request of key against limits unless a period's limit
