@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -85,5 +86,28 @@ func TestCacheFileIsReplacedAtomically(t *testing.T) {
 			names = append(names, e.Name())
 		}
 		t.Fatalf("got files %v in the prefix, want only %s (no temporary files left)", names, cacheFileName)
+	}
+}
+
+// BenchmarkCacheWrite10kRoutes is one cache write of 10 000 routes, what
+// the writer goroutine spends at most once per coalescing window.
+func BenchmarkCacheWrite10kRoutes(b *testing.B) {
+	docs := map[entityKey]json.RawMessage{}
+	for i := range 10000 {
+		id := fmt.Sprintf("00000000-0000-4000-8000-%012d", i)
+		docs[entityKey{Table: "routes", ID: id}] = json.RawMessage(fmt.Sprintf(
+			`{"id":%q,"name":"r%d","paths":["/r%d"],"protocols":["http","https"],"strip_path":true,"service":{"id":"0b1d4c4e-5d0a-4a55-9f3f-0d7c4f1b2a11"}}`, id, i, i))
+	}
+	path := filepath.Join(b.TempDir(), cacheFileName)
+	b.ResetTimer()
+	for range b.N {
+		data, err := encodeCache(cacheBody{WrittenAt: time.Now(), Database: "db", Tables: cacheTables(docs)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := writeCacheFile(path, data); err != nil {
+			b.Fatal(err)
+		}
+		b.SetBytes(int64(len(data)))
 	}
 }
