@@ -107,7 +107,7 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.Stats != nil {
 		st = s.cfg.Stats()
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
+	body := map[string]any{
 		"database": map[string]any{"reachable": reachable},
 		"memory":   map[string]any{"lua_shared_dicts": map[string]any{}, "workers_lua_vms": []any{}},
 		"server": map[string]any{
@@ -121,7 +121,33 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 		},
 		// Not in Kong: whether the proxy accepts connections, for health checks.
 		"proxy": proxyStatus(st),
-	})
+	}
+	if s.cfg.Source != nil {
+		addSource(body, s.cfg.Source(), time.Now())
+	}
+	writeJSON(w, http.StatusOK, body)
+}
+
+// ConfigSource is where the configuration a node serves comes from.
+type ConfigSource struct {
+	FromCache bool      // serving the on-disk cache: the database has not answered since start
+	Hash      string    // the config hash served
+	CachedAt  time.Time // when the cache was written; zero unless FromCache
+}
+
+// addSource adds the configuration's source to a /status body. Kong 3.9
+// reports configuration_hash on DB-less and data plane nodes
+// (kong/api/routes/health.lua); the source and the cache's age are
+// Grapevine's, so an operator sees a node serving a stale cache.
+func addSource(body map[string]any, src ConfigSource, now time.Time) {
+	body["configuration_hash"] = src.Hash
+	if !src.FromCache {
+		body["configuration_source"] = "database"
+		return
+	}
+	body["configuration_source"] = "cache"
+	body["configuration_cached_at"] = src.CachedAt.UTC().Format(time.RFC3339)
+	body["configuration_age_seconds"] = int64(now.Sub(src.CachedAt).Seconds())
 }
 
 func proxyStatus(st ServerStats) map[string]any {

@@ -36,7 +36,10 @@ type Config struct {
 	ProxyListen   string         // proxy_listen, rendered as proxy_listeners; default "0.0.0.0:8000"
 	Stats         func() ServerStats
 	Health        Health // the balancers' health (health.go); nil: the health endpoints are absent
-	Logger        zerolog.Logger
+	// Source says where the configuration the node serves comes from, for
+	// GET /status; nil leaves those keys out.
+	Source func() ConfigSource
+	Logger zerolog.Logger
 	// DBTimeout bounds every store call of a request; default 5s.
 	DBTimeout time.Duration
 	// PingTimeout bounds GET /status's database check; default 1s.

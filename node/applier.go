@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync/atomic"
@@ -36,10 +37,15 @@ type applyRequest struct {
 	done   chan error
 }
 
-// applyStatus is what the applier last made live, for the cluster view.
+// applyStatus is what the applier last made live, for the cluster view
+// and GET /status.
 type applyStatus struct {
 	Hash      string
 	AppliedAt time.Time
+	// FromCache is set while the node serves the configuration cache
+	// written at CachedAt, not what it read from the database.
+	FromCache bool
+	CachedAt  time.Time
 }
 
 // applier is the one goroutine that owns the node's configuration state:
@@ -66,8 +72,19 @@ type applier struct {
 	state      *configState
 	plugins    *plugins.Env // the credential index and what plugins share (plugins.go)
 	tracker    *eventTracker
-	lastPolled time.Time // last successful poll or full load
+	lastPolled time.Time // last successful poll or full load; zero while serving the cache
 	status     atomic.Pointer[applyStatus]
+
+	// docs are the documents of every entity state and index hold, as
+	// read, for the configuration cache (cache.go).
+	docs      map[entityKey]json.RawMessage
+	fromCache bool      // serving the cache: nothing read from the database yet
+	cachedAt  time.Time // when the cache served was written
+	// cacheCh hands the cache writer the newest content (capacity 1);
+	// nil when the node keeps no cache. cacheDue fires when a burst of
+	// changes is over and the cache is due to be written.
+	cacheCh  chan cacheContent
+	cacheDue <-chan time.Time
 
 	localCh  chan applyRequest
 	hintCh   chan gossip.Hint
@@ -111,21 +128,53 @@ func (a *applier) loadAll(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("loading configuration: %w", err)
 	}
-	if err := a.takeIndexRows(load.Rows); err != nil {
-		return err
-	}
-	state := a.newState()
-	if err := state.replaceAll(load.Rows); err != nil {
+	if err := a.replaceRows(load.Rows); err != nil {
 		return err
 	}
 	visible := make(map[int64]entityKey, len(load.RecentEvents))
 	for _, ev := range load.RecentEvents {
 		visible[ev.ID] = entityKey{Table: ev.Table, ID: ev.EntityID}
 	}
-	a.state = state
 	a.tracker.reset(max(load.MaxEventID-eventWindow, 0), load.MaxEventID, visible, time.Now())
 	a.lastPolled = time.Now()
+	if a.fromCache {
+		a.log.Warn().Msg("the database answers: serving its configuration instead of the cache")
+	}
+	a.fromCache = false
 	a.rebuild()
+	a.markCacheDirty()
+	return nil
+}
+
+// loadCache builds the state from the configuration cache. The tracker
+// and lastPolled stay unset, so the first poll that reaches the database
+// reloads everything: the events missed meanwhile may be purged.
+func (a *applier) loadCache(body cacheBody) error {
+	if err := a.replaceRows(cacheRows(body)); err != nil {
+		return err
+	}
+	a.fromCache, a.cachedAt = true, body.WrittenAt
+	a.rebuild()
+	return nil
+}
+
+// replaceRows replaces the state, the credential index and the cached
+// documents with one whole configuration.
+func (a *applier) replaceRows(rows map[string][]store.Row) error {
+	docs := make(map[entityKey]json.RawMessage, len(rows))
+	for table, list := range rows {
+		for _, row := range list {
+			docs[entityKey{Table: table, ID: row.ID}] = row.Doc
+		}
+	}
+	if err := a.takeIndexRows(rows); err != nil {
+		return err
+	}
+	state := a.newState()
+	if err := state.replaceAll(rows); err != nil {
+		return err
+	}
+	a.state, a.docs = state, docs
 	return nil
 }
 
@@ -153,6 +202,9 @@ func (a *applier) run(ctx context.Context) {
 			a.reloadAll(ctx, "db_cache_ttl expired")
 		case reason := <-a.reloadCh:
 			a.reloadAll(ctx, reason)
+		case <-a.cacheDue:
+			a.cacheDue = nil
+			a.handOffCache()
 		}
 	}
 }
@@ -230,11 +282,50 @@ func (a *applier) applyEntities(ctx context.Context, entities map[entityKey][]in
 			a.tracker.markApplied(id, key)
 		}
 		changed = changed || !indexed
+		a.markCacheDirty()
 	}
 	if changed {
 		a.rebuild()
 	}
 	return nil
+}
+
+// markCacheDirty schedules a cache write after cacheWriteDelay, so a burst
+// of changes costs one write, off the applier's and the proxy's way.
+func (a *applier) markCacheDirty() {
+	if a.cacheCh != nil && a.cacheDue == nil && !a.fromCache {
+		a.cacheDue = time.After(cacheWriteDelay)
+	}
+}
+
+// cacheContent copies what the cache must hold; the documents themselves
+// are never changed once read, so copying the map is enough.
+func (a *applier) cacheContent() cacheContent {
+	docs := make(map[entityKey]json.RawMessage, len(a.docs))
+	for k, v := range a.docs {
+		docs[k] = v
+	}
+	return cacheContent{docs: docs, hash: a.state.hash()}
+}
+
+// handOffCache gives the cache writer the newest content, replacing any
+// it has not taken yet.
+func (a *applier) handOffCache() {
+	if a.fromCache {
+		return
+	}
+	c := a.cacheContent()
+	for {
+		select {
+		case a.cacheCh <- c:
+			return
+		default:
+		}
+		select {
+		case <-a.cacheCh:
+		default:
+		}
+	}
 }
 
 func (a *applier) allApplied(key entityKey, eventIDs []int64) bool {
@@ -257,12 +348,17 @@ func (a *applier) reloadEntity(ctx context.Context, key entityKey) error {
 	row, err := a.store.Get(ctx, table, key.ID)
 	if errors.Is(err, store.ErrNotFound) {
 		a.state.remove(key)
+		delete(a.docs, key)
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("reloading %s %s: %w", key.Table, key.ID, err)
 	}
-	return a.state.put(key.Table, row)
+	if err := a.state.put(key.Table, row); err != nil {
+		return err
+	}
+	a.docs[key] = row.Doc
+	return nil
 }
 
 func tableByName(name string) (store.Table, bool) {
@@ -279,6 +375,10 @@ func tableByName(name string) (store.Table, bool) {
 // reach) some of those events may be purged already, so it reloads
 // everything instead.
 func (a *applier) poll(ctx context.Context) {
+	if a.lastPolled.IsZero() {
+		a.reloadAll(ctx, "serving the configuration cache: catching up from the database")
+		return
+	}
 	if since := time.Since(a.lastPolled); since >= a.pollGapLimit {
 		a.reloadAll(ctx, fmt.Sprintf("no successful poll for %s: events this node missed may be purged", since.Round(time.Second)))
 		return
@@ -359,7 +459,7 @@ func (a *applier) rebuild() {
 		a.log.Warn().Err(w).Msg("left out of the snapshot")
 	}
 	a.swap(snap)
-	status := applyStatus{Hash: a.state.hash(), AppliedAt: time.Now()}
+	status := applyStatus{Hash: a.state.hash(), AppliedAt: time.Now(), FromCache: a.fromCache, CachedAt: a.cachedAt}
 	a.status.Store(&status)
 	if a.publish != nil {
 		a.publish(status)

@@ -202,7 +202,8 @@ func (n *Node) joinPeers(ctx context.Context) {
 	nodes, err := n.store.Nodes(dbCtx)
 	cancel()
 	if err != nil {
-		n.log.Warn().Err(err).Msg("reading the node registry failed")
+		n.log.Warn().Err(err).Int("cached_peers", len(n.cachedPeers)).Msg("reading the node registry failed; joining the peers the configuration cache names")
+		peers = append(peers, n.cachedPeers...)
 	}
 	for _, rec := range nodes {
 		if rec.Name != n.name && rec.ClusterAddr != "" && time.Since(rec.LastSeen) < n.cfg.ClusterTTLOnFailure {

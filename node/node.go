@@ -9,6 +9,7 @@ package node
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -66,6 +67,9 @@ type Node struct {
 	applier *applier
 	drift   *driftWatch
 	tagCh   chan applyStatus // newest status for the tag publisher; nil without gossip
+	// cachedPeers are the gossip addresses the configuration cache named,
+	// joined when the registry cannot be read.
+	cachedPeers []string
 
 	cancel context.CancelFunc // ends the background goroutines
 	wg     sync.WaitGroup
@@ -128,22 +132,20 @@ func (n *Node) start(ctx context.Context) error {
 	if err := n.resolveName(); err != nil {
 		return err
 	}
-	st, err := store.Open(ctx, StoreConfig(n.cfg, n.id))
+	st, err := store.Connect(StoreConfig(n.cfg, n.id))
 	if err != nil {
 		return fmt.Errorf("opening database: %w", err)
 	}
 	n.store = st
-	if err := st.CheckSchema(ctx); err != nil {
-		return fmt.Errorf("checking database schema (run 'grapevine migrations bootstrap' or 'up'): %w", err)
-	}
 	proxyCfg, err := n.proxyConfig()
 	if err != nil {
 		return err
 	}
 	n.proxy = proxy.New(proxyCfg)
 	n.applier = n.newApplier()
-	if err := n.applier.loadAll(ctx); err != nil {
-		return fmt.Errorf("building the first snapshot: %w", err)
+	fromCache, err := n.firstSnapshot(ctx)
+	if err != nil {
+		return err
 	}
 	if err := n.startProxy(ctx); err != nil {
 		return err
@@ -151,10 +153,12 @@ func (n *Node) start(ctx context.Context) error {
 	if err := n.startGossip(); err != nil {
 		return err
 	}
-	if err := n.register(ctx); err != nil {
+	if fromCache {
+		n.joinPeers(ctx) // from the cache's peers: the registry is out of reach
+	} else if err := n.register(ctx); err != nil {
 		return err
 	}
-	n.startBackground()
+	n.startBackground(fromCache)
 	return n.startAdmin(ctx)
 }
 
@@ -252,11 +256,15 @@ func (n *Node) newApplier() *applier {
 		pollGapLimit: n.pollGapLimit(),
 		plugins:      n.pluginEnv(),
 		tracker:      newEventTracker(gapTimeout),
+		docs:         map[entityKey]json.RawMessage{},
 		localCh:      make(chan applyRequest, 64),
 		hintCh:       make(chan gossip.Hint, 4096),
 		reloadCh:     make(chan string, 1),
 	}
 	a.state = a.newState()
+	if n.cachePath() != "" {
+		a.cacheCh = make(chan cacheContent, 1)
+	}
 	return a
 }
 
@@ -316,6 +324,7 @@ func (n *Node) startAdmin(ctx context.Context) error {
 		MaxBodySize:   n.cfg.AdminMaxBodySize,
 		Health:        nodeHealth{n},
 		Bind:          n.bind(),
+		Source:        n.configSource,
 	}
 	n.admin = admin.New(cfg, n.store, n)
 	if err := n.admin.Start(ctx); err != nil {
@@ -369,13 +378,20 @@ func (n *Node) adminTLS() (*tls.Config, error) {
 	return c, nil
 }
 
-// startBackground starts the applier and the cluster housekeeping loops.
-func (n *Node) startBackground() {
+// startBackground starts the applier and the cluster housekeeping loops;
+// fromCache adds the loop that waits for the database to answer.
+func (n *Node) startBackground(fromCache bool) {
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	n.drift = newDriftWatch(n.driftBound())
 	n.goSafe(ctx, "applier", n.applier.run, n.applier.afterPanic)
 	n.goSafe(ctx, "registry", n.heartbeatLoop, nil)
+	if n.applier.cacheCh != nil {
+		n.goSafe(ctx, "configuration cache", n.cacheWriter, nil)
+	}
+	if fromCache {
+		n.goSafe(ctx, "database reconnect", n.reconnectLoop, nil)
+	}
 	if n.gossip != nil {
 		n.goSafe(ctx, "anti-entropy", n.antiEntropyLoop, nil)
 		n.goSafe(ctx, "tag publisher", n.tagPublisher, nil)
@@ -487,6 +503,15 @@ func (n *Node) AdminAddr() net.Addr {
 	return n.admin.Addr()
 }
 
+// configSource tells GET /status where the configuration served comes from.
+func (n *Node) configSource() admin.ConfigSource {
+	s := n.applier.status.Load()
+	if s == nil {
+		return admin.ConfigSource{}
+	}
+	return admin.ConfigSource{FromCache: s.FromCache, Hash: s.Hash, CachedAt: s.CachedAt}
+}
+
 // ConfigHash is the hash of the configuration this node serves.
 func (n *Node) ConfigHash() string {
 	if n.applier == nil {
@@ -511,6 +536,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 			n.cancel()
 		}
 		n.wg.Wait()
+		n.flushCache()
 		errs = append(errs, n.leave(ctx))
 		// Gossip stops before the proxy drains: the node has left, and a
 		// successor started in place waits for the cluster port.

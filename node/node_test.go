@@ -38,7 +38,8 @@ func testConfig(t *testing.T, dsn string) config.Config {
 	cfg.PgDatabase = strings.TrimPrefix(u.Path, "/")
 	cfg.ProxyListen = []string{"127.0.0.1:0"}
 	cfg.AdminListen = []string{"127.0.0.1:0"}
-	cfg.ClusterListen = "" // single-node tests run without gossip
+	cfg.ClusterListen = ""   // single-node tests run without gossip
+	cfg.Prefix = t.TempDir() // the node's own folder, as Kong's prefix
 	return cfg
 }
 

@@ -74,6 +74,7 @@ func (a *applier) reloadIndexed(ctx context.Context, key entityKey) error {
 	row, err := a.store.Get(ctx, t, key.ID)
 	if errors.Is(err, store.ErrNotFound) {
 		a.plugins.Index.Remove(key.Table, key.ID)
+		delete(a.docs, key)
 		return nil
 	}
 	if err != nil {
@@ -85,6 +86,7 @@ func (a *applier) reloadIndexed(ctx context.Context, key entityKey) error {
 		return fmt.Errorf("decoding %s %s: %w", key.Table, key.ID, err)
 	}
 	a.plugins.Index.Put(v)
+	a.docs[key] = row.Doc
 	return nil
 }
 

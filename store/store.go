@@ -97,6 +97,21 @@ type Store struct {
 // Open connects to the database and pings it. It does not migrate: nodes
 // call CheckSchema, the migrations command calls Bootstrap or Up.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
+	s, err := Connect(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Ping(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Connect makes the pool without reaching the database: connections are
+// opened as calls need them, so a node can start while PostgreSQL is out
+// of reach and its calls succeed as soon as it answers again.
+func Connect(cfg Config) (*Store, error) {
 	cfg = cfg.withDefaults()
 	pcfg, err := pgxpool.ParseConfig(cfg.ConnString())
 	if err != nil {
@@ -108,16 +123,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if pcfg.ConnConfig.ConnectTimeout == 0 {
 		pcfg.ConnConfig.ConnectTimeout = cfg.ConnectTimeout
 	}
-	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	pool, err := pgxpool.NewWithConfig(context.Background(), pcfg)
 	if err != nil {
 		return nil, fmt.Errorf("open database pool: %w", classify(err))
 	}
-	s := &Store{pool: pool, nodeID: cfg.NodeID}
-	if err := s.Ping(ctx); err != nil {
-		pool.Close()
-		return nil, err
-	}
-	return s, nil
+	return &Store{pool: pool, nodeID: cfg.NodeID}, nil
 }
 
 // Close closes every connection; it waits for connections in use to be

@@ -50,8 +50,9 @@ admin_ssl_cert = %s
 admin_ssl_cert_key = %s
 nginx_admin_ssl_verify_client = on
 nginx_admin_ssl_client_certificate = %s
+prefix = %s
 `, u.Hostname(), u.Port(), u.User.Username(), strings.TrimPrefix(u.Path, "/"), host, host, host,
-		filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key"), filepath.Join(dir, "ca.crt")))
+		filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key"), filepath.Join(dir, "ca.crt"), dir))
 	if code, _, errOut := runCLI(t, "migrations", "bootstrap", "-c", conf); code != 0 {
 		t.Fatalf("bootstrap: %s", errOut)
 	}

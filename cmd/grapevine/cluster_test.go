@@ -48,7 +48,8 @@ admin_listen = %s:8001
 cluster_listen = %s:7946
 db_update_frequency = 1
 log_level = info
-`, u.Hostname(), u.Port(), u.User.Username(), strings.TrimPrefix(u.Path, "/"), host, host, host)
+prefix = %s
+`, u.Hostname(), u.Port(), u.User.Username(), strings.TrimPrefix(u.Path, "/"), host, host, host, t.TempDir())
 	path := filepath.Join(t.TempDir(), host+".conf")
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)

@@ -43,26 +43,13 @@ func (o *owner) sysProcAttr() *syscall.SysProcAttr {
 // startServer runs initdb in a new temp folder and starts postgres on a free
 // port, retrying with another port if the one picked was taken meanwhile.
 func startServer(ctx context.Context) (*server, error) {
-	bin, err := binDir()
+	bin, own, root, err := prepare(ctx)
 	if err != nil {
-		return nil, err
-	}
-	own, err := runAs()
-	if err != nil {
-		return nil, err
-	}
-	removeStale(own)
-	root, err := makeRoot(own)
-	if err != nil {
-		return nil, err
-	}
-	if err := initdb(ctx, bin, root, own); err != nil {
-		os.RemoveAll(root)
 		return nil, err
 	}
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		s, err := launch(ctx, bin, root, own)
+		s, err := launch(ctx, bin, root, own, 0, false)
 		if err == nil {
 			return s, nil
 		}
@@ -71,6 +58,26 @@ func startServer(ctx context.Context) (*server, error) {
 	dumpLog(filepath.Join(root, "server.log"))
 	os.RemoveAll(root)
 	return nil, lastErr
+}
+
+// prepare finds the binaries and the OS user, and runs initdb in a new
+// temp folder.
+func prepare(ctx context.Context) (bin string, own *owner, root string, err error) {
+	if bin, err = binDir(); err != nil {
+		return "", nil, "", err
+	}
+	if own, err = runAs(); err != nil {
+		return "", nil, "", err
+	}
+	removeStale(own)
+	if root, err = makeRoot(own); err != nil {
+		return "", nil, "", err
+	}
+	if err := initdb(ctx, bin, root, own); err != nil {
+		os.RemoveAll(root)
+		return "", nil, "", err
+	}
+	return bin, own, root, nil
 }
 
 // binDir finds the folder holding initdb and postgres.
@@ -214,24 +221,31 @@ func serverEnv() []string {
 	return []string{"PATH=/usr/bin:/bin", "LC_ALL=C", "LANG=C", "TZ=UTC"}
 }
 
-// launch starts postgres on a free port and waits until it accepts
-// connections. The postmaster runs in its own process group (a ^C aimed at
-// the test does not race our shutdown) and gets SIGQUIT, postgres's
-// immediate shutdown, when the test binary dies.
-func launch(ctx context.Context, bin, root string, own *owner) (*server, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, err
+// launch starts postgres on port (0: a free one) and waits until it
+// accepts connections. Unless durable, commits return before their WAL is
+// written (fast, but an immediate shutdown loses the last ones). The postmaster runs in its own process group (a ^C
+// aimed at the test does not race our shutdown) and gets SIGQUIT,
+// postgres's immediate shutdown, when the test binary dies.
+func launch(ctx context.Context, bin, root string, own *owner, port int, durable bool) (*server, error) {
+	if port == 0 {
+		var err error
+		if port, err = freePort(); err != nil {
+			return nil, err
+		}
 	}
 	logFile, err := os.OpenFile(filepath.Join(root, "server.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("open server log: %w", err)
 	}
 	defer logFile.Close() // the child holds its own copy
+	syncCommit := "off"
+	if durable {
+		syncCommit = "on"
+	}
 	cmd := exec.Command(filepath.Join(bin, "postgres"),
 		"-D", filepath.Join(root, "data"),
 		"-h", "127.0.0.1", "-p", strconv.Itoa(port), "-k", filepath.Join(root, "sock"),
-		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+		"-c", "fsync=off", "-c", "synchronous_commit="+syncCommit, "-c", "full_page_writes=off",
 		"-c", "max_connections=300", "-c", "shared_buffers=32MB")
 	cmd.Dir = root
 	cmd.Env = serverEnv()

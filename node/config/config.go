@@ -47,6 +47,7 @@ type Config struct {
 	DNSResolver         []string      // dns_resolver: none (the system's resolver); name servers as "ip" or "ip:port"
 	ErrorDefaultType    string        // error_default_type: "text/plain"; the body type of proxy errors when a request names none
 	RouterFlavor        string        // router_flavor: "traditional_compatible" (the only one)
+	Prefix              string        // prefix: "/usr/local/kong"; the node's own folder, where its configuration cache lives
 
 	// TLS of the proxy's and the Admin API's ssl listeners.
 	SSLCert              []string // ssl_cert: none (a certificate is generated at start); paths or PEM, paired with ssl_cert_key
@@ -92,6 +93,7 @@ func Default() Config {
 		LatencyHeaders:        "kong",
 		ErrorDefaultType:      "text/plain",
 		RouterFlavor:          "traditional_compatible",
+		Prefix:                "/usr/local/kong",
 		SSLCipherSuite:        "intermediate",
 		SSLProtocols:          "TLSv1.2 TLSv1.3",
 		AdminSSLVerifyClient:  "off",

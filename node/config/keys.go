@@ -66,6 +66,7 @@ var keys = []key{
 	{name: "admin_ssl_cert_key", secret: true, set: list(func(c *Config) *[]string { return &c.AdminSSLCertKey })},
 	{name: "nginx_admin_ssl_client_certificate", set: anyString(func(c *Config) *string { return &c.AdminSSLClientCA }), get: func(c *Config) any { return pathsOnly([]string{c.AdminSSLClientCA}) }},
 	{name: "nginx_admin_ssl_verify_client", set: oneOf(func(c *Config) *string { return &c.AdminSSLVerifyClient }, "off", "on", "optional"), get: func(c *Config) any { return c.AdminSSLVerifyClient }},
+	{name: "prefix", set: nonEmpty(func(c *Config) *string { return &c.Prefix }), get: func(c *Config) any { return c.Prefix }},
 	{name: "router_flavor", set: oneOf(func(c *Config) *string { return &c.RouterFlavor }, "traditional_compatible"), get: func(c *Config) any { return c.RouterFlavor }},
 }
 
