@@ -1,6 +1,8 @@
 package admin
 
 import (
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"testing"
 )
@@ -102,4 +104,32 @@ func TestPlugins(t *testing.T) {
 			t.Errorf("after deleting the route, service and consumer: got %d plugins, want the global one", got)
 		}
 	})
+}
+
+// A plugin's config sent as a form (curl -d config.second=5, as Kong's
+// docs show) is typed by the plugin's own schema, as Kong's
+// kong/api/arguments.lua infers values from the plugin subschema: numbers,
+// booleans and arrays arrive typed, not as strings.
+func TestPluginConfigFromAForm(t *testing.T) {
+	e := newTestEnv(t)
+	res := e.do("POST", "/plugins", "application/x-www-form-urlencoded",
+		"name=rate-limiting&config.second=5&config.hour=100&config.policy=local&config.hide_client_headers=true")
+	mustStatus(t, res, http.StatusCreated)
+	var p struct {
+		Config map[string]any `json:"config"`
+	}
+	if err := json.Unmarshal([]byte(res.raw), &p); err != nil {
+		t.Fatal(err)
+	}
+	if p.Config["second"] != float64(5) || p.Config["hour"] != float64(100) || p.Config["hide_client_headers"] != true {
+		t.Errorf("got config %v, want second 5, hour 100 and hide_client_headers true, typed", p.Config)
+	}
+	res = e.do("POST", "/plugins", "application/x-www-form-urlencoded", "name=key-auth&config.key_names=token")
+	mustStatus(t, res, http.StatusCreated)
+	if err := json.Unmarshal([]byte(res.raw), &p); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(p.Config["key_names"]); got != "[token]" {
+		t.Errorf("got key_names %s, want [token]", got)
+	}
 }

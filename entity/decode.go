@@ -232,7 +232,17 @@ func DecodeForm(values url.Values, s *Schema) (map[string]any, error) {
 		}
 	}
 	doc := finishForm(root).(map[string]any)
-	return inferRecord(s.Fields, doc), nil
+	doc = inferRecord(s.Fields, doc)
+	// A record typed by another field (a plugin's config by its name) is
+	// typed by that subschema's fields too: config.second=5 is a number.
+	if s.Subschema != nil {
+		if name, ok := doc[s.SubschemaKey].(string); ok {
+			if sub := s.Subschema(name); sub != nil {
+				doc = inferRecord(sub.Fields, doc)
+			}
+		}
+	}
+	return doc, nil
 }
 
 type tokKind int
