@@ -400,3 +400,70 @@ func BenchmarkProxyInMemoryBalanced(b *testing.B) {
 		})
 	}
 }
+
+// A target killed under load costs at most the passive checks' unhealthy
+// threshold plus the requests in flight at that moment, then nothing: the
+// dead target is out of rotation (no retries here, so every failure
+// reaches a client). kong/runloop/balancer/healthcheckers.lua counts
+// tcp_failures from real traffic the same way.
+func TestBalancedTargetKilledUnderLoad(t *testing.T) {
+	a, b, c := startTarget(t, "127.0.40.21"), startTarget(t, "127.0.40.22"), startTarget(t, "127.0.40.23")
+	const threshold, clients = 2, 8
+	checks := fmt.Sprintf(`{"passive":{"healthy":{"http_statuses":[200],"successes":0},`+
+		`"unhealthy":{"http_statuses":[500],"http_failures":1,"tcp_failures":%d,"timeouts":1}}}`, threshold)
+	s := balancedProxy(t, testUpstreamEntity("backend.test", "round-robin", checks), 0,
+		testTargetEntity(targetIDs(1), a.addr(), 100), testTargetEntity(targetIDs(2), b.addr(), 100),
+		testTargetEntity(targetIDs(3), c.addr(), 100))
+	var sent, failed atomic.Int64
+	var afterKill atomic.Bool
+	var failedLate atomic.Int64
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	for range clients {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			client := &http.Client{Timeout: 10 * time.Second}
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				sent.Add(1)
+				late := afterKill.Load()
+				resp, err := client.Get("http://" + s.Addr().String() + "/b")
+				if err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+				if err != nil || resp.StatusCode != 200 {
+					failed.Add(1)
+					if late {
+						failedLate.Add(1)
+					}
+				}
+			}
+		}()
+	}
+	time.Sleep(200 * time.Millisecond)
+	b.CloseClientConnections()
+	b.Listener.Close() // killed: connections refused from now on
+	time.Sleep(500 * time.Millisecond)
+	afterKill.Store(true) // the threshold has long been reached
+	time.Sleep(500 * time.Millisecond)
+	close(stop)
+	for range clients {
+		<-done
+	}
+	if n := failed.Load(); n > threshold+clients {
+		t.Errorf("%d of %d requests failed, want at most the threshold (%d) plus those in flight (%d)", n, sent.Load(), threshold, clients)
+	}
+	if n := failedLate.Load(); n != 0 {
+		t.Errorf("%d requests failed once the target was out of rotation, want none", n)
+	}
+	th, _, _ := s.Balancers().Health(upID)
+	if got := th[b.addr()].Summary(); got != "UNHEALTHY" {
+		t.Errorf("the killed target's health: got %s, want UNHEALTHY", got)
+	}
+	t.Logf("%d requests, %d failed", sent.Load(), failed.Load())
+}
