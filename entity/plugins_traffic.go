@@ -7,7 +7,8 @@ import (
 )
 
 // The traffic plugins' schemas (kong/plugins/{rate-limiting,cors,
-// request-transformer,request-termination,prometheus,file-log}/schema.lua) and their
+// request-transformer,response-transformer,request-termination,prometheus,
+// file-log}/schema.lua) and their
 // handlers' PRIORITY.
 func init() {
 	registerPlugin("rate-limiting", 910, []Field{httpProtocolsField(), rateLimitingConfig()}, rateLimitingChecks()...)
@@ -28,6 +29,13 @@ func init() {
 		record("replace", append(colonRecordFields(), str("uri"))...),
 		record("add", colonRecordFields()...),
 		record("append", colonRecordFields()...),
+	)})
+	registerPlugin("response-transformer", 800, []Field{httpProtocolsField(), configField(
+		record("remove", requiredStrings("json", nil), requiredStrings("headers", nil)),
+		record("rename", colonStrings("json", nil), colonStrings("headers", checkTransformHeaderPair)),
+		record("replace", jsonColonRecordFields()...),
+		record("add", jsonColonRecordFields()...),
+		record("append", jsonColonRecordFields()...),
 	)})
 	registerPlugin("request-termination", 2, []Field{httpProtocolsField(), requestTerminationConfig()})
 	registerPlugin("prometheus", 13, []Field{allProtocolsField(), configField(
@@ -174,6 +182,31 @@ func colonHeaders(check func(any) string) Field {
 	})
 	f.Elements.Extra = map[string]any{"match": "^[^:]+:.*$"}
 	return f
+}
+
+// colonStrings are "name:value" entries (the schema's ^[^:]+:.*$), then
+// check when not nil.
+func colonStrings(name string, check func(any) string) Field {
+	f := requiredStrings(name, func(v any) string {
+		if s := v.(string); strings.IndexByte(s, ':') < 1 {
+			return "invalid value: " + s
+		}
+		if check != nil {
+			return check(v)
+		}
+		return ""
+	})
+	f.Elements.Extra = map[string]any{"match": "^[^:]+:.*$"}
+	return f
+}
+
+// jsonColonRecordFields are response-transformer's colon_string_record:
+// JSON fields with the types of their values, and headers.
+func jsonColonRecordFields() []Field {
+	return []Field{colonStrings("json", nil),
+		{Name: "json_types", Type: TypeArray, Required: true, Default: []any{},
+			Elements: &Field{Type: TypeString, OneOf: []any{"boolean", "number", "string"}}},
+		colonStrings("headers", nil)}
 }
 
 func colonRecordFields() []Field {

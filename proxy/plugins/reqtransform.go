@@ -364,7 +364,7 @@ func luaTruthy(v any) bool { return v != nil && v != false }
 
 // appendJSONValue is append_value: a string becomes a list of it and the
 // value, a list grows, anything else is replaced by a list of the value.
-func appendJSONValue(cur any, value string) any {
+func appendJSONValue(cur, value any) any {
 	switch c := cur.(type) {
 	case string:
 		return []any{c, value}
