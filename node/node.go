@@ -27,6 +27,7 @@ import (
 	"github.com/grapevine-gw/grapevine/internal/listen"
 	"github.com/grapevine-gw/grapevine/node/config"
 	"github.com/grapevine-gw/grapevine/proxy"
+	"github.com/grapevine-gw/grapevine/proxy/kongheaders"
 	"github.com/grapevine-gw/grapevine/proxy/tlsconf"
 	"github.com/grapevine-gw/grapevine/store"
 )
@@ -219,6 +220,9 @@ func (n *Node) proxyConfig() (proxy.Config, error) {
 		cfg.MaxBodySize = -1 // nginx's 0: no limit
 	}
 	cfg.BodyBufferSize = int(n.cfg.ClientBodyBuffer)
+	// Validated with the rest of the configuration.
+	cfg.Headers, _ = kongheaders.Parse(n.cfg.Headers, false)
+	cfg.UpstreamHeaders, _ = kongheaders.Parse(n.cfg.HeadersUpstream, true)
 	cfg.MaxConnections = n.connectionLimit()
 	cfg.Logger = n.log // the proxy names itself in its log lines
 	cfg.Bind = n.bind()

@@ -10,6 +10,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/grapevine-gw/grapevine/proxy/kongheaders"
 	"github.com/grapevine-gw/grapevine/proxy/tlsconf"
 )
 
@@ -79,6 +80,12 @@ type Config struct {
 	// new one. A node given its predecessor's sockets (an in-place restart)
 	// takes them over through it.
 	Bind func(ctx context.Context, addr string) (net.Listener, error)
+	// Headers are Kong's own headers sent to clients (kong.conf's
+	// headers); UpstreamHeaders those sent upstream (headers_upstream:
+	// only kongheaders.RequestID). DefaultConfig has Kong's defaults; zero sends
+	// none.
+	Headers         kongheaders.Set
+	UpstreamHeaders kongheaders.Set
 	// Logger receives proxy events. Access logs are written at debug level
 	// only; the zero value discards everything.
 	Logger zerolog.Logger
@@ -94,6 +101,8 @@ func DefaultConfig() Config {
 		ClientBodyTimeout:     60 * time.Second,
 		SendTimeout:           60 * time.Second,
 		MaxBodySize:           -1,
+		Headers:               kongheaders.Default,
+		UpstreamHeaders:       kongheaders.RequestID,
 		BodyBufferSize:        8 << 10,
 		ErrorDefaultType:      "text/plain",
 		LargeHeaderBuffers:    4,

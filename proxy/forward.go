@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/grapevine-gw/grapevine/proxy/balancer"
+	"github.com/grapevine-gw/grapevine/proxy/kongheaders"
 	"github.com/valyala/fasthttp"
 )
 
@@ -180,7 +181,9 @@ func (s *Server) appendUpstreamHead(dst []byte, ctx *fasthttp.RequestCtx, st *re
 	}
 	dst = appendHeaderLine(dst, hdrXRealIP, st.ip)
 	dst = appendHeaderLine(dst, hdrVia, st.via)
-	dst = appendHeaderLine(dst, hdrRequestID, st.id[:])
+	if s.cfg.UpstreamHeaders.Has(kongheaders.RequestID) {
+		dst = appendHeaderLine(dst, hdrRequestID, st.id[:])
+	}
 	if st.upgrade {
 		dst = append(dst, upgradeHeaders...)
 	}
@@ -268,12 +271,24 @@ func (s *Server) setProxiedResponseHeaders(ctx *fasthttp.RequestCtx, st *reqStat
 	h.Del("Keep-Alive")
 	h.Del("Upgrade") // kept again by forwardUpgrade for a WebSocket request
 	h.Del("Trailer") // the body goes as one piece, without its trailers
-	st.buf = appendList(st.buf[:0], h.PeekBytes(hdrVia))
-	st.buf = appendList(st.buf, s.via)
-	h.SetCanonical(hdrVia, st.buf)
-	h.SetCanonical(s.names.upstreamLatency, appendMillis(st.ip[:0], received.Sub(sent)))
-	h.SetCanonical(s.names.proxyLatency, appendMillis(st.ip[:0], sent.Sub(ctx.Time())))
-	h.SetCanonical(hdrRequestID, st.id[:])
+	send := s.cfg.Headers
+	if send.Has(kongheaders.Via) {
+		st.buf = appendList(st.buf[:0], h.PeekBytes(hdrVia))
+		st.buf = appendList(st.buf, s.via)
+		h.SetCanonical(hdrVia, st.buf)
+	}
+	if send.Has(kongheaders.UpstreamLatency) {
+		h.SetCanonical(s.names.upstreamLatency, appendMillis(st.ip[:0], received.Sub(sent)))
+	}
+	if send.Has(kongheaders.ProxyLatency) {
+		h.SetCanonical(s.names.proxyLatency, appendMillis(st.ip[:0], sent.Sub(ctx.Time())))
+	}
+	if send.Has(kongheaders.UpstreamStatus) {
+		h.SetCanonical(hdrUpstreamStatus, strconv.AppendInt(st.ip[:0], int64(ctx.Response.StatusCode()), 10))
+	}
+	if send.Has(kongheaders.RequestID) {
+		h.SetCanonical(hdrRequestID, st.id[:])
+	}
 }
 
 // appendList appends v to a comma-separated list: ", v", or just v when

@@ -15,6 +15,7 @@ import (
 
 	"github.com/grapevine-gw/grapevine/entity"
 	"github.com/grapevine-gw/grapevine/proxy/h2bridge"
+	"github.com/grapevine-gw/grapevine/proxy/kongheaders"
 	"github.com/valyala/fasthttp"
 )
 
@@ -47,6 +48,7 @@ var (
 	hdrXRealIP          = []byte("X-Real-Ip")
 	hdrVia              = []byte("Via")
 	hdrRequestID        = []byte("X-Kong-Request-Id")
+	hdrUpstreamStatus   = []byte("X-Kong-Upstream-Status")
 	hdrLocation         = []byte("Location")
 	schemeHTTP          = []byte("http")
 	schemeHTTPS         = []byte("https")
@@ -361,8 +363,12 @@ func (s *Server) writeError(ctx *fasthttp.RequestCtx, st *reqState, status int, 
 // setKongResponseHeaders adds the headers of a response Kong generated.
 func (s *Server) setKongResponseHeaders(ctx *fasthttp.RequestCtx, st *reqState) {
 	h := &ctx.Response.Header
-	h.SetCanonical(s.names.responseLatency, appendMillis(st.ip[:0], time.Since(ctx.Time())))
-	h.SetCanonical(hdrRequestID, st.id[:])
+	if s.cfg.Headers.Has(kongheaders.ResponseLatency) {
+		h.SetCanonical(s.names.responseLatency, appendMillis(st.ip[:0], time.Since(ctx.Time())))
+	}
+	if s.cfg.Headers.Has(kongheaders.RequestID) {
+		h.SetCanonical(hdrRequestID, st.id[:])
+	}
 }
 
 func (s *Server) recoverRequest(ctx *fasthttp.RequestCtx, st *reqState) {

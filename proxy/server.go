@@ -14,6 +14,7 @@ import (
 	"github.com/grapevine-gw/grapevine/proxy/balancer"
 	"github.com/grapevine-gw/grapevine/proxy/grpcup"
 	"github.com/grapevine-gw/grapevine/proxy/h2bridge"
+	"github.com/grapevine-gw/grapevine/proxy/kongheaders"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
@@ -213,7 +214,7 @@ func (s *Server) newFastHTTPServer() *fasthttp.Server {
 		ErrorHandler:                 s.handleParseError,
 		ExpectHandler:                s.handleExpect,
 		ConnState:                    connState,
-		Name:                         "grapevine/" + s.cfg.Version,
+		Name:                         s.serverHeader(),
 		ReadBufferSize:               s.headerBufferSize(),
 		WriteBufferSize:              16 << 10,
 		IdleTimeout:                  idleTimeout,
@@ -225,9 +226,19 @@ func (s *Server) newFastHTTPServer() *fasthttp.Server {
 		NoDefaultContentType:         true,
 		ReduceMemoryUsage:            false,
 		CloseOnShutdown:              true,
-		NoDefaultServerHeader:        false, // Server: grapevine/<ver> when upstream sends none
+		NoDefaultServerHeader:        !s.cfg.Headers.Has(kongheaders.Server), // Server: grapevine/<ver> when upstream sends none
 		Logger:                       fasthttpLogger{s.log},
 	}
+}
+
+// serverHeader is the Server sent when the upstream sends none and on
+// the proxy's own answers; "" (none) when kong.conf's headers leave
+// Server out.
+func (s *Server) serverHeader() string {
+	if !s.cfg.Headers.Has(kongheaders.Server) {
+		return ""
+	}
+	return "grapevine/" + s.cfg.Version
 }
 
 // headerBufferSize is what a connection reads a request's headers into:

@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/grapevine-gw/grapevine/entity"
+	"github.com/grapevine-gw/grapevine/proxy/kongheaders"
 )
 
 var requestIDPattern = regexp.MustCompile(`^[0-9a-f]{32}$`)
@@ -481,4 +482,55 @@ func (c *keepAliveClient) get(t *testing.T) (status int, closing bool) {
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	return resp.StatusCode, resp.Close
+}
+
+// kong.conf's headers decides which of Kong's own headers clients get
+// (kong/runloop/handler.lua header_filter: Via, Server, the latency
+// headers, X-Kong-Upstream-Status, X-Kong-Request-Id), and
+// headers_upstream whether the upstream gets X-Kong-Request-Id.
+func TestHeadersKey(t *testing.T) {
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(201) })
+	snap := mustSnapshot(t, []entity.Service{testService(t, "s1", up.addr())}, []entity.Route{testRoute(idA, "s1", paths("/up"))})
+	kong := []string{"Via", "Server", "X-Kong-Upstream-Latency", "X-Kong-Proxy-Latency", "X-Kong-Response-Latency",
+		"X-Kong-Request-Id", "X-Kong-Upstream-Status"}
+	tests := []struct {
+		name       string
+		headers    kongheaders.Set
+		upstream   kongheaders.Set
+		path       string
+		want       []string // of kong, the ones present
+		wantUpstID bool
+	}{
+		{"default, proxied", kongheaders.Default, kongheaders.RequestID, "/up",
+			[]string{"Via", "Server", "X-Kong-Upstream-Latency", "X-Kong-Proxy-Latency", "X-Kong-Request-Id"}, true},
+		{"default, no route", kongheaders.Default, kongheaders.RequestID, "/none",
+			[]string{"Server", "X-Kong-Response-Latency", "X-Kong-Request-Id"}, false},
+		{"off, proxied", 0, 0, "/up", nil, false},
+		{"off, no route", 0, 0, "/none", nil, false},
+		{"upstream status only", kongheaders.UpstreamStatus, kongheaders.RequestID, "/up", []string{"X-Kong-Upstream-Status"}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := startProxyWith(t, snap, func(c *Config) { c.Headers, c.UpstreamHeaders = tt.headers, tt.upstream })
+			before := up.count()
+			_, hdr, _ := send(t, s, "GET", tt.path, nil)
+			var got []string
+			for _, name := range kong {
+				if hdr.Get(name) != "" {
+					got = append(got, name)
+				}
+			}
+			if strings.Join(got, ",") != strings.Join(tt.want, ",") {
+				t.Errorf("got Kong's headers %v, want %v", got, tt.want)
+			}
+			if tt.headers.Has(kongheaders.UpstreamStatus) && hdr.Get("X-Kong-Upstream-Status") != "201" {
+				t.Errorf("X-Kong-Upstream-Status %q, want 201", hdr.Get("X-Kong-Upstream-Status"))
+			}
+			if up.count() > before {
+				if got := up.last(t).Header.Get("X-Kong-Request-Id") != ""; got != tt.wantUpstID {
+					t.Errorf("upstream got X-Kong-Request-Id: %v, want %v", got, tt.wantUpstID)
+				}
+			}
+		})
+	}
 }

@@ -43,6 +43,8 @@ type Config struct {
 	DBCacheTTL          time.Duration // db_cache_ttl: 0 (s, 0 = never expires)
 	DeclarativeConfig   string        // declarative_config: "" (not read while database = postgres)
 	LogLevel            string        // log_level: "notice"
+	Headers             []string      // headers: "server_tokens, latency_tokens, x-kong-request-id"; Kong's own headers sent to clients ("off": none)
+	HeadersUpstream     []string      // headers_upstream: "x-kong-request-id"; Kong's own headers sent upstream
 	LatencyHeaders      string        // latency_headers: "kong" (X-Kong-*-Latency) or "grapevine" (X-Grapevine-*-Latency)
 	DNSResolver         []string      // dns_resolver: none (the system's resolver); name servers as "ip" or "ip:port"
 	ErrorDefaultType    string        // error_default_type: "text/plain"; the body type of proxy errors when a request names none
@@ -91,6 +93,8 @@ func Default() Config {
 		DBUpdateFrequency:     5 * time.Second,
 		LogLevel:              "notice",
 		LatencyHeaders:        "kong",
+		Headers:               []string{"server_tokens", "latency_tokens", "x-kong-request-id"},
+		HeadersUpstream:       []string{"x-kong-request-id"},
 		ErrorDefaultType:      "text/plain",
 		RouterFlavor:          "traditional_compatible",
 		Prefix:                "/usr/local/kong",

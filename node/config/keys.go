@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/grapevine-gw/grapevine/internal/listen"
+	"github.com/grapevine-gw/grapevine/proxy/kongheaders"
 	"github.com/grapevine-gw/grapevine/proxy/tlsconf"
 )
 
@@ -42,6 +43,8 @@ var keys = []key{
 	{name: "db_cache_ttl", set: duration(func(c *Config) *time.Duration { return &c.DBCacheTTL }, time.Second, 0), get: func(c *Config) any { return c.DBCacheTTL.Seconds() }},
 	{name: "declarative_config", set: anyString(func(c *Config) *string { return &c.DeclarativeConfig }), get: func(c *Config) any { return c.DeclarativeConfig }},
 	{name: "log_level", set: oneOf(func(c *Config) *string { return &c.LogLevel }, "debug", "info", "notice", "warn", "error", "crit", "alert", "emerg"), get: func(c *Config) any { return c.LogLevel }},
+	{name: "headers", set: headerTokens(func(c *Config) *[]string { return &c.Headers }, false), get: func(c *Config) any { return c.Headers }},
+	{name: "headers_upstream", set: headerTokens(func(c *Config) *[]string { return &c.HeadersUpstream }, true), get: func(c *Config) any { return c.HeadersUpstream }},
 	{name: "latency_headers", set: oneOf(func(c *Config) *string { return &c.LatencyHeaders }, "kong", "grapevine"), get: func(c *Config) any { return c.LatencyHeaders }},
 	{name: "nginx_proxy_client_header_timeout", set: nginxTimeout(func(c *Config) *time.Duration { return &c.ClientHeaderTimeout }), get: func(c *Config) any { return c.ClientHeaderTimeout.String() }},
 	{name: "nginx_proxy_client_body_timeout", set: nginxTimeout(func(c *Config) *time.Duration { return &c.ClientBodyTimeout }), get: func(c *Config) any { return c.ClientBodyTimeout.String() }},
@@ -233,6 +236,19 @@ func dnsServers(field func(*Config) *[]string) func(*Config, string) error {
 			servers = append(servers, net.JoinHostPort(host, port))
 		}
 		*field(c) = servers
+		return nil
+	}
+}
+
+// headerTokens takes kong.conf's headers (or headers_upstream): tokens
+// kongheaders.Parse accepts, with Kong's error for any other.
+func headerTokens(field func(*Config) *[]string, upstream bool) func(*Config, string) error {
+	return func(c *Config, value string) error {
+		tokens := splitList(value)
+		if _, err := kongheaders.Parse(tokens, upstream); err != nil {
+			return err
+		}
+		*field(c) = tokens
 		return nil
 	}
 }
