@@ -2,8 +2,11 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+
+	"github.com/grapevine-gw/grapevine/entity"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -44,15 +47,67 @@ func (s *Store) ReplaceAll(ctx context.Context, data []TableRows) (Change, error
 				return err
 			}
 		}
-		c = Change{Table: ReloadAllTable, ID: ReloadAllID, Op: OpUpdate}
-		err := tx.QueryRow(ctx, insertEvent, s.nodeID, ReloadAllTable, ReloadAllID, OpUpdate).Scan(&c.EventID)
-		if err != nil {
-			return fmt.Errorf("record the reload event: %w", err)
-		}
-		return nil
+		var err error
+		c, err = recordReloadAll(ctx, tx, s.nodeID)
+		return err
 	})
 	if err != nil {
 		return Change{}, classify(err)
+	}
+	return c, nil
+}
+
+// UpsertAll inserts or replaces every row given (parents before children),
+// leaving the other rows as they are, as Kong's `kong config db_import`
+// upserts each entity of a file (kong/db/declarative/import.lua
+// load_into_db). Unlike Kong's it is one transaction, all or nothing, and
+// records one cluster_events row (ReloadAllTable) for the whole import.
+func (s *Store) UpsertAll(ctx context.Context, data []TableRows) (Change, error) {
+	var c Change
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		type queued struct {
+			t Table
+			r Row
+		}
+		var batch pgx.Batch
+		var order []queued
+		for _, d := range data {
+			query := d.Table.upsertSQL()
+			for _, r := range d.Rows {
+				vals, err := d.Table.values(r)
+				if err != nil {
+					return fmt.Errorf("import %s: %w", d.Table.Name, err)
+				}
+				batch.Queue(query, vals...)
+				order = append(order, queued{d.Table, r})
+			}
+		}
+		br := tx.SendBatch(ctx, &batch)
+		for _, q := range order {
+			if _, err := br.Exec(); err != nil {
+				br.Close()
+				return fmt.Errorf("import %s %s: %w", q.t.Name, q.r.ID, writeError(q.t, q.r, err))
+			}
+		}
+		if err := br.Close(); err != nil {
+			return fmt.Errorf("import: %w", err)
+		}
+		var err error
+		c, err = recordReloadAll(ctx, tx, s.nodeID)
+		return err
+	})
+	if err != nil {
+		return Change{}, classify(err)
+	}
+	return c, nil
+}
+
+// recordReloadAll adds the one cluster_events row of a whole import.
+func recordReloadAll(ctx context.Context, tx pgx.Tx, nodeID string) (Change, error) {
+	c := Change{Table: ReloadAllTable, ID: ReloadAllID, Op: OpUpdate}
+	err := tx.QueryRow(ctx, insertEvent, nodeID, ReloadAllTable, ReloadAllID, OpUpdate).Scan(&c.EventID)
+	if err != nil {
+		return Change{}, fmt.Errorf("record the reload event: %w", err)
 	}
 	return c, nil
 }
@@ -94,4 +149,71 @@ func copyError(t Table, err error) error {
 		return foreignKeyError(t, Row{}, pgErr.ConstraintName)
 	}
 	return classify(err)
+}
+
+// RowOf is how a validated document of kind k is stored: its indexed
+// columns taken out of it beside the whole document, as the Admin API
+// stores what it validated.
+func RowOf(k *entity.Kind, doc map[string]any) (Row, error) {
+	t := TableOf(k)
+	raw, err := json.Marshal(doc)
+	if err != nil {
+		return Row{}, fmt.Errorf("encode %s: %w", k.Name(), err)
+	}
+	row := Row{Doc: raw, Tags: stringsOf(doc["tags"])}
+	row.ID, _ = doc["id"].(string)
+	if key, ok := doc[t.KeyField].(string); ok && t.KeyField != "" {
+		row.Key = &key
+	}
+	row.CreatedAt, row.UpdatedAt = seconds(doc["created_at"]), seconds(doc["updated_at"])
+	if t.CacheKey {
+		key := entity.CacheKeyOf(k.Schema, doc)
+		row.CacheKey = &key
+	}
+	for _, col := range t.Unique {
+		if v, ok := doc[col].(string); ok {
+			if row.Unique == nil {
+				row.Unique = map[string]string{}
+			}
+			row.Unique[col] = v
+		}
+	}
+	for _, f := range t.Foreign {
+		if ref, ok := doc[f.Field].(map[string]any); ok {
+			if row.Foreign == nil {
+				row.Foreign = map[string]string{}
+			}
+			row.Foreign[f.Field], _ = ref["id"].(string)
+		}
+	}
+	return row, nil
+}
+
+// seconds is a validated timestamp in whole seconds (a number timestamp
+// keeps its milliseconds in the document only).
+func seconds(v any) int64 {
+	switch t := v.(type) {
+	case int64:
+		return t
+	case float64:
+		return int64(t)
+	case json.Number:
+		f, _ := t.Float64()
+		return int64(f)
+	}
+	return 0
+}
+
+func stringsOf(v any) []string {
+	list, ok := v.([]any)
+	if !ok {
+		return nil
+	}
+	out := make([]string, 0, len(list))
+	for _, x := range list {
+		if s, ok := x.(string); ok {
+			out = append(out, s)
+		}
+	}
+	return out
 }
