@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/grapevine-gw/grapevine/entity"
+	"github.com/grapevine-gw/grapevine/internal/testutil"
 )
 
 // docsOf is what the store would hold for cfg: each kind's documents as
@@ -48,7 +49,7 @@ func count(cfg *Config, kind string) int {
 // registered kind present, children given their parent and references by
 // name resolved to ids.
 func TestFixtureCoversEveryKind(t *testing.T) {
-	cfg := mustParse(t, fixture(t))
+	cfg := mustParse(t, testutil.DeclarativeFixture(t))
 	for _, k := range entity.Kinds() {
 		if count(cfg, k.Name()) < 1 {
 			t.Errorf("kind %s: got no entity, want the fixture to cover it", k.Name())
@@ -83,7 +84,7 @@ func TestFixtureCoversEveryKind(t *testing.T) {
 // TestExportRoundTrip: Parse(Export(x)) exports byte for byte the same,
 // and the export nests as Kong's declarative format does.
 func TestExportRoundTrip(t *testing.T) {
-	first, err := Export(docsOf(t, mustParse(t, fixture(t))))
+	first, err := Export(docsOf(t, mustParse(t, testutil.DeclarativeFixture(t))))
 	if err != nil {
 		t.Fatalf("export: %v", err)
 	}

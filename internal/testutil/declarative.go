@@ -1,24 +1,22 @@
-package declarative
+package testutil
 
 import (
 	"encoding/json"
 	"fmt"
 	"testing"
-
-	"github.com/grapevine-gw/grapevine/internal/testutil"
 )
 
-// fixture is a configuration with an entity of every registered kind, in
-// the nested layout decK's dump writes (kong/db/schema/others/
+// DeclarativeFixture is a declarative configuration with an entity of
+// every registered kind, in the nested layout decK's dump writes (kong/db/schema/others/
 // declarative_config.lua nests every foreign relationship): routes and
 // plugins under their service, a plugin under its route, credentials
 // under their consumer, targets under their upstream, SNIs under their
 // certificate, keys under their key set. References outside the nesting
 // are by name, as decK writes them.
-func fixture(t testing.TB) string {
+func DeclarativeFixture(t testing.TB) string {
 	t.Helper()
-	ca := testutil.NewCert(t, testutil.CertOptions{CA: true})
-	leaf := testutil.NewCert(t, testutil.CertOptions{DNSNames: []string{"a.test"}})
+	ca := NewCert(t, CertOptions{CA: true})
+	leaf := NewCert(t, CertOptions{DNSNames: []string{"a.test"}})
 	q := func(s string) string { b, _ := json.Marshal(s); return string(b) }
 	return fmt.Sprintf(`_format_version: "3.0"
 _comment: every kind
