@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/grapevine-gw/grapevine/entity"
 
@@ -65,32 +66,10 @@ func (s *Store) ReplaceAll(ctx context.Context, data []TableRows) (Change, error
 func (s *Store) UpsertAll(ctx context.Context, data []TableRows) (Change, error) {
 	var c Change
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		type queued struct {
-			t Table
-			r Row
-		}
-		var batch pgx.Batch
-		var order []queued
 		for _, d := range data {
-			query := d.Table.upsertSQL()
-			for _, r := range d.Rows {
-				vals, err := d.Table.values(r)
-				if err != nil {
-					return fmt.Errorf("import %s: %w", d.Table.Name, err)
-				}
-				batch.Queue(query, vals...)
-				order = append(order, queued{d.Table, r})
+			if err := upsertRows(ctx, tx, d.Table, d.Rows); err != nil {
+				return err
 			}
-		}
-		br := tx.SendBatch(ctx, &batch)
-		for _, q := range order {
-			if _, err := br.Exec(); err != nil {
-				br.Close()
-				return fmt.Errorf("import %s %s: %w", q.t.Name, q.r.ID, writeError(q.t, q.r, err))
-			}
-		}
-		if err := br.Close(); err != nil {
-			return fmt.Errorf("import: %w", err)
 		}
 		var err error
 		c, err = recordReloadAll(ctx, tx, s.nodeID)
@@ -100,6 +79,43 @@ func (s *Store) UpsertAll(ctx context.Context, data []TableRows) (Change, error)
 		return Change{}, classify(err)
 	}
 	return c, nil
+}
+
+// upsertRows copies rows into a temporary table, then inserts them from
+// there with ON CONFLICT (id) DO UPDATE: COPY's speed (one round trip per
+// table, where a statement per row costs ten thousand) with an upsert's
+// meaning.
+func upsertRows(ctx context.Context, tx pgx.Tx, t Table, rows []Row) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	staging := pgx.Identifier{"import_" + t.Name}
+	create := "CREATE TEMPORARY TABLE " + staging.Sanitize() + " (LIKE " + t.ident() + " INCLUDING DEFAULTS) ON COMMIT DROP"
+	if _, err := tx.Exec(ctx, create); err != nil {
+		return fmt.Errorf("import %s: staging table: %w", t.Name, err)
+	}
+	values := make([][]any, len(rows))
+	for i, r := range rows {
+		vals, err := t.values(r)
+		if err != nil {
+			return fmt.Errorf("import %s: %w", t.Name, err)
+		}
+		values[i] = vals
+	}
+	if _, err := tx.CopyFrom(ctx, staging, t.columns(), pgx.CopyFromRows(values)); err != nil {
+		return fmt.Errorf("import %s: %w", t.Name, copyError(t, err))
+	}
+	cols := strings.Join(t.quotedColumns(), ", ")
+	sets := make([]string, 0, len(t.columns())-1)
+	for _, c := range t.quotedColumns()[1:] {
+		sets = append(sets, c+" = EXCLUDED."+c)
+	}
+	upsert := "INSERT INTO " + t.ident() + " (" + cols + ") SELECT " + cols + " FROM " + staging.Sanitize() +
+		" ON CONFLICT (id) DO UPDATE SET " + strings.Join(sets, ", ")
+	if _, err := tx.Exec(ctx, upsert); err != nil {
+		return fmt.Errorf("import %s: %w", t.Name, copyError(t, err))
+	}
+	return nil
 }
 
 // recordReloadAll adds the one cluster_events row of a whole import.
@@ -132,8 +148,8 @@ func copyRows(ctx context.Context, tx pgx.Tx, t Table, rows []Row) error {
 	return nil
 }
 
-// copyError names the field a failed COPY violated; COPY gives no row, so
-// the value comes from PostgreSQL's detail.
+// copyError names the field a failed COPY or INSERT … SELECT violated;
+// neither gives the row, so the value comes from PostgreSQL's detail.
 func copyError(t Table, err error) error {
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) {

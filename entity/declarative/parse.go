@@ -46,6 +46,19 @@ type parser struct {
 	items map[string][]*item // by kind name
 	errs  []EntityError
 	now   time.Time
+	// referrers caches entity.Referrers by kind name: it walks the whole
+	// registry, and a file has thousands of entities per kind.
+	referrers map[string][]entity.Referrer
+}
+
+// referrersOf is entity.Referrers(name), computed once per parse.
+func (p *parser) referrersOf(name string) []entity.Referrer {
+	refs, ok := p.referrers[name]
+	if !ok {
+		refs = entity.Referrers(name)
+		p.referrers[name] = refs
+	}
+	return refs
 }
 
 // Parse reads a declarative configuration (YAML or JSON) and validates it
@@ -69,7 +82,7 @@ func Parse(data []byte) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &parser{items: map[string][]*item{}, now: time.Now()}
+	p := &parser{items: map[string][]*item{}, now: time.Now(), referrers: map[string][]entity.Referrer{}}
 	for _, k := range entity.Kinds() {
 		if list, ok := top[k.Name()]; ok {
 			p.list(k, list, k.Name(), nil, "")
@@ -153,7 +166,7 @@ func (p *parser) list(k *entity.Kind, v any, path string, parent *item, parentFi
 func (p *parser) read(it *item, m map[string]any, parent *item, parentField string) {
 	k := it.kind
 	children := map[string]any{}
-	for _, ref := range entity.Referrers(k.Name()) {
+	for _, ref := range p.referrersOf(k.Name()) {
 		key := ref.Kind.Name()
 		if ref.Kind == k {
 			continue
@@ -177,7 +190,7 @@ func (p *parser) read(it *item, m map[string]any, parent *item, parentField stri
 	p.stamp(k, m)
 	it.in = m
 	p.items[k.Name()] = append(p.items[k.Name()], it)
-	for _, ref := range entity.Referrers(k.Name()) {
+	for _, ref := range p.referrersOf(k.Name()) {
 		if list, ok := children[ref.Kind.Name()]; ok {
 			p.list(ref.Kind, list, it.path+"."+ref.Kind.Name(), it, ref.Field)
 		}

@@ -25,8 +25,9 @@ func (p *parser) resolve() {
 	// resolved (a target's key is unique per upstream id).
 	indexes := map[string]*index{}
 	for _, k := range entity.Kinds() {
+		refs := k.References()
 		for _, it := range p.items[k.Name()] {
-			for _, ref := range k.References() {
+			for _, ref := range refs {
 				p.resolveRef(it, ref, indexes[ref.Kind])
 			}
 		}
