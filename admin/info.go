@@ -160,7 +160,7 @@ func proxyStatus(st ServerStats) map[string]any {
 
 // handleEndpoints is GET /endpoints: every path with {placeholders}.
 func (s *Server) handleEndpoints(w http.ResponseWriter, r *http.Request) {
-	paths := []string{"/", "/endpoints", "/status", "/tags", "/tags/{tags}",
+	paths := []string{"/", "/config", "/endpoints", "/status", "/tags", "/tags/{tags}",
 		"/plugins/enabled", "/plugins/schema/{name}", "/schemas/plugins/{name}", "/schemas/plugins/validate",
 		"/schemas/{db_entity_name}", "/schemas/{db_entity_name}/validate",
 		"/cluster", "/cluster/nodes/{name}", "/cluster/reachability", "/cluster/keys", "/cluster/keys/use", "/cluster/keys/remove"}

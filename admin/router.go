@@ -145,6 +145,8 @@ func (s *Server) matchInfo(segs []string) methods {
 	switch {
 	case len(segs) == 1 && segs[0] == "status":
 		return methods{http.MethodGet: s.handleStatus}
+	case len(segs) == 1 && segs[0] == "config":
+		return methods{http.MethodGet: s.handleConfig, http.MethodPost: s.handleConfig}
 	case len(segs) == 1 && segs[0] == "endpoints":
 		return methods{http.MethodGet: s.handleEndpoints}
 	case len(segs) == 1 && segs[0] == "tags":

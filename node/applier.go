@@ -265,6 +265,12 @@ func (a *applier) apply(ctx context.Context, work *pendingWork) {
 }
 
 func (a *applier) applyEntities(ctx context.Context, entities map[entityKey][]int64) error {
+	if ids, ok := entities[reloadAllKey]; ok && !a.allApplied(reloadAllKey, ids) {
+		// A whole replacement (a declarative import): one full load
+		// covers it and every other change of the batch.
+		a.log.Info().Msg("the whole configuration was replaced: reloading it")
+		return a.loadAll(ctx)
+	}
 	changed := false
 	for key, eventIDs := range entities {
 		if a.allApplied(key, eventIDs) {
@@ -289,6 +295,10 @@ func (a *applier) applyEntities(ctx context.Context, entities map[entityKey][]in
 	}
 	return nil
 }
+
+// reloadAllKey is the event of a whole replacement of the configuration
+// (store.ReplaceAll).
+var reloadAllKey = entityKey{Table: store.ReloadAllTable, ID: store.ReloadAllID}
 
 // markCacheDirty schedules a cache write after cacheWriteDelay, so a burst
 // of changes costs one write, off the applier's and the proxy's way.

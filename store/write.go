@@ -146,15 +146,8 @@ func (x *Tx) Upsert(ctx context.Context, t Table, r Row) (Change, error) {
 	if err != nil {
 		return Change{}, fmt.Errorf("upsert %s: %w", t.Name, err)
 	}
-	cols := t.quotedColumns()
-	sets := make([]string, 0, len(cols)-1)
-	for _, c := range cols[1:] {
-		sets = append(sets, c+" = EXCLUDED."+c)
-	}
 	// xmax is 0 on a freshly inserted row version, set on an updated one.
-	query := "INSERT INTO " + t.ident() + " (" + strings.Join(cols, ", ") +
-		") VALUES (" + placeholders(len(vals)) + ") ON CONFLICT (id) DO UPDATE SET " +
-		strings.Join(sets, ", ") + " RETURNING xmax = 0"
+	query := t.upsertSQL() + " RETURNING xmax = 0"
 	return x.record(ctx, t, r, "upsert", func() (string, error) {
 		var inserted bool
 		if err := x.tx.QueryRow(ctx, query, vals...).Scan(&inserted); err != nil {
@@ -165,6 +158,18 @@ func (x *Tx) Upsert(ctx context.Context, t Table, r Row) (Change, error) {
 		}
 		return OpUpdate, nil
 	})
+}
+
+// upsertSQL inserts a row or replaces every column of the row with its id.
+func (t Table) upsertSQL() string {
+	cols := t.quotedColumns()
+	sets := make([]string, 0, len(cols)-1)
+	for _, c := range cols[1:] {
+		sets = append(sets, c+" = EXCLUDED."+c)
+	}
+	return "INSERT INTO " + t.ident() + " (" + strings.Join(cols, ", ") +
+		") VALUES (" + placeholders(len(cols)) + ") ON CONFLICT (id) DO UPDATE SET " +
+		strings.Join(sets, ", ")
 }
 
 // Update replaces r within the transaction; see Store.Update.

@@ -159,7 +159,8 @@ func splitAction(args []string) (string, []string) {
 
 func takesValue(flagArg string) bool {
 	switch flagArg {
-	case "-c", "--c", "-conf", "--conf", "-admin", "--admin", "-ca", "--ca", "-tls-cert", "--tls-cert", "-tls-key", "--tls-key":
+	case "-c", "--c", "-conf", "--conf", "-admin", "--admin", "-ca", "--ca", "-tls-cert", "--tls-cert", "-tls-key", "--tls-key",
+		"-p", "--p", "-prefix", "--prefix":
 		return true
 	}
 	return false
@@ -222,28 +223,6 @@ func printMigrationStatus(ctx context.Context, st *store.Store, out io.Writer) e
 	for _, name := range status.Pending {
 		fmt.Fprintf(out, "  %s\n", name)
 	}
-	return nil
-}
-
-func runConfig(ctx context.Context, args []string, out io.Writer) error {
-	fs := newFlags("config", "config parse -c FILE", out)
-	confPath := confFlag(fs)
-	action, rest := splitAction(args)
-	if err := parseFlags(fs, rest, 0); err != nil {
-		return err
-	}
-	if action != "parse" {
-		fmt.Fprintf(out, "unknown or missing action %q\n", action)
-		fs.Usage()
-		return errUsage
-	}
-	if *confPath == "" {
-		return errors.New("config parse needs a file: -c FILE")
-	}
-	if _, err := loadConfig(*confPath); err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "configuration at %s is valid\n", *confPath)
 	return nil
 }
 

@@ -22,7 +22,7 @@ type command struct {
 var commands = map[string]command{
 	"start":      {"start a node in the foreground (SIGTERM/SIGINT drain and stop it)", runStart},
 	"migrations": {"bootstrap|up|status|reset the database schema", runMigrations},
-	"config":     {"parse: check a configuration file", runConfig},
+	"config":     {"parse, db_import, db_export: check kong.conf or a declarative file, import or export the configuration", runConfig},
 	"health":     {"check that the local node answers on its Admin API", runHealth},
 	"cluster":    {"members|force-leave|reachability|keys: see and manage the cluster", runCluster},
 	"version":    {"print the version", runVersion},
