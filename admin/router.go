@@ -147,6 +147,8 @@ func (s *Server) matchInfo(segs []string) methods {
 		return methods{http.MethodGet: s.handleStatus}
 	case len(segs) == 1 && segs[0] == "endpoints":
 		return methods{http.MethodGet: s.handleEndpoints}
+	case len(segs) == 1 && segs[0] == "metrics" && s.cfg.Metrics != nil:
+		return methods{http.MethodGet: s.handleMetrics}
 	case len(segs) == 1 && segs[0] == "tags":
 		return methods{http.MethodGet: s.tagsHandler("")}
 	case len(segs) == 2 && segs[0] == "tags":
