@@ -64,3 +64,9 @@ func (x *exchange) responseSize() int64 {
 	}
 	return int64(n)
 }
+
+func (x *exchange) VisitResponseHeaders(fn func(name, value []byte)) {
+	for k, v := range x.ctx.Response.Header.All() {
+		fn(k, v)
+	}
+}

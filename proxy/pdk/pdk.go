@@ -82,6 +82,8 @@ type Exchange interface {
 	Exit(status int, body []byte, contentType string)
 	Status() int
 	ResponseHeader(name string) []byte
+	// VisitResponseHeaders calls fn for every response header in order.
+	VisitResponseHeaders(fn func(name, value []byte))
 	SetResponseHeader(name, value string)
 	AddResponseHeader(name, value string)
 	ClearResponseHeader(name string)

@@ -46,6 +46,7 @@ type Env struct {
 
 	once        sync.Once
 	metricsOnce sync.Once
+	queues      logQueues
 	health      dbHealth
 	redis       redisClients
 }
