@@ -80,4 +80,3 @@ func (w *fileLogWriter) write(_ context.Context, batch [][]byte) error {
 	}
 	return err
 }
-
