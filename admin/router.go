@@ -149,6 +149,8 @@ func (s *Server) matchInfo(segs []string) methods {
 		return methods{http.MethodGet: s.handleConfig, http.MethodPost: s.handleConfig}
 	case len(segs) == 1 && segs[0] == "endpoints":
 		return methods{http.MethodGet: s.handleEndpoints}
+	case len(segs) == 1 && segs[0] == "metrics" && s.cfg.Metrics != nil:
+		return methods{http.MethodGet: s.handleMetrics}
 	case len(segs) == 1 && segs[0] == "tags":
 		return methods{http.MethodGet: s.tagsHandler("")}
 	case len(segs) == 2 && segs[0] == "tags":

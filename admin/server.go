@@ -12,6 +12,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"runtime/debug"
@@ -39,7 +40,10 @@ type Config struct {
 	// Source says where the configuration the node serves comes from, for
 	// GET /status; nil leaves those keys out.
 	Source func() ConfigSource
-	Logger zerolog.Logger
+	// Metrics writes the node's metrics for GET /metrics (the prometheus
+	// plugin's endpoint); nil leaves the endpoint out.
+	Metrics func(ctx context.Context, w io.Writer) error
+	Logger  zerolog.Logger
 	// DBTimeout bounds every store call of a request; default 5s.
 	DBTimeout time.Duration
 	// PingTimeout bounds GET /status's database check; default 1s.

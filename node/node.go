@@ -329,6 +329,7 @@ func (n *Node) startAdmin(ctx context.Context) error {
 		Health:        nodeHealth{n},
 		Bind:          n.bind(),
 		Source:        n.configSource,
+		Metrics:       n.writeMetrics,
 	}
 	n.admin = admin.New(cfg, n.store, n)
 	if err := n.admin.Start(ctx); err != nil {

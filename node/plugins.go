@@ -8,6 +8,7 @@ import (
 
 	"github.com/grapevine-gw/grapevine/entity"
 	"github.com/grapevine-gw/grapevine/proxy"
+	"github.com/grapevine-gw/grapevine/proxy/metrics"
 	"github.com/grapevine-gw/grapevine/proxy/plugins"
 	"github.com/grapevine-gw/grapevine/store"
 )
@@ -37,6 +38,10 @@ func (a *applier) newState() *configState {
 	if a.plugins != nil {
 		env := a.plugins
 		s.compile = func(p *entity.Plugin) (*proxy.PluginInstance, error) { return plugins.Compile(env, p) }
+		// A whole configuration is compiled again after this: the
+		// prometheus plugins it has are tracked again then.
+		env.Metrics.ForgetAll()
+		s.forget = env.Metrics.Forget
 	}
 	return s
 }
@@ -105,7 +110,7 @@ func (c clusterCounters) TakeRateLimit(ctx context.Context, identifier, serviceI
 // pluginEnv is what the node's compiled plugins share.
 func (n *Node) pluginEnv() *plugins.Env {
 	log := n.log.With().Str("component", "plugins").Logger()
-	env := &plugins.Env{Index: plugins.NewIndex(), DBTimeout: n.dbTimeout(), Log: &log}
+	env := &plugins.Env{Index: plugins.NewIndex(), DBTimeout: n.dbTimeout(), Log: &log, Metrics: metrics.New()}
 	if n.store != nil {
 		env.Cluster = clusterCounters{n.store}
 	}

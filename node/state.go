@@ -19,6 +19,8 @@ type configState struct {
 	// compile turns a plugin entity into the proxy's instance (nil for
 	// one that does not run); set by the applier (plugins.go).
 	compile func(*entity.Plugin) (*proxy.PluginInstance, error)
+	// forget tells the plugins a plugin entity is gone (plugins.go).
+	forget func(id string)
 
 	// others holds the configuration kinds the proxy does not read yet,
 	// by table, then id, as their kinds decode them.
@@ -57,7 +59,7 @@ func tables() []store.Table {
 // replaceAll swaps in a whole configuration read at one point in time.
 func (s *configState) replaceAll(rows map[string][]store.Row) error {
 	fresh := newConfigState()
-	fresh.compile = s.compile
+	fresh.compile, fresh.forget = s.compile, s.forget
 	for table, list := range rows {
 		for _, row := range list {
 			if err := fresh.put(table, row); err != nil {
@@ -105,6 +107,9 @@ func (s *configState) remove(key entityKey) {
 		delete(s.routes, key.ID)
 	case entity.Plugins.Name:
 		delete(s.plugins, key.ID)
+		if s.forget != nil {
+			s.forget(key.ID)
+		}
 	default:
 		delete(s.others[key.Table], key.ID)
 	}

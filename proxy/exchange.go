@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -46,6 +47,10 @@ type exchange struct {
 	// upstream's), as ngx.header does in Kong.
 	early     bool
 	respEdits HeaderEdits
+
+	// When the request went upstream and its answer came (zero when the
+	// gateway answered itself), for the log phase (exchange_log.go).
+	sent, received time.Time
 }
 
 type exchangeValue struct{ key, value any }

@@ -253,6 +253,9 @@ func appendHeaderLine(dst, key, value []byte) []byte {
 
 // setProxiedResponseHeaders adds Kong's downstream headers (§2.8).
 func (s *Server) setProxiedResponseHeaders(ctx *fasthttp.RequestCtx, st *reqState, sent, received time.Time) {
+	if st.plugged {
+		st.x.sent, st.x.received = sent, received
+	}
 	h := &ctx.Response.Header
 	h.ResetConnectionClose() // the upstream closing is no reason to close the client
 	if !h.IsHTTP11() {

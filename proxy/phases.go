@@ -44,7 +44,7 @@ const (
 // Hook is one plugin's work in one phase. In the rewrite and access phases
 // a hook may answer the request itself (x.Error or x.Exit): nothing is
 // sent upstream, no later plugin's access hook runs, and the filters and
-// log hooks of the plugins that ran still do (as after Kong's
+// log hooks of every plugin that applies still do (as after Kong's
 // kong.response.exit).
 type Hook func(x pdk.Exchange)
 
@@ -172,8 +172,14 @@ func resolvePlan(routeID, serviceID string, candidates []*PluginInstance) *phase
 
 // access runs the access hooks in order, picking each plugin's instance
 // for the consumer known so far, and collects the instances whose later
-// phases run. It reports whether a hook answered the request.
+// phases run. Once a hook answered, the rest are still collected but
+// their access hooks do not run, as Kong's collecting iterator goes on
+// under ctx.delayed_response (kong/init.lua
+// execute_collecting_plugins_iterator): a logging plugin of lower
+// priority logs the answer of an authentication plugin. It reports
+// whether a hook answered the request.
 func (p *phasePlan) access(x *exchange) bool {
+	exited := x.exited
 	for i := range p.entries {
 		consumerID := ""
 		if x.consumer != nil {
@@ -184,14 +190,12 @@ func (p *phasePlan) access(x *exchange) bool {
 			continue
 		}
 		x.collected = append(x.collected, inst)
-		if h := inst.Hooks[PhaseAccess]; h != nil {
+		if h := inst.Hooks[PhaseAccess]; h != nil && !exited {
 			h(x)
-			if x.exited {
-				return true
-			}
+			exited = x.exited
 		}
 	}
-	return false
+	return exited
 }
 
 // runCollected calls a later phase's hooks of the collected instances.
@@ -211,14 +215,14 @@ func (s *Server) forwardWithPlan(ctx *fasthttp.RequestCtx, st *reqState, plan *p
 	x.reset(s, ctx, st, up)
 	st.plugged = true
 	x.early = true
-	exited := false
 	for _, h := range plan.rewrite {
 		if h(x); x.exited {
-			exited = true
 			break
 		}
 	}
-	if !exited && !plan.access(x) {
+	// After a rewrite hook's answer access still collects the plugins
+	// whose later phases run, without running their access hooks.
+	if !plan.access(x) {
 		s.forward(ctx, st, up)
 	}
 	x.applyEarlyHeaders()

@@ -9,7 +9,10 @@
 // the hook call that got them; a plugin that keeps one must copy it.
 package pdk
 
-import "net/netip"
+import (
+	"net/netip"
+	"time"
+)
 
 // Exchange is one request on its way through the plugin phases.
 type Exchange interface {
@@ -79,6 +82,8 @@ type Exchange interface {
 	Exit(status int, body []byte, contentType string)
 	Status() int
 	ResponseHeader(name string) []byte
+	// VisitResponseHeaders calls fn for every response header in order.
+	VisitResponseHeaders(fn func(name, value []byte))
 	SetResponseHeader(name, value string)
 	AddResponseHeader(name, value string)
 	ClearResponseHeader(name string)
@@ -98,6 +103,32 @@ type Exchange interface {
 	// next of this request (kong.ctx.plugin); key is the plugin's own.
 	Value(key any) any
 	SetValue(key, value any)
+
+	// Log describes the finished exchange for the log phase (the values
+	// behind kong.log.serialize); it allocates nothing.
+	Log() LogInfo
+}
+
+// LogInfo is what the log phase knows of an exchange beyond its request
+// and response.
+type LogInfo struct {
+	RouteID, RouteName string
+	// ServiceID, ServiceName and ServiceHost are "" without a service.
+	ServiceID, ServiceName, ServiceHost string
+	// Source is kong.response.get_source's: "service" when the upstream
+	// answered, "exit" when a plugin or the gateway did.
+	Source string
+	// StartedAt is when the request's first byte was read.
+	StartedAt time.Time
+	// KongLatency is the time spent before the request went upstream (or
+	// until the gateway's own answer); ProxyLatency is the wait for the
+	// upstream's answer, -1 when nothing went upstream; RequestLatency is
+	// the whole exchange so far (Kong's latencies.kong, .proxy, .request).
+	KongLatency, ProxyLatency, RequestLatency time.Duration
+	// RequestSize and ResponseSize are the bytes received and sent, head
+	// and body (nginx's $request_length and $bytes_sent); a streamed
+	// body of unknown length counts 0.
+	RequestSize, ResponseSize int64
 }
 
 // Consumer is who a request is authenticated as.

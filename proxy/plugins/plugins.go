@@ -21,6 +21,7 @@ import (
 
 	"github.com/grapevine-gw/grapevine/entity"
 	"github.com/grapevine-gw/grapevine/proxy"
+	"github.com/grapevine-gw/grapevine/proxy/metrics"
 	"github.com/grapevine-gw/grapevine/proxy/pdk"
 )
 
@@ -39,13 +40,28 @@ type Env struct {
 	// Log is where plugins report what an operator must act on (a data
 	// store that fails); nothing is logged when nil.
 	Log *zerolog.Logger
+	// Metrics is where the prometheus plugin counts; made on first use
+	// when nil.
+	Metrics *metrics.Registry
 
-	once   sync.Once
-	health dbHealth
-	redis  redisClients
+	once        sync.Once
+	metricsOnce sync.Once
+	queues      logQueues
+	health      dbHealth
+	redis       redisClients
 }
 
 func (e *Env) dbHealth() *dbHealth { return &e.health }
+
+// metrics is the registry the prometheus plugin counts in.
+func (e *Env) metrics() *metrics.Registry {
+	e.metricsOnce.Do(func() {
+		if e.Metrics == nil {
+			e.Metrics = metrics.New()
+		}
+	})
+	return e.Metrics
+}
 
 // nopLogger is the logger of an Env without one.
 var nopLogger = zerolog.Nop()
@@ -104,6 +120,9 @@ var ErrNotRunning = fmt.Errorf("plugin does not run on the proxy yet")
 // Compile turns an enabled plugin entity into the proxy's instance; nil
 // (and no error) for a disabled one.
 func Compile(env *Env, p *entity.Plugin) (*proxy.PluginInstance, error) {
+	if env.Metrics != nil {
+		env.Metrics.Forget(p.ID) // tracked again if it is still a prometheus plugin
+	}
 	if !p.Enabled {
 		return nil, nil
 	}

@@ -156,8 +156,10 @@ func (e *Env) redisHealth(cl *redis.Client) *dbHealth {
 	return e.redis.health[cl]
 }
 
-// Close closes the Redis connections the plugins opened.
+// Close closes the Redis connections the plugins opened and stops the
+// logging plugins' queues.
 func (e *Env) Close() {
+	e.closeQueues()
 	e.redis.mu.Lock()
 	defer e.redis.mu.Unlock()
 	for key, cl := range e.redis.clients {
