@@ -47,8 +47,17 @@ func (c *Cluster) LiveMembers(timeout time.Duration) []LiveMember {
 		c.log.Warn().Err(err).Msg("asking members for their status failed")
 	}
 	wg.Wait()
+	// The query may have waited a whole timeout for a member that died
+	// meanwhile: report what serf knows now, not what it knew before.
+	now := map[string]string{}
+	for _, m := range c.Members() {
+		now[m.Name] = m.Status
+	}
 	out := make([]LiveMember, len(members))
 	for i, m := range members {
+		if st, ok := now[m.Name]; ok && st != serf.StatusAlive.String() {
+			m.Status = st
+		}
 		out[i] = LiveMember{Member: m, Live: answers[m.Name]}
 		if out[i].Live != nil && m.Status == "suspect" {
 			out[i].Status = serf.StatusAlive.String()

@@ -13,7 +13,7 @@ import (
 )
 
 // validCache is a cache file holding one service, from database db.
-func validCache(t *testing.T, db string) []byte {
+func validCache(t testing.TB, db string) []byte {
 	t.Helper()
 	data, err := encodeCache(cacheBody{
 		WrittenAt: time.Now().UTC(), Node: "n1", Database: db, ConfigHash: "abc",

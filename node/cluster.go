@@ -126,6 +126,9 @@ func (n *Node) broadcast(c store.Change) {
 	if n.gossip == nil || c.EventID == 0 {
 		return
 	}
+	if n.hooks.BeforeHintForTest != nil {
+		n.hooks.BeforeHintForTest(c)
+	}
 	h := gossip.Hint{EventID: c.EventID, Table: c.Table, ID: c.ID, Op: c.Op, Origin: n.name}
 	if err := n.gossip.Broadcast(h); err != nil {
 		n.log.Warn().Err(err).Msg("broadcasting hint failed; peers will poll")

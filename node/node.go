@@ -47,6 +47,9 @@ type TestHooks struct {
 	DriftBound        time.Duration // anti-entropy bound; default 2×db_update_frequency+2s
 	IgnoreHints       bool          // drop every gossip hint received (polling only)
 	PollGapLimit      time.Duration // poll gap after which a poll reloads everything; default eventRetention/2
+	// BeforeHintForTest runs after a local write committed and before its
+	// hint is sent (e.g. to block there, as if the node died in between).
+	BeforeHintForTest func(store.Change)
 	// BeforeApplyForTest runs on the applier goroutine before it applies
 	// a batch of changes (e.g. to make it panic).
 	BeforeApplyForTest func()
