@@ -164,11 +164,22 @@ func number(name string, def any) Field {
 }
 
 func stringArray(name string, def []any) Field {
-	return Field{Name: name, Type: TypeArray, Default: def, Elements: &Field{Type: TypeString}}
+	return Field{Name: name, Type: TypeArray, Default: anyDefault(def), Elements: &Field{Type: TypeString}}
 }
 
 func stringSet(name string, def []any) Field {
-	return Field{Name: name, Type: TypeSet, Default: def, Elements: &Field{Type: TypeString}}
+	return Field{Name: name, Type: TypeSet, Default: anyDefault(def), Elements: &Field{Type: TypeString}}
+}
+
+// anyDefault keeps "no default" a nil interface: a nil []any stored in
+// Default would be a default of [] (and "default": null in the schema),
+// where Kong's field without a default stays null and decK's diff shows
+// null against [] for ever (cors headers, exposed_headers).
+func anyDefault(def []any) any {
+	if def == nil {
+		return nil
+	}
+	return def
 }
 
 // headerNameField is typedefs.header_name.
