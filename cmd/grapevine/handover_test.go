@@ -1,22 +1,18 @@
 package main
 
 import (
-	"bufio"
-	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"regexp"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/grapevine-gw/grapevine/internal/keepload"
 	"github.com/grapevine-gw/grapevine/internal/pgtest"
 )
 
@@ -50,7 +46,7 @@ func TestInPlaceRestartRefusesNothing(t *testing.T) {
 		return nil
 	}, old)
 
-	load := startKeepAliveLoad(old.host+":8000", 8)
+	load := keepload.Start([]string{old.host + ":8000"}, 8)
 	time.Sleep(300 * time.Millisecond)
 	if err := old.cmd.Process.Signal(syscall.SIGUSR2); err != nil {
 		t.Fatal(err)
@@ -67,10 +63,11 @@ func TestInPlaceRestartRefusesNothing(t *testing.T) {
 		t.Errorf("the old process exited with %d, want 0", code)
 	}
 	time.Sleep(300 * time.Millisecond) // load on the successor alone
-	sent, failed, lastErr := load.stop()
-	t.Logf("sent %d requests over the restart, %d failed", sent, failed)
+	r := load.Stop()
+	sent, failed := r.Sent, r.Failed()
+	t.Logf("sent %d requests over the restart, %d failed %v", sent, failed, r.Failures)
 	if failed != 0 || sent < 100 {
-		t.Errorf("sent %d requests, %d failed (last: %v); want none failed", sent, failed, lastErr)
+		t.Errorf("sent %d requests, %d failed %v; want none failed", sent, failed, r.Failures)
 	}
 	if s := httpStatus(t, "GET", old.adminURL()+"/status", ""); s != 200 {
 		t.Errorf("the successor's Admin API answers %d, want 200", s)
@@ -103,88 +100,4 @@ func stopPID(pid int) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	_ = proc.Kill()
-}
-
-// keepAliveLoad is clients sending GET / one after another on kept
-// connections, reconnecting only when an answer says Connection: close,
-// and never retrying a request: every error is a failed request.
-type keepAliveLoad struct {
-	stopping atomic.Bool
-	sent     atomic.Int64
-	failed   atomic.Int64
-	mu       sync.Mutex
-	lastErr  error
-	wg       sync.WaitGroup
-}
-
-func startKeepAliveLoad(addr string, clients int) *keepAliveLoad {
-	l := &keepAliveLoad{}
-	for range clients {
-		l.wg.Add(1)
-		go l.client(addr)
-	}
-	return l
-}
-
-func (l *keepAliveLoad) client(addr string) {
-	defer l.wg.Done()
-	var conn net.Conn
-	var br *bufio.Reader
-	defer func() {
-		if conn != nil {
-			conn.Close()
-		}
-	}()
-	for !l.stopping.Load() {
-		if conn == nil {
-			c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-			if err != nil {
-				l.fail(err)
-				time.Sleep(10 * time.Millisecond)
-				continue
-			}
-			conn, br = c, bufio.NewReader(c)
-		}
-		l.sent.Add(1)
-		closing, err := getOnce(conn, br)
-		if err != nil {
-			l.fail(err)
-		}
-		if err != nil || closing {
-			conn.Close()
-			conn = nil
-		}
-	}
-}
-
-func getOnce(conn net.Conn, br *bufio.Reader) (closing bool, err error) {
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(conn, "GET / HTTP/1.1\r\nHost: load\r\n\r\n"); err != nil {
-		return false, err
-	}
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		return false, err
-	}
-	_, err = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if err == nil && resp.StatusCode != 200 {
-		err = errors.New(resp.Status)
-	}
-	return resp.Close, err
-}
-
-func (l *keepAliveLoad) fail(err error) {
-	l.failed.Add(1)
-	l.mu.Lock()
-	l.lastErr = err
-	l.mu.Unlock()
-}
-
-func (l *keepAliveLoad) stop() (sent, failed int64, lastErr error) {
-	l.stopping.Store(true)
-	l.wg.Wait()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.sent.Load(), l.failed.Load(), l.lastErr
 }

@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/grapevine-gw/grapevine/internal/keepload"
 )
 
 func main() {
@@ -66,20 +68,19 @@ func run(args []string, log zerolog.Logger) error {
 	if err := c.configure("http://" + up.Addr().String()); err != nil {
 		return err
 	}
-	l := startLoad(c.proxyAddrs(), o.clients)
+	l := keepload.Start(c.proxyAddrs(), o.clients)
 	time.Sleep(o.settle)
 	for i := range c.nodes {
 		log.Info().Str("node", c.nodes[i].host).Str("mode", o.mode).Msg("restarting")
 		began := time.Now()
 		if err := c.restart(i, o.mode); err != nil {
-			l.stop()
+			l.Stop()
 			return err
 		}
 		log.Info().Str("node", c.nodes[i].host).Dur("took", time.Since(began)).Msg("restarted")
 		time.Sleep(o.settle)
 	}
-	r := l.stop()
-	r.print(os.Stdout, o.mode)
+	l.Stop().Print(os.Stdout, "rolling restart ("+o.mode+") of 3 nodes under keep-alive load, no client retries")
 	return nil
 }
 

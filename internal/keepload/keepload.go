@@ -1,4 +1,11 @@
-package main
+// Package keepload is steady HTTP load the way DNS round-robin clients
+// make it: client connections sending GET / one after another, each to
+// the next address in turn when it connects, reconnecting only when an
+// answer says Connection: close, and never retrying a request. It counts
+// what was sent, what failed by kind, and the latencies. Used by the
+// rolling-restart benchmark (internal/chaos) and the in-place restart
+// test; not shipped.
+package keepload
 
 import (
 	"bufio"
@@ -14,10 +21,8 @@ import (
 	"time"
 )
 
-// load is client connections sending GET / one after another, each
-// connection to the next proxy address in turn, reconnecting only when an
-// answer says Connection: close; a request is never retried.
-type load struct {
+// Load is a running load; Stop ends it.
+type Load struct {
 	addrs    []string
 	next     atomic.Uint64
 	stopping atomic.Bool
@@ -29,8 +34,9 @@ type load struct {
 	latencies []time.Duration
 }
 
-func startLoad(addrs []string, clients int) *load {
-	l := &load{addrs: addrs, failures: map[string]int{}}
+// Start starts clients connections sending to addrs.
+func Start(addrs []string, clients int) *Load {
+	l := &Load{addrs: addrs, failures: map[string]int{}}
 	for range clients {
 		l.wg.Add(1)
 		go l.client()
@@ -38,7 +44,7 @@ func startLoad(addrs []string, clients int) *load {
 	return l
 }
 
-func (l *load) client() {
+func (l *Load) client() {
 	defer l.wg.Done()
 	var conn net.Conn
 	var br *bufio.Reader
@@ -121,39 +127,47 @@ func kindOf(err error, step string) string {
 	return step + ": " + err.Error()
 }
 
-type result struct {
-	sent      int
-	failures  map[string]int
-	latencies []time.Duration
+// Result is what a load saw.
+type Result struct {
+	Sent      int
+	Failures  map[string]int  // by kind, e.g. "connect: refused"
+	Latencies []time.Duration // of the requests answered 200, sorted
 }
 
-func (l *load) stop() result {
+// Stop ends the load and returns what it saw.
+func (l *Load) Stop() Result {
 	l.stopping.Store(true)
 	l.wg.Wait()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return result{sent: l.sent, failures: l.failures, latencies: l.latencies}
+	slices.Sort(l.latencies)
+	return Result{Sent: l.sent, Failures: l.failures, Latencies: l.latencies}
 }
 
-func (r result) print(w io.Writer, mode string) {
+// Failed is how many requests failed.
+func (r Result) Failed() int {
 	failed := 0
-	for _, n := range r.failures {
+	for _, n := range r.Failures {
 		failed += n
 	}
-	slices.Sort(r.latencies)
-	fmt.Fprintf(w, "rolling restart (%s) of 3 nodes under keep-alive load, no client retries\n", mode)
-	fmt.Fprintf(w, "requests sent %d, failed %d\n", r.sent, failed)
-	kinds := make([]string, 0, len(r.failures))
-	for k := range r.failures {
+	return failed
+}
+
+// Print writes the figures under a title line.
+func (r Result) Print(w io.Writer, title string) {
+	fmt.Fprintln(w, title)
+	fmt.Fprintf(w, "requests sent %d, failed %d\n", r.Sent, r.Failed())
+	kinds := make([]string, 0, len(r.Failures))
+	for k := range r.Failures {
 		kinds = append(kinds, k)
 	}
 	slices.Sort(kinds)
 	for _, k := range kinds {
-		fmt.Fprintf(w, "  %-40s %d\n", k, r.failures[k])
+		fmt.Fprintf(w, "  %-40s %d\n", k, r.Failures[k])
 	}
-	if len(r.latencies) > 0 {
-		fmt.Fprintf(w, "latency p50 %v  p99 %v  p99.9 %v  max %v\n", percentile(r.latencies, 0.50),
-			percentile(r.latencies, 0.99), percentile(r.latencies, 0.999), r.latencies[len(r.latencies)-1])
+	if len(r.Latencies) > 0 {
+		fmt.Fprintf(w, "latency p50 %v  p99 %v  p99.9 %v  max %v\n", percentile(r.Latencies, 0.50),
+			percentile(r.Latencies, 0.99), percentile(r.Latencies, 0.999), r.Latencies[len(r.Latencies)-1])
 	}
 }
 
