@@ -551,53 +551,7 @@ func timestamp(k *kind, t time.Time) any {
 
 // toRow extracts the store's indexed columns from a validated entity.
 func toRow(k *kind, doc map[string]any) (store.Row, error) {
-	raw, err := json.Marshal(doc)
-	if err != nil {
-		return store.Row{}, fmt.Errorf("encode %s: %w", k.name, err)
-	}
-	row := store.Row{Doc: raw}
-	row.ID, _ = doc["id"].(string)
-	if k.table.KeyField != "" {
-		if key, ok := doc[k.table.KeyField].(string); ok {
-			row.Key = &key
-		}
-	}
-	row.CreatedAt = wholeSeconds(doc["created_at"])
-	row.UpdatedAt = wholeSeconds(doc["updated_at"])
-	row.Tags = stringList(doc["tags"])
-	if k.table.CacheKey {
-		key := entity.CacheKeyOf(k.schema, doc)
-		row.CacheKey = &key
-	}
-	for _, col := range k.table.Unique {
-		if v, ok := doc[col].(string); ok {
-			if row.Unique == nil {
-				row.Unique = map[string]string{}
-			}
-			row.Unique[col] = v
-		}
-	}
-	for _, f := range k.table.Foreign {
-		if ref, ok := doc[f.Field].(map[string]any); ok {
-			if row.Foreign == nil {
-				row.Foreign = map[string]string{}
-			}
-			row.Foreign[f.Field], _ = ref["id"].(string)
-		}
-	}
-	return row, nil
-}
-
-// wholeSeconds is a validated timestamp as the store's bigint column
-// holds it (a number timestamp loses its milliseconds there, not in doc).
-func wholeSeconds(v any) int64 {
-	switch t := v.(type) {
-	case int64:
-		return t
-	case float64:
-		return int64(t)
-	}
-	return 0
+	return store.RowOf(k.ek, doc)
 }
 
 func stringList(v any) []string {

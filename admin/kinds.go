@@ -10,6 +10,7 @@ import (
 // endpoints. Every kind comes from the entity registry; nothing here is
 // listed by hand.
 type kind struct {
+	ek     *entity.Kind
 	name   string // path segment, e.g. "services"
 	nested string // path segment under a parent, e.g. "key-auth"
 	schema *entity.Schema
@@ -63,7 +64,7 @@ type kindSet struct {
 func registeredKinds() kindSet {
 	ks := kindSet{byPath: map[string]*kind{}, nested: map[string]*kind{}, byTable: map[string]*kind{}}
 	for _, ek := range entity.Kinds() {
-		k := &kind{name: ek.Path, nested: ek.NestedPath, schema: ek.Schema, table: store.TableOf(ek),
+		k := &kind{ek: ek, name: ek.Path, nested: ek.NestedPath, schema: ek.Schema, table: store.TableOf(ek),
 			nestedOnly: ek.NestedOnly, noForeign: ek.NoForeignEndpoint}
 		ks.byPath[k.name] = k
 		ks.nested[k.nested] = k
