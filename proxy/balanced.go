@@ -225,15 +225,25 @@ func outcomeOf(err error) balancer.Outcome {
 
 // hashKey is Kong's get_value_to_hash: the value of hash_on, else of
 // hash_fallback, else empty. A hash cookie the client lacks is made up
-// and set on the answer. Consumers (no authentication runs yet) and URI
-// captures (the router does not keep them) give no value, so their
-// fallback is used.
+// and set on the answer. URI captures (the router does not keep them)
+// give no value, so their fallback is used.
 func (s *Server) hashKey(ctx *fasthttp.RequestCtx, st *reqState, bs *balancedState, u *balancer.Upstream, path []byte) []byte {
 	for _, in := range [2]balancer.HashInput{u.HashOn, u.Fallback} {
 		var v []byte
 		switch in.On {
 		case "none", "":
 			return bs.key[:0]
+		case "consumer":
+			// Kong's get_value_to_hash: the authenticated consumer's id,
+			// else the credential's consumer (kong/runloop/balancer/init.lua).
+			if st.plugged {
+				switch x := &st.x; {
+				case x.consumer != nil:
+					v = append(bs.key[:0], x.consumer.ID...)
+				case x.credential != nil && x.credential.ConsumerID != "":
+					v = append(bs.key[:0], x.credential.ConsumerID...)
+				}
+			}
 		case "ip":
 			v = appendRemoteIP(bs.key[:0], ctx.RemoteAddr())
 		case "header":

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/grapevine-gw/grapevine/entity"
 	"github.com/grapevine-gw/grapevine/internal/testutil"
+	"github.com/grapevine-gw/grapevine/proxy/pdk"
 )
 
 // Upstream and target tests use real upstream servers on 127.0.40.x.
@@ -466,4 +468,63 @@ func TestBalancedTargetKilledUnderLoad(t *testing.T) {
 		t.Errorf("the killed target's health: got %s, want UNHEALTHY", got)
 	}
 	t.Logf("%d requests, %d failed", sent.Load(), failed.Load())
+}
+
+// hash_on consumer hashes the consumer an authentication plugin
+// identified (kong/runloop/balancer/init.lua get_value_to_hash): each
+// consumer sticks to one target; without one, the fallback (the client
+// IP here) is used.
+func TestBalancedHashOnConsumer(t *testing.T) {
+	targets := []*target{startTarget(t, "127.0.40.31"), startTarget(t, "127.0.40.32"), startTarget(t, "127.0.40.33")}
+	u := testUpstreamEntity("backend.test", "consistent-hashing", "", func(u *entity.Upstream) {
+		u.HashOn, u.HashFallback = "consumer", "ip"
+	})
+	auth := PluginInstance{ID: "auth", Name: "auth", Priority: 1000}
+	auth.Hooks[PhaseAccess] = func(x pdk.Exchange) {
+		if who, _ := x.Header("X-Who"); len(who) > 0 {
+			x.Authenticate(&pdk.Consumer{ID: string(who)}, nil)
+		}
+	}
+	var ts []entity.Target
+	for i, tg := range targets {
+		ts = append(ts, testTargetEntity(targetIDs(i+1), tg.addr(), 100))
+	}
+	snap, warnings := NewSnapshot(SnapshotInput{
+		Services:  []entity.Service{testService(t, idA, "backend.test:80")},
+		Routes:    []entity.Route{testRoute(idB, idA, paths("/b"))},
+		Upstreams: []entity.Upstream{u},
+		Targets:   ts,
+		Plugins:   []PluginInstance{auth},
+	})
+	if len(warnings) > 0 {
+		t.Fatal(warnings)
+	}
+	s := startProxy(t, snap)
+	servedBy := func(who string) map[string]bool {
+		seen := map[string]bool{}
+		for range 10 {
+			status, _, body := send(t, s, "GET", "/b", map[string]string{"X-Who": who})
+			if status != 200 {
+				t.Fatalf("got %d %s", status, body)
+			}
+			seen[body] = true
+		}
+		return seen
+	}
+	distinct := map[string]bool{}
+	for i := range 12 {
+		seen := servedBy("consumer-" + strconv.Itoa(i))
+		if len(seen) != 1 {
+			t.Fatalf("consumer-%d was served by %d targets, want one", i, len(seen))
+		}
+		for addr := range seen {
+			distinct[addr] = true
+		}
+	}
+	if len(distinct) < 2 {
+		t.Errorf("12 consumers all hashed to %v, want them spread", distinct)
+	}
+	if seen := servedBy(""); len(seen) != 1 {
+		t.Errorf("without a consumer (fallback ip, one client) served by %d targets, want one", len(seen))
+	}
 }
