@@ -213,6 +213,8 @@ func (n *Node) proxyConfig() (proxy.Config, error) {
 	cfg.LatencyHeaders = n.cfg.LatencyHeaders
 	cfg.ErrorDefaultType = n.cfg.ErrorDefaultType
 	cfg.DNSResolvers = n.cfg.DNSResolver
+	cfg.DNS = proxy.DNSConfig{HostsFile: n.cfg.DNSHostsFile, StaleTTL: n.cfg.DNSStaleTTL,
+		NotFoundTTL: n.cfg.DNSNotFoundTTL, ErrorTTL: n.cfg.DNSErrorTTL}
 	cfg.LargeHeaderBuffers = int(n.cfg.LargeHeaderBuffers[0])
 	cfg.LargeHeaderBufferSize = int(n.cfg.LargeHeaderBuffers[1])
 	cfg.ClientHeaderTimeout = n.cfg.ClientHeaderTimeout

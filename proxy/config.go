@@ -71,6 +71,10 @@ type Config struct {
 	// ("ip:port") upstream hosts are looked up with. Default none: the
 	// system's resolver.
 	DNSResolvers []string
+	// DNS is how balancer targets named by a host name are resolved
+	// (kong.conf's dns_hostsfile, dns_stale_ttl, dns_not_found_ttl,
+	// dns_error_ttl). Default: Kong's (DefaultDNSConfig).
+	DNS DNSConfig
 	// ErrorDefaultType is kong.conf's error_default_type: the body type of
 	// errors nginx raises when the request has neither Accept nor
 	// Content-Type. Default "text/plain"; also application/json,
@@ -102,6 +106,7 @@ func DefaultConfig() Config {
 		SendTimeout:           60 * time.Second,
 		MaxBodySize:           -1,
 		Headers:               kongheaders.Default,
+		DNS:                   DefaultDNSConfig(),
 		UpstreamHeaders:       kongheaders.RequestID,
 		BodyBufferSize:        8 << 10,
 		ErrorDefaultType:      "text/plain",

@@ -93,7 +93,7 @@ func New(cfg Config) *Server {
 		grpc:            grpcup.New(),
 	}
 	s.registry = balancer.NewRegistry(cfg.Logger.With().Str("component", "balancer").Logger())
-	s.dns = newTargetDNS(cfg.DNSResolvers, cfg.Logger.With().Str("component", "balancer").Logger())
+	s.dns = newTargetDNS(cfg.DNSResolvers, cfg.DNS, cfg.Logger.With().Str("component", "balancer").Logger())
 	s.dns.onChange = s.rebindResolved
 	s.keyed = append(s.keyed, registryForget{s.registry})
 	s.Swap(EmptySnapshot())

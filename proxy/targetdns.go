@@ -24,18 +24,30 @@ import (
 // tells the proxy when a name's addresses changed so the balancers using
 // it are rebuilt.
 
-// Kong's defaults for answers without addresses (kong.conf's
-// dns_not_found_ttl and dns_error_ttl) and for keeping a stale answer
-// (dns_stale_ttl); a TTL of 0 is asked again after minDNSTTL.
+// DNSConfig is kong.conf's dns_* keys for balancer targets; a StaleTTL
+// of 0 keeps no stale answer.
+type DNSConfig struct {
+	HostsFile   string        // dns_hostsfile: "/etc/hosts"; "" reads none
+	StaleTTL    time.Duration // dns_stale_ttl: how long a failing name keeps its last addresses; 1h
+	NotFoundTTL time.Duration // dns_not_found_ttl: when a name without records is asked again; 30s
+	ErrorTTL    time.Duration // dns_error_ttl: when a failed lookup is tried again; 1s
+}
+
+// DefaultDNSConfig is Kong's defaults.
+func DefaultDNSConfig() DNSConfig {
+	return DNSConfig{HostsFile: "/etc/hosts", StaleTTL: time.Hour, NotFoundTTL: 30 * time.Second, ErrorTTL: time.Second}
+}
+
+// A TTL of 0 (a record's, or dns_not_found_ttl/dns_error_ttl) is asked
+// again after minDNSTTL; one lookup waits
+// dnsTimeout per name server.
 const (
-	dnsNotFoundTTL = 30 * time.Second
-	dnsErrorTTL    = time.Second
-	dnsStaleTTL    = time.Hour
-	minDNSTTL      = time.Second
-	dnsTimeout     = 2 * time.Second
+	minDNSTTL  = time.Second
+	dnsTimeout = 2 * time.Second
 )
 
 type targetDNS struct {
+	cfg      DNSConfig
 	servers  []string            // name servers, "ip:port"
 	hosts    map[string][]string // the hosts file's names
 	onChange func()              // called, from the resolving goroutine, when addresses change
@@ -56,7 +68,7 @@ type dnsEntry struct {
 
 // newTargetDNS asks servers (kong.conf's dns_resolver), or else those of
 // /etc/resolv.conf, after the names of /etc/hosts.
-func newTargetDNS(servers []string, log zerolog.Logger) *targetDNS {
+func newTargetDNS(servers []string, cfg DNSConfig, log zerolog.Logger) *targetDNS {
 	if len(servers) == 0 {
 		if conf, err := dns.ClientConfigFromFile("/etc/resolv.conf"); err == nil {
 			for _, s := range conf.Servers {
@@ -64,7 +76,7 @@ func newTargetDNS(servers []string, log zerolog.Logger) *targetDNS {
 			}
 		}
 	}
-	return &targetDNS{servers: servers, hosts: readHostsFile("/etc/hosts"), log: log,
+	return &targetDNS{cfg: cfg, servers: servers, hosts: readHostsFile(cfg.HostsFile), log: log,
 		names: map[string]*dnsEntry{}, wake: make(chan struct{}, 1)}
 }
 
@@ -159,11 +171,11 @@ func (d *targetDNS) refresh(ctx context.Context, name string) bool {
 	}
 	switch {
 	case err == nil:
-		e.due, e.goodTill = now.Add(max(ttl, minDNSTTL)), now.Add(max(ttl, minDNSTTL)+dnsStaleTTL)
+		e.due, e.goodTill = now.Add(max(ttl, minDNSTTL)), now.Add(max(ttl, minDNSTTL)+d.cfg.StaleTTL)
 	case errors.Is(err, errNoAddresses):
-		e.due, ips = now.Add(dnsNotFoundTTL), nil
+		e.due, ips = now.Add(max(d.cfg.NotFoundTTL, minDNSTTL)), nil
 	default:
-		e.due = now.Add(dnsErrorTTL)
+		e.due = now.Add(max(d.cfg.ErrorTTL, minDNSTTL))
 		if now.Before(e.goodTill) {
 			ips = e.ips // stale, but the best there is
 		}

@@ -3,12 +3,16 @@ package proxy
 import (
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/rs/zerolog"
 
 	"github.com/grapevine-gw/grapevine/entity"
 	"github.com/grapevine-gw/grapevine/internal/testutil"
@@ -132,4 +136,34 @@ func TestBalancerTargetNameFollowsDNS(t *testing.T) {
 	testutil.Eventually(t, 10*time.Second, func() error { return served("127.0.46.1", "127.0.46.2") })
 	z.set("pool.test.", "127.0.46.3")
 	testutil.Eventually(t, 10*time.Second, func() error { return served("127.0.46.3") })
+}
+
+// dns_hostsfile's names answer before DNS, IPv4 first as for DNS (Kong's
+// resolver reads the hosts file too); a missing file has no names.
+func TestTargetDNSHostsFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hosts")
+	hosts := "127.0.0.1 localhost\n::1 localhost ip6-only\n10.0.0.7 app.internal # a comment\n10.0.0.8 App.Internal\n"
+	if err := os.WriteFile(path, []byte(hosts), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultDNSConfig()
+	cfg.HostsFile = path
+	d := newTargetDNS(nil, cfg, zerolog.Nop())
+	tests := []struct {
+		name string
+		want []string
+	}{
+		{"localhost", []string{"127.0.0.1"}},
+		{"ip6-only", []string{"::1"}},
+		{"APP.internal", []string{"10.0.0.7", "10.0.0.8"}},
+	}
+	for _, tt := range tests {
+		if got := d.addresses(tt.name); !slices.Equal(got, tt.want) {
+			t.Errorf("%s: got %v, want %v", tt.name, got, tt.want)
+		}
+	}
+	cfg.HostsFile = filepath.Join(t.TempDir(), "missing")
+	if got := newTargetDNS(nil, cfg, zerolog.Nop()).hosts; len(got) != 0 {
+		t.Errorf("a missing hosts file gave %v, want no names", got)
+	}
 }

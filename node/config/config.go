@@ -46,6 +46,10 @@ type Config struct {
 	Headers             []string      // headers: "server_tokens, latency_tokens, x-kong-request-id"; Kong's own headers sent to clients ("off": none)
 	HeadersUpstream     []string      // headers_upstream: "x-kong-request-id"; Kong's own headers sent upstream
 	LatencyHeaders      string        // latency_headers: "kong" (X-Kong-*-Latency) or "grapevine" (X-Grapevine-*-Latency)
+	DNSHostsFile        string        // dns_hostsfile: "/etc/hosts"; names looked up there before DNS
+	DNSStaleTTL         time.Duration // dns_stale_ttl: 3600 (s); how long a failing name keeps its last addresses
+	DNSNotFoundTTL      time.Duration // dns_not_found_ttl: 30 (s); when a name without records is asked again
+	DNSErrorTTL         time.Duration // dns_error_ttl: 1 (s); when a failed lookup is tried again
 	DNSResolver         []string      // dns_resolver: none (the system's resolver); name servers as "ip" or "ip:port"
 	ErrorDefaultType    string        // error_default_type: "text/plain"; the body type of proxy errors when a request names none
 	RouterFlavor        string        // router_flavor: "traditional_compatible" (the only one)
@@ -94,6 +98,10 @@ func Default() Config {
 		LogLevel:              "notice",
 		LatencyHeaders:        "kong",
 		Headers:               []string{"server_tokens", "latency_tokens", "x-kong-request-id"},
+		DNSHostsFile:          "/etc/hosts",
+		DNSStaleTTL:           time.Hour,
+		DNSNotFoundTTL:        30 * time.Second,
+		DNSErrorTTL:           time.Second,
 		HeadersUpstream:       []string{"x-kong-request-id"},
 		ErrorDefaultType:      "text/plain",
 		RouterFlavor:          "traditional_compatible",
