@@ -454,18 +454,7 @@ func TestWebSocketTLSUpstream(t *testing.T) {
 	conn, _ := dialWS(t, s, "/echo")
 	conn.SetReadLimit(8 << 20)
 	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB
-	for _, msg := range [][]byte{[]byte("small"), big, []byte("small again")} {
-		conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
-		if err := conn.WriteMessage(websocket.BinaryMessage, msg); err != nil {
-			t.Fatalf("write: %v", err)
-		}
-		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-		if _, got, err := conn.ReadMessage(); err != nil || !bytes.Equal(got, msg) {
-			t.Fatalf("got %d bytes, %v; want the %d bytes sent back", len(got), err, len(msg))
-		}
-	}
-	conn.Close()
-	waitActive(t, s, 0)
+	echoesBack(t, s, conn, []byte("small"), big, []byte("small again"))
 }
 
 // A WebSocket opened over the proxy's ssl listener (wss, Kong's "https"
@@ -481,7 +470,15 @@ func TestWebSocketOverTLSListener(t *testing.T) {
 	}
 	defer conn.Close()
 	conn.SetReadLimit(8 << 20)
-	for _, msg := range [][]byte{[]byte("over tls"), bytes.Repeat([]byte("x"), 1<<20)} {
+	echoesBack(t, s, conn, []byte("over tls"), bytes.Repeat([]byte("x"), 1<<20))
+}
+
+// echoesBack sends each message on conn, expects it back from the echo
+// upstream, then closes conn and waits until the proxy counts no
+// connection open.
+func echoesBack(t *testing.T, s *Server, conn *websocket.Conn, msgs ...[]byte) {
+	t.Helper()
+	for _, msg := range msgs {
 		conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
 		if err := conn.WriteMessage(websocket.BinaryMessage, msg); err != nil {
 			t.Fatalf("write: %v", err)
