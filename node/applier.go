@@ -296,8 +296,8 @@ func (a *applier) applyEntities(ctx context.Context, entities map[entityKey][]in
 	return nil
 }
 
-// reloadAllKey is the event of a whole replacement of the configuration
-// (store.ReplaceAll).
+// reloadAllKey is the event of a whole import of the configuration
+// (store.UpsertAll).
 var reloadAllKey = entityKey{Table: store.ReloadAllTable, ID: store.ReloadAllID}
 
 // markCacheDirty schedules a cache write after cacheWriteDelay, so a burst
