@@ -87,17 +87,10 @@ func (s *Server) getHealth(w http.ResponseWriter, r *http.Request, n *nesting) {
 		writeJSON(w, http.StatusOK, map[string]any{"data": whole, "next": nil, "node_id": s.cfg.NodeID})
 		return
 	}
-	page, err := parsePage(q)
+	page, start, err := parseTargetPage(q)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
-	}
-	start := 0
-	if q.Has("offset") {
-		if start, err = strconv.Atoi(q.Get("offset")); err != nil || start < 0 {
-			s.writeError(w, r, entity.InvalidOffset(q.Get("offset"), "bad offset"))
-			return
-		}
 	}
 	all, err := s.allTargets(ctx, s.kinds.byTable["targets"], n, page)
 	if err != nil {

@@ -64,23 +64,30 @@ func (s *Server) deleteTarget(w http.ResponseWriter, r *http.Request, k *kind, r
 	s.deleteRow(ctx, w, r, k, row.ID)
 }
 
+// parseTargetPage reads a page of an upstream's targets: Kong's size and
+// a numeric offset (page_for_upstream's, not the opaque one of lists).
+func parseTargetPage(q url.Values) (page store.Page, start int, err error) {
+	if page, err = parsePage(q); err != nil {
+		return page, 0, err
+	}
+	if q.Has("offset") {
+		if start, err = strconv.Atoi(q.Get("offset")); err != nil || start < 0 {
+			return page, 0, entity.InvalidOffset(q.Get("offset"), "bad offset")
+		}
+	}
+	return page, start, nil
+}
+
 // listTargets is Kong's page_for_upstream: the upstream's targets newest
 // first (by created_at, then id), one page at a numeric offset.
 func (s *Server) listTargets(w http.ResponseWriter, r *http.Request, k *kind, n *nesting) {
 	ctx, cancel := s.dbContext(r)
 	defer cancel()
 	q := r.URL.Query()
-	page, err := parsePage(q)
+	page, start, err := parseTargetPage(q)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
-	}
-	start := 0
-	if q.Has("offset") {
-		if start, err = strconv.Atoi(q.Get("offset")); err != nil || start < 0 {
-			s.writeError(w, r, entity.InvalidOffset(q.Get("offset"), "bad offset"))
-			return
-		}
 	}
 	all, err := s.allTargets(ctx, k, n, page)
 	if err != nil {
