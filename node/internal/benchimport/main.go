@@ -35,6 +35,9 @@ type options struct {
 	frequency time.Duration
 }
 
+// report is where the figures go: the benchmark's output, not its log.
+var report io.Writer = os.Stdout
+
 func main() {
 	var o options
 	flag.StringVar(&o.dsn, "dsn", "", "PostgreSQL server to create the benchmark database in (postgres://user@host:port/db)")
@@ -67,7 +70,7 @@ func run(ctx context.Context, o options, log zerolog.Logger) error {
 		return err
 	}
 	doc := document(o.services, up.URL)
-	fmt.Printf("import: %d services, each with a route, a key-auth plugin and a consumer with a key (%d entities, %.1f MB of YAML); 3 nodes, db_update_frequency %s\n",
+	fmt.Fprintf(report, "import: %d services, each with a route, a key-auth plugin and a consumer with a key (%d entities, %.1f MB of YAML); 3 nodes, db_update_frequency %s\n",
 		o.services, 5*o.services, float64(len(doc))/1e6, o.frequency)
 
 	start := time.Now()
@@ -80,7 +83,7 @@ func run(ctx context.Context, o options, log zerolog.Logger) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("%-44s %s (parse and validate %s, transaction %s)\n", "import (parse, validate, commit)", ms(committed.Sub(start)), ms(parsed), ms(committed.Sub(start)-parsed))
+	fmt.Fprintf(report, "%-44s %s (parse and validate %s, transaction %s)\n", "import (parse, validate, commit)", ms(committed.Sub(start)), ms(parsed), ms(committed.Sub(start)-parsed))
 
 	last := o.services - 1
 	for i, n := range nodes {
@@ -88,14 +91,14 @@ func run(ctx context.Context, o options, log zerolog.Logger) error {
 		if err := waitServed(proxy, last, 60*time.Second); err != nil {
 			return err
 		}
-		fmt.Printf("%-44s %s\n", fmt.Sprintf("node %d serves the last service", i+1), ms(time.Since(committed)))
+		fmt.Fprintf(report, "%-44s %s\n", fmt.Sprintf("node %d serves the last service", i+1), ms(time.Since(committed)))
 	}
 	for _, n := range nodes {
 		if err := checkSample(n, o.services); err != nil {
 			return err
 		}
 	}
-	fmt.Printf("%-44s checked\n", "every node serves a sample of 100 services")
+	fmt.Fprintf(report, "%-44s checked\n", "every node serves a sample of 100 services")
 	return routeChange(nodes)
 }
 
@@ -206,7 +209,7 @@ func routeChange(nodes []*node.Node) error {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	fmt.Printf("%-44s %s\n", "one route change on node 1, served by node 3", ms(time.Since(created)))
+	fmt.Fprintf(report, "%-44s %s\n", "one route change on node 1, served by node 3", ms(time.Since(created)))
 	return nil
 }
 
