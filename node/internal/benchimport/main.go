@@ -13,19 +13,18 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/rs/zerolog"
 
 	"github.com/grapevine-gw/grapevine/entity/declarative"
 	"github.com/grapevine-gw/grapevine/node"
 	"github.com/grapevine-gw/grapevine/node/config"
+	"github.com/grapevine-gw/grapevine/node/internal/benchkit"
 	"github.com/grapevine-gw/grapevine/store"
 )
 
@@ -52,12 +51,12 @@ func main() {
 }
 
 func run(ctx context.Context, o options, log zerolog.Logger) error {
-	up, err := startUpstream()
+	up, err := benchkit.StartUpstream()
 	if err != nil {
 		return err
 	}
 	defer up.Close()
-	dsn, err := freshDatabase(ctx, o.dsn, "bench_import")
+	dsn, err := benchkit.FreshDatabase(ctx, o.dsn, "bench_import")
 	if err != nil {
 		return err
 	}
@@ -66,7 +65,7 @@ func run(ctx context.Context, o options, log zerolog.Logger) error {
 		return err
 	}
 	defer stop()
-	if err := waitForMembers(nodes, 3, 30*time.Second); err != nil {
+	if err := benchkit.WaitForMembers(nodes, 3, 30*time.Second); err != nil {
 		return err
 	}
 	doc := document(o.services, up.URL)
@@ -83,7 +82,7 @@ func run(ctx context.Context, o options, log zerolog.Logger) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(report, "%-44s %s (parse and validate %s, transaction %s)\n", "import (parse, validate, commit)", ms(committed.Sub(start)), ms(parsed), ms(committed.Sub(start)-parsed))
+	fmt.Fprintf(report, "%-44s %s (parse and validate %s, transaction %s)\n", "import (parse, validate, commit)", benchkit.Ms(committed.Sub(start)), benchkit.Ms(parsed), benchkit.Ms(committed.Sub(start)-parsed))
 
 	last := o.services - 1
 	for i, n := range nodes {
@@ -91,7 +90,7 @@ func run(ctx context.Context, o options, log zerolog.Logger) error {
 		if err := waitServed(proxy, last, 60*time.Second); err != nil {
 			return err
 		}
-		fmt.Fprintf(report, "%-44s %s\n", fmt.Sprintf("node %d serves the last service", i+1), ms(time.Since(committed)))
+		fmt.Fprintf(report, "%-44s %s\n", fmt.Sprintf("node %d serves the last service", i+1), benchkit.Ms(time.Since(committed)))
 	}
 	for _, n := range nodes {
 		if err := checkSample(n, o.services); err != nil {
@@ -209,34 +208,8 @@ func routeChange(nodes []*node.Node) error {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	fmt.Fprintf(report, "%-44s %s\n", "one route change on node 1, served by node 3", ms(time.Since(created)))
+	fmt.Fprintf(report, "%-44s %s\n", "one route change on node 1, served by node 3", benchkit.Ms(time.Since(created)))
 	return nil
-}
-
-func ms(d time.Duration) string { return fmt.Sprintf("%.1fms", float64(d.Microseconds())/1000) }
-
-// freshDatabase creates and bootstraps a database named name on the server.
-func freshDatabase(ctx context.Context, serverDSN, name string) (string, error) {
-	conn, err := pgx.Connect(ctx, serverDSN)
-	if err != nil {
-		return "", fmt.Errorf("connecting to %s: %w", serverDSN, err)
-	}
-	defer conn.Close(ctx)
-	ident := pgx.Identifier{name}.Sanitize()
-	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+ident+" WITH (FORCE)"); err != nil {
-		return "", fmt.Errorf("dropping %s: %w", name, err)
-	}
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+ident); err != nil {
-		return "", fmt.Errorf("creating %s: %w", name, err)
-	}
-	u, _ := url.Parse(serverDSN)
-	u.Path = "/" + name
-	st, err := store.Open(ctx, store.Config{DSN: u.String()})
-	if err != nil {
-		return "", err
-	}
-	defer st.Close()
-	return u.String(), st.Bootstrap(ctx)
 }
 
 // startNodes starts three gossiping nodes on 127.0.7.1-3 with Kong's ports.
@@ -268,43 +241,3 @@ func startNodes(ctx context.Context, dsn string, frequency time.Duration, log ze
 	}
 	return nodes, stop, nil
 }
-
-func waitForMembers(nodes []*node.Node, want int, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for _, n := range nodes {
-		for {
-			count := 0
-			if resp, err := client.Get("http://" + n.AdminAddr().String() + "/cluster"); err == nil {
-				raw, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				count = strings.Count(string(raw), `"status":"alive"`)
-			}
-			if count == want {
-				break
-			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("%s sees %d alive members after %s, want %d", n.Name(), count, timeout, want)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
-	return nil
-}
-
-// upstreamServer answers 200 to everything.
-type upstreamServer struct {
-	URL string
-	srv *http.Server
-}
-
-func startUpstream() (*upstreamServer, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, fmt.Errorf("starting the upstream: %w", err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(200) })}
-	go func() { _ = srv.Serve(ln) }()
-	return &upstreamServer{URL: "http://" + ln.Addr().String(), srv: srv}, nil
-}
-
-func (u *upstreamServer) Close() { _ = u.srv.Close() }

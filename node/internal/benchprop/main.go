@@ -11,7 +11,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -19,12 +18,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/rs/zerolog"
 
 	"github.com/grapevine-gw/grapevine/node"
 	"github.com/grapevine-gw/grapevine/node/config"
-	"github.com/grapevine-gw/grapevine/store"
+	"github.com/grapevine-gw/grapevine/node/internal/benchkit"
 )
 
 // report is where the figures go: the benchmark's output, not its log.
@@ -58,7 +56,7 @@ func main() {
 }
 
 func run(ctx context.Context, o options, log zerolog.Logger) error {
-	up, err := startUpstream()
+	up, err := benchkit.StartUpstream()
 	if err != nil {
 		return err
 	}
@@ -88,10 +86,8 @@ func run(ctx context.Context, o options, log zerolog.Logger) error {
 }
 
 func printRow(name string, d []time.Duration) {
-	fmt.Fprintf(report, "%-28s %10s %10s %10s\n", name, ms(percentile(d, 50)), ms(percentile(d, 99)), ms(percentile(d, 100)))
+	fmt.Fprintf(report, "%-28s %10s %10s %10s\n", name, benchkit.Ms(percentile(d, 50)), benchkit.Ms(percentile(d, 99)), benchkit.Ms(percentile(d, 100)))
 }
-
-func ms(d time.Duration) string { return fmt.Sprintf("%.1fms", float64(d.Microseconds())/1000) }
 
 func percentile(d []time.Duration, p int) time.Duration {
 	sorted := append([]time.Duration(nil), d...)
@@ -101,30 +97,6 @@ func percentile(d []time.Duration, p int) time.Duration {
 		idx = 1
 	}
 	return sorted[idx-1]
-}
-
-// freshDatabase creates and bootstraps a database named name on the server.
-func freshDatabase(ctx context.Context, serverDSN, name string) (string, error) {
-	conn, err := pgx.Connect(ctx, serverDSN)
-	if err != nil {
-		return "", fmt.Errorf("connecting to %s: %w", serverDSN, err)
-	}
-	defer conn.Close(ctx)
-	ident := pgx.Identifier{name}.Sanitize()
-	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+ident+" WITH (FORCE)"); err != nil {
-		return "", fmt.Errorf("dropping %s: %w", name, err)
-	}
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+ident); err != nil {
-		return "", fmt.Errorf("creating %s: %w", name, err)
-	}
-	u, _ := url.Parse(serverDSN)
-	u.Path = "/" + name
-	st, err := store.Open(ctx, store.Config{DSN: u.String()})
-	if err != nil {
-		return "", err
-	}
-	defer st.Close()
-	return u.String(), st.Bootstrap(ctx)
 }
 
 // nodeConfig is a node on its own loopback host with Kong's port numbers.
@@ -171,7 +143,7 @@ func threeNodeRun(ctx context.Context, o options, log zerolog.Logger, upstream s
 	if gossip {
 		dbName = "bench_gossip"
 	}
-	dsn, err := freshDatabase(ctx, o.dsn, dbName)
+	dsn, err := benchkit.FreshDatabase(ctx, o.dsn, dbName)
 	if err != nil {
 		return nil, err
 	}
@@ -186,7 +158,7 @@ func threeNodeRun(ctx context.Context, o options, log zerolog.Logger, upstream s
 	}
 	defer stop()
 	if gossip {
-		if err := waitForMembers(nodes, len(nodes), 30*time.Second); err != nil {
+		if err := benchkit.WaitForMembers(nodes, len(nodes), 30*time.Second); err != nil {
 			return nil, err
 		}
 	}
@@ -288,33 +260,10 @@ func post(target, body string) error {
 	return nil
 }
 
-func waitForMembers(nodes []*node.Node, want int, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for _, n := range nodes {
-		for {
-			resp, err := http.Get("http://" + n.AdminAddr().String() + "/cluster")
-			count := 0
-			if err == nil {
-				raw, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				count = strings.Count(string(raw), `"status":"alive"`)
-			}
-			if count == want {
-				break
-			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("%s sees %d alive members after %s, want %d", n.Name(), count, timeout, want)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
-	return nil
-}
-
 // bigClusterRun starts o.bigNodes nodes in this process and times, per
 // change on node 0, how long until every node serves the new config hash.
 func bigClusterRun(ctx context.Context, o options, log zerolog.Logger, upstream string) error {
-	dsn, err := freshDatabase(ctx, o.dsn, "bench_big")
+	dsn, err := benchkit.FreshDatabase(ctx, o.dsn, "bench_big")
 	if err != nil {
 		return err
 	}
@@ -328,7 +277,7 @@ func bigClusterRun(ctx context.Context, o options, log zerolog.Logger, upstream 
 		return err
 	}
 	defer stop()
-	if err := waitForMembers(nodes, len(nodes), 60*time.Second); err != nil {
+	if err := benchkit.WaitForMembers(nodes, len(nodes), 60*time.Second); err != nil {
 		return err
 	}
 	fmt.Fprintf(report, "\n%d-node in-process cluster formed in %s\n", len(nodes), time.Since(started).Round(time.Millisecond))
@@ -346,7 +295,7 @@ func bigClusterRun(ctx context.Context, o options, log zerolog.Logger, upstream 
 		time.Sleep(100 * time.Millisecond)
 	}
 	fmt.Fprintf(report, "%d changes, time from the 201 until all %d nodes applied it: p50 %s, p99 %s, max %s\n",
-		len(all), len(nodes), ms(percentile(all, 50)), ms(percentile(all, 99)), ms(percentile(all, 100)))
+		len(all), len(nodes), benchkit.Ms(percentile(all, 50)), benchkit.Ms(percentile(all, 99)), benchkit.Ms(percentile(all, 100)))
 	return nil
 }
 
@@ -371,21 +320,3 @@ func timeUntilAllApplied(nodes []*node.Node, admin string, i int) (time.Duration
 	}
 	return 0, fmt.Errorf("change %d not applied on every node within 30s", i)
 }
-
-// upstreamServer answers 200 to everything.
-type upstreamServer struct {
-	URL string
-	srv *http.Server
-}
-
-func startUpstream() (*upstreamServer, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, fmt.Errorf("starting the upstream: %w", err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(200) })}
-	go func() { _ = srv.Serve(ln) }()
-	return &upstreamServer{URL: "http://" + ln.Addr().String(), srv: srv}, nil
-}
-
-func (u *upstreamServer) Close() { _ = u.srv.Close() }
