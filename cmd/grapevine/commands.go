@@ -70,6 +70,11 @@ func runStart(ctx context.Context, args []string, out io.Writer) error {
 	n := node.New(cfg, log)
 	n.SetSockets(sockets)
 	reportReadiness(n, log)
+	stopDebug, err := startDebug(ctx, cfg.DebugListen, sockets, log)
+	if err != nil {
+		return fmt.Errorf("debug_listen: %w", err)
+	}
+	defer stopDebug()
 	if err := n.Start(ctx); err != nil {
 		return err
 	}

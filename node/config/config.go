@@ -54,6 +54,7 @@ type Config struct {
 	ErrorDefaultType    string        // error_default_type: "text/plain"; the body type of proxy errors when a request names none
 	RouterFlavor        string        // router_flavor: "traditional_compatible" (the only one)
 	Prefix              string        // prefix: "/usr/local/kong"; the node's own folder, where its configuration cache lives
+	DebugListen         string        // debug_listen: "off" (empty here); Grapevine's own key: Go's profiler (net/http/pprof) on this address
 
 	// TLS of the proxy's and the Admin API's ssl listeners.
 	SSLCert              []string // ssl_cert: none (a certificate is generated at start); paths or PEM, paired with ssl_cert_key

@@ -64,6 +64,7 @@ nginx_admin_client_max_body_size = 512k
 		{"db_update_frequency seconds", got.DBUpdateFrequency, 500 * time.Millisecond},
 		{"log_level", got.LogLevel, "debug"},
 		{"cluster_listen off", got.ClusterListen, ""},
+		{"debug_listen off unless set", got.DebugListen, ""},
 		{"nginx_admin_client_max_body_size", got.AdminMaxBodySize, int64(512 << 10)},
 	}
 	for _, c := range checks {

@@ -32,6 +32,7 @@ var keys = []key{
 	{name: "proxy_listen", set: listenList(func(c *Config) *[]string { return &c.ProxyListen }), get: func(c *Config) any { return c.ProxyListen }},
 	{name: "admin_listen", set: listenList(func(c *Config) *[]string { return &c.AdminListen }), get: func(c *Config) any { return c.AdminListen }},
 	{name: "cluster_listen", set: hostPortOrOff(func(c *Config) *string { return &c.ClusterListen }), get: func(c *Config) any { return c.ClusterListen }},
+	{name: "debug_listen", set: hostPortOrOff(func(c *Config) *string { return &c.DebugListen }), get: func(c *Config) any { return c.DebugListen }},
 	{name: "cluster_advertise", set: optionalHostPort(func(c *Config) *string { return &c.ClusterAdvertise }), get: func(c *Config) any { return c.ClusterAdvertise }},
 	{name: "cluster_encrypt_key", secret: true, set: anyString(func(c *Config) *string { return &c.ClusterEncryptKey })},
 	{name: "cluster_keyring_file", set: anyString(func(c *Config) *string { return &c.ClusterKeyringFile }), get: func(c *Config) any { return c.ClusterKeyringFile }},
