@@ -106,14 +106,36 @@ func Start(cfg Config) (*Cluster, error) {
 		done:    make(chan struct{}),
 	}
 	serfConfig.EventCh = c.eventCh
+	transport, err := bindTransport(serfConfig.MemberlistConfig)
+	if err != nil {
+		return nil, bindError(cfg.BindAddr, err)
+	}
 	s, err := serf.Create(serfConfig)
 	if err != nil {
+		_ = transport.Shutdown()
 		return nil, bindError(cfg.BindAddr, err)
 	}
 	c.serf = s
 	c.wg.Add(1)
 	go c.dispatchEvents()
 	return c, nil
+}
+
+// bindTransport binds memberlist's sockets on ml's bind address (see
+// boundTransport for why not memberlist's own transport) and sets it in ml.
+func bindTransport(ml *memberlist.Config) (*boundTransport, error) {
+	t, err := newBoundTransport(ml.BindAddr, ml.BindPort, ml.Logger)
+	if err != nil {
+		return nil, err
+	}
+	if ml.BindPort == 0 {
+		ml.BindPort = t.Port()
+		if ml.AdvertisePort == 0 {
+			ml.AdvertisePort = t.Port()
+		}
+	}
+	ml.Transport = t
+	return t, nil
 }
 
 func buildSerfConfig(cfg *Config) (*serf.Config, error) {
