@@ -146,3 +146,75 @@ func TestPartitionGossipCutHealsWithoutHelp(t *testing.T) {
 	})
 	t.Logf("membership and config hashes agreed %s after the cut healed (bound 2s)", time.Since(healed).Round(time.Millisecond))
 }
+
+// TestPartitionDatabaseCutThenIsolation cuts node C off from the database
+// alone, then from everything. C reaches PostgreSQL through a relay on
+// its own address (startPgRelay: the test server trusts 127.0.0.1 only),
+// so a rule on the relay's address cuts C's database traffic and no one
+// else's. Cut off from the database, C keeps serving what it has while
+// A and B keep taking writes, and C catches up once the database
+// answers it again; cut off from everything, it keeps serving its last
+// configuration.
+func TestPartitionDatabaseCutThenIsolation(t *testing.T) {
+	needNft(t)
+	dsn := bootstrappedDatabase(t)
+	a := startClusterNode(t, hostConfig(t, dsn, "127.0.73.1"), fastHooks)
+	b := startClusterNode(t, hostConfig(t, dsn, "127.0.73.2"), fastHooks)
+	cCfg := hostConfig(t, dsn, "127.0.73.3")
+	relay := startPgRelay(t, "127.0.73.3", fmt.Sprintf("%s:%d", cCfg.PgHost, cCfg.PgPort))
+	relayHost, relayPort := splitAddr(t, relay.ln.Addr().String())
+	cCfg.PgHost = relayHost
+	fmt.Sscanf(relayPort, "%d", &cCfg.PgPort)
+	cCfg.PgTimeout = time.Second
+	c := startClusterNode(t, cCfg, fastHooks)
+	nodes := []*Node{a, b, c}
+	for _, n := range nodes {
+		eventually(t, 10*time.Second, func() error { return sees(n, "alive", nodes...) })
+	}
+	up := newUpstream(t)
+	mustAdmin(t, a, 201, "POST", "/services", `{"name":"s","url":"`+up.URL+`"}`)
+	mustAdmin(t, a, 201, "POST", "/services/s/routes", `{"paths":["/before"]}`)
+	eventually(t, 3*time.Second, func() error { return serves(t, c, "/before") })
+
+	cutDB := func() func() {
+		return dropPackets(t, "ip daddr "+relayHost+" tcp dport "+relayPort, "ip saddr "+relayHost+" tcp sport "+relayPort)
+	}
+	restoreDB := cutDB()
+	mustAdmin(t, a, 201, "POST", "/services/s/routes", `{"paths":["/from-a"]}`)
+	mustAdmin(t, b, 201, "POST", "/services/s/routes", `{"paths":["/from-b"]}`)
+	for _, n := range []*Node{a, b} {
+		for _, path := range []string{"/from-a", "/from-b"} {
+			eventually(t, 3*time.Second, func() error { return serves(t, n, path) })
+		}
+	}
+	eventually(t, 10*time.Second, func() error {
+		if databaseReachable(t, c) {
+			return fmt.Errorf("C's /status says the database is reachable while C is cut off from it")
+		}
+		return nil
+	})
+	if err := serves(t, c, "/before"); err != nil {
+		t.Errorf("C stopped serving its configuration while cut off from the database: %v", err)
+	}
+
+	restoreDB()
+	for _, path := range []string{"/from-a", "/from-b"} {
+		eventually(t, 10*time.Second, func() error { return serves(t, c, path) })
+	}
+
+	// Isolated from everything: no gossip, no database.
+	cutBetween(t, c, a, b)
+	cutDB()
+	eventually(t, 10*time.Second, func() error { return sees(c, "failed", a, b) })
+	eventually(t, 10*time.Second, func() error {
+		if databaseReachable(t, c) {
+			return fmt.Errorf("C's /status says the database is reachable while C is isolated")
+		}
+		return nil
+	})
+	for _, path := range []string{"/before", "/from-a", "/from-b"} {
+		if err := serves(t, c, path); err != nil {
+			t.Errorf("isolated C stopped serving its last configuration: %v", err)
+		}
+	}
+}
