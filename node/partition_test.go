@@ -27,8 +27,10 @@ func needNft(t *testing.T) {
 }
 
 // dropPackets adds one nftables table that drops (not rejects) every
-// packet matching one of matches on output (on loopback every packet
-// passes output once). The returned function lets the packets through
+// packet matching one of matches where it arrives (the input hook; on
+// loopback every packet passes it once). Dropped on output instead, the
+// sender's own call would fail at once (EPERM), which a lost packet on a
+// network never does. The returned function lets the packets through
 // again; it runs at the end of the test too, and is safe to repeat.
 func dropPackets(t *testing.T, matches ...string) (restore func()) {
 	t.Helper()
@@ -37,10 +39,10 @@ func dropPackets(t *testing.T, matches ...string) (restore func()) {
 	table := fmt.Sprintf("grapevine_test_%d_%d", os.Getpid(), nextHost.Add(1))
 	rules := []string{
 		"add table inet " + table,
-		"add chain inet " + table + " output { type filter hook output priority 0 ; }",
+		"add chain inet " + table + " input { type filter hook input priority 0 ; }",
 	}
 	for _, m := range matches {
-		rules = append(rules, "add rule inet "+table+" output "+m+" drop")
+		rules = append(rules, "add rule inet "+table+" input "+m+" drop")
 	}
 	for _, rule := range rules {
 		if out, err := exec.Command("nft", strings.Fields(rule)...).CombinedOutput(); err != nil {
