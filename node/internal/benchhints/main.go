@@ -68,6 +68,7 @@ const (
 	nodeHost   = "127.0.74.30"
 	forgerHost = "127.0.74.31"
 	strayHost  = "127.0.74.32"
+	voidHost   = "127.0.74.33"
 )
 
 func run(ctx context.Context, o options, logger zerolog.Logger) error {
@@ -105,6 +106,12 @@ func run(ctx context.Context, o options, logger zerolog.Logger) error {
 		flood func(stop <-chan struct{}) int64
 	}{
 		{"quiet", nil},
+		// The sender runs in this process on the same cores: this phase
+		// sends the same flood to an address no one listens on, to show
+		// what the sending alone costs the proxy.
+		{"hints sent to no one (the sender's own cost)", func(stop <-chan struct{}) int64 {
+			return floodHints(forger, &memberlist.Node{Name: "void", Addr: net.ParseIP(voidHost), Port: 7946}, o.rate, stop)
+		}},
 		{"hints from a member", func(stop <-chan struct{}) int64 { return floodHints(forger, target, o.rate, stop) }},
 	}
 	if o.encrypt {
@@ -196,7 +203,7 @@ func joinForger(n *node.Node, key []byte) (*memberlist.Memberlist, *memberlist.N
 	if err != nil {
 		return nil, nil, fmt.Errorf("starting the forging member: %w", err)
 	}
-	if _, err := ml.Join([]string{nodeHost+":7946"}); err != nil {
+	if _, err := ml.Join([]string{nodeHost + ":7946"}); err != nil {
 		ml.Shutdown()
 		return nil, nil, fmt.Errorf("joining the node: %w", err)
 	}
