@@ -15,12 +15,6 @@ import (
 	"github.com/grapevine-gw/grapevine/store"
 )
 
-// dbContext bounds a request's store calls so a dead database answers 503
-// instead of hanging.
-func (s *Server) dbContext(r *http.Request) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(r.Context(), s.cfg.DBTimeout)
-}
-
 // lookup finds an entity by id (a UUID) or by its endpoint key. A key the
 // key field refuses (a space, a NUL byte, invalid utf-8) is Kong's code 10,
 // 400, for every method and also as the parent of a nested path.

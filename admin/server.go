@@ -46,6 +46,11 @@ type Config struct {
 	Logger  zerolog.Logger
 	// DBTimeout bounds every store call of a request; default 5s.
 	DBTimeout time.Duration
+	// DBOutage, if set, returns a context that ends when the node finds
+	// the database unreachable (a fresh one while it answers): store calls
+	// in flight then end at once and later ones fail without a round
+	// trip, answered 503 (dbgate.go). Nil waits for DBTimeout.
+	DBOutage func() context.Context
 	// PingTimeout bounds GET /status's database check; default 1s.
 	PingTimeout time.Duration
 	// MaxBodySize is nginx_admin_client_max_body_size in bytes: a larger

@@ -19,6 +19,14 @@ import (
 const (
 	// coalesceWindow gathers a burst of hints into one rebuild.
 	coalesceWindow = 3 * time.Millisecond
+	// maxHintedReads is how many entities one window's hints may have the
+	// applier read one by one. A window naming more (a bulk write, or a
+	// flood of forged hints naming entities that do not exist) is read
+	// with one poll of cluster_events instead: one query whatever the
+	// hints say, and it finds only changes that were committed. So a hint
+	// flood costs at most one database read per window at any rate, and
+	// the lone hint of an ordinary write is still read directly.
+	maxHintedReads = 1
 	// gapTimeout is how long a missing event id is waited for before it
 	// is taken for a rolled-back transaction.
 	gapTimeout = time.Minute
@@ -94,6 +102,9 @@ type applier struct {
 	// answers them if the batch never finishes.
 	waiting     []chan error
 	beforeApply func() // test hook; nil in production
+	// hintPolls counts the windows of hints read by one poll, entityReads
+	// the entities read one by one (tests and benchmarks read them).
+	hintPolls, entityReads atomic.Int64
 }
 
 // errApplierPanicked answers the writers whose batch a panic interrupted;
@@ -195,7 +206,7 @@ func (a *applier) run(ctx context.Context) {
 			a.drainLocal(work)
 			a.apply(ctx, work)
 		case h := <-a.hintCh:
-			a.apply(ctx, a.coalesceHints(ctx, h))
+			a.applyHinted(ctx, a.coalesceHints(ctx, h))
 		case <-poll.C:
 			a.poll(ctx)
 		case <-fullReload.C():
@@ -246,6 +257,30 @@ func (a *applier) coalesceHints(ctx context.Context, first gossip.Hint) *pending
 	}
 }
 
+// applyHinted applies one window's hints: entity by entity when they
+// are few, else by one poll (maxHintedReads). A batch with local writes
+// waiting, or on a node that has not polled yet (serving its cache: its
+// first poll is a full reload), is applied as it is.
+func (a *applier) applyHinted(ctx context.Context, work *pendingWork) {
+	if len(work.waiters) > 0 || a.lastPolled.IsZero() || a.unapplied(work.entities) <= maxHintedReads {
+		a.apply(ctx, work)
+		return
+	}
+	a.hintPolls.Add(1)
+	a.poll(ctx)
+}
+
+// unapplied counts the entities with an event not applied yet.
+func (a *applier) unapplied(entities map[entityKey][]int64) int {
+	n := 0
+	for key, ids := range entities {
+		if !a.allApplied(key, ids) {
+			n++
+		}
+	}
+	return n
+}
+
 // apply re-reads the batch's entities, rebuilds the snapshot and answers
 // the waiting writers. Entities whose events were all applied already are
 // skipped (a hint for a change this node made or polled).
@@ -277,6 +312,7 @@ func (a *applier) applyEntities(ctx context.Context, entities map[entityKey][]in
 			continue
 		}
 		indexed := isIndexTable(key.Table) && a.plugins != nil
+		a.entityReads.Add(1)
 		if indexed {
 			if err := a.reloadIndexed(ctx, key); err != nil {
 				return err

@@ -65,6 +65,7 @@ type Node struct {
 	clusterAddr string // advertised gossip address; "" when gossip is off
 
 	store   *store.Store
+	dbw     dbWatch // whether the database answers (dbwatch.go)
 	proxy   *proxy.Server
 	admin   *admin.Server
 	gossip  *gossip.Cluster // nil when cluster_listen = off
@@ -335,6 +336,7 @@ func (n *Node) startAdmin(ctx context.Context) error {
 		Bind:          n.bind(),
 		Source:        n.configSource,
 		Metrics:       n.writeMetrics,
+		DBOutage:      n.dbw.outage,
 	}
 	n.admin = admin.New(cfg, n.store, n)
 	if err := n.admin.Start(ctx); err != nil {
@@ -396,6 +398,7 @@ func (n *Node) startBackground(fromCache bool) {
 	n.drift = newDriftWatch(n.driftBound())
 	n.goSafe(ctx, "applier", n.applier.run, n.applier.afterPanic)
 	n.goSafe(ctx, "registry", n.heartbeatLoop, nil)
+	n.goSafe(ctx, "database watch", n.dbWatchLoop, nil)
 	if n.applier.cacheCh != nil {
 		n.goSafe(ctx, "configuration cache", n.cacheWriter, nil)
 	}

@@ -16,8 +16,10 @@ import (
 	"net"
 	"net/url"
 	"strconv"
+	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -92,6 +94,10 @@ func (c Config) ConnString() string {
 type Store struct {
 	pool   *pgxpool.Pool
 	nodeID string
+
+	// probeMu guards probe, the connection Probe keeps outside the pool.
+	probeMu sync.Mutex
+	probe   *pgx.Conn
 }
 
 // Open connects to the database and pings it. It does not migrate: nodes
@@ -132,7 +138,46 @@ func Connect(cfg Config) (*Store, error) {
 
 // Close closes every connection; it waits for connections in use to be
 // released. Safe to call more than once.
-func (s *Store) Close() { s.pool.Close() }
+func (s *Store) Close() {
+	s.pool.Close()
+	s.probeMu.Lock()
+	if s.probe != nil {
+		s.closeProbe()
+	}
+	s.probeMu.Unlock()
+}
+
+// Probe checks that the database answers on a connection of its own,
+// outside the pool: a pool whose connections are all busy (a large import)
+// is not an outage, and a pooled connection stuck on a database that
+// drops packets must not hide that a fresh one cannot get through. The
+// connection is kept between probes and reopened after a failure; an
+// unreachable database gives an error matching ErrUnavailable.
+func (s *Store) Probe(ctx context.Context) error {
+	s.probeMu.Lock()
+	defer s.probeMu.Unlock()
+	if s.probe == nil {
+		conn, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig.Copy())
+		if err != nil {
+			return fmt.Errorf("probe database: %w", classify(err))
+		}
+		s.probe = conn
+	}
+	if err := s.probe.Ping(ctx); err != nil {
+		s.closeProbe()
+		return fmt.Errorf("probe database: %w", classify(err))
+	}
+	return nil
+}
+
+// closeProbe closes the probe's connection without waiting on a database
+// that may not answer. The caller holds probeMu.
+func (s *Store) closeProbe() {
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_ = s.probe.Close(ctx)
+	s.probe = nil
+}
 
 // Ping checks that the database answers; an unreachable database gives an
 // error matching ErrUnavailable.
