@@ -410,6 +410,7 @@ func (n *Node) startBackground(fromCache bool) {
 		return
 	}
 	n.goSafe(ctx, "registry", n.heartbeatLoop, nil)
+	n.goSafe(ctx, "import listener", n.importListener, nil)
 	if n.applier.cacheCh != nil {
 		n.goSafe(ctx, "configuration cache", n.cacheWriter, nil)
 	}
