@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -25,7 +26,13 @@ func (s *Store) ListenReloads(ctx context.Context, ready func(), fn func(eventID
 	if err != nil {
 		return fmt.Errorf("listen for imports: %w", classify(err))
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
+	defer func() {
+		// Bounded: a database that stopped answering must not hold a
+		// node's shutdown.
+		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		defer cancel()
+		conn.Close(closeCtx)
+	}()
 	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{ReloadChannel}.Sanitize()); err != nil {
 		return fmt.Errorf("listen for imports: %w", classify(err))
 	}
