@@ -130,6 +130,10 @@ func (s *Server) createEntity(w http.ResponseWriter, r *http.Request, k *kind, n
 	setIfAbsent(in, "id", uuid.NewString())
 	stampTimes(k, in)
 	entity.FillAutoStrings(k.schema, in)
+	if s.dbless() {
+		s.validThenRefuse(ctx, w, r, k, in, "create", "")
+		return
+	}
 	s.writeDoc(ctx, w, r, k, in, http.StatusCreated, (*store.Tx).Insert)
 }
 
@@ -142,6 +146,10 @@ func (s *Server) putEntity(w http.ResponseWriter, r *http.Request, k *kind, ref 
 	body, err := readBody(r, k)
 	if err != nil {
 		s.writeError(w, r, err)
+		return
+	}
+	if s.dbless() {
+		s.refusePut(ctx, w, r, k, ref, n, body)
 		return
 	}
 	for attempt := 1; ; attempt++ {
@@ -229,6 +237,14 @@ func (s *Server) patchEntity(w http.ResponseWriter, r *http.Request, k *kind, re
 	existing, err := s.lookupNested(ctx, k, ref, n)
 	if err != nil {
 		s.writeError(w, r, err)
+		return
+	}
+	if s.dbless() {
+		if _, err := readBody(r, k); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		s.refuseWrite(w, r, k, "update", ref)
 		return
 	}
 	// Under a nested path the row must still belong to the parent found
@@ -363,6 +379,10 @@ func (s *Server) deleteEntity(w http.ResponseWriter, r *http.Request, k *kind, r
 	}
 	if err != nil {
 		s.writeError(w, r, err)
+		return
+	}
+	if s.dbless() {
+		s.refuseWrite(w, r, k, "remove", ref)
 		return
 	}
 	s.deleteRow(ctx, w, r, k, row.ID)

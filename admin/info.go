@@ -122,7 +122,10 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 		// Not in Kong: whether the proxy accepts connections, for health checks.
 		"proxy": proxyStatus(st),
 	}
-	if s.cfg.Source != nil {
+	switch {
+	case s.dbless():
+		addDeclarativeSource(body, s.cfg.DBLess.Config.Hash())
+	case s.cfg.Source != nil:
 		addSource(body, s.cfg.Source(), time.Now())
 	}
 	writeJSON(w, http.StatusOK, body)

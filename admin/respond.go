@@ -9,6 +9,7 @@ import (
 
 	"github.com/grapevine-gw/grapevine/entity"
 	"github.com/grapevine-gw/grapevine/store"
+	"github.com/grapevine-gw/grapevine/store/memstore"
 )
 
 const contentTypeJSON = "application/json; charset=utf-8"
@@ -59,6 +60,8 @@ func errorResponse(err error) (int, any) {
 		return http.StatusBadRequest, message(fmt.Sprintf("Cannot parse form body: a key nests deeper than %d levels", entity.MaxNesting))
 	case errors.Is(err, entity.ErrTooManyArguments):
 		return http.StatusBadRequest, message("Too many arguments")
+	case errors.Is(err, memstore.ErrReadOnly):
+		return http.StatusMethodNotAllowed, entity.OperationUnsupported(err.Error())
 	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusServiceUnavailable, message("database unavailable")
 	case errors.Is(err, store.ErrNotFound):

@@ -63,6 +63,10 @@ type Config struct {
 	// Bind opens a listening socket for an address of Listen; nil binds a
 	// new one (see proxy.Config.Bind).
 	Bind func(ctx context.Context, addr string) (net.Listener, error)
+	// DBLess serves a node without a database (Kong's database = off):
+	// entities are read from its configuration and written only whole,
+	// through POST /config. nil: the store given to New.
+	DBLess *DBLess
 }
 
 // DefaultConfig returns the defaults documented on Config.
@@ -122,7 +126,7 @@ type Applier interface {
 // Server is one node's Admin API.
 type Server struct {
 	cfg     Config
-	st      *store.Store
+	st      Store // nil without a store (some tests)
 	applier Applier
 	kinds   kindSet
 	log     zerolog.Logger
@@ -138,8 +142,15 @@ type Server struct {
 // New builds the Admin API over st; applier may be nil.
 func New(cfg Config, st *store.Store, applier Applier) *Server {
 	cfg = cfg.withDefaults()
-	return &Server{cfg: cfg, st: st, applier: applier, kinds: registeredKinds(),
+	s := &Server{cfg: cfg, applier: applier, kinds: registeredKinds(),
 		log: cfg.Logger.With().Str("component", "admin").Logger(), started: time.Now()}
+	switch {
+	case cfg.DBLess != nil:
+		s.st = cfg.DBLess.Store
+	case st != nil: // a nil *store.Store must stay a nil Store
+		s.st = st
+	}
+	return s
 }
 
 // Handler returns the Admin API as an http.Handler.

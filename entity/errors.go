@@ -182,6 +182,10 @@ func ReferencedBy(table, by string) *Error {
 	return e
 }
 
+// OperationUnsupported is Kong's code 12: a write a DB-less node does not
+// take (kong/db/strategies/off/init.lua).
+func OperationUnsupported(msg string) *Error { return newError(CodeOperationUnsupported, msg) }
+
 // ReferencedByOthers is code 19, a delete refused by a kind's own rule
 // (a CA certificate a service still trusts); msg is Kong's whole message.
 func ReferencedByOthers(msg string) *Error { return newError(CodeReferencedByOthers, msg) }

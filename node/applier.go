@@ -97,6 +97,10 @@ type applier struct {
 	localCh  chan applyRequest
 	hintCh   chan gossip.Hint
 	reloadCh chan string
+	// declareCh brings a DB-less node's whole new configuration; declared
+	// is the one served, nil with a database (dbless.go).
+	declareCh chan declareRequest
+	declared  map[string][]store.Row
 
 	// waiting are the writers of the batch being applied; afterPanic
 	// answers them if the batch never finishes.
@@ -191,7 +195,10 @@ func (a *applier) replaceRows(rows map[string][]store.Row) error {
 
 // run serves the applier's inputs until ctx ends.
 func (a *applier) run(ctx context.Context) {
-	poll := time.NewTicker(a.pollEvery)
+	poll := newOptionalTicker(a.pollEvery)
+	if a.store == nil {
+		poll = newOptionalTicker(0) // DB-less: nothing to poll
+	}
 	defer poll.Stop()
 	fullReload := newOptionalTicker(a.cacheTTL)
 	defer fullReload.Stop()
@@ -207,8 +214,10 @@ func (a *applier) run(ctx context.Context) {
 			a.apply(ctx, work)
 		case h := <-a.hintCh:
 			a.applyHinted(ctx, a.coalesceHints(ctx, h))
-		case <-poll.C:
+		case <-poll.C():
 			a.poll(ctx)
+		case req := <-a.declareCh:
+			req.done <- a.loadDeclared(req.rows)
 		case <-fullReload.C():
 			a.reloadAll(ctx, "db_cache_ttl expired")
 		case reason := <-a.reloadCh:
@@ -492,6 +501,13 @@ func (a *applier) afterPanic() {
 
 // reloadAll replaces the whole state from the database.
 func (a *applier) reloadAll(ctx context.Context, reason string) {
+	if a.store == nil {
+		a.log.Info().Str("reason", reason).Msg("rebuilding the declarative configuration served")
+		if err := a.loadDeclared(a.declared); err != nil {
+			a.log.Error().Err(err).Msg("rebuilding the declarative configuration failed")
+		}
+		return
+	}
 	a.log.Info().Str("reason", reason).Msg("reloading the whole configuration from the database")
 	if err := a.loadAll(ctx); err != nil {
 		a.log.Warn().Err(err).Msg("full reload failed; serving the last configuration")

@@ -111,7 +111,7 @@ func (n *Node) advertisedListen(list []string) string {
 // onHint queues a gossip hint for the applier; when its queue is full the
 // hint is dropped and polling picks the change up.
 func (n *Node) onHint(h gossip.Hint) {
-	if n.hooks.IgnoreHints {
+	if n.hooks.IgnoreHints || n.dbless != nil {
 		return
 	}
 	select {
@@ -201,17 +201,8 @@ func (n *Node) joinPeers(ctx context.Context) {
 		return
 	}
 	peers := append([]string{}, n.cfg.ClusterJoin...)
-	dbCtx, cancel := n.dbCtx(ctx)
-	nodes, err := n.store.Nodes(dbCtx)
-	cancel()
-	if err != nil {
-		n.log.Warn().Err(err).Int("cached_peers", len(n.cachedPeers)).Msg("reading the node registry failed; joining the peers the configuration cache names")
-		peers = append(peers, n.cachedPeers...)
-	}
-	for _, rec := range nodes {
-		if rec.Name != n.name && rec.ClusterAddr != "" && time.Since(rec.LastSeen) < n.cfg.ClusterTTLOnFailure {
-			peers = append(peers, rec.ClusterAddr)
-		}
+	if n.store != nil { // DB-less, cluster_join alone names the peers
+		peers = append(peers, n.registeredPeers(ctx)...)
 	}
 	if len(peers) == 0 {
 		return
@@ -222,6 +213,25 @@ func (n *Node) joinPeers(ctx context.Context) {
 		return
 	}
 	n.log.Info().Int("joined", joined).Msg("joined the cluster")
+}
+
+// registeredPeers are the registry's recently seen nodes, or when it
+// cannot be read the peers the configuration cache names.
+func (n *Node) registeredPeers(ctx context.Context) []string {
+	dbCtx, cancel := n.dbCtx(ctx)
+	nodes, err := n.store.Nodes(dbCtx)
+	cancel()
+	if err != nil {
+		n.log.Warn().Err(err).Int("cached_peers", len(n.cachedPeers)).Msg("reading the node registry failed; joining the peers the configuration cache names")
+		return n.cachedPeers
+	}
+	var peers []string
+	for _, rec := range nodes {
+		if rec.Name != n.name && rec.ClusterAddr != "" && time.Since(rec.LastSeen) < n.cfg.ClusterTTLOnFailure {
+			peers = append(peers, rec.ClusterAddr)
+		}
+	}
+	return peers
 }
 
 // heartbeatLoop keeps this node's registry row fresh, purges dead rows and

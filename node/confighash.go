@@ -4,12 +4,13 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 )
 
 // The config hash is kept up to date one entity at a time, so a change
 // costs one entity's hashing, not the whole configuration's: each entity
-// has a digest (SHA-256 of its table and JSON) and the configuration's is
+// has a digest (SHA-256 of its table and its document as the database
+// returns it, so every node reading the same rows agrees, and no entity
+// is encoded again to be hashed) and the configuration's is
 // the lane-wise sum of them, which does not depend on the order entities
 // arrived in. Removing or replacing an entity subtracts its old digest.
 // Summing is a multiset hash: fine for telling nodes apart that serve
@@ -19,8 +20,7 @@ import (
 // entityDigest is one entity's contribution to the config hash.
 type entityDigest [4]uint64
 
-func digestEntity(table string, v any) entityDigest {
-	doc, _ := json.Marshal(v) // entity types always marshal
+func digestEntity(table string, doc []byte) entityDigest {
 	h := sha256.New()
 	_, _ = h.Write([]byte(table))
 	_, _ = h.Write(doc)

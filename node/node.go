@@ -75,6 +75,9 @@ type Node struct {
 	// cachedPeers are the gossip addresses the configuration cache named,
 	// joined when the registry cannot be read.
 	cachedPeers []string
+	// dbless is what a node without a database serves (dbless.go); nil
+	// with one.
+	dbless *dbless
 
 	cancel context.CancelFunc // ends the background goroutines
 	wg     sync.WaitGroup
@@ -136,6 +139,9 @@ func (n *Node) Start(ctx context.Context) error {
 func (n *Node) start(ctx context.Context) error {
 	if err := n.resolveName(); err != nil {
 		return err
+	}
+	if n.isDBLess() {
+		return n.startDBLess(ctx)
 	}
 	st, err := store.Connect(StoreConfig(n.cfg, n.id))
 	if err != nil {
@@ -268,11 +274,12 @@ func (n *Node) newApplier() *applier {
 		tracker:      newEventTracker(gapTimeout),
 		docs:         map[entityKey]json.RawMessage{},
 		localCh:      make(chan applyRequest, 64),
+		declareCh:    make(chan declareRequest),
 		hintCh:       make(chan gossip.Hint, 4096),
 		reloadCh:     make(chan string, 1),
 	}
 	a.state = a.newState()
-	if n.cachePath() != "" {
+	if n.cachePath() != "" && !n.isDBLess() {
 		a.cacheCh = make(chan cacheContent, 1)
 	}
 	return a
@@ -338,6 +345,9 @@ func (n *Node) startAdmin(ctx context.Context) error {
 		Metrics:       n.writeMetrics,
 		DBOutage:      n.dbw.outage,
 	}
+	if n.dbless != nil {
+		cfg.DBLess = &admin.DBLess{Store: n.dbless.live, Config: declaredConfig{n}}
+	}
 	n.admin = admin.New(cfg, n.store, n)
 	if err := n.admin.Start(ctx); err != nil {
 		return fmt.Errorf("starting admin API: %w", err)
@@ -397,8 +407,13 @@ func (n *Node) startBackground(fromCache bool) {
 	n.cancel = cancel
 	n.drift = newDriftWatch(n.driftBound())
 	n.goSafe(ctx, "applier", n.applier.run, n.applier.afterPanic)
+	if n.dbless != nil {
+		n.startDBLessBackground(ctx)
+		return
+	}
 	n.goSafe(ctx, "registry", n.heartbeatLoop, nil)
 	n.goSafe(ctx, "database watch", n.dbWatchLoop, nil)
+	n.goSafe(ctx, "import listener", n.importListener, nil)
 	if n.applier.cacheCh != nil {
 		n.goSafe(ctx, "configuration cache", n.cacheWriter, nil)
 	}

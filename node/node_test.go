@@ -26,7 +26,7 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // testConfig points a node at the database behind dsn, with every port
 // chosen by the kernel on loopback.
-func testConfig(t *testing.T, dsn string) config.Config {
+func testConfig(t testing.TB, dsn string) config.Config {
 	t.Helper()
 	u, err := url.Parse(dsn)
 	if err != nil {
@@ -44,7 +44,7 @@ func testConfig(t *testing.T, dsn string) config.Config {
 }
 
 // bootstrappedDatabase makes a fresh database with Grapevine's schema.
-func bootstrappedDatabase(t *testing.T) string {
+func bootstrappedDatabase(t testing.TB) string {
 	t.Helper()
 	dsn := pgtest.NewDatabase(t)
 	ctx := context.Background()

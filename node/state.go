@@ -57,30 +57,55 @@ func tables() []store.Table {
 }
 
 // replaceAll swaps in a whole configuration read at one point in time.
+// Decoding and hashing every row is most of a full reload's work: it runs
+// on every core (decodeRows), then the entities go in one by one.
 func (s *configState) replaceAll(rows map[string][]store.Row) error {
 	fresh := newConfigState()
 	fresh.compile, fresh.forget = s.compile, s.forget
-	for table, list := range rows {
-		for _, row := range list {
-			if err := fresh.put(table, row); err != nil {
-				return err
-			}
-		}
+	decoded, err := decodeRows(rows)
+	if err != nil {
+		return err
+	}
+	for _, d := range decoded {
+		fresh.putDecoded(d)
 	}
 	*s = *fresh
 	return nil
 }
 
-// put stores one entity row read from the database, decoded by its kind.
-func (s *configState) put(table string, row store.Row) error {
+// decodedRow is one entity row decoded by its kind, with its digest.
+type decodedRow struct {
+	table, id string
+	v         any
+	digest    entityDigest
+}
+
+// decodeRow decodes one entity row read from the database by its kind.
+func decodeRow(table string, row store.Row) (decodedRow, error) {
 	k, ok := entity.KindByName(table)
 	if !ok || !k.Config {
-		return fmt.Errorf("no configuration table %q", table)
+		return decodedRow{}, fmt.Errorf("no configuration table %q", table)
 	}
 	v, err := k.Decode(row.Doc)
 	if err != nil {
-		return fmt.Errorf("decoding %s %s: %w", table, row.ID, err)
+		return decodedRow{}, fmt.Errorf("decoding %s %s: %w", table, row.ID, err)
 	}
+	return decodedRow{table: table, id: row.ID, v: v, digest: digestEntity(table, row.Doc)}, nil
+}
+
+// put stores one entity row read from the database, decoded by its kind.
+func (s *configState) put(table string, row store.Row) error {
+	d, err := decodeRow(table, row)
+	if err != nil {
+		return err
+	}
+	s.putDecoded(d)
+	return nil
+}
+
+// putDecoded stores one decoded entity.
+func (s *configState) putDecoded(d decodedRow) {
+	table, row, v := d.table, store.Row{ID: d.id}, d.v
 	switch e := v.(type) {
 	case entity.Service:
 		s.services[row.ID] = e
@@ -94,8 +119,7 @@ func (s *configState) put(table string, row store.Row) error {
 		}
 		s.others[table][row.ID] = v
 	}
-	s.changed(table, row.ID, v)
-	return nil
+	s.changed(table, row.ID, &d.digest)
 }
 
 // remove forgets an entity that no longer exists in the database.
@@ -116,19 +140,18 @@ func (s *configState) remove(key entityKey) {
 	s.changed(key.Table, key.ID, nil)
 }
 
-// changed records a new version of an entity (v), or its removal (nil):
-// the hash takes its digest in place of the old one, and the next
-// snapshot rebuilds it.
-func (s *configState) changed(table, id string, v any) {
+// changed records a new version of an entity (its digest d), or its
+// removal (nil): the hash takes its digest in place of the old one, and
+// the next snapshot rebuilds it.
+func (s *configState) changed(table, id string, d *entityDigest) {
 	key := entityKey{Table: table, ID: id}
 	if old, ok := s.digests[key]; ok {
 		s.digest.sub(old)
 		delete(s.digests, key)
 	}
-	if v != nil {
-		d := digestEntity(table, v)
-		s.digests[key] = d
-		s.digest.add(d)
+	if d != nil {
+		s.digests[key] = *d
+		s.digest.add(*d)
 	}
 	s.dirty[key] = true
 }

@@ -47,6 +47,11 @@ func (v clusterView) Status(ctx context.Context) (admin.ClusterStatus, error) {
 // registryStatus is the view without gossip: the registry's rows, with no
 // liveness beyond when each node was last seen.
 func (v clusterView) registryStatus(ctx context.Context, status admin.ClusterStatus) (admin.ClusterStatus, error) {
+	if v.n.store == nil {
+		// DB-less without gossip: a cluster of one.
+		status.Members = []admin.ClusterMember{{Name: v.n.name, Status: "alive", ConfigHash: status.ConfigHash, Version: Version}}
+		return status, nil
+	}
 	nodes, err := v.n.store.Nodes(ctx)
 	if err != nil {
 		return status, fmt.Errorf("reading the node registry: %w", err)
@@ -121,6 +126,9 @@ func (v clusterView) ForceLeave(ctx context.Context, name string) error {
 		}
 		if err := v.n.gossip.ForceLeave(name); err != nil {
 			return err
+		}
+		if v.n.store == nil {
+			return nil // DB-less: no registry
 		}
 		return v.n.store.DeleteNode(ctx, name)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/grapevine-gw/grapevine/entity"
@@ -94,6 +95,11 @@ func recordReloadAll(ctx context.Context, tx pgx.Tx, nodeID string) (Change, err
 	err := tx.QueryRow(ctx, insertEvent, nodeID, ReloadAllTable, ReloadAllID, OpUpdate).Scan(&c.EventID)
 	if err != nil {
 		return Change{}, fmt.Errorf("record the reload event: %w", err)
+	}
+	// Delivered to every listening node when, and only if, the import
+	// commits (see ListenReloads).
+	if _, err := tx.Exec(ctx, "SELECT pg_notify($1, $2)", ReloadChannel, strconv.FormatInt(c.EventID, 10)); err != nil {
+		return Change{}, fmt.Errorf("notify the reload event: %w", err)
 	}
 	return c, nil
 }

@@ -79,6 +79,7 @@ func runStart(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	sockets.CloseUnused()
+	reloadOnHangup(ctx, n)
 	log.Info().Str("node_id", n.ID()).Str("version", node.Version).Int("gomaxprocs", runtime.GOMAXPROCS(0)).Msg("grapevine started")
 	waitForStop(ctx, restart, sockets, log)
 	log.Info().Dur("bound", cfg.WorkerShutdownTimeout).Msg("stopping: leaving the cluster and draining connections")
@@ -110,6 +111,25 @@ func waitForStop(ctx context.Context, restart <-chan os.Signal, sockets *listenp
 			return
 		}
 	}
+}
+
+// reloadOnHangup makes SIGHUP reload the node's configuration until ctx
+// ends: a DB-less node reads its declarative_config again (Kong's
+// reload), one with a database reloads everything from it.
+func reloadOnHangup(ctx context.Context, n *node.Node) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				_ = n.Reload(ctx) // the node logs what it did
+			}
+		}
+	}()
 }
 
 // procsPerCore is how many Ps `grapevine start` runs per CPU. The proxy

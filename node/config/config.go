@@ -21,7 +21,7 @@ const EnvPrefix = "GRAPEVINE_"
 // Config holds every setting of one node. Field comments name the kong.conf
 // key and the default.
 type Config struct {
-	Database            string        // database: "postgres" (the only store Grapevine has)
+	Database            string        // database: "postgres"; "off" is Kong's DB-less mode: the node serves declarative_config, no PostgreSQL
 	PgHost              string        // pg_host: "127.0.0.1"
 	PgPort              int           // pg_port: 5432
 	PgUser              string        // pg_user: "kong"
@@ -41,7 +41,7 @@ type Config struct {
 	DBUpdateFrequency   time.Duration // db_update_frequency: 5 (s)
 	DBUpdatePropagation time.Duration // db_update_propagation: 0 (s)
 	DBCacheTTL          time.Duration // db_cache_ttl: 0 (s, 0 = never expires)
-	DeclarativeConfig   string        // declarative_config: "" (not read while database = postgres)
+	DeclarativeConfig   string        // declarative_config: ""; with database = off, the file served (none: an empty configuration)
 	LogLevel            string        // log_level: "notice"
 	Headers             []string      // headers: "server_tokens, latency_tokens, x-kong-request-id"; Kong's own headers sent to clients ("off": none)
 	HeadersUpstream     []string      // headers_upstream: "x-kong-request-id"; Kong's own headers sent upstream
@@ -80,6 +80,11 @@ type Config struct {
 	// WorkerShutdownTimeout is nginx_main_worker_shutdown_timeout: how long
 	// a stopping node drains its connections; 10s (kong quit's default).
 	WorkerShutdownTimeout time.Duration
+
+	// DeclarativeConfigString is declarative_config_string: ""; with
+	// database = off, the configuration itself, which wins over
+	// declarative_config's file, as in Kong.
+	DeclarativeConfigString string
 }
 
 // Default returns Kong's defaults for every key.

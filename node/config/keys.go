@@ -21,7 +21,7 @@ type key struct {
 }
 
 var keys = []key{
-	{name: "database", set: oneOf(func(c *Config) *string { return &c.Database }, "postgres"), get: func(c *Config) any { return c.Database }},
+	{name: "database", set: oneOf(func(c *Config) *string { return &c.Database }, "postgres", "off"), get: func(c *Config) any { return c.Database }},
 	{name: "pg_host", set: nonEmpty(func(c *Config) *string { return &c.PgHost }), get: func(c *Config) any { return c.PgHost }},
 	{name: "pg_port", set: intBetween(func(c *Config) *int { return &c.PgPort }, 1, 65535), get: func(c *Config) any { return c.PgPort }},
 	{name: "pg_user", set: nonEmpty(func(c *Config) *string { return &c.PgUser }), get: func(c *Config) any { return c.PgUser }},
@@ -43,6 +43,7 @@ var keys = []key{
 	{name: "db_update_propagation", set: duration(func(c *Config) *time.Duration { return &c.DBUpdatePropagation }, time.Second, 0), get: func(c *Config) any { return c.DBUpdatePropagation.Seconds() }},
 	{name: "db_cache_ttl", set: duration(func(c *Config) *time.Duration { return &c.DBCacheTTL }, time.Second, 0), get: func(c *Config) any { return c.DBCacheTTL.Seconds() }},
 	{name: "declarative_config", set: anyString(func(c *Config) *string { return &c.DeclarativeConfig }), get: func(c *Config) any { return c.DeclarativeConfig }},
+	{name: "declarative_config_string", secret: true, set: anyString(func(c *Config) *string { return &c.DeclarativeConfigString })},
 	{name: "log_level", set: oneOf(func(c *Config) *string { return &c.LogLevel }, "debug", "info", "notice", "warn", "error", "crit", "alert", "emerg"), get: func(c *Config) any { return c.LogLevel }},
 	{name: "headers", set: headerTokens(func(c *Config) *[]string { return &c.Headers }, false), get: func(c *Config) any { return c.Headers }},
 	{name: "headers_upstream", set: headerTokens(func(c *Config) *[]string { return &c.HeadersUpstream }, true), get: func(c *Config) any { return c.HeadersUpstream }},

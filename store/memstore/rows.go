@@ -1,0 +1,24 @@
+package memstore
+
+import (
+	"github.com/grapevine-gw/grapevine/entity/declarative"
+	"github.com/grapevine-gw/grapevine/store"
+)
+
+// Rows turns a parsed declarative configuration into the store's rows by
+// table, built by store.RowOf as an import builds them.
+func Rows(cfg *declarative.Config) (map[string][]store.Row, error) {
+	out := make(map[string][]store.Row, len(cfg.Kinds))
+	for _, kd := range cfg.Kinds {
+		list := make([]store.Row, 0, len(kd.Docs))
+		for _, doc := range kd.Docs {
+			row, err := store.RowOf(kd.Kind, doc)
+			if err != nil {
+				return nil, err
+			}
+			list = append(list, row)
+		}
+		out[kd.Kind.Name()] = append(out[kd.Kind.Name()], list...)
+	}
+	return out, nil
+}
