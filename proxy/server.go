@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/grapevine-gw/grapevine/proxy/balancer"
 	"github.com/grapevine-gw/grapevine/proxy/grpcup"
+	"github.com/grapevine-gw/grapevine/proxy/tlsconf"
 	"github.com/grapevine-gw/grapevine/proxy/h2bridge"
 	"github.com/grapevine-gw/grapevine/proxy/kongheaders"
 	"github.com/rs/zerolog"
@@ -52,9 +52,9 @@ type Server struct {
 	// Set by Start before any connection, read by Shutdown under mu.
 	h2 *h2bridge.Server
 
-	// defaultCerts are served when no SNI entity names the client's
-	// server name: ssl_cert, or one generated at Start.
-	defaultCerts []tls.Certificate
+	// defaults are served when no SNI entity names the client's server
+	// name: ssl_cert, or Kong's pair generated at Start.
+	defaults *tlsconf.Defaults
 
 	mu        sync.Mutex // guards the fields below
 	srv       *fasthttp.Server
