@@ -12,9 +12,9 @@ import (
 
 	"github.com/grapevine-gw/grapevine/proxy/balancer"
 	"github.com/grapevine-gw/grapevine/proxy/grpcup"
-	"github.com/grapevine-gw/grapevine/proxy/tlsconf"
 	"github.com/grapevine-gw/grapevine/proxy/h2bridge"
 	"github.com/grapevine-gw/grapevine/proxy/kongheaders"
+	"github.com/grapevine-gw/grapevine/proxy/tlsconf"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
