@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"time"
 
@@ -167,8 +168,13 @@ func (s *Server) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("admin_listen: %w", err)
 	}
+	// Kong's template turns "http2 on" for the whole Admin API server
+	// block when any admin_listen entry has http2 (nginx_kong.lua): every
+	// ssl listener then offers h2 by ALPN, every plain one takes HTTP/2
+	// with prior knowledge beside HTTP/1.1.
+	h2 := slices.ContainsFunc(entries, func(e listen.Listener) bool { return e.Has("http2") })
 	for _, e := range entries {
-		ln, err := s.bind(ctx, e)
+		ln, err := s.bind(ctx, e, h2)
 		if err != nil {
 			for _, l := range s.lns {
 				l.Close()
@@ -180,6 +186,12 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.doneCh = make(chan struct{})
 	s.srv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	if h2 {
+		s.srv.Protocols = new(http.Protocols)
+		s.srv.Protocols.SetHTTP1(true)
+		s.srv.Protocols.SetHTTP2(true)
+		s.srv.Protocols.SetUnencryptedHTTP2(true)
+	}
 	var wg sync.WaitGroup
 	for _, ln := range s.lns {
 		wg.Add(1)
@@ -197,8 +209,8 @@ func (s *Server) Start(ctx context.Context) error {
 }
 
 // bind opens one admin_listen entry: TLS when flagged ssl, with HTTP/2
-// offered by ALPN when flagged http2 too.
-func (s *Server) bind(ctx context.Context, e listen.Listener) (net.Listener, error) {
+// offered by ALPN when h2 (any entry has http2).
+func (s *Server) bind(ctx context.Context, e listen.Listener, h2 bool) (net.Listener, error) {
 	var ln net.Listener
 	var err error
 	if s.cfg.Bind != nil {
@@ -219,7 +231,7 @@ func (s *Server) bind(ctx context.Context, e listen.Listener) (net.Listener, err
 	}
 	c := s.cfg.TLS.Clone()
 	c.NextProtos = []string{"http/1.1"}
-	if e.Has("http2") {
+	if h2 {
 		c.NextProtos = []string{"h2", "http/1.1"}
 	}
 	return tls.NewListener(ln, c), nil

@@ -374,19 +374,18 @@ func (n *Node) adminTLS() (*tls.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("admin_ssl_cert: %w", err)
 	}
+	defaults := tlsconf.NewDefaults(certs)
 	if len(certs) == 0 {
-		generated, err := tlsconf.Generated()
-		if err != nil {
+		if defaults, err = tlsconf.GeneratedDefaults(); err != nil {
 			return nil, fmt.Errorf("admin_listen: %w", err)
 		}
-		certs = []tls.Certificate{*generated}
-		n.log.Info().Msg("admin_ssl_cert is not set; the Admin API serves a generated self-signed certificate")
+		n.log.Info().Msg("admin_ssl_cert is not set; the Admin API serves generated self-signed certificates")
 	}
 	policy, err := tlsconf.ParsePolicy(n.cfg.SSLCipherSuite, n.cfg.SSLCiphers, n.cfg.SSLProtocols)
 	if err != nil {
 		return nil, fmt.Errorf("ssl_cipher_suite: %w", err)
 	}
-	c := &tls.Config{Certificates: certs}
+	c := &tls.Config{GetCertificate: defaults.Pick}
 	policy.Apply(c)
 	if n.cfg.AdminSSLVerifyClient != "off" && n.cfg.AdminSSLVerifyClient != "" {
 		if c.ClientCAs, err = tlsconf.LoadCAPool(n.cfg.AdminSSLClientCA); err != nil {

@@ -3,14 +3,18 @@ package proxy
 import (
 	"bytes"
 	"context"
-	"io"
+	"errors"
+	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/grapevine-gw/grapevine/proxy/balancer"
 	"github.com/grapevine-gw/grapevine/proxy/grpcup"
+	"github.com/grapevine-gw/grapevine/proxy/h2bridge"
 )
 
 // gRPC: routes with protocols grpc or grpcs take HTTP/2 gRPC requests
@@ -126,26 +130,114 @@ func grpcScheme(svc *service) string {
 // same hop-by-hop rules, plugin edits and Kong's X-Forwarded-*, Via,
 // X-Kong-Request-Id); the path is the client's, as nginx's grpc_pass
 // sends it (Kong forbids strip_path on gRPC routes). The answer's body is
-// streamed back with its trailers.
+// streamed back with its trailers. The client's grpc-timeout goes to the
+// upstream as any header does: neither nginx nor Kong reads it.
 func (s *Server) forwardGRPC(ctx *fasthttp.RequestCtx, st *reqState, up upstreamCall) {
+	svc := up.route.svc
+	if svc.upstream != 0 {
+		s.forwardGRPCBalanced(ctx, st, up)
+		return
+	}
+	if err := s.tryGRPC(ctx, st, up, svc.addr); err != nil {
+		s.respondGRPCFailure(ctx, st, svc, err)
+	}
+}
+
+// forwardGRPCBalanced is forwardGRPC for a service behind an upstream:
+// each try picks an address as forwardBalanced does, with the target's
+// host as :authority (Kong's set_host_header sets it with set_authority).
+// A try is repeated on another address only when its connection could
+// not be opened: a gRPC request is a POST, and nginx does not send a
+// non-idempotent request twice (grpc_next_upstream error timeout).
+func (s *Server) forwardGRPCBalanced(ctx *fasthttp.RequestCtx, st *reqState, up upstreamCall) {
+	if up.live == nil {
+		s.respondError(ctx, st, fasthttp.StatusServiceUnavailable, msgNoPeer)
+		return
+	}
+	bs := balancedPool.Get().(*balancedState)
+	defer balancedPool.Put(bs)
+	bs.h.Reset()
+	bs.cookie = bs.cookie[:0]
+	var key []byte
+	if up.live.B.Upstream.Algorithm == balancer.ConsistentHashing {
+		key = s.hashKey(ctx, st, bs, &up.live.B.Upstream, up.path)
+	}
+	svc := up.route.svc
+	var lastErr error
+	for try := 0; ; try++ {
+		addr, err := up.live.Pick(&bs.h, key)
+		if err != nil {
+			if try == 0 {
+				s.respondError(ctx, st, fasthttp.StatusServiceUnavailable, msgNoPeer)
+			} else {
+				s.logUpstreamError(lastErr, svc)
+				s.respondNginxError(ctx, st, fasthttp.StatusServiceUnavailable, msgUnavailable)
+			}
+			return
+		}
+		up.hostHeader = addr.HostHeader(svc.protocol == "grpcs")
+		err = s.tryGRPC(ctx, st, up, addr.Dial)
+		if errors.Is(err, errBadHeader) || err != nil && h2bridge.Context(ctx).Err() != nil {
+			up.live.Done(&bs.h, balancer.Answered, 0) // nothing sent, or the client left: no fault of the target
+		} else {
+			up.live.Done(&bs.h, outcomeOf(err), ctx.Response.StatusCode())
+		}
+		if err == nil {
+			if len(bs.cookie) > 0 {
+				ctx.Response.Header.Add("Set-Cookie", string(bs.cookie))
+			}
+			return
+		}
+		lastErr = err
+		var ce *grpcup.ConnectError
+		if try >= svc.retries || !errors.As(err, &ce) {
+			s.respondGRPCFailure(ctx, st, svc, err)
+			return
+		}
+	}
+}
+
+// errGRPCReadTimeout is a try whose upstream sent nothing for the
+// service's read_timeout: a timeout, answered 504.
+var errGRPCReadTimeout error = grpcReadTimeout{}
+
+type grpcReadTimeout struct{}
+
+func (grpcReadTimeout) Error() string   { return "upstream read timed out" }
+func (grpcReadTimeout) Timeout() bool   { return true }
+func (grpcReadTimeout) Temporary() bool { return false }
+
+// errBadHeader marks a try not sent for a header name nginx refuses.
+var errBadHeader = errors.New("bad header name")
+
+// tryGRPC sends the request to dial and, when the upstream answered,
+// leaves its answer in ctx.Response (the body streaming on). The
+// service's connect and write timeouts bound the connection, its
+// read_timeout each wait for the upstream; a client that resets its
+// stream cancels the request upstream.
+func (s *Server) tryGRPC(ctx *fasthttp.RequestCtx, st *reqState, up upstreamCall, dial string) error {
 	svc := up.route.svc
 	cl := int64(ctx.Request.Header.ContentLength())
 	st.head = s.appendUpstreamHead(st.head[:0], ctx, st, up, cl)
 	if st.badHeader {
-		s.respondBodyError(ctx, st, errBadHeaderName)
-		return
+		return errBadHeader
 	}
-	req, err := s.grpcRequest(ctx, st, up, cl)
+	rctx, watch := grpcup.NewWatch(h2bridge.Context(ctx), svc.read)
+	req, err := s.grpcRequest(ctx, st, rctx, watch, up, dial, cl)
 	if err != nil {
-		s.respondUpstreamError(ctx, st, svc, err)
-		return
+		watch.Stop()
+		return err
 	}
 	sent := time.Now()
-	resp, err := s.grpc.RoundTrip(req, svc.tls)
+	resp, err := s.grpc.RoundTrip(req, grpcup.Settings{TLS: svc.tls, ServerName: hostOnly(req.Host), Connect: svc.connect, Write: svc.write})
 	received := time.Now()
 	if err != nil {
-		s.respondUpstreamError(ctx, st, svc, err)
-		return
+		timedOut := grpcup.TimedOut(rctx, err)
+		watch.Stop()
+		if timedOut {
+			return errGRPCReadTimeout
+		}
+		return err
 	}
 	out := &ctx.Response
 	out.SetStatusCode(resp.StatusCode)
@@ -157,21 +249,46 @@ func (s *Server) forwardGRPC(ctx *fasthttp.RequestCtx, st *reqState, up upstream
 			out.Header.Add(k, v)
 		}
 	}
-	out.SetBodyStream(grpcup.Body{Resp: resp}, -1)
+	out.SetBodyStream(grpcup.Body{Resp: resp, Watch: watch}, -1)
 	s.setProxiedResponseHeaders(ctx, st, sent, received)
 	// Kong's outbound Via names the upstream's HTTP version: 2 for gRPC.
 	st.buf = appendList(st.buf[:0], []byte(resp.Header.Get("Via")))
 	out.Header.SetCanonical(hdrVia, appendList(st.buf, s.via2))
+	return nil
 }
 
-// grpcRequest is the HTTP/2 request for a gRPC upstream, from the head
-// appendUpstreamHead built.
-func (s *Server) grpcRequest(ctx *fasthttp.RequestCtx, st *reqState, up upstreamCall, cl int64) (*http.Request, error) {
-	svc := up.route.svc
+// respondGRPCFailure answers a request no upstream answered: a client
+// that went away gets nothing (nginx's 499), anything else is the
+// upstream failing.
+func (s *Server) respondGRPCFailure(ctx *fasthttp.RequestCtx, st *reqState, svc *service, err error) {
+	switch {
+	case errors.Is(err, errBadHeader):
+		s.respondBodyError(ctx, st, errBadHeaderName)
+	case h2bridge.Context(ctx).Err() != nil:
+		ctx.Response.Reset()
+		ctx.Response.SetStatusCode(499)
+	default:
+		s.respondUpstreamError(ctx, st, svc, err)
+	}
+}
+
+// hostOnly is a Host header's host, the SNI nginx sends (grpc_ssl_name
+// $upstream_host).
+func hostOnly(hostport string) string {
+	if host, _, err := net.SplitHostPort(hostport); err == nil {
+		return host
+	}
+	return strings.Trim(hostport, "[]")
+}
+
+// grpcRequest is the HTTP/2 request for a gRPC upstream at dial, from the
+// head appendUpstreamHead built; its body is the client's, each read of
+// it progress for watch.
+func (s *Server) grpcRequest(ctx *fasthttp.RequestCtx, st *reqState, rctx context.Context, watch *grpcup.Watch, up upstreamCall, dial string, cl int64) (*http.Request, error) {
 	line, rest, _ := bytes.Cut(st.head, []byte("\r\n"))
 	method, _, _ := bytes.Cut(line, []byte{' '})
-	url := grpcScheme(svc) + "://" + svc.addr + string(up.rawPath) + string(up.query)
-	req, err := http.NewRequestWithContext(context.Background(), string(method), url, nil)
+	url := grpcScheme(up.route.svc) + "://" + dial + string(up.rawPath) + string(up.query)
+	req, err := http.NewRequestWithContext(rctx, string(method), url, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -188,9 +305,9 @@ func (s *Server) grpcRequest(ctx *fasthttp.RequestCtx, st *reqState, up upstream
 		}
 	}
 	if body := ctx.RequestBodyStream(); body != nil {
-		req.Body, req.ContentLength = io.NopCloser(body), cl
+		req.Body, req.ContentLength = grpcup.RequestBody{R: body, Watch: watch}, cl
 	} else if b := ctx.Request.Body(); len(b) > 0 {
-		req.Body, req.ContentLength = io.NopCloser(bytes.NewReader(b)), int64(len(b))
+		req.Body, req.ContentLength = grpcup.RequestBody{R: bytes.NewReader(b), Watch: watch}, int64(len(b))
 	}
 	return req, nil
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log"
 	"net"
+	"slices"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -15,9 +16,10 @@ import (
 	"github.com/grapevine-gw/grapevine/proxy/h2bridge"
 )
 
-// HTTP/2: an ssl listener with the http2 flag offers h2 before http/1.1
-// by ALPN; a connection that picks h2 is handed by fasthttp (NextProto)
-// to h2bridge, whose streams run the same handler as HTTP/1.1 requests.
+// HTTP/2: with the http2 flag on any entry, every ssl listener offers h2
+// before http/1.1 by ALPN; a connection that picks h2 is handed by
+// fasthttp (NextProto) to h2bridge, whose streams run the same handler
+// as HTTP/1.1 requests.
 //
 // Kong's template turns "http2 on" for its whole proxy server block when
 // any proxy_listen entry has http2 (kong/templates/nginx_kong.lua), and
@@ -25,6 +27,14 @@ import (
 // that block's plain listeners, telling it from HTTP/1.1 by the
 // connection preface. So do we: with any http2 entry, a plain
 // connection that opens with the preface becomes HTTP/2 (h2cConn).
+
+// anyHTTP2 reports whether an entry has http2: HTTP/2 is then on for
+// every listener, h2 by ALPN on the ssl ones (nginx offers it on every
+// ssl listener of a server block with "http2 on") and h2c by the preface
+// on the plain ones.
+func anyHTTP2(entries []listen.Listener) bool {
+	return slices.ContainsFunc(entries, func(e listen.Listener) bool { return e.Has("http2") })
+}
 
 // enableHTTP2 serves HTTP/2 when an entry asks for it. Only listeners
 // whose ALPN offers h2 (serverTLSConfig) ever negotiate it by TLS.

@@ -153,15 +153,36 @@ func TestHTTP2SameAnswersAsHTTP1(t *testing.T) {
 			t.Fatalf("got %d %q, want 200 \"ok:POST:abc\"", resp.StatusCode, b)
 		}
 	})
-	t.Run("no h2 without the flag", func(t *testing.T) {
-		if _, err := h2Client("a.test").Get("https://" + sslAddr + "/api/x"); err == nil {
-			t.Fatalf("got an h2 answer from an ssl listener without http2, want a failed negotiation")
+	t.Run("h2 on an ssl listener without the flag", func(t *testing.T) {
+		// Kong's template sets "http2 on" for the whole server block when
+		// any proxy_listen entry has http2 (kong/templates/nginx_kong.lua),
+		// and nginx's ALPN callback offers h2 on every ssl listener of a
+		// block with it on (the condition Kong patches in
+		// build/openresty/patches/ngx_lua-0.10.26_01-ssl-disable-h2-alpn.patch).
+		a := do(t, h2Client("a.test"), "GET", "https://"+sslAddr+"/api/x", "a.test", "")
+		if a.proto != 2 || a.status != 200 {
+			t.Fatalf("got HTTP/%d %d, want HTTP/2 200", a.proto, a.status)
 		}
-		a := do(t, h1Client("a.test"), "GET", "https://"+sslAddr+"/api/x", "a.test", "")
+		a = do(t, h1Client("a.test"), "GET", "https://"+sslAddr+"/api/x", "a.test", "")
 		if a.status != 200 {
 			t.Fatalf("got %d over HTTP/1.1, want 200", a.status)
 		}
 	})
+}
+
+// TestNoHTTP2WithoutTheFlag: with no http2 entry in proxy_listen, no
+// listener offers h2 by ALPN and the h2c preface is refused.
+func TestNoHTTP2WithoutTheFlag(t *testing.T) {
+	up := newUpstream(t, nil)
+	snap := mustSnapshot(t, []entity.Service{testService(t, "s1", up.addr())}, []entity.Route{testRoute(idA, "s1", paths("/"))})
+	s := startProxyWith(t, snap, func(c *Config) { c.Listen = "127.0.0.1:0 ssl" })
+	if resp, err := h2Client("a.test").Get("https://" + s.Addr().String() + "/x"); err == nil {
+		resp.Body.Close()
+		t.Fatalf("got HTTP/%d %d from an ssl listener with no http2 in proxy_listen, want a failed negotiation", resp.ProtoMajor, resp.StatusCode)
+	}
+	if a := do(t, h1Client("a.test"), "GET", "https://"+s.Addr().String()+"/x", "a.test", ""); a.status != 200 {
+		t.Fatalf("got %d over HTTP/1.1, want 200", a.status)
+	}
 }
 
 // h2cClient speaks HTTP/2 with prior knowledge over plain TCP.
@@ -188,6 +209,11 @@ func TestH2CPriorKnowledge(t *testing.T) {
 	}{
 		{"127.0.0.1:0, 127.0.0.1:0 ssl http2", true},
 		{"127.0.0.1:0, 127.0.0.1:0 ssl", false},
+		// http2 on a plain listener: Kong's template drops the flag from
+		// the listen line and sets "http2 on" for the block, which
+		// nginx 1.25 serves as h2c by the preface beside HTTP/1.1 (not
+		// h2c only, as "listen ... http2" without ssl did before 1.25.1).
+		{"127.0.0.1:0 http2", true},
 	} {
 		t.Run(tc.listen, func(t *testing.T) {
 			s := startProxyWith(t, snap, func(c *Config) { c.Listen = tc.listen })

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -15,6 +14,7 @@ import (
 	"github.com/grapevine-gw/grapevine/proxy/grpcup"
 	"github.com/grapevine-gw/grapevine/proxy/h2bridge"
 	"github.com/grapevine-gw/grapevine/proxy/kongheaders"
+	"github.com/grapevine-gw/grapevine/proxy/tlsconf"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
@@ -52,9 +52,9 @@ type Server struct {
 	// Set by Start before any connection, read by Shutdown under mu.
 	h2 *h2bridge.Server
 
-	// defaultCerts are served when no SNI entity names the client's
-	// server name: ssl_cert, or one generated at Start.
-	defaultCerts []tls.Certificate
+	// defaults are served when no SNI entity names the client's server
+	// name: ssl_cert, or Kong's pair generated at Start.
+	defaults *tlsconf.Defaults
 
 	mu        sync.Mutex // guards the fields below
 	srv       *fasthttp.Server
@@ -139,8 +139,9 @@ func (s *Server) Start(ctx context.Context) error {
 		return err
 	}
 	s.conns = newConnTable(s.cfg.MaxConnections, s.cfg.SendTimeout, s.log)
+	h2 := anyHTTP2(entries)
 	for _, e := range entries {
-		l, err := s.bind(ctx, e)
+		l, err := s.bind(ctx, e, h2)
 		if err != nil {
 			s.closeListeners()
 			return err
@@ -169,16 +170,17 @@ func (s *Server) Start(ctx context.Context) error {
 	return nil
 }
 
-// bind opens one proxy_listen entry. Its nginx-only flags (reuseport,
+// bind opens one proxy_listen entry; an ssl one offers h2 when h2 (any
+// entry has http2, see anyHTTP2). Its nginx-only flags (reuseport,
 // backlog=N, deferred, bind) change nothing here.
-func (s *Server) bind(ctx context.Context, e listen.Listener) (*clientConns, error) {
+func (s *Server) bind(ctx context.Context, e listen.Listener, h2 bool) (*clientConns, error) {
 	ln, err := bindWith(ctx, s.cfg.Bind, e.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("proxy_listen %s: %w", e.Addr, err)
 	}
 	l := newClientConns(ln, s.conns)
 	if e.Has("ssl") {
-		l.tls = s.serverTLSConfig(e.Has("http2"))
+		l.tls = s.serverTLSConfig(h2)
 	}
 	return l, nil
 }

@@ -18,26 +18,25 @@ import (
 // connections already open keep the certificate they began with.
 
 // prepareTLS sets the default certificates when a listener serves TLS:
-// the configured ones, else one generated now, as Kong generates its
-// default certificate when ssl_cert is not set.
+// the configured ones, else Kong's generated pair (tlsconf.Defaults).
 func (s *Server) prepareTLS(entries []listen.Listener) error {
 	ssl := false
 	for _, e := range entries {
 		ssl = ssl || e.Has("ssl")
 	}
-	if !ssl || len(s.defaultCerts) > 0 {
+	if !ssl || s.defaults != nil {
 		return nil
 	}
 	if len(s.cfg.Certificates) > 0 {
-		s.defaultCerts = s.cfg.Certificates
+		s.defaults = tlsconf.NewDefaults(s.cfg.Certificates)
 		return nil
 	}
-	cert, err := tlsconf.Generated()
+	d, err := tlsconf.GeneratedDefaults()
 	if err != nil {
 		return fmt.Errorf("proxy_listen: %w", err)
 	}
-	s.defaultCerts = []tls.Certificate{*cert}
-	s.log.Info().Msg("proxy: ssl_cert is not set; serving a generated self-signed certificate for names no SNI entity names")
+	s.defaults = d
+	s.log.Info().Msg("proxy: ssl_cert is not set; serving generated self-signed certificates (ECDSA, and RSA to clients without ECDSA) for names no SNI entity names")
 	return nil
 }
 
@@ -53,21 +52,17 @@ func (s *Server) serverTLSConfig(http2 bool) *tls.Config {
 }
 
 // certificateFor is the handshake's certificate lookup: the snapshot's
-// SNIs first, then the default certificates (the first one the client
-// supports, as OpenSSL picks between an RSA and an ECDSA one).
+// SNIs first, then the default certificates (tlsconf.Defaults: the first
+// one the client supports, as OpenSSL picks between an RSA and an ECDSA
+// one).
 func (s *Server) certificateFor(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 	if cert, ok := s.state.Load().snap.certs.Lookup(hello); ok {
 		return cert, nil
 	}
-	for i := range s.defaultCerts {
-		if hello.SupportsCertificate(&s.defaultCerts[i]) == nil {
-			return &s.defaultCerts[i], nil
-		}
-	}
-	if len(s.defaultCerts) == 0 {
+	if s.defaults == nil {
 		return nil, fmt.Errorf("no certificate for server name %q", hello.ServerName)
 	}
-	return &s.defaultCerts[0], nil
+	return s.defaults.Pick(hello)
 }
 
 // applyTLS applies a batch's certificate, SNI and CA certificate changes.

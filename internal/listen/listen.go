@@ -82,8 +82,10 @@ func Addrs(ls []Listener) []string {
 // message, kong/conf_loader/listeners.lua) or that Grapevine cannot
 // honour. ssl and http2 are served; reuseport, backlog=N, deferred and
 // bind are nginx socket tuning and change nothing; proxy_protocol,
-// ipv6only and so_keepalive are refused, as is http2 without ssl (nginx
-// would then speak cleartext HTTP/2 only).
+// ipv6only and so_keepalive are refused. http2 without ssl is Kong's too:
+// its template makes it the server block's "http2 on", with which nginx
+// (1.25.1+) takes HTTP/2 with prior knowledge beside HTTP/1.1 on a plain
+// listener.
 func (l Listener) Check() error {
 	for _, f := range l.Flags {
 		name, value, hasValue := strings.Cut(f, "=")
@@ -96,9 +98,6 @@ func (l Listener) Check() error {
 		default:
 			return fmt.Errorf("listener %q: unknown flag %q; must be of form: [off] | <ip>:<port> [ssl] [http2] [reuseport] [backlog=%%d+] [deferred] [bind], [... next entry ...]", l.Entry, f)
 		}
-	}
-	if l.Has("http2") && !l.Has("ssl") {
-		return fmt.Errorf("listener %q: http2 needs ssl (cleartext HTTP/2 is not supported)", l.Entry)
 	}
 	return nil
 }

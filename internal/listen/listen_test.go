@@ -52,7 +52,7 @@ func TestCheck(t *testing.T) {
 		{"0.0.0.0:8000 sll", "unknown flag"},
 		{"0.0.0.0:8000 proxy_protocol", "not supported"},
 		{"0.0.0.0:8000 so_keepalive=on", "not supported"},
-		{"0.0.0.0:8000 http2", "http2 needs ssl"},
+		{"0.0.0.0:8000 http2", ""}, // h2c beside HTTP/1.1, as nginx's "http2 on"
 	}
 	for _, tt := range tests {
 		t.Run(tt.entry, func(t *testing.T) {

@@ -94,7 +94,6 @@ func TestLoadRejectsBadInput(t *testing.T) {
 		{"cluster listen bad", "cluster_listen = :x\n", nil, "cluster_listen", "invalid"},
 		{"listen flag unknown", "proxy_listen = 0.0.0.0:8000 sll\n", nil, "proxy_listen", "unknown flag"},
 		{"listen proxy_protocol", "proxy_listen = 0.0.0.0:8000 proxy_protocol\n", nil, "proxy_listen", "not supported"},
-		{"listen http2 without ssl", "admin_listen = 127.0.0.1:8001 http2\n", nil, "admin_listen", "http2 needs ssl"},
 		{"cipher suite fips", "ssl_cipher_suite = fips\n", nil, "ssl_cipher_suite", "expected one of"},
 		{"custom cipher unknown", "ssl_cipher_suite = custom\nssl_ciphers = HIGH:!aNULL\n", nil, "ssl_ciphers", "unknown or unsupported cipher"},
 		{"custom protocols with a hole", "ssl_cipher_suite = custom\nssl_ciphers = ECDHE-RSA-AES128-GCM-SHA256\nssl_protocols = TLSv1.1 TLSv1.3\n", nil, "ssl_protocols", "consecutive"},

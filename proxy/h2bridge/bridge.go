@@ -114,6 +114,16 @@ func IsHTTP2(ctx *fasthttp.RequestCtx) bool {
 	return ok
 }
 
+// Context is the stream of ctx's context: done when the client resets
+// the stream or the connection ends, so work for it upstream can stop.
+// Background for a request no Server serves.
+func Context(ctx *fasthttp.RequestCtx) context.Context {
+	if sc, ok := ctx.Conn().(interface{ streamContext() context.Context }); ok {
+		return sc.streamContext()
+	}
+	return context.Background()
+}
+
 // Trailers is implemented by a response body stream that ends with
 // trailers (an upstream's gRPC answer): they are sent after its last
 // byte.
@@ -136,7 +146,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x := s.pool.Get().(*exchange)
 	defer s.release(x)
 	client, _ := r.Context().Value(connKey{}).(net.Conn)
-	x.conn = streamConn{Conn: client, rc: http.NewResponseController(w)}
+	x.conn = streamConn{Conn: client, rc: http.NewResponseController(w), ctx: r.Context()}
 	var conn net.Conn = &x.conn
 	if tc, ok := client.(*tls.Conn); ok {
 		x.tls = tlsStreamConn{streamConn: &x.conn, tc: tc}
@@ -253,9 +263,11 @@ var errStream = errors.New("h2bridge: an HTTP/2 stream is not read or written as
 type streamConn struct {
 	net.Conn // the client connection; never read, written or closed here
 	rc       *http.ResponseController
+	ctx      context.Context // the stream's
 }
 
 func (c *streamConn) http2Stream()                       {}
+func (c *streamConn) streamContext() context.Context     { return c.ctx }
 func (c *streamConn) Read([]byte) (int, error)           { return 0, errStream }
 func (c *streamConn) Write([]byte) (int, error)          { return 0, errStream }
 func (c *streamConn) Close() error                       { return nil }

@@ -1,12 +1,14 @@
 package tlsconf
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
+	"bytes"
+	"crypto"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/pem"
 	"fmt"
 	"math/big"
@@ -15,22 +17,20 @@ import (
 	"time"
 )
 
-// Generated makes the certificate a TLS listener serves when it is given
-// none, as Kong generates kong-default.crt at start (kong/cmd/utils/
-// prefix_handler.lua gen_default_ssl_cert): self-signed, for "localhost",
-// valid for 20 years. Kong also makes an RSA one; an ECDSA P-256 key
-// alone is generated here, as it takes a millisecond where RSA takes a
-// good part of a second, and every current client accepts it.
-func Generated() (*tls.Certificate, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("generating the default certificate's key: %w", err)
-	}
+// selfSigned makes a default certificate for key as Kong generates
+// kong-default.crt at start (kong/cmd/utils/prefix_handler.lua
+// gen_default_ssl_cert): self-signed, for "localhost", valid for 20
+// years.
+func selfSigned(key crypto.Signer) (*tls.Certificate, error) {
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 126))
 	if err != nil {
 		return nil, fmt.Errorf("generating the default certificate's serial: %w", err)
 	}
 	now := time.Now()
+	usage := x509.KeyUsageDigitalSignature
+	if _, ok := key.(*rsa.PrivateKey); ok {
+		usage |= x509.KeyUsageKeyEncipherment // TLS 1.2's RSA key exchange
+	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
 		Subject: pkix.Name{CommonName: "localhost", Organization: []string{"Grapevine"},
@@ -38,8 +38,8 @@ func Generated() (*tls.Certificate, error) {
 		DNSNames:              []string{"localhost"},
 		NotBefore:             now.Add(-24 * time.Hour),
 		NotAfter:              now.AddDate(20, 0, 0),
-		KeyUsage:              x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		KeyUsage:              usage,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		BasicConstraintsValid: true,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
@@ -55,8 +55,9 @@ func Generated() (*tls.Certificate, error) {
 
 // LoadPairs reads kong.conf's ssl_cert and ssl_cert_key (or
 // admin_ssl_cert, admin_ssl_cert_key): lists of the same length, each
-// item a file path or the PEM itself, pairs taken in order (Kong allows an
-// RSA and an ECDSA one). It is the one place this package reads files,
+// item a file path, base64-encoded PEM or the PEM itself, pairs taken in
+// order (Kong allows an RSA and an ECDSA one; NewDefaults serves each
+// client the one it supports). It is the one place this package reads files,
 // at start. No list: nil, and the caller generates a certificate.
 func LoadPairs(certs, keys []string) ([]tls.Certificate, error) {
 	if len(certs) != len(keys) {
@@ -81,16 +82,22 @@ func LoadPairs(certs, keys []string) ([]tls.Certificate, error) {
 	return out, nil
 }
 
-// pemOrFile is v itself when it holds a PEM block, else the file it names.
+// pemOrFile reads a kong.conf certificate or key value as Kong's
+// conf_loader does (kong/conf_loader/parse.lua): the file it names when
+// one exists, else the value base64-decoded when it decodes to PEM, else
+// the value itself as PEM.
 func pemOrFile(v string) ([]byte, error) {
 	if strings.Contains(v, "-----BEGIN") {
 		return []byte(v), nil
 	}
 	b, err := os.ReadFile(v)
-	if err != nil {
-		return nil, fmt.Errorf("reading %w", err)
+	if err == nil {
+		return b, nil
 	}
-	return b, nil
+	if dec, derr := base64.StdEncoding.DecodeString(strings.TrimSpace(v)); derr == nil && bytes.Contains(dec, []byte("-----BEGIN")) {
+		return dec, nil
+	}
+	return nil, fmt.Errorf("reading %w", err)
 }
 
 // LoadCAPool reads CA certificates (a file path or the PEM itself), as

@@ -1,0 +1,237 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/grapevine-gw/grapevine/entity"
+	"github.com/grapevine-gw/grapevine/internal/testutil"
+)
+
+// gRPC through upstreams and timeouts: real gRPC servers on 127.0.51.x
+// behind a real proxy, called by a real gRPC client.
+
+// grpcTarget is a gRPC server counting its calls; Check on the service
+// "slow" waits for the call's end (the client's deadline, a reset
+// stream) or 5s, and records how it ended.
+type grpcTarget struct {
+	*health.Server
+	addr      string
+	calls     atomic.Int64
+	authority atomic.Value // the :authority of the last call
+	deadline  atomic.Bool  // the last call had a deadline (the client's grpc-timeout)
+	cancelled atomic.Int64 // slow calls ended by their context
+}
+
+func (g *grpcTarget) Check(ctx context.Context, req *healthpb.HealthCheckRequest) (*healthpb.HealthCheckResponse, error) {
+	g.calls.Add(1)
+	md, _ := metadata.FromIncomingContext(ctx)
+	g.authority.Store(first(md.Get(":authority")))
+	_, ok := ctx.Deadline()
+	g.deadline.Store(ok)
+	if req.GetService() == "slow" {
+		select {
+		case <-ctx.Done():
+			g.cancelled.Add(1)
+			return nil, ctx.Err()
+		case <-time.After(5 * time.Second):
+		}
+	}
+	return g.Server.Check(ctx, req)
+}
+
+func first(v []string) string {
+	if len(v) == 0 {
+		return ""
+	}
+	return v[0]
+}
+
+// reaches checks that v has reached want.
+func reaches(v *atomic.Int64, want int64, what string) func() error {
+	return func() error {
+		if got := v.Load(); got < want {
+			return fmt.Errorf("%s: got %d, want %d", what, got, want)
+		}
+		return nil
+	}
+}
+
+func startGRPCTarget(t *testing.T, ip string) *grpcTarget {
+	t.Helper()
+	g := &grpcTarget{Server: health.NewServer()}
+	g.SetServingStatus("svc", healthpb.HealthCheckResponse_SERVING)
+	g.SetServingStatus("slow", healthpb.HealthCheckResponse_SERVING)
+	srv := grpc.NewServer()
+	healthpb.RegisterHealthServer(srv, g)
+	ln, err := net.Listen("tcp", ip+":0")
+	if err != nil {
+		t.Fatalf("listen %s: %v", ip, err)
+	}
+	g.addr = ln.Addr().String()
+	go srv.Serve(ln) //nolint:errcheck // ends with Stop
+	t.Cleanup(srv.Stop)
+	return g
+}
+
+// grpcBalancedProxy serves the grpc route "grpc.test" through a grpc
+// service whose host is the upstream "grpc.backend".
+func grpcBalancedProxy(t *testing.T, u entity.Upstream, retries int, ts ...entity.Target) *Server {
+	t.Helper()
+	svc := testService(t, idA, "grpc.backend:80", func(s *entity.Service) { s.Protocol, s.Retries = "grpc", retries })
+	snap, warnings := NewSnapshot(SnapshotInput{
+		Services:  []entity.Service{svc},
+		Routes:    []entity.Route{grpcRoute(idB, idA, "grpc.test", "grpc", "grpcs")},
+		Upstreams: []entity.Upstream{u},
+		Targets:   ts,
+	})
+	if len(warnings) > 0 {
+		t.Fatalf("warnings: %v", warnings)
+	}
+	return startProxyWith(t, snap, func(c *Config) { c.Listen = "127.0.0.1:0 http2" })
+}
+
+// h2cHealth is a gRPC client of the proxy's plain listener (h2c).
+func h2cHealth(t *testing.T, s *Server, authority string) healthpb.HealthClient {
+	t.Helper()
+	conn, err := grpc.NewClient("passthrough:///"+s.Addr().String(),
+		grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithAuthority(authority))
+	if err != nil {
+		t.Fatalf("grpc client: %v", err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return healthpb.NewHealthClient(conn)
+}
+
+func check(ctx context.Context, c healthpb.HealthClient, service string) *status.Status {
+	_, err := c.Check(ctx, &healthpb.HealthCheckRequest{Service: service})
+	return status.Convert(err)
+}
+
+// TestGRPCBalanced: a grpc service whose host is an upstream is balanced
+// round-robin over its targets, each getting its own host as :authority
+// (kong/runloop/balancer/init.lua set_host_header, set_authority); a
+// target that refuses connections is retried on the next one within the
+// service's retries, and without retries fails the call as Kong's error
+// handler does for a 502 (kong/error_handlers.lua, kong/pdk/response.lua
+// HTTP_TO_GRPC_STATUS: Internal); the passive checks count that failure
+// and take the target out.
+func TestGRPCBalanced(t *testing.T) {
+	a, b := startGRPCTarget(t, "127.0.51.1"), startGRPCTarget(t, "127.0.51.2")
+	dead := deadAddr(t, "127.0.51.3")
+	targets := []entity.Target{testTargetEntity(targetIDs(1), a.addr, 100), testTargetEntity(targetIDs(2), b.addr, 100),
+		testTargetEntity(targetIDs(3), dead, 100)}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	t.Run("round-robin with retries", func(t *testing.T) {
+		a.calls.Store(0)
+		b.calls.Store(0)
+		c := h2cHealth(t, grpcBalancedProxy(t, testUpstreamEntity("grpc.backend", "round-robin", ""), 2, targets...), "grpc.test")
+		const n = 30
+		for i := range n {
+			if st := check(ctx, c, "svc"); st.Code() != codes.OK {
+				t.Fatalf("call %d: got %v %q, want OK", i, st.Code(), st.Message())
+			}
+		}
+		if got := a.calls.Load() + b.calls.Load(); got != n {
+			t.Fatalf("got %d calls upstream, want %d", got, n)
+		}
+		if got := a.calls.Load(); got < n/2-3 || got > n/2+3 {
+			t.Errorf("target a: got %d of %d calls, want about half", got, n)
+		}
+		if got := a.authority.Load(); got != a.addr {
+			t.Errorf(":authority: got %v, want %s", got, a.addr)
+		}
+	})
+	t.Run("no retries, passive health", func(t *testing.T) {
+		checks := `{"passive":{"unhealthy":{"tcp_failures":1,"http_failures":0,"timeouts":0}}}`
+		c := h2cHealth(t, grpcBalancedProxy(t, testUpstreamEntity("grpc.backend", "round-robin", checks), 0, targets...), "grpc.test")
+		failed := 0
+		for range 12 {
+			st := check(ctx, c, "svc")
+			switch {
+			case st.Code() == codes.OK:
+			case st.Code() == codes.Internal && st.Message() == msgBadResponse:
+				failed++
+			default:
+				t.Fatalf("got %v %q, want OK or Internal %q", st.Code(), st.Message(), msgBadResponse)
+			}
+		}
+		if failed != 1 {
+			t.Errorf("got %d failed calls, want 1 (the dead target is out after its first tcp failure)", failed)
+		}
+	})
+	t.Run("every target down", func(t *testing.T) {
+		one := []entity.Target{testTargetEntity(targetIDs(3), dead, 100)}
+		c := h2cHealth(t, grpcBalancedProxy(t, testUpstreamEntity("grpc.backend", "round-robin", ""), 3, one...), "grpc.test")
+		// Every try fails to connect: the last failure is nginx's 502.
+		if st := check(ctx, c, "svc"); st.Code() != codes.Internal || st.Message() != msgBadResponse {
+			t.Fatalf("got %v %q, want Internal %q", st.Code(), st.Message(), msgBadResponse)
+		}
+	})
+}
+
+// TestGRPCTimeouts: the service's read_timeout bounds the wait for a
+// gRPC upstream, answered as nginx's 504 through Kong's error handler
+// (DeadlineExceeded, "The upstream server is timing out"); the client's
+// grpc-timeout reaches the upstream untouched (nginx's grpc_pass passes
+// it on, Kong does not read it), and a client that gives up cancels the
+// call upstream.
+func TestGRPCTimeouts(t *testing.T) {
+	g := startGRPCTarget(t, "127.0.51.4")
+	svc := testService(t, idA, g.addr, func(s *entity.Service) { s.Protocol, s.Retries, s.ReadTimeout = "grpc", 0, 300 })
+	snap := mustSnapshot(t, []entity.Service{svc}, []entity.Route{grpcRoute(idB, idA, "grpc.test", "grpc", "grpcs")})
+	c := h2cHealth(t, startProxyWith(t, snap, func(c *Config) { c.Listen = "127.0.0.1:0 http2" }), "grpc.test")
+
+	t.Run("read_timeout", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if st := check(ctx, c, "slow"); st.Code() != codes.DeadlineExceeded || st.Message() != msgTimeout {
+			t.Fatalf("got %v %q, want DeadlineExceeded %q", st.Code(), st.Message(), msgTimeout)
+		}
+		testutil.Eventually(t, 5*time.Second, reaches(&g.cancelled, 1, "cancelled slow calls upstream"))
+	})
+	t.Run("client deadline", func(t *testing.T) {
+		g.cancelled.Store(0)
+		ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+		defer cancel()
+		if st := check(ctx, c, "slow"); st.Code() != codes.DeadlineExceeded {
+			t.Fatalf("got %v %q, want DeadlineExceeded", st.Code(), st.Message())
+		}
+		if !g.deadline.Load() {
+			t.Errorf("upstream call got no deadline, want the client's grpc-timeout")
+		}
+		testutil.Eventually(t, 5*time.Second, reaches(&g.cancelled, 1, "cancelled slow calls upstream"))
+	})
+	t.Run("client cancels", func(t *testing.T) {
+		// No deadline: only the client's reset stream can end the call
+		// upstream before the read timeout.
+		svc.ReadTimeout = 60000
+		c := h2cHealth(t, startProxyWith(t, mustSnapshot(t, []entity.Service{svc},
+			[]entity.Route{grpcRoute(idB, idA, "grpc.test", "grpc", "grpcs")}), func(c *Config) { c.Listen = "127.0.0.1:0 http2" }), "grpc.test")
+		g.cancelled.Store(0)
+		calls := g.calls.Load()
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan *status.Status, 1)
+		go func() { done <- check(ctx, c, "slow") }()
+		testutil.Eventually(t, 5*time.Second, reaches(&g.calls, calls+1, "calls upstream"))
+		cancel()
+		if st := <-done; st.Code() != codes.Canceled {
+			t.Fatalf("got %v %q, want Canceled", st.Code(), st.Message())
+		}
+		testutil.Eventually(t, 3*time.Second, reaches(&g.cancelled, 1, "cancelled slow calls upstream"))
+	})
+}
