@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -25,36 +27,103 @@ var snapshotTx = pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.Rea
 // transaction still in flight (or rolled back), and the caller must watch
 // for it rather than assume it was seen.
 func (s *Store) LoadConfig(ctx context.Context, tables []Table, window int64) (ConfigLoad, error) {
-	var load ConfigLoad
-	err := pgx.BeginTxFunc(ctx, s.pool, snapshotTx, func(tx pgx.Tx) error {
-		var err error
-		load, err = loadConfigTx(ctx, tx, tables, window)
-		return err
-	})
+	return s.LoadConfigBounded(ctx, tables, window, 0)
+}
+
+// loadPageRows is how many rows one query of a load reads: a table of a
+// million consumers is read in pages, each a bounded call.
+const loadPageRows = 10000
+
+// LoadConfigBounded is LoadConfig with each database call (the begin, a
+// page of loadPageRows rows, the events, the commit) bounded by perCall
+// (0: by ctx alone), instead of the whole load: a configuration of any
+// size loads, while a database that stops answering still fails the load
+// within perCall.
+func (s *Store) LoadConfigBounded(ctx context.Context, tables []Table, window int64, perCall time.Duration) (ConfigLoad, error) {
+	load, err := s.loadConfigBounded(ctx, tables, window, perCall)
 	if err != nil {
 		return ConfigLoad{}, fmt.Errorf("load config: %w", classify(err))
 	}
 	return load, nil
 }
 
+func (s *Store) loadConfigBounded(ctx context.Context, tables []Table, window int64, perCall time.Duration) (ConfigLoad, error) {
+	cctx, cancel := bound(ctx, perCall)
+	tx, err := s.pool.BeginTx(cctx, snapshotTx)
+	cancel()
+	if err != nil {
+		return ConfigLoad{}, err
+	}
+	defer func() {
+		// Read-only: after a commit this does nothing, after an error it
+		// ends the transaction (bounded, as every call).
+		cctx, cancel := bound(context.WithoutCancel(ctx), max(perCall, time.Second))
+		_ = tx.Rollback(cctx)
+		cancel()
+	}()
+	load, err := loadConfigTx(ctx, tx, tables, window, perCall)
+	if err != nil {
+		return ConfigLoad{}, err
+	}
+	cctx, cancel = bound(ctx, perCall)
+	defer cancel()
+	return load, tx.Commit(cctx)
+}
+
 // loadConfigTx does LoadConfig's reads inside tx.
-func loadConfigTx(ctx context.Context, tx pgx.Tx, tables []Table, window int64) (ConfigLoad, error) {
+func loadConfigTx(ctx context.Context, tx pgx.Tx, tables []Table, window int64, perCall time.Duration) (ConfigLoad, error) {
 	window = max(window, 0) // a negative window means none, not an overflow
 	load := ConfigLoad{Rows: make(map[string][]Row, len(tables))}
 	for _, t := range tables {
-		rows, err := queryRows(ctx, tx, t, t.selectAll())
+		rows, err := readAllPaged(ctx, tx, t, perCall)
 		if err != nil {
 			return ConfigLoad{}, fmt.Errorf("read all %s: %w", t.Name, err)
 		}
 		load.Rows[t.Name] = rows
 	}
 	var err error
-	if load.MaxEventID, err = latestEventID(ctx, tx); err != nil {
+	cctx, cancel := bound(ctx, perCall)
+	defer cancel()
+	if load.MaxEventID, err = latestEventID(cctx, tx); err != nil {
 		return ConfigLoad{}, fmt.Errorf("read latest event id: %w", err)
 	}
-	load.RecentEvents, err = queryEvents(ctx, tx, "WHERE id > $1 ORDER BY id", load.MaxEventID-window)
+	load.RecentEvents, err = queryEvents(cctx, tx, "WHERE id > $1 ORDER BY id", load.MaxEventID-window)
 	if err != nil {
 		return ConfigLoad{}, fmt.Errorf("read recent events: %w", err)
 	}
 	return load, nil
 }
+
+// readAllPaged reads the whole of t in id order, loadPageRows at a time.
+// Each page is one call bounded by perCall.
+func readAllPaged(ctx context.Context, q querier, t Table, perCall time.Duration) ([]Row, error) {
+	limit := " ORDER BY id LIMIT " + strconv.Itoa(loadPageRows)
+	first := "SELECT " + t.selectList() + " FROM " + t.from() + limit
+	next := "SELECT " + t.selectList() + " FROM " + t.from() + " WHERE id > $1::uuid" + limit
+	var out []Row
+	for {
+		query, args := first, []any(nil)
+		if len(out) > 0 {
+			query, args = next, []any{out[len(out)-1].ID}
+		}
+		cctx, cancel := bound(ctx, perCall)
+		page, err := queryRows(cctx, q, t, query, args...)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, page...)
+		if len(page) < loadPageRows {
+			return out, nil
+		}
+	}
+}
+
+// bound is ctx with a timeout of perCall, or ctx itself for 0.
+func bound(ctx context.Context, perCall time.Duration) (context.Context, context.CancelFunc) {
+	if perCall <= 0 {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, perCall)
+}
+
