@@ -126,4 +126,3 @@ func bound(ctx context.Context, perCall time.Duration) (context.Context, context
 	}
 	return context.WithTimeout(ctx, perCall)
 }
-
