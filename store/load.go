@@ -102,9 +102,12 @@ func readAllPaged(ctx context.Context, q querier, t Table, perCall time.Duration
 	next := "SELECT " + t.selectList() + " FROM " + t.from() + " WHERE id > $1::uuid" + limit
 	var out []Row
 	for {
-		query, args := first, []any(nil)
+		// Planned with the page's own id each time, never as a prepared
+		// statement's generic plan, which PostgreSQL picks after five
+		// runs and which sorts the whole table for every page.
+		query, args := first, []any{pgx.QueryExecModeExec}
 		if len(out) > 0 {
-			query, args = next, []any{out[len(out)-1].ID}
+			query, args = next, []any{pgx.QueryExecModeExec, out[len(out)-1].ID}
 		}
 		cctx, cancel := bound(ctx, perCall)
 		page, err := queryRows(cctx, q, t, query, args...)
