@@ -3,7 +3,9 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -94,32 +96,41 @@ func loadConfigTx(ctx context.Context, tx pgx.Tx, tables []Table, window int64, 
 	return load, nil
 }
 
-// readAllPaged reads the whole of t in id order, loadPageRows at a time.
-// Each page is one call bounded by perCall.
-func readAllPaged(ctx context.Context, q querier, t Table, perCall time.Duration) ([]Row, error) {
-	limit := " ORDER BY id LIMIT " + strconv.Itoa(loadPageRows)
-	first := "SELECT " + t.selectList() + " FROM " + t.from() + limit
-	next := "SELECT " + t.selectList() + " FROM " + t.from() + " WHERE id > $1::uuid" + limit
+// readAllPaged reads the whole of t through a cursor, loadPageRows at a
+// time, each FETCH one call bounded by perCall, and returns it in id order
+// (sorted here: ORDER BY on a table of random uuids makes PostgreSQL sort
+// it whole, and paging by id makes it do so for every page).
+func readAllPaged(ctx context.Context, tx pgx.Tx, t Table, perCall time.Duration) ([]Row, error) {
+	const cursor = "grapevine_load"
+	cctx, cancel := bound(ctx, perCall)
+	_, err := tx.Exec(cctx, "DECLARE "+cursor+" NO SCROLL CURSOR FOR SELECT "+t.selectList()+" FROM "+t.from())
+	cancel()
+	if err != nil {
+		return nil, err
+	}
+	fetch := "FETCH " + strconv.Itoa(loadPageRows) + " FROM " + cursor
 	var out []Row
 	for {
-		// Planned with the page's own id each time, never as a prepared
-		// statement's generic plan, which PostgreSQL picks after five
-		// runs and which sorts the whole table for every page.
-		query, args := first, []any{pgx.QueryExecModeExec}
-		if len(out) > 0 {
-			query, args = next, []any{pgx.QueryExecModeExec, out[len(out)-1].ID}
-		}
 		cctx, cancel := bound(ctx, perCall)
-		page, err := queryRows(cctx, q, t, query, args...)
+		page, err := queryRows(cctx, tx, t, fetch, pgx.QueryExecModeExec)
 		cancel()
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, page...)
 		if len(page) < loadPageRows {
-			return out, nil
+			break
 		}
 	}
+	cctx, cancel = bound(ctx, perCall)
+	_, err = tx.Exec(cctx, "CLOSE "+cursor)
+	cancel()
+	if err != nil {
+		return nil, err
+	}
+	// uuids as lower-case text sort as PostgreSQL sorts the uuids.
+	slices.SortFunc(out, func(a, b Row) int { return strings.Compare(a.ID, b.ID) })
+	return out, nil
 }
 
 // bound is ctx with a timeout of perCall, or ctx itself for 0.
