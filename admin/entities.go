@@ -316,7 +316,7 @@ func (s *Server) answerWrite(ctx context.Context, w http.ResponseWriter, r *http
 	for _, c := range changes {
 		s.apply(ctx, c)
 	}
-	row, err = s.renderRow(ctx, k, row)
+	row, err = s.renderRow(ctx, k, withTTL(k, row))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -331,6 +331,7 @@ func mergeRow(k *kind, current store.Row, patch map[string]any) (store.Row, map[
 	if err != nil {
 		return store.Row{}, nil, fmt.Errorf("stored %s %s: %w", k.name, current.ID, err)
 	}
+	delete(base, "ttl") // the seconds left as read, not a field
 	merged := k.schema.Merge(base, patch)
 	merged["id"] = current.ID
 	if k.schema.Field("updated_at") != nil {
@@ -345,7 +346,28 @@ func mergeRow(k *kind, current store.Row, patch map[string]any) (store.Row, map[
 	}
 	transient := splitTransient(k, doc)
 	row, err := toRow(k, doc)
+	row.Expires = patchedExpiry(k, current, doc)
 	return row, transient, err
+}
+
+// patchedExpiry is when a patched entity expires: as Kong's update, the
+// ttl a PATCH gives counts from now (credentials have no updated_at), and
+// a PATCH without one keeps the entity's expiry.
+func patchedExpiry(k *kind, current store.Row, doc map[string]any) *time.Time {
+	ttl, given := doc["ttl"].(int64)
+	if !k.table.TTL || !given {
+		return current.Expires
+	}
+	return store.ExpiresAfter(time.Now(), ttl)
+}
+
+// withTTL renders a written row of a TTL kind as a read would, with
+// Kong's "ttl": the seconds left, or null.
+func withTTL(k *kind, row store.Row) store.Row {
+	if k.table.TTL {
+		row.Doc = store.WithTTL(row.Doc, row.Expires, time.Now())
+	}
+	return row
 }
 
 // splitTransient takes the transient fields out of a validated document
@@ -443,7 +465,7 @@ func (s *Server) save(ctx context.Context, k *kind, in map[string]any, write wri
 	for _, c := range changes {
 		s.apply(ctx, c)
 	}
-	return s.renderRow(ctx, k, row)
+	return s.renderRow(ctx, k, withTTL(k, row))
 }
 
 // validRow resolves foreign keys and validates in, giving the row to write

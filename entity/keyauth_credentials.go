@@ -6,6 +6,7 @@ var KeyAuthCredentials = &Schema{
 	Name:        "keyauth_credentials",
 	EndpointKey: "key",
 	CacheKey:    []string{"key"},
+	TTL:         true,
 	Fields:      credentialFields(autoString("key", true)),
 }
 

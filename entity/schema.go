@@ -135,6 +135,11 @@ type Schema struct {
 	SubschemaKey   string
 	Subschema      func(name string) *Schema
 	SubschemaError string
+	// TTL is Kong's ttl = true (a key-auth credential): a write may give
+	// "ttl", seconds until the entity expires, which Validate keeps in
+	// the document it returns for the store to turn into an expiry;
+	// expired entities are invisible to every read (see store.Table.TTL).
+	TTL bool
 }
 
 // RewriteInput applies the schema's Input rewrite to a request body.
@@ -218,6 +223,10 @@ func (s *Schema) Validate(input map[string]any) (map[string]any, *Error) {
 	for k, v := range input {
 		doc[k] = v
 	}
+	ttl, hasTTL, terr := s.takeTTL(doc)
+	if terr != nil {
+		return nil, terr
+	}
 	fe := FieldErrors{}
 	s.expandShorthands(doc, fe)
 	if s.Prepare != nil && len(fe) == 0 {
@@ -233,6 +242,9 @@ func (s *Schema) Validate(input map[string]any) (map[string]any, *Error) {
 	}
 	if err := SchemaViolation(fe); err != nil {
 		return nil, err
+	}
+	if hasTTL {
+		out["ttl"] = ttl
 	}
 	return out, nil
 }

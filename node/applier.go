@@ -33,9 +33,9 @@ const (
 	// eventWindow is how many recent event ids a full load inspects to
 	// tell committed ones from those still in flight.
 	eventWindow = 10000
-	// fullLoadCalls is how many pg_timeouts a full load may take: it
-	// reads every configuration table and the recent events in one
-	// transaction, where other calls read a row or a page.
+	// fullLoadCalls is how many pg_timeouts each call of a full load may
+	// take (a page of rows, the recent events, as in one transaction),
+	// where other calls read a row or a page.
 	fullLoadCalls = 4
 )
 
@@ -137,9 +137,9 @@ func (w *pendingWork) addHint(h gossip.Hint) {
 
 // loadAll builds the state from one consistent read of the database.
 func (a *applier) loadAll(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, fullLoadCalls*a.dbTimeout)
-	defer cancel()
-	load, err := a.store.LoadConfig(ctx, append(tables(), indexTables()...), eventWindow)
+	// Each call of the load (a page of rows) is bounded, not the whole:
+	// a million consumers take longer than any fixed bound to read.
+	load, err := a.store.LoadConfigBounded(ctx, append(tables(), indexTables()...), eventWindow, fullLoadCalls*a.dbTimeout)
 	if err != nil {
 		return fmt.Errorf("loading configuration: %w", err)
 	}

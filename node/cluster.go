@@ -283,8 +283,25 @@ func (n *Node) heartbeat(ctx context.Context) {
 	if err != nil {
 		n.log.Debug().Err(err).Msg("purging rate-limiting counters of past windows failed")
 	}
+	n.purgeExpired(ctx)
 	if n.gossip != nil && n.aliveMembers() <= 1 {
 		n.joinPeers(ctx)
+	}
+}
+
+// purgeExpired deletes the rows whose ttl has passed, as Kong's ttl
+// cleanup timer does, and frees their credentials in the index (lookups
+// refuse them from the moment they expire, sweep or not).
+func (n *Node) purgeExpired(ctx context.Context) {
+	err := n.withDB(ctx, func(ctx context.Context) error {
+		_, err := n.store.DeleteExpired(ctx)
+		return err
+	})
+	if err != nil {
+		n.log.Debug().Err(err).Msg("deleting expired credentials failed")
+	}
+	if n.applier != nil && n.applier.plugins != nil {
+		n.applier.plugins.Index.ForgetExpired(time.Now())
 	}
 }
 

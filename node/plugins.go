@@ -62,7 +62,7 @@ func (a *applier) takeIndexRows(rows map[string][]store.Row) error {
 			if err != nil {
 				return fmt.Errorf("decoding %s %s: %w", name, row.ID, err)
 			}
-			values = append(values, v)
+			values = append(values, indexed(v, row))
 		}
 	}
 	if a.plugins != nil {
@@ -90,9 +90,18 @@ func (a *applier) reloadIndexed(ctx context.Context, key entityKey) error {
 	if err != nil {
 		return fmt.Errorf("decoding %s %s: %w", key.Table, key.ID, err)
 	}
-	a.plugins.Index.Put(v)
+	a.plugins.Index.Put(indexed(v, row))
 	a.docs[key] = row.Doc
 	return nil
+}
+
+// indexed is what the index files for a decoded row: the entity, with
+// its expiry when it was written with a ttl.
+func indexed(v any, row store.Row) any {
+	if row.Expires == nil {
+		return v
+	}
+	return plugins.Expiring{Value: v, Expires: *row.Expires}
 }
 
 // clusterCounters hands the store to the rate-limiting cluster policy

@@ -3,6 +3,10 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -25,36 +29,114 @@ var snapshotTx = pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.Rea
 // transaction still in flight (or rolled back), and the caller must watch
 // for it rather than assume it was seen.
 func (s *Store) LoadConfig(ctx context.Context, tables []Table, window int64) (ConfigLoad, error) {
-	var load ConfigLoad
-	err := pgx.BeginTxFunc(ctx, s.pool, snapshotTx, func(tx pgx.Tx) error {
-		var err error
-		load, err = loadConfigTx(ctx, tx, tables, window)
-		return err
-	})
+	return s.LoadConfigBounded(ctx, tables, window, 0)
+}
+
+// loadPageRows is how many rows one query of a load reads: a table of a
+// million consumers is read in pages, each a bounded call.
+const loadPageRows = 10000
+
+// LoadConfigBounded is LoadConfig with each database call (the begin, a
+// page of loadPageRows rows, the events, the commit) bounded by perCall
+// (0: by ctx alone), instead of the whole load: a configuration of any
+// size loads, while a database that stops answering still fails the load
+// within perCall.
+func (s *Store) LoadConfigBounded(ctx context.Context, tables []Table, window int64, perCall time.Duration) (ConfigLoad, error) {
+	load, err := s.loadConfigBounded(ctx, tables, window, perCall)
 	if err != nil {
 		return ConfigLoad{}, fmt.Errorf("load config: %w", classify(err))
 	}
 	return load, nil
 }
 
+func (s *Store) loadConfigBounded(ctx context.Context, tables []Table, window int64, perCall time.Duration) (ConfigLoad, error) {
+	cctx, cancel := bound(ctx, perCall)
+	tx, err := s.pool.BeginTx(cctx, snapshotTx)
+	cancel()
+	if err != nil {
+		return ConfigLoad{}, err
+	}
+	defer func() {
+		// Read-only: after a commit this does nothing, after an error it
+		// ends the transaction (bounded, as every call).
+		cctx, cancel := bound(context.WithoutCancel(ctx), max(perCall, time.Second))
+		_ = tx.Rollback(cctx)
+		cancel()
+	}()
+	load, err := loadConfigTx(ctx, tx, tables, window, perCall)
+	if err != nil {
+		return ConfigLoad{}, err
+	}
+	cctx, cancel = bound(ctx, perCall)
+	defer cancel()
+	return load, tx.Commit(cctx)
+}
+
 // loadConfigTx does LoadConfig's reads inside tx.
-func loadConfigTx(ctx context.Context, tx pgx.Tx, tables []Table, window int64) (ConfigLoad, error) {
+func loadConfigTx(ctx context.Context, tx pgx.Tx, tables []Table, window int64, perCall time.Duration) (ConfigLoad, error) {
 	window = max(window, 0) // a negative window means none, not an overflow
 	load := ConfigLoad{Rows: make(map[string][]Row, len(tables))}
 	for _, t := range tables {
-		rows, err := queryRows(ctx, tx, t, t.selectAll())
+		rows, err := readAllPaged(ctx, tx, t, perCall)
 		if err != nil {
 			return ConfigLoad{}, fmt.Errorf("read all %s: %w", t.Name, err)
 		}
 		load.Rows[t.Name] = rows
 	}
 	var err error
-	if load.MaxEventID, err = latestEventID(ctx, tx); err != nil {
+	cctx, cancel := bound(ctx, perCall)
+	defer cancel()
+	if load.MaxEventID, err = latestEventID(cctx, tx); err != nil {
 		return ConfigLoad{}, fmt.Errorf("read latest event id: %w", err)
 	}
-	load.RecentEvents, err = queryEvents(ctx, tx, "WHERE id > $1 ORDER BY id", load.MaxEventID-window)
+	load.RecentEvents, err = queryEvents(cctx, tx, "WHERE id > $1 ORDER BY id", load.MaxEventID-window)
 	if err != nil {
 		return ConfigLoad{}, fmt.Errorf("read recent events: %w", err)
 	}
 	return load, nil
+}
+
+// readAllPaged reads the whole of t through a cursor, loadPageRows at a
+// time, each FETCH one call bounded by perCall, and returns it in id order
+// (sorted here: ORDER BY on a table of random uuids makes PostgreSQL sort
+// it whole, and paging by id makes it do so for every page).
+func readAllPaged(ctx context.Context, tx pgx.Tx, t Table, perCall time.Duration) ([]Row, error) {
+	const cursor = "grapevine_load"
+	cctx, cancel := bound(ctx, perCall)
+	_, err := tx.Exec(cctx, "DECLARE "+cursor+" NO SCROLL CURSOR FOR SELECT "+t.selectList()+" FROM "+t.from())
+	cancel()
+	if err != nil {
+		return nil, err
+	}
+	fetch := "FETCH " + strconv.Itoa(loadPageRows) + " FROM " + cursor
+	var out []Row
+	for {
+		cctx, cancel := bound(ctx, perCall)
+		page, err := queryRows(cctx, tx, t, fetch, pgx.QueryExecModeExec)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, page...)
+		if len(page) < loadPageRows {
+			break
+		}
+	}
+	cctx, cancel = bound(ctx, perCall)
+	_, err = tx.Exec(cctx, "CLOSE "+cursor)
+	cancel()
+	if err != nil {
+		return nil, err
+	}
+	// uuids as lower-case text sort as PostgreSQL sorts the uuids.
+	slices.SortFunc(out, func(a, b Row) int { return strings.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
+// bound is ctx with a timeout of perCall, or ctx itself for 0.
+func bound(ctx context.Context, perCall time.Duration) (context.Context, context.CancelFunc) {
+	if perCall <= 0 {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, perCall)
 }

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"sync"
 	"testing"
+	"time"
 )
 
 func TestLoadConfigEmpty(t *testing.T) {
@@ -245,4 +246,28 @@ func eventEntities(load ConfigLoad) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// A table larger than a page loads whole, in id order, through the pages
+// (a million consumers cannot be read in one bounded call).
+func TestLoadConfigBoundedPages(t *testing.T) {
+	t.Parallel()
+	s := bootstrapped(t)
+	rows := make([]Row, loadPageRows+3)
+	want := make([]string, len(rows))
+	for i := range rows {
+		rows[i] = serviceRow("")
+		want[i] = rows[i].ID
+	}
+	sort.Strings(want)
+	if _, err := s.UpsertAll(context.Background(), []TableRows{{Table: Services, Rows: rows}}); err != nil {
+		t.Fatal(err)
+	}
+	load, err := s.LoadConfigBounded(context.Background(), []Table{Services}, 10, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(load.Rows[Services.Name]); !slices.Equal(got, want) {
+		t.Errorf("got %d rows, want the %d inserted in id order", len(got), len(want))
+	}
 }

@@ -92,7 +92,7 @@ func (s *Store) GetByScopedKey(ctx context.Context, t Table, parentID, key strin
 	if !ok || t.KeyField == "" || !isUUID(parentID) || !isText(key) {
 		return Row{}, fmt.Errorf("get %s by key %q: %w", t.Name, key, ErrNotFound)
 	}
-	query := "SELECT " + t.selectList() + " FROM " + t.ident() + " WHERE " +
+	query := "SELECT " + t.selectList() + " FROM " + t.from() + " WHERE " +
 		pgx.Identifier{f.column()}.Sanitize() + " = $1 AND " + pgx.Identifier{t.KeyField}.Sanitize() + " = $2"
 	r, err := t.scanRow(s.pool.QueryRow(ctx, query, parentID, key))
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -125,7 +125,7 @@ func (s *Store) GetByCacheKey(ctx context.Context, t Table, key string) (Row, er
 
 // selectAll reads the whole table in id order.
 func (t Table) selectAll() string {
-	return "SELECT " + t.selectList() + " FROM " + t.ident() + " ORDER BY id"
+	return "SELECT " + t.selectList() + " FROM " + t.from() + " ORDER BY id"
 }
 
 func getWhere(ctx context.Context, q querier, t Table, column, value string) (Row, error) {
@@ -134,7 +134,7 @@ func getWhere(ctx context.Context, q querier, t Table, column, value string) (Ro
 
 // getWhereSuffix is getWhere with a locking clause such as " FOR UPDATE".
 func getWhereSuffix(ctx context.Context, q querier, t Table, column, value, suffix string) (Row, error) {
-	query := "SELECT " + t.selectList() + " FROM " + t.ident() +
+	query := "SELECT " + t.selectList() + " FROM " + t.from() +
 		" WHERE " + pgx.Identifier{column}.Sanitize() + " = $1" + suffix
 	r, err := t.scanRow(q.QueryRow(ctx, query, value))
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -205,7 +205,7 @@ func listQuery(t Table, p Page) (string, []any, error) {
 		}
 		add(cond, arg)
 	}
-	query := "SELECT " + t.selectList() + " FROM " + t.ident()
+	query := "SELECT " + t.selectList() + " FROM " + t.from()
 	if len(where) > 0 {
 		query += " WHERE " + strings.Join(where, " AND ")
 	}
@@ -281,7 +281,7 @@ func referring(ctx context.Context, q querier, t Table, field, parentID string) 
 	if !isUUID(parentID) {
 		return nil, nil
 	}
-	query := "SELECT " + t.selectList() + " FROM " + t.ident() +
+	query := "SELECT " + t.selectList() + " FROM " + t.from() +
 		" WHERE " + pgx.Identifier{f.column()}.Sanitize() + " = $1 ORDER BY id"
 	rows, err := queryRows(ctx, q, t, query, parentID)
 	if err != nil {
@@ -294,7 +294,7 @@ func referring(ctx context.Context, q querier, t Table, field, parentID string) 
 // field holds the string value, "" if none (services trusting a CA
 // certificate through ca_certificates).
 func (x *Tx) FirstWithElement(ctx context.Context, t Table, field, value string) (string, error) {
-	query := "SELECT id::text FROM " + t.ident() + " WHERE doc->$1 ? $2 ORDER BY id LIMIT 1"
+	query := "SELECT id::text FROM " + t.from() + " WHERE doc->$1 ? $2 ORDER BY id LIMIT 1"
 	var id string
 	err := x.tx.QueryRow(ctx, query, field, value).Scan(&id)
 	if errors.Is(err, pgx.ErrNoRows) {

@@ -128,11 +128,12 @@ func copyError(t Table, err error) error {
 // stores what it validated.
 func RowOf(k *entity.Kind, doc map[string]any) (Row, error) {
 	t := TableOf(k)
+	doc, expires := takeTTL(t, doc)
 	raw, err := json.Marshal(doc)
 	if err != nil {
 		return Row{}, fmt.Errorf("encode %s: %w", k.Name(), err)
 	}
-	row := Row{Doc: raw, Tags: stringsOf(doc["tags"])}
+	row := Row{Doc: raw, Tags: stringsOf(doc["tags"]), Expires: expires}
 	row.ID, _ = doc["id"].(string)
 	if key, ok := doc[t.KeyField].(string); ok && t.KeyField != "" {
 		row.Key = &key

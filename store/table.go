@@ -3,7 +3,10 @@ package store
 import (
 	"encoding/json"
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -35,6 +38,12 @@ type Table struct {
 	// composite cache key (a plugin's name and scope), see entity.CacheKeyOf.
 	CacheKey bool
 	Foreign  []Foreign // references to parent entities
+	// TTL says the table has a ttl column, the expiry of rows written
+	// with Kong's ttl option (entity.Schema.TTL): as in Kong's postgres
+	// strategy (kong/db/strategies/postgres/init.lua), rows whose ttl has
+	// passed are invisible to every read until DeleteExpired removes them,
+	// and a read renders "ttl" as the seconds left (null without one).
+	TTL bool
 }
 
 // TableOf is how kind k is stored: one column per unique field and per
@@ -47,6 +56,7 @@ func TableOf(k *entity.Kind) Table {
 		}
 	}
 	t.CacheKey = len(k.Schema.CacheKey) > 1
+	t.TTL = k.Schema.TTL
 	for _, ref := range k.References() {
 		t.Foreign = append(t.Foreign, Foreign{Field: ref.Field, Table: ref.Kind, OnDelete: ref.OnDelete})
 	}
@@ -90,6 +100,9 @@ type Row struct {
 	CreatedAt int64             // epoch seconds, as the entity's created_at
 	UpdatedAt int64             // epoch seconds, as the entity's updated_at
 	Doc       json.RawMessage   // the entity's full JSON, as the Admin API renders it
+	// Expires is when a row of a TTL table expires; nil = never. A read
+	// also renders it into Doc as Kong's "ttl" (see Table.TTL).
+	Expires *time.Time
 }
 
 // foreign returns the reference for field, if t has one.
@@ -104,6 +117,16 @@ func (t Table) foreign(field string) (Foreign, bool) {
 
 func (t Table) ident() string { return pgx.Identifier{t.Name}.Sanitize() }
 
+// from is what reads select from: the table, or for a TTL table only
+// its rows that have not expired, by the database's clock (Kong's
+// ttl_select_where), under the table's own name.
+func (t Table) from() string {
+	if !t.TTL {
+		return t.ident()
+	}
+	return "(SELECT * FROM " + t.ident() + " WHERE ttl IS NULL OR ttl >= now()) AS " + t.ident()
+}
+
 // columns lists the table's columns in the order values and scans use.
 func (t Table) columns() []string {
 	cols := []string{"id"}
@@ -117,7 +140,11 @@ func (t Table) columns() []string {
 	for _, f := range t.Foreign {
 		cols = append(cols, f.column())
 	}
-	return append(cols, "tags", "created_at", "updated_at", "doc")
+	cols = append(cols, "tags", "created_at", "updated_at", "doc")
+	if t.TTL {
+		cols = append(cols, "ttl")
+	}
+	return cols
 }
 
 // selectList is the SELECT list matching scanRow; uuids come back as text.
@@ -165,7 +192,11 @@ func (t Table) values(r Row) ([]any, error) {
 		return nil, err
 	}
 	vals = append(vals, fks...)
-	return append(vals, r.Tags, r.CreatedAt, r.UpdatedAt, []byte(r.Doc)), nil
+	vals = append(vals, r.Tags, r.CreatedAt, r.UpdatedAt, []byte(r.Doc))
+	if t.TTL {
+		vals = append(vals, r.Expires)
+	}
+	return vals, nil
 }
 
 // foreignValues returns one value per t.Foreign: the id, or nil for NULL.
@@ -210,10 +241,16 @@ func (t Table) scanRow(row pgx.Row) (Row, error) {
 	var created, updated *int64
 	var doc []byte
 	dest = append(dest, &r.Tags, &created, &updated, &doc)
+	if t.TTL {
+		dest = append(dest, &r.Expires)
+	}
 	if err := row.Scan(dest...); err != nil {
 		return Row{}, err
 	}
 	r.CreatedAt, r.UpdatedAt, r.Doc = deref(created), deref(updated), json.RawMessage(doc)
+	if t.TTL {
+		r.Doc = WithTTL(r.Doc, r.Expires, time.Now())
+	}
 	for i, v := range uniques {
 		if v != nil {
 			if r.Unique == nil {
@@ -256,3 +293,35 @@ func isUUID(s string) bool { return len(s) == 36 && uuid.Validate(s) == nil }
 // isText says whether s can be a text column value: PostgreSQL refuses
 // invalid utf-8 and NUL bytes.
 func isText(s string) bool { return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 }
+
+// WithTTL returns doc (a stored document, which never holds "ttl") with
+// Kong's "ttl" as a read renders it: the whole seconds left until expires
+// at now (FLOOR(EXTRACT(EPOCH FROM ttl - CURRENT_TIMESTAMP)) in Kong's
+// postgres strategy), never below 0, or null when it never expires.
+func WithTTL(doc json.RawMessage, expires *time.Time, now time.Time) json.RawMessage {
+	value := "null"
+	if expires != nil {
+		left := math.Floor(expires.Sub(now).Seconds())
+		value = strconv.FormatInt(max(int64(left), 0), 10)
+	}
+	body := strings.TrimSpace(string(doc))
+	if len(body) < 2 || body[0] != '{' {
+		return doc // not an object: stored documents always are
+	}
+	rest := strings.TrimSpace(body[1:])
+	sep := ","
+	if rest == "}" {
+		sep = ""
+	}
+	return json.RawMessage(`{"ttl":` + value + sep + rest)
+}
+
+// ExpiresAfter is when an entity written at from with Kong's ttl option
+// of seconds expires: nil (never) for 0, as Kong's get_ttl_value.
+func ExpiresAfter(from time.Time, seconds int64) *time.Time {
+	if seconds <= 0 {
+		return nil
+	}
+	at := from.Add(time.Duration(seconds) * time.Second)
+	return &at
+}

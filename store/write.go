@@ -132,6 +132,9 @@ func (x *Tx) Insert(ctx context.Context, t Table, r Row) (Change, error) {
 	if err != nil {
 		return Change{}, fmt.Errorf("insert %s: %w", t.Name, err)
 	}
+	if err := x.clearExpired(ctx, t); err != nil {
+		return Change{}, err
+	}
 	query := "INSERT INTO " + t.ident() + " (" + strings.Join(t.quotedColumns(), ", ") +
 		") VALUES (" + placeholders(len(vals)) + ")"
 	return x.record(ctx, t, r, "insert", func() (string, error) {
@@ -145,6 +148,9 @@ func (x *Tx) Upsert(ctx context.Context, t Table, r Row) (Change, error) {
 	vals, err := t.values(r)
 	if err != nil {
 		return Change{}, fmt.Errorf("upsert %s: %w", t.Name, err)
+	}
+	if err := x.clearExpired(ctx, t); err != nil {
+		return Change{}, err
 	}
 	// xmax is 0 on a freshly inserted row version, set on an updated one.
 	query := t.upsertSQL() + " RETURNING xmax = 0"

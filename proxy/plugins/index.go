@@ -4,6 +4,7 @@ import (
 	"crypto"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/grapevine-gw/grapevine/entity"
 	"github.com/grapevine-gw/grapevine/proxy/pdk"
@@ -32,6 +33,9 @@ type indexMaps struct {
 	jwt        map[string]*JWTCredential
 	groups     map[string]map[string]string // consumer id → acl id → group
 	byID       map[string]credRef           // credential id → where it is filed
+	// expiring holds the credentials written with a ttl, id → expiry in
+	// unix nanoseconds, so ForgetExpired looks at them alone.
+	expiring map[string]int64
 }
 
 // credRef is where a credential is filed, to unfile it when it changes.
@@ -43,6 +47,18 @@ type credRef struct {
 // KeyCredential is a key-auth key.
 type KeyCredential struct {
 	pdk.Credential
+	// expires is when a key written with Kong's ttl stops working, in
+	// unix nanoseconds; 0 = never. Key checks it, so an expired key is
+	// refused at once, whether or not any event or sweep has come.
+	expires int64
+}
+
+// Expiring is a decoded entity with the time it expires (a key-auth
+// credential written with Kong's ttl); Put and Replace take it in place
+// of the entity.
+type Expiring struct {
+	Value   any
+	Expires time.Time
 }
 
 // BasicCredential is a basic-auth username and its password hash.
@@ -92,6 +108,7 @@ func newIndexMaps() indexMaps {
 		keys: map[string]*KeyCredential{}, basic: map[string]*BasicCredential{},
 		hmac: map[string]*SecretCredential{}, jwt: map[string]*JWTCredential{},
 		groups: map[string]map[string]string{}, byID: map[string]credRef{},
+		expiring: map[string]int64{},
 	}
 }
 
@@ -125,6 +142,34 @@ func (ix *Index) Remove(table, id string) {
 	ix.ix.unfile(id)
 }
 
+// ForgetExpired unfiles the credentials whose ttl has passed at now and
+// returns how many; lookups already refuse them, this frees their memory
+// (the database's cleanup deletes their rows without an event).
+func (ix *Index) ForgetExpired(now time.Time) int {
+	at := now.UnixNano()
+	ix.mu.RLock()
+	due := 0
+	for _, exp := range ix.ix.expiring {
+		if exp <= at {
+			due++
+		}
+	}
+	ix.mu.RUnlock()
+	if due == 0 {
+		return 0
+	}
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	n := 0
+	for id, exp := range ix.ix.expiring {
+		if exp <= at {
+			ix.ix.unfile(id)
+			n++
+		}
+	}
+	return n
+}
+
 // Len is how many consumers and credentials the index holds.
 func (ix *Index) Len() int {
 	ix.mu.RLock()
@@ -156,7 +201,7 @@ func (ix *Index) Key(key []byte) (*KeyCredential, *pdk.Consumer) {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	cred := ix.ix.keys[string(key)]
-	if cred == nil {
+	if cred == nil || cred.expires != 0 && time.Now().UnixNano() >= cred.expires {
 		return nil, nil
 	}
 	return cred, ix.ix.consumers[cred.ConsumerID]
@@ -199,9 +244,11 @@ func (m *indexMaps) put(v any) {
 	switch e := v.(type) {
 	case entity.Consumer:
 		m.putConsumer(e)
+	case Expiring:
+		m.putExpiring(e)
 	case entity.KeyAuthCredential:
 		m.file(e.Credential, "keyauth_credentials", e.Key)
-		m.keys[e.Key] = &KeyCredential{credential(e.Credential)}
+		m.keys[e.Key] = &KeyCredential{Credential: credential(e.Credential)}
 	case entity.BasicAuthCredential:
 		m.file(e.Credential, "basicauth_credentials", e.Username)
 		m.basic[e.Username] = &BasicCredential{credential(e.Credential), e.Password}
@@ -221,6 +268,19 @@ func (m *indexMaps) put(v any) {
 		m.groups[c.ConsumerID][e.ID] = e.Group
 		m.refreshGroups(c.ConsumerID)
 	}
+}
+
+// putExpiring files an entity that expires; only key-auth credentials
+// have a ttl in Kong 3.9 (of the kinds the index holds).
+func (m *indexMaps) putExpiring(e Expiring) {
+	m.put(e.Value)
+	k, ok := e.Value.(entity.KeyAuthCredential)
+	if !ok {
+		return
+	}
+	at := e.Expires.UnixNano()
+	m.keys[k.Key].expires = at
+	m.expiring[k.ID] = at
 }
 
 func credential(c entity.Credential) pdk.Credential {
@@ -280,6 +340,7 @@ func (m *indexMaps) unfile(id string) {
 		return
 	}
 	delete(m.byID, id)
+	delete(m.expiring, id)
 	switch ref.table {
 	case "keyauth_credentials":
 		if c := m.keys[ref.key]; c != nil && c.ID == id {

@@ -1,0 +1,72 @@
+package entity
+
+import (
+	"encoding/json"
+	"math"
+	"strconv"
+	"strings"
+)
+
+// MaxTTL is Kong's DAO_MAX_TTL (kong/constants.lua): the largest ttl, in
+// seconds, a write may give an entity whose schema has TTL.
+const MaxTTL = 100000000
+
+// ttlMessage is Kong's message for a bad ttl (kong/db/dao/init.lua,
+// validate_options_value).
+var ttlMessage = "must be an integer between 0 and " + strconv.Itoa(MaxTTL)
+
+// takeTTL removes the ttl option from a write's document of s and returns
+// it: Kong's Admin API (kong/api/endpoints.lua extract_options) moves
+// "ttl" out of the arguments into the DAO's options on insert, update and
+// upsert of a kind whose schema has ttl = true. Kong checks options before
+// the entity, so a bad ttl is its invalid-options error (code 11) alone.
+// For other kinds "ttl" stays and is an unknown field, as in Kong.
+func (s *Schema) takeTTL(doc map[string]any) (ttl int64, given bool, err *Error) {
+	if !s.TTL {
+		return 0, false, nil
+	}
+	v, ok := doc["ttl"]
+	if !ok {
+		return 0, false, nil
+	}
+	delete(doc, "ttl")
+	if v == nil {
+		return 0, false, nil
+	}
+	n, ok := ttlSeconds(v)
+	if !ok {
+		return 0, false, InvalidOptions("ttl", ttlMessage)
+	}
+	return n, true, nil
+}
+
+// ttlSeconds reads a ttl given as a JSON number, or as a form's text.
+func ttlSeconds(v any) (int64, bool) {
+	var f float64
+	switch x := v.(type) {
+	case json.Number:
+		g, err := x.Float64()
+		if err != nil {
+			return 0, false
+		}
+		f = g
+	case float64:
+		f = x
+	case int64:
+		f = float64(x)
+	case int:
+		f = float64(x)
+	case string:
+		g, err := strconv.ParseFloat(strings.TrimSpace(x), 64)
+		if err != nil {
+			return 0, false
+		}
+		f = g
+	default:
+		return 0, false
+	}
+	if f != math.Floor(f) || f < 0 || f > MaxTTL {
+		return 0, false
+	}
+	return int64(f), true
+}

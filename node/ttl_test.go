@@ -1,0 +1,55 @@
+package node
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+// TestKeyWithTTLStopsWorking checks a key-auth key written with Kong's ttl
+// (spec/03-plugins/09-key-auth/02-access_spec.lua "authenticate for up to
+// 'ttl'") authenticates on another node until it expires, then gets 401
+// there with nothing sent to that node: the database deletes expired rows
+// without an event, so the node's credential index must refuse the key by
+// its own clock.
+func TestKeyWithTTLStopsWorking(t *testing.T) {
+	dsn := bootstrappedDatabase(t)
+	a := startClusterNode(t, pluginNodeConfig(t, dsn, 2), fastHooks)
+	b := startClusterNode(t, pluginNodeConfig(t, dsn, 3), fastHooks)
+	up := newUpstream(t)
+	mustAdmin(t, a, 201, "POST", "/services", fmt.Sprintf(`{"name":"s1","url":%q}`, up.URL))
+	mustAdmin(t, a, 201, "POST", "/services/s1/routes", `{"name":"r1","paths":["/r1"]}`)
+	mustAdmin(t, a, 201, "POST", "/routes/r1/plugins", `{"name":"key-auth"}`)
+	mustAdmin(t, a, 201, "POST", "/consumers", `{"username":"alice"}`)
+	mustAdmin(t, a, 201, "POST", "/consumers/alice/key-auth", `{"key":"forever"}`)
+	const ttl = 3
+	created := time.Now()
+	mustAdmin(t, a, 201, "POST", "/consumers/alice/key-auth", fmt.Sprintf(`{"key":"short","ttl":%d}`, ttl))
+
+	for name, n := range map[string]*Node{"A": a, "B": b} {
+		eventually(t, 10*time.Second, func() error {
+			if status, _, _ := proxyDo(t, n, "GET", "/r1", "apikey: short"); status != 200 {
+				if time.Since(created) >= ttl*time.Second {
+					t.Fatalf("node %s: the key expired before it was seen to work; the machine is too slow for this test", name)
+				}
+				return fmt.Errorf("node %s: got %d with the key, want 200 while its ttl lasts", name, status)
+			}
+			return nil
+		})
+	}
+	for name, n := range map[string]*Node{"A": a, "B": b} {
+		eventually(t, 2*ttl*time.Second, func() error {
+			if status, _, _ := proxyDo(t, n, "GET", "/r1", "apikey: short"); status != 401 {
+				return fmt.Errorf("node %s: got %d with the expired key, want 401", name, status)
+			}
+			return nil
+		})
+		// The ttl counts from created_at, in whole seconds as in Kong.
+		if time.Since(created) < (ttl-1)*time.Second {
+			t.Errorf("node %s: refused the key before its ttl ran out", name)
+		}
+		if status, _, _ := proxyDo(t, n, "GET", "/r1", "apikey: forever"); status != 200 {
+			t.Errorf("node %s: got %d with the key without ttl, want 200", name, status)
+		}
+	}
+}

@@ -1,0 +1,70 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// takeTTL returns doc without the "ttl" a validated write of a TTL table
+// carries (entity.Schema.TTL), and the expiry it asks for: the seconds
+// after the entity's created_at, as Kong's get_ttl_value for an insert
+// (a PATCH computes its own from the time of the update). The document
+// given is not changed.
+func takeTTL(t Table, doc map[string]any) (map[string]any, *time.Time) {
+	v, ok := doc["ttl"]
+	if !ok || !t.TTL {
+		return doc, nil
+	}
+	out := make(map[string]any, len(doc))
+	for k, x := range doc {
+		if k != "ttl" {
+			out[k] = x
+		}
+	}
+	ttl, _ := v.(int64)
+	created := time.Now()
+	if c := seconds(doc["created_at"]); c > 0 {
+		created = time.Unix(c, 0)
+	}
+	return out, ExpiresAfter(created, ttl)
+}
+
+// deleteExpiredSQL deletes a TTL table's expired rows (Kong's cleanup
+// statement in kong/db/strategies/postgres/connector.lua). Deleting them
+// records no cluster_events row: every read already leaves them out, and
+// each node forgets an expired credential by its own clock.
+func (t Table) deleteExpiredSQL() string {
+	return "DELETE FROM " + t.ident() + " WHERE ttl < now()"
+}
+
+// clearExpired deletes t's expired rows before a write within the
+// transaction, so that a key nobody can see any more (its row waits for
+// the cleanup) does not refuse a new entity with the same key; Kong
+// answers 409 there until its cleanup timer has run.
+func (x *Tx) clearExpired(ctx context.Context, t Table) error {
+	if !t.TTL {
+		return nil
+	}
+	if _, err := x.tx.Exec(ctx, t.deleteExpiredSQL()); err != nil {
+		return fmt.Errorf("delete expired %s: %w", t.Name, classify(err))
+	}
+	return nil
+}
+
+// DeleteExpired deletes the expired rows of every TTL table, as Kong's
+// ttl cleanup timer does, and returns how many it deleted.
+func (s *Store) DeleteExpired(ctx context.Context) (int64, error) {
+	var n int64
+	for _, t := range Tables() {
+		if !t.TTL {
+			continue
+		}
+		tag, err := s.pool.Exec(ctx, t.deleteExpiredSQL())
+		if err != nil {
+			return n, fmt.Errorf("delete expired %s: %w", t.Name, classify(err))
+		}
+		n += tag.RowsAffected()
+	}
+	return n, nil
+}
