@@ -66,11 +66,11 @@ func (s *Server) resolved(b *balancer.Balancer) *balancer.Balancer {
 	if len(names) == 0 {
 		return b
 	}
-	var ips map[string][]string
+	var ips map[string][]balancer.Resolved
 	for _, name := range names {
 		if addrs := s.dns.addresses(name); len(addrs) > 0 {
 			if ips == nil {
-				ips = map[string][]string{}
+				ips = map[string][]balancer.Resolved{}
 			}
 			ips[name] = addrs
 		}
@@ -94,7 +94,9 @@ func (s *Server) rebindResolved() {
 			continue
 		}
 		r := s.resolved(b)
-		if slices.EqualFunc(r.Addrs, lives[i].B.Addrs, func(x, y balancer.Address) bool { return x.Dial == y.Dial }) {
+		if slices.EqualFunc(r.Addrs, lives[i].B.Addrs, func(x, y balancer.Address) bool {
+			return x.Dial == y.Dial && x.Weight == y.Weight
+		}) {
 			continue
 		}
 		lives[i], changed = s.registry.Bind(r), true
