@@ -2,9 +2,12 @@ package proxy
 
 import (
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -320,5 +323,55 @@ func TestParseDNSOrder(t *testing.T) {
 				t.Errorf("got %v, %v; want %v (error %v)", got, err, tt.want, tt.wantErr)
 			}
 		})
+	}
+}
+
+// closingTarget answers with its address and closes each connection, so
+// every request through the proxy dials anew.
+func closingTarget(t *testing.T, ip string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", ip+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "close")
+		io.WriteString(w, ln.Addr().String())
+	})}
+	go srv.Serve(ln) //nolint:errcheck // ends at Close
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
+}
+
+// A service's host that is an SRV name (no upstream of that name) is
+// dialled at one of its records of the lowest priority, picked by weight,
+// at the record's port, the service's own port ignored; a new connection
+// after the records changed follows them (Kong's toip over
+// kong/resty/dns/client.lua with dns_order LAST,SRV,A,CNAME).
+func TestServiceHostSRV(t *testing.T) {
+	a, b := closingTarget(t, "127.0.43.8"), closingTarget(t, "127.0.43.9")
+	portA, _ := strconv.Atoi(a[strings.LastIndexByte(a, ':')+1:])
+	portB, _ := strconv.Atoi(b[strings.LastIndexByte(b, ':')+1:])
+	z := startSRVZone(t)
+	z.setA("a.test.", "127.0.43.8")
+	z.setA("b.test.", "127.0.43.9")
+	z.setSRV("svc.test.", srvRecord(1, 10, "a.test.", portA), srvRecord(2, 10, "b.test.", portB))
+	snap := mustSnapshot(t, []entity.Service{testService(t, idA, "svc.test:9")},
+		[]entity.Route{testRoute(idB, idA, paths("/s"))})
+	s := startProxyWith(t, snap, func(c *Config) { c.DNSResolvers = []string{z.addr} })
+	answeredBy := func(want string) error {
+		for range 5 {
+			if status, _, body := send(t, s, "GET", "/s", nil); status != 200 || body != want {
+				return fmt.Errorf("got %d %q, want 200 from %s", status, body, want)
+			}
+		}
+		return nil
+	}
+	if err := answeredBy(a); err != nil {
+		t.Fatal(err)
+	}
+	z.setSRV("svc.test.", srvRecord(1, 10, "b.test.", portB))
+	if err := answeredBy(b); err != nil {
+		t.Fatal(err)
 	}
 }
