@@ -160,7 +160,7 @@ func (s *Server) forwardBalanced(ctx *fasthttp.RequestCtx, st *reqState, up upst
 	bs.cookie = bs.cookie[:0]
 	var key []byte
 	if up.live.B.Upstream.Algorithm == balancer.ConsistentHashing {
-		key = s.hashKey(ctx, st, bs, &up.live.B.Upstream, up.path)
+		key = s.hashKey(ctx, st, bs, &up.live.B.Upstream, &up)
 	}
 	svc := up.route.svc
 	req := &ctx.Request
@@ -227,9 +227,8 @@ func outcomeOf(err error) balancer.Outcome {
 
 // hashKey is Kong's get_value_to_hash: the value of hash_on, else of
 // hash_fallback, else empty. A hash cookie the client lacks is made up
-// and set on the answer. URI captures (the router does not keep them)
-// give no value, so their fallback is used.
-func (s *Server) hashKey(ctx *fasthttp.RequestCtx, st *reqState, bs *balancedState, u *balancer.Upstream, path []byte) []byte {
+// and set on the answer.
+func (s *Server) hashKey(ctx *fasthttp.RequestCtx, st *reqState, bs *balancedState, u *balancer.Upstream, up *upstreamCall) []byte {
 	for _, in := range [2]balancer.HashInput{u.HashOn, u.Fallback} {
 		var v []byte
 		switch in.On {
@@ -257,15 +256,39 @@ func (s *Server) hashKey(ctx *fasthttp.RequestCtx, st *reqState, bs *balancedSta
 				bs.cookie = appendHashCookie(bs.cookie[:0], u.HashOn.Name, v, u.CookiePath)
 			}
 		case "path":
-			v = path
+			v = up.path
 		case "query_arg":
 			v = s.queryArg(ctx, bs, in.Name)
+		case "uri_capture":
+			v = uriCapture(up.matcher, up.path, in.Name)
 		}
 		if v != nil {
 			return v
 		}
 	}
 	return bs.key[:0]
+}
+
+// uriCapture is the named group name of the route's path regex that
+// matched path (Kong's router_matches.uri_captures[name]), nil when the
+// route matched by prefix or the group took no part in the match. The
+// router does not keep captures (a plain route pays nothing for them):
+// the regex runs again, for these upstreams only.
+func uriCapture(m *matcher, path []byte, name string) []byte {
+	if m == nil {
+		return nil
+	}
+	for _, re := range m.regexes {
+		loc := re.FindSubmatchIndex(path)
+		if loc == nil {
+			continue
+		}
+		if g := re.SubexpIndex(name); g > 0 && loc[2*g] >= 0 {
+			return path[loc[2*g]:loc[2*g+1]]
+		}
+		return nil
+	}
+	return nil
 }
 
 // queryArg is Kong's get_query_arg: one value as is, several sorted and
