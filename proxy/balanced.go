@@ -165,8 +165,18 @@ func (s *Server) forwardBalanced(ctx *fasthttp.RequestCtx, st *reqState, up upst
 	svc := up.route.svc
 	req := &ctx.Request
 	var lastErr error
+	if st.plugged {
+		defer func() { st.x.endTries(ctx.Response.StatusCode(), svc.retries) }()
+	}
 	for try := 0; ; try++ {
+		var picking time.Time
+		if st.plugged {
+			picking = time.Now()
+		}
 		addr, err := up.live.Pick(&bs.h, key)
+		if err == nil && st.plugged {
+			st.x.addTry(picking, addr)
+		}
 		if err != nil {
 			if try == 0 {
 				s.respondError(ctx, st, fasthttp.StatusServiceUnavailable, msgNoPeer)
@@ -208,6 +218,9 @@ func (s *Server) forwardBalanced(ctx *fasthttp.RequestCtx, st *reqState, up upst
 		if try >= svc.retries || !retryable(err, req.Header.Method()) || !body.replayable() {
 			s.respondForwardError(ctx, st, svc, err)
 			return
+		}
+		if st.plugged {
+			st.x.failTry(err) // Kong marks a try failed when the next begins
 		}
 	}
 }
