@@ -249,13 +249,13 @@ func (s *Server) hashKey(ctx *fasthttp.RequestCtx, st *reqState, bs *balancedSta
 			return bs.key[:0]
 		case "consumer":
 			// Kong's get_value_to_hash: the authenticated consumer's id,
-			// else the credential's consumer (kong/runloop/balancer/init.lua).
+			// else the credential's own id (kong/runloop/balancer/init.lua).
 			if st.plugged {
 				switch x := &st.x; {
 				case x.consumer != nil:
 					v = append(bs.key[:0], x.consumer.ID...)
-				case x.credential != nil && x.credential.ConsumerID != "":
-					v = append(bs.key[:0], x.credential.ConsumerID...)
+				case x.credential != nil && x.credential.ID != "":
+					v = append(bs.key[:0], x.credential.ID...)
 				}
 			}
 		case "ip":
