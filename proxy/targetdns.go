@@ -270,7 +270,7 @@ func (d *targetDNS) lookup(ctx context.Context, name string, last uint16) (dnsAn
 		if t != typeLast && !slices.Contains(types, t) {
 			types = append(types, t)
 		}
-		if t == dns.TypeA && !slices.Contains(d.cfg.Order, dns.TypeAAAA) {
+		if t == dns.TypeA && !slices.Contains(d.cfg.Order, dns.TypeAAAA) && !slices.Contains(types, dns.TypeAAAA) {
 			types = append(types, dns.TypeAAAA)
 		}
 	}
