@@ -15,6 +15,7 @@ import (
 	"net"
 	"os"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
@@ -220,8 +221,12 @@ func (n *Node) proxyConfig() (proxy.Config, error) {
 	cfg.LatencyHeaders = n.cfg.LatencyHeaders
 	cfg.ErrorDefaultType = n.cfg.ErrorDefaultType
 	cfg.DNSResolvers = n.cfg.DNSResolver
-	cfg.DNS = proxy.DNSConfig{HostsFile: n.cfg.DNSHostsFile, StaleTTL: n.cfg.DNSStaleTTL,
-		NotFoundTTL: n.cfg.DNSNotFoundTTL, ErrorTTL: n.cfg.DNSErrorTTL}
+	order, err := proxy.ParseDNSOrder(strings.Join(n.cfg.DNSOrder, ","))
+	if err != nil {
+		return cfg, fmt.Errorf("dns_order: %w", err)
+	}
+	cfg.DNS = proxy.DNSConfig{Order: order, ValidTTL: n.cfg.DNSValidTTL, HostsFile: n.cfg.DNSHostsFile,
+		StaleTTL: n.cfg.DNSStaleTTL, NotFoundTTL: n.cfg.DNSNotFoundTTL, ErrorTTL: n.cfg.DNSErrorTTL}
 	cfg.LargeHeaderBuffers = int(n.cfg.LargeHeaderBuffers[0])
 	cfg.LargeHeaderBufferSize = int(n.cfg.LargeHeaderBuffers[1])
 	cfg.ClientHeaderTimeout = n.cfg.ClientHeaderTimeout

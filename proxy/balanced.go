@@ -66,11 +66,11 @@ func (s *Server) resolved(b *balancer.Balancer) *balancer.Balancer {
 	if len(names) == 0 {
 		return b
 	}
-	var ips map[string][]string
+	var ips map[string][]balancer.Resolved
 	for _, name := range names {
 		if addrs := s.dns.addresses(name); len(addrs) > 0 {
 			if ips == nil {
-				ips = map[string][]string{}
+				ips = map[string][]balancer.Resolved{}
 			}
 			ips[name] = addrs
 		}
@@ -94,7 +94,9 @@ func (s *Server) rebindResolved() {
 			continue
 		}
 		r := s.resolved(b)
-		if slices.EqualFunc(r.Addrs, lives[i].B.Addrs, func(x, y balancer.Address) bool { return x.Dial == y.Dial }) {
+		if slices.EqualFunc(r.Addrs, lives[i].B.Addrs, func(x, y balancer.Address) bool {
+			return x.Dial == y.Dial && x.Weight == y.Weight
+		}) {
 			continue
 		}
 		lives[i], changed = s.registry.Bind(r), true
@@ -158,13 +160,23 @@ func (s *Server) forwardBalanced(ctx *fasthttp.RequestCtx, st *reqState, up upst
 	bs.cookie = bs.cookie[:0]
 	var key []byte
 	if up.live.B.Upstream.Algorithm == balancer.ConsistentHashing {
-		key = s.hashKey(ctx, st, bs, &up.live.B.Upstream, up.path)
+		key = s.hashKey(ctx, st, bs, &up.live.B.Upstream, &up)
 	}
 	svc := up.route.svc
 	req := &ctx.Request
 	var lastErr error
+	if st.plugged {
+		defer func() { st.x.endTries(ctx.Response.StatusCode(), svc.retries) }()
+	}
 	for try := 0; ; try++ {
+		var picking time.Time
+		if st.plugged {
+			picking = time.Now()
+		}
 		addr, err := up.live.Pick(&bs.h, key)
+		if err == nil && st.plugged {
+			st.x.addTry(picking, addr)
+		}
 		if err != nil {
 			if try == 0 {
 				s.respondError(ctx, st, fasthttp.StatusServiceUnavailable, msgNoPeer)
@@ -207,6 +219,9 @@ func (s *Server) forwardBalanced(ctx *fasthttp.RequestCtx, st *reqState, up upst
 			s.respondForwardError(ctx, st, svc, err)
 			return
 		}
+		if st.plugged {
+			st.x.failTry(err) // Kong marks a try failed when the next begins
+		}
 	}
 }
 
@@ -225,9 +240,8 @@ func outcomeOf(err error) balancer.Outcome {
 
 // hashKey is Kong's get_value_to_hash: the value of hash_on, else of
 // hash_fallback, else empty. A hash cookie the client lacks is made up
-// and set on the answer. URI captures (the router does not keep them)
-// give no value, so their fallback is used.
-func (s *Server) hashKey(ctx *fasthttp.RequestCtx, st *reqState, bs *balancedState, u *balancer.Upstream, path []byte) []byte {
+// and set on the answer.
+func (s *Server) hashKey(ctx *fasthttp.RequestCtx, st *reqState, bs *balancedState, u *balancer.Upstream, up *upstreamCall) []byte {
 	for _, in := range [2]balancer.HashInput{u.HashOn, u.Fallback} {
 		var v []byte
 		switch in.On {
@@ -235,13 +249,13 @@ func (s *Server) hashKey(ctx *fasthttp.RequestCtx, st *reqState, bs *balancedSta
 			return bs.key[:0]
 		case "consumer":
 			// Kong's get_value_to_hash: the authenticated consumer's id,
-			// else the credential's consumer (kong/runloop/balancer/init.lua).
+			// else the credential's own id (kong/runloop/balancer/init.lua).
 			if st.plugged {
 				switch x := &st.x; {
 				case x.consumer != nil:
 					v = append(bs.key[:0], x.consumer.ID...)
-				case x.credential != nil && x.credential.ConsumerID != "":
-					v = append(bs.key[:0], x.credential.ConsumerID...)
+				case x.credential != nil && x.credential.ID != "":
+					v = append(bs.key[:0], x.credential.ID...)
 				}
 			}
 		case "ip":
@@ -255,15 +269,39 @@ func (s *Server) hashKey(ctx *fasthttp.RequestCtx, st *reqState, bs *balancedSta
 				bs.cookie = appendHashCookie(bs.cookie[:0], u.HashOn.Name, v, u.CookiePath)
 			}
 		case "path":
-			v = path
+			v = up.path
 		case "query_arg":
 			v = s.queryArg(ctx, bs, in.Name)
+		case "uri_capture":
+			v = uriCapture(up.matcher, up.path, in.Name)
 		}
 		if v != nil {
 			return v
 		}
 	}
 	return bs.key[:0]
+}
+
+// uriCapture is the named group name of the route's path regex that
+// matched path (Kong's router_matches.uri_captures[name]), nil when the
+// route matched by prefix or the group took no part in the match. The
+// router does not keep captures (a plain route pays nothing for them):
+// the regex runs again, for these upstreams only.
+func uriCapture(m *matcher, path []byte, name string) []byte {
+	if m == nil {
+		return nil
+	}
+	for _, re := range m.regexes {
+		loc := re.FindSubmatchIndex(path)
+		if loc == nil {
+			continue
+		}
+		if g := re.SubexpIndex(name); g > 0 && loc[2*g] >= 0 {
+			return path[loc[2*g]:loc[2*g+1]]
+		}
+		return nil
+	}
+	return nil
 }
 
 // queryArg is Kong's get_query_arg: one value as is, several sorted and

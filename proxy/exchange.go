@@ -41,6 +41,7 @@ type exchange struct {
 	bodyRead      bool
 
 	collected []*PluginInstance // instances whose later phases run (phases.go)
+	tries     []pdk.Try         // the balancer's attempts (tries.go)
 	exited    bool              // a hook answered with Error or Exit
 	// Response header changes made in the rewrite and access phases wait
 	// here and apply to whatever answer follows (an exit's or the
@@ -63,7 +64,7 @@ func (x *exchange) reset(s *Server, ctx *fasthttp.RequestCtx, st *reqState, up u
 	clear(x.collected)
 	x.respEdits.reset()
 	*x = exchange{s: s, ctx: ctx, st: st, up: up, respEdits: x.respEdits,
-		values: x.values[:0], collected: x.collected[:0],
+		values: x.values[:0], collected: x.collected[:0], tries: x.tries[:0],
 		method: x.method[:0], query: x.query[:0], path: x.path[:0], body: x.body[:0]}
 }
 

@@ -29,6 +29,7 @@ func (x *exchange) Log() pdk.LogInfo {
 		info.KongLatency = x.sent.Sub(start)
 		info.ProxyLatency = x.received.Sub(x.sent)
 	}
+	info.Tries = x.tries
 	info.RequestSize = x.requestSize()
 	info.ResponseSize = x.responseSize()
 	return info

@@ -16,11 +16,12 @@ import (
 type upstreamCall struct {
 	client  *upstreamClient
 	route   *route
-	host    []byte // lower case, without port
-	path    []byte // normalised
-	rawPath []byte // the path as received, for X-Forwarded-Path
-	query   []byte // "?…" or empty
-	matched int    // length of the matched path prefix, -1 without paths
+	host    []byte   // lower case, without port
+	path    []byte   // normalised
+	rawPath []byte   // the path as received, for X-Forwarded-Path
+	query   []byte   // "?…" or empty
+	matched int      // length of the matched path prefix, -1 without paths
+	matcher *matcher // the route's condition that matched (its path regexes give hash_on uri_capture)
 	// live is the balancer of the service's upstream, nil for a service
 	// naming a host (balanced.go); hostHeader is then the Host of the
 	// address a try goes to.

@@ -154,7 +154,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			client = client.forServerName(req.host)
 		}
 		up := upstreamCall{client: client, route: m.route,
-			host: req.host, path: req.path, rawPath: rawPath, query: query, matched: matched, live: a.liveFor(m.route.svc)}
+			host: req.host, path: req.path, rawPath: rawPath, query: query, matched: matched, matcher: m, live: a.liveFor(m.route.svc)}
 		if m.route.plan != nil {
 			s.forwardWithPlan(ctx, st, m.route.plan, up)
 			return

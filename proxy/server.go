@@ -89,7 +89,7 @@ func New(cfg Config) *Server {
 		upstreamLog:     logSampler{interval: upstreamLogEvery},
 		via:             []byte("1.1 grapevine/" + cfg.Version),
 		via2:            []byte("2 grapevine/" + cfg.Version),
-		pool:            newClientPool(resolverFor(cfg.DNSResolvers)),
+		pool:            newClientPool(resolverFor(cfg.DNSResolvers), cfg.DNS.Order),
 		grpc:            grpcup.New(),
 	}
 	s.registry = balancer.NewRegistry(cfg.Logger.With().Str("component", "balancer").Logger())

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"slices"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/rs/zerolog"
+
+	"github.com/grapevine-gw/grapevine/proxy/balancer"
 )
 
 // Kong's balancer turns a target named by a host name into one address per
@@ -27,6 +30,8 @@ import (
 // DNSConfig is kong.conf's dns_* keys for balancer targets; a StaleTTL
 // of 0 keeps no stale answer.
 type DNSConfig struct {
+	Order       []uint16      // dns_order: LAST,SRV,A,CNAME (ParseDNSOrder); nil: that
+	ValidTTL    time.Duration // dns_valid_ttl: replaces every record's TTL; 0: the records' own
 	HostsFile   string        // dns_hostsfile: "/etc/hosts"; "" reads none
 	StaleTTL    time.Duration // dns_stale_ttl: how long a failing name keeps its last addresses; 1h
 	NotFoundTTL time.Duration // dns_not_found_ttl: when a name without records is asked again; 30s
@@ -60,15 +65,19 @@ type targetDNS struct {
 
 // dnsEntry is what is known of one name.
 type dnsEntry struct {
-	ips      []string  // the addresses, sorted; nil until resolved
-	due      time.Time // when to ask again
-	goodTill time.Time // after it, a failing name's last addresses are dropped
-	used     bool      // named by a balancer at the last rebuild
+	addrs    []balancer.Resolved // sorted; nil until resolved
+	last     uint16              // the record type that answered last (dns_order's LAST)
+	due      time.Time           // when to ask again
+	goodTill time.Time           // after it, a failing name's last addresses are dropped
+	used     bool                // named by a balancer at the last rebuild
 }
 
 // newTargetDNS asks servers (kong.conf's dns_resolver), or else those of
 // /etc/resolv.conf, after the names of /etc/hosts.
 func newTargetDNS(servers []string, cfg DNSConfig, log zerolog.Logger) *targetDNS {
+	if len(cfg.Order) == 0 {
+		cfg.Order = defaultDNSOrder
+	}
 	if len(servers) == 0 {
 		if conf, err := dns.ClientConfigFromFile("/etc/resolv.conf"); err == nil {
 			for _, s := range conf.Servers {
@@ -82,9 +91,9 @@ func newTargetDNS(servers []string, cfg DNSConfig, log zerolog.Logger) *targetDN
 
 // addresses returns the addresses known for name (nil before the first
 // answer) and marks it used, asking for it in the background if new.
-func (d *targetDNS) addresses(name string) []string {
+func (d *targetDNS) addresses(name string) []balancer.Resolved {
 	if ips, ok := d.hosts[strings.ToLower(name)]; ok {
-		return ips
+		return resolvedIPs(ips)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -98,7 +107,7 @@ func (d *targetDNS) addresses(name string) []string {
 		}
 	}
 	e.used = true
-	return e.ips
+	return e.addrs
 }
 
 // forgetUnused drops the names no balancer named since the last call.
@@ -161,7 +170,16 @@ func (d *targetDNS) untilNext(now time.Time) time.Duration {
 
 // refresh asks for name again; it reports whether its addresses changed.
 func (d *targetDNS) refresh(ctx context.Context, name string) bool {
-	ips, ttl, err := d.lookup(ctx, name)
+	d.mu.Lock()
+	var last uint16
+	if e := d.names[name]; e != nil {
+		last = e.last
+	}
+	d.mu.Unlock()
+	ans, err := d.lookup(ctx, name, last)
+	addrs := ans.addrs
+	slices.SortFunc(addrs, balancer.Resolved.Compare)
+	addrs = slices.Compact(addrs)
 	now := time.Now()
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -171,73 +189,232 @@ func (d *targetDNS) refresh(ctx context.Context, name string) bool {
 	}
 	switch {
 	case err == nil:
-		e.due, e.goodTill = now.Add(max(ttl, minDNSTTL)), now.Add(max(ttl, minDNSTTL)+d.cfg.StaleTTL)
+		ttl := max(ans.ttl, minDNSTTL)
+		if d.cfg.ValidTTL > 0 {
+			ttl = d.cfg.ValidTTL
+		}
+		e.due, e.goodTill, e.last = now.Add(ttl), now.Add(ttl+d.cfg.StaleTTL), ans.qtype
 	case errors.Is(err, errNoAddresses):
-		e.due, ips = now.Add(max(d.cfg.NotFoundTTL, minDNSTTL)), nil
+		e.due, addrs = now.Add(max(d.cfg.NotFoundTTL, minDNSTTL)), nil
 	default:
 		e.due = now.Add(max(d.cfg.ErrorTTL, minDNSTTL))
 		if now.Before(e.goodTill) {
-			ips = e.ips // stale, but the best there is
+			addrs = e.addrs // stale, but the best there is
 		}
 	}
 	if err != nil {
-		d.log.Warn().Err(err).Str("name", name).Int("addresses_kept", len(ips)).Msg("balancer target name did not resolve")
+		d.log.Warn().Err(err).Str("name", name).Int("addresses_kept", len(addrs)).Msg("balancer target name did not resolve")
 	}
-	if slices.Equal(ips, e.ips) {
+	if slices.Equal(addrs, e.addrs) {
 		return false
 	}
-	d.log.Info().Str("name", name).Strs("addresses", ips).Msg("balancer target name resolved to new addresses")
-	e.ips = ips
+	d.log.Info().Str("name", name).Str("type", dns.TypeToString[ans.qtype]).Str("addresses", fmt.Sprint(addrs)).
+		Msg("balancer target name resolved to new addresses")
+	e.addrs = addrs
 	return true
 }
 
-var errNoAddresses = errors.New("no A or AAAA records")
+var errNoAddresses = errors.New("no A, AAAA or SRV records")
 
-// lookup asks the servers in turn for name's A records, and for its AAAA
-// records when it has none (Kong's default dns_order asks for A records
-// and never AAAA; an IPv6-only name is served here all the same); ttl is
-// the smallest of the records' TTLs.
-func (d *targetDNS) lookup(ctx context.Context, name string) (ips []string, ttl time.Duration, err error) {
-	if len(d.servers) == 0 {
-		return nil, 0, errors.New("no name server configured (dns_resolver, /etc/resolv.conf)")
+// Record types of dns_order; typeLast stands for the type that last
+// answered for the name.
+const typeLast = 0
+
+// ParseDNSOrder reads dns_order ("LAST,SRV,A,CNAME", any case) into its
+// types; LAST is 0.
+func ParseDNSOrder(s string) ([]uint16, error) {
+	var order []uint16
+	for _, f := range strings.Split(s, ",") {
+		f = strings.ToUpper(strings.TrimSpace(f))
+		t, ok := map[string]uint16{"LAST": typeLast, "SRV": dns.TypeSRV, "A": dns.TypeA, "AAAA": dns.TypeAAAA, "CNAME": dns.TypeCNAME}[f]
+		if !ok {
+			return nil, fmt.Errorf("invalid dns record type in dns_order: %q (want LAST, SRV, A, AAAA or CNAME)", f)
+		}
+		if !slices.Contains(order, t) {
+			order = append(order, t)
+		}
 	}
-	fqdn := dns.Fqdn(name)
-	ttl = -1
-	for _, qtype := range []uint16{dns.TypeA, dns.TypeAAAA} {
-		if len(ips) > 0 {
-			break
+	return order, nil
+}
+
+// defaultDNSOrder is Kong's dns_order.
+var defaultDNSOrder = []uint16{typeLast, dns.TypeSRV, dns.TypeA, dns.TypeCNAME}
+
+// dnsAnswer is what one name resolved to.
+type dnsAnswer struct {
+	addrs []balancer.Resolved
+	ttl   time.Duration // the smallest of the records' TTLs
+	qtype uint16        // the type that answered (dns_order's LAST)
+}
+
+// maxDNSDepth bounds the CNAMEs and SRV targets followed from one name.
+const maxDNSDepth = 4
+
+// lookup asks the servers for name's records of each type in dns_order
+// (LAST being the type that answered last time) until one has any, as
+// Kong's resolver does (kong/resty/dns/client.lua resolve): an SRV answer
+// is one address per record of its lowest priority, with the record's
+// port and weight, the record's target looked up for its addresses; a
+// CNAME is followed. Kong's default order asks A and never AAAA; here a
+// name without A records is asked AAAA when the order does not list it,
+// so an IPv6-only name is served all the same.
+func (d *targetDNS) lookup(ctx context.Context, name string, last uint16) (dnsAnswer, error) {
+	if len(d.servers) == 0 {
+		return dnsAnswer{}, errors.New("no name server configured (dns_resolver, /etc/resolv.conf)")
+	}
+	var types []uint16
+	for _, t := range d.cfg.Order {
+		if t == typeLast {
+			t = last
 		}
-		answer, err := d.exchange(ctx, fqdn, qtype)
+		if t != typeLast && !slices.Contains(types, t) {
+			types = append(types, t)
+		}
+		if t == dns.TypeA && !slices.Contains(d.cfg.Order, dns.TypeAAAA) && !slices.Contains(types, dns.TypeAAAA) {
+			types = append(types, dns.TypeAAAA)
+		}
+	}
+	return d.resolveTypes(ctx, name, types, 0)
+}
+
+// resolveTypes asks for name's records of each of types in turn until
+// one has any; a failure is returned only when no type answered.
+func (d *targetDNS) resolveTypes(ctx context.Context, name string, types []uint16, depth int) (dnsAnswer, error) {
+	if ips, ok := d.hosts[strings.ToLower(name)]; ok && depth > 0 {
+		return dnsAnswer{addrs: resolvedIPs(ips), ttl: -1, qtype: dns.TypeA}, nil
+	}
+	var errs []error
+	for _, qtype := range types {
+		ans, err := d.ask(ctx, name, qtype, depth)
 		if err != nil {
-			return nil, 0, err
-		}
-		if answer.Rcode == dns.RcodeNameError {
+			errs = append(errs, err)
 			continue
 		}
-		if answer.Rcode != dns.RcodeSuccess {
-			return nil, 0, errors.New("name server answered " + dns.RcodeToString[answer.Rcode])
+		if len(ans.addrs) > 0 {
+			ans.qtype = qtype
+			return ans, nil
 		}
-		for _, rr := range answer.Answer {
-			var ip net.IP
-			switch r := rr.(type) {
-			case *dns.A:
-				ip = r.A
-			case *dns.AAAA:
-				ip = r.AAAA
-			default:
-				continue // a CNAME on the way
+	}
+	if len(errs) > 0 {
+		return dnsAnswer{}, errors.Join(errs...)
+	}
+	return dnsAnswer{}, errNoAddresses
+}
+
+// ask asks for name's records of one type; a name without them is an
+// empty answer.
+func (d *targetDNS) ask(ctx context.Context, name string, qtype uint16, depth int) (dnsAnswer, error) {
+	answer, err := d.exchange(ctx, dns.Fqdn(name), qtype)
+	if err != nil {
+		return dnsAnswer{}, err
+	}
+	switch answer.Rcode {
+	case dns.RcodeSuccess:
+	case dns.RcodeNameError:
+		return dnsAnswer{}, nil
+	default:
+		return dnsAnswer{}, fmt.Errorf("name server answered %s for %s %s", dns.RcodeToString[answer.Rcode], dns.TypeToString[qtype], name)
+	}
+	var out dnsAnswer
+	out.ttl = -1
+	keep := func(ttl uint32) {
+		if t := time.Duration(ttl) * time.Second; out.ttl < 0 || t < out.ttl {
+			out.ttl = t
+		}
+	}
+	var srvs []*dns.SRV
+	for _, rr := range answer.Answer {
+		switch r := rr.(type) {
+		case *dns.A:
+			if qtype == dns.TypeA {
+				out.addrs = append(out.addrs, balancer.Resolved{IP: r.A.String()})
+				keep(r.Hdr.Ttl)
 			}
-			ips = append(ips, ip.String())
-			if t := time.Duration(rr.Header().Ttl) * time.Second; ttl < 0 || t < ttl {
-				ttl = t
+		case *dns.AAAA:
+			if qtype == dns.TypeAAAA {
+				out.addrs = append(out.addrs, balancer.Resolved{IP: r.AAAA.String()})
+				keep(r.Hdr.Ttl)
+			}
+		case *dns.SRV:
+			if qtype == dns.TypeSRV {
+				srvs = append(srvs, r)
+				keep(r.Hdr.Ttl)
+			}
+		case *dns.CNAME:
+			if qtype == dns.TypeCNAME && depth < maxDNSDepth {
+				keep(r.Hdr.Ttl)
+				return d.follow(ctx, strings.TrimSuffix(r.Target, "."), []uint16{dns.TypeSRV, dns.TypeA, dns.TypeAAAA}, depth, out.ttl)
 			}
 		}
 	}
-	if len(ips) == 0 {
-		return nil, 0, errNoAddresses
+	if len(srvs) > 0 {
+		return d.srvAddresses(ctx, srvs, depth, out.ttl)
 	}
-	slices.Sort(ips)
-	return slices.Compact(ips), ttl, nil
+	return out, nil
+}
+
+// srvAddresses turns SRV records into addresses: only those of the lowest
+// priority, as Kong uses; each record's target is looked up (an IP is
+// itself) and each of its addresses gets the record's port and weight,
+// a weight of 0 being 1 (Kong's SRV_0_WEIGHT).
+func (d *targetDNS) srvAddresses(ctx context.Context, srvs []*dns.SRV, depth int, ttl time.Duration) (dnsAnswer, error) {
+	top := slices.MinFunc(srvs, func(a, b *dns.SRV) int { return int(a.Priority) - int(b.Priority) }).Priority
+	out := dnsAnswer{ttl: ttl}
+	var errs []error
+	for _, r := range srvs {
+		if r.Priority != top {
+			continue
+		}
+		target := strings.TrimSuffix(r.Target, ".")
+		weight := max(int(r.Weight), 1)
+		if ip := net.ParseIP(target); ip != nil {
+			out.addrs = append(out.addrs, balancer.Resolved{IP: ip.String(), Port: int(r.Port), Weight: weight})
+			continue
+		}
+		if depth >= maxDNSDepth {
+			continue
+		}
+		ans, err := d.resolveTypes(ctx, target, []uint16{dns.TypeA, dns.TypeAAAA}, depth+1)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out.ttl = minTTL(out.ttl, ans.ttl)
+		for _, a := range ans.addrs {
+			out.addrs = append(out.addrs, balancer.Resolved{IP: a.IP, Port: int(r.Port), Weight: weight, Name: target})
+		}
+	}
+	if len(out.addrs) == 0 && len(errs) > 0 {
+		return dnsAnswer{}, errors.Join(errs...)
+	}
+	return out, nil
+}
+
+// follow resolves a CNAME's target; the TTL is the smaller of both.
+func (d *targetDNS) follow(ctx context.Context, target string, types []uint16, depth int, ttl time.Duration) (dnsAnswer, error) {
+	ans, err := d.resolveTypes(ctx, target, types, depth+1)
+	ans.ttl = minTTL(ans.ttl, ttl)
+	return ans, err
+}
+
+// minTTL is the smaller of two TTLs, a negative one being none (a hosts
+// file's answer has no TTL: 0).
+func minTTL(a, b time.Duration) time.Duration {
+	switch {
+	case a < 0:
+		return b
+	case b < 0:
+		return a
+	}
+	return min(a, b)
+}
+
+func resolvedIPs(ips []string) []balancer.Resolved {
+	out := make([]balancer.Resolved, len(ips))
+	for i, ip := range ips {
+		out[i] = balancer.Resolved{IP: ip}
+	}
+	return out
 }
 
 // exchange sends one question to the servers in turn, over TCP when the

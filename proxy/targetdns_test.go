@@ -158,7 +158,11 @@ func TestTargetDNSHostsFile(t *testing.T) {
 		{"APP.internal", []string{"10.0.0.7", "10.0.0.8"}},
 	}
 	for _, tt := range tests {
-		if got := d.addresses(tt.name); !slices.Equal(got, tt.want) {
+		var got []string
+		for _, a := range d.addresses(tt.name) {
+			got = append(got, a.IP)
+		}
+		if !slices.Equal(got, tt.want) {
 			t.Errorf("%s: got %v, want %v", tt.name, got, tt.want)
 		}
 	}

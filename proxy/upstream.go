@@ -56,8 +56,8 @@ type clientPool struct {
 	maxBody int
 }
 
-func newClientPool(resolver *net.Resolver) *clientPool {
-	return &clientPool{clients: make(map[clientKey]*upstreamClient), dial: tcpDialerWith(resolver), maxBody: maxResponseBody}
+func newClientPool(resolver *net.Resolver, order []uint16) *clientPool {
+	return &clientPool{clients: make(map[clientKey]*upstreamClient), dial: tcpDialerWith(resolver, order), maxBody: maxResponseBody}
 }
 
 // bind returns the client for each of snap's services, indexed like
@@ -103,16 +103,17 @@ func (p *clientPool) closeIdle() {
 	}
 }
 
-// tcpDialerWith makes the pool's dialers, looking hosts up with resolver.
-func tcpDialerWith(resolver *net.Resolver) func(clientKey) dialFunc {
-	return func(k clientKey) dialFunc { return tcpDialer(k, resolver) }
+// tcpDialerWith makes the pool's dialers, looking hosts up with resolver,
+// SRV records first when dns_order asks them.
+func tcpDialerWith(resolver *net.Resolver, order []uint16) func(clientKey) dialFunc {
+	return func(k clientKey) dialFunc { return tcpDialer(k, resolver, newServiceSRV(resolver, k.addr, order)) }
 }
 
 // tcpDialer opens upstream connections within connect_timeout (the TLS
 // handshake included) and marks its failures as connect errors, which are
 // always safe to retry. Connections keep their read and write deadlines
 // coarsely (see coarseConn).
-func tcpDialer(k clientKey, resolver *net.Resolver) dialFunc {
+func tcpDialer(k clientKey, resolver *net.Resolver, srv *serviceSRV) dialFunc {
 	slack := slackFor(min(k.read, k.write))
 	d := &net.Dialer{Timeout: k.connect, KeepAlive: 60 * time.Second, Resolver: resolver}
 	var tlsConfig *tls.Config
@@ -121,7 +122,13 @@ func tcpDialer(k clientKey, resolver *net.Resolver) dialFunc {
 		tlsConfig.ServerName = strings.Trim(k.host, "[]")
 	}
 	return func() (net.Conn, error) {
-		conn, err := d.Dial("tcp", k.addr)
+		addr := k.addr
+		if srv != nil {
+			if a, ok := srv.pick(k.connect); ok {
+				addr = a
+			}
+		}
+		conn, err := d.Dial("tcp", addr)
 		if err != nil {
 			return nil, &connectError{err: err}
 		}

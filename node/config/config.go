@@ -50,6 +50,8 @@ type Config struct {
 	DNSStaleTTL         time.Duration // dns_stale_ttl: 3600 (s); how long a failing name keeps its last addresses
 	DNSNotFoundTTL      time.Duration // dns_not_found_ttl: 30 (s); when a name without records is asked again
 	DNSErrorTTL         time.Duration // dns_error_ttl: 1 (s); when a failed lookup is tried again
+	DNSOrder            []string      // dns_order: "LAST,SRV,A,CNAME"; the record types asked for a name, in turn
+	DNSValidTTL         time.Duration // dns_valid_ttl: none (0: each record's TTL); replaces every record's TTL
 	DNSResolver         []string      // dns_resolver: none (the system's resolver); name servers as "ip" or "ip:port"
 	ErrorDefaultType    string        // error_default_type: "text/plain"; the body type of proxy errors when a request names none
 	RouterFlavor        string        // router_flavor: "traditional_compatible" (the only one)
@@ -108,6 +110,7 @@ func Default() Config {
 		DNSStaleTTL:           time.Hour,
 		DNSNotFoundTTL:        30 * time.Second,
 		DNSErrorTTL:           time.Second,
+		DNSOrder:              []string{"LAST", "SRV", "A", "CNAME"},
 		HeadersUpstream:       []string{"x-kong-request-id"},
 		ErrorDefaultType:      "text/plain",
 		RouterFlavor:          "traditional_compatible",

@@ -46,6 +46,8 @@ db_update_frequency = 0.5
 log_level = debug
 cluster_listen = off
 nginx_admin_client_max_body_size = 512k
+dns_order = last, a ,SRV
+dns_valid_ttl = 2.5
 `)
 	env := []string{"GRAPEVINE_PG_PORT=7000", "GRAPEVINE_ADMIN_LISTEN=127.0.0.2:8001", "OTHER=1"}
 	got, err := Load(path, env)
@@ -66,6 +68,8 @@ nginx_admin_client_max_body_size = 512k
 		{"cluster_listen off", got.ClusterListen, ""},
 		{"debug_listen off unless set", got.DebugListen, ""},
 		{"nginx_admin_client_max_body_size", got.AdminMaxBodySize, int64(512 << 10)},
+		{"dns_order upper case", got.DNSOrder, []string{"LAST", "A", "SRV"}},
+		{"dns_valid_ttl seconds", got.DNSValidTTL, 2500 * time.Millisecond},
 	}
 	for _, c := range checks {
 		t.Run(c.name, func(t *testing.T) {
@@ -105,6 +109,9 @@ func TestLoadRejectsBadInput(t *testing.T) {
 		{"body size not a size", "nginx_admin_client_max_body_size = 10mb\n", nil, "nginx_admin_client_max_body_size", "invalid size"},
 		{"body size negative", "nginx_admin_client_max_body_size = -1\n", nil, "nginx_admin_client_max_body_size", "invalid size"},
 		{"body size no limit", "nginx_admin_client_max_body_size = 0\n", nil, "nginx_admin_client_max_body_size", "not supported"},
+		// kong/conf_loader/parse.lua's message
+		{"dns_order type unknown", "dns_order = LAST,MX\n", nil, "dns_order", "invalid entry 'MX'"},
+		{"dns_valid_ttl negative", "dns_valid_ttl = -1\n", nil, "dns_valid_ttl", "no smaller than"},
 		{"encrypt key not base64", "cluster_encrypt_key = %%%\n", nil, "cluster_encrypt_key", "not valid base64"},
 	}
 	for _, tt := range tests {

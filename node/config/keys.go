@@ -64,6 +64,8 @@ var keys = []key{
 	{name: "dns_stale_ttl", set: duration(func(c *Config) *time.Duration { return &c.DNSStaleTTL }, time.Second, 0), get: func(c *Config) any { return c.DNSStaleTTL.Seconds() }},
 	{name: "dns_not_found_ttl", set: duration(func(c *Config) *time.Duration { return &c.DNSNotFoundTTL }, time.Second, 0), get: func(c *Config) any { return c.DNSNotFoundTTL.Seconds() }},
 	{name: "dns_error_ttl", set: duration(func(c *Config) *time.Duration { return &c.DNSErrorTTL }, time.Second, 0), get: func(c *Config) any { return c.DNSErrorTTL.Seconds() }},
+	{name: "dns_order", set: dnsOrder(func(c *Config) *[]string { return &c.DNSOrder }), get: func(c *Config) any { return c.DNSOrder }},
+	{name: "dns_valid_ttl", set: optional(duration(func(c *Config) *time.Duration { return &c.DNSValidTTL }, time.Second, 0)), get: func(c *Config) any { return c.DNSValidTTL.Seconds() }},
 	{name: "dns_resolver", set: dnsServers(func(c *Config) *[]string { return &c.DNSResolver }), get: func(c *Config) any { return c.DNSResolver }},
 	{name: "error_default_type", set: oneOf(func(c *Config) *string { return &c.ErrorDefaultType }, "text/plain", "application/json", "application/xml", "text/html"), get: func(c *Config) any { return c.ErrorDefaultType }},
 	{name: "ssl_cert", set: list(func(c *Config) *[]string { return &c.SSLCert }), get: func(c *Config) any { return pathsOnly(c.SSLCert) }},
@@ -243,6 +245,38 @@ func dnsServers(field func(*Config) *[]string) func(*Config, string) error {
 		}
 		*field(c) = servers
 		return nil
+	}
+}
+
+// dnsOrder takes kong.conf's dns_order: record types, any case, kept in
+// upper case; Kong's conf_loader message for any other.
+func dnsOrder(field func(*Config) *[]string) func(*Config, string) error {
+	return func(c *Config, value string) error {
+		var order []string
+		for _, item := range splitList(value) {
+			item = strings.ToUpper(item)
+			switch item {
+			case "LAST", "SRV", "A", "AAAA", "CNAME":
+				order = append(order, item)
+			default:
+				return fmt.Errorf("invalid entry '%s'", item)
+			}
+		}
+		if len(order) == 0 {
+			return fmt.Errorf("must name at least one record type")
+		}
+		*field(c) = order
+		return nil
+	}
+}
+
+// optional lets an empty value (Kong's NONE) leave the field zero.
+func optional(set func(*Config, string) error) func(*Config, string) error {
+	return func(c *Config, value string) error {
+		if value == "" {
+			return nil
+		}
+		return set(c, value)
 	}
 }
 

@@ -21,14 +21,16 @@ var (
 // a host name has one per DNS record once resolved (until then, one with
 // the name itself, looked up when dialled).
 type Address struct {
-	TargetID string
-	Target   string // the target as stored ("host:port")
-	Hostname string // the target's host
-	IP       string
-	Port     int
-	Weight   int
-	Dial     string // IP:port
-	key      string // identity of the address's state across rebuilds
+	TargetID   string
+	Target     string // the target as stored ("host:port")
+	Hostname   string // the target's host
+	TargetPort int    // the target's port; Port differs for an SRV record's address
+	SRV        bool   // the address came from an SRV record
+	IP         string
+	Port       int
+	Weight     int
+	Dial       string // IP:port
+	key        string // identity of the address's state across rebuilds
 
 	hostHTTP, hostHTTPS []byte // Host sent upstream for each scheme
 }
@@ -85,12 +87,29 @@ func New(u Upstream, targets []Target) *Balancer {
 	return NewResolved(u, targets, nil)
 }
 
+// Resolved is one address DNS gave for a target's host name: an IP of an
+// A or AAAA record (Port and Weight 0: the target's), or of an SRV
+// record's target, with the record's port and weight.
+type Resolved struct {
+	IP     string
+	Port   int    // an SRV record's port; 0: the target's
+	Weight int    // an SRV record's weight (its 0 given as 1, as Kong does); 0: the target's
+	Name   string // an SRV record's target name ("" for an IP): the Host with use_srv_name
+}
+
+// Compare orders addresses by IP, port and name.
+func (r Resolved) Compare(o Resolved) int {
+	return cmp.Or(cmp.Compare(r.IP, o.IP), cmp.Compare(r.Port, o.Port), cmp.Compare(r.Name, o.Name))
+}
+
 // NewResolved is New with the addresses DNS gave for targets named by a
-// host name: one address per IP in ips[host], each with the target's
-// weight, as Kong's balancer gives each A/AAAA record its target's weight
-// (kong/runloop/balancer/targets.lua). A name without addresses in ips
-// stays one address, dialled by name.
-func NewResolved(u Upstream, targets []Target, ips map[string][]string) *Balancer {
+// host name: one address per entry of ips[host]. An A/AAAA record's
+// address has the target's port and weight, as Kong's balancer gives each
+// record its target's weight; an SRV record's has the record's port and
+// weight, the target's port ignored (kong/runloop/balancer/targets.lua,
+// balancers.lua addAddress). A target of weight 0 stays disabled. A name
+// without addresses in ips stays one address, dialled by name.
+func NewResolved(u Upstream, targets []Target, ips map[string][]Resolved) *Balancer {
 	b := &Balancer{Upstream: u, Targets: slices.Clone(targets), checksOn: u.Checks.Enabled()}
 	// Kong sorts hosts and addresses before building the continuum, so
 	// every node builds the same one whatever order targets arrived in.
@@ -98,13 +117,14 @@ func NewResolved(u Upstream, targets []Target, ips map[string][]string) *Balance
 		return cmp.Or(cmp.Compare(x.Host, y.Host), cmp.Compare(x.Port, y.Port), cmp.Compare(x.ID, y.ID))
 	})
 	for _, t := range b.Targets {
-		resolved := slices.Sorted(slices.Values(ips[t.Host]))
+		resolved := slices.SortedFunc(slices.Values(ips[t.Host]), Resolved.Compare)
 		if len(resolved) == 0 {
-			resolved = []string{t.Host}
+			resolved = []Resolved{{IP: t.Host}}
 		}
-		for _, ip := range resolved {
-			b.Addrs = append(b.Addrs, newAddress(u, t, ip))
-			b.totalWeight += t.Weight
+		for _, r := range resolved {
+			a := newAddress(u, t, r)
+			b.Addrs = append(b.Addrs, a)
+			b.totalWeight += a.Weight
 		}
 	}
 	switch u.Algorithm {
@@ -116,16 +136,28 @@ func NewResolved(u Upstream, targets []Target, ips map[string][]string) *Balance
 	return b
 }
 
-func newAddress(u Upstream, t Target, ip string) Address {
-	dial := net.JoinHostPort(ip, strconv.Itoa(t.Port))
+func newAddress(u Upstream, t Target, r Resolved) Address {
+	port, weight := t.Port, t.Weight
+	if r.Port != 0 {
+		port = r.Port
+	}
+	if r.Weight != 0 && weight != 0 {
+		weight = r.Weight
+	}
+	dial := net.JoinHostPort(r.IP, strconv.Itoa(port))
+	// Kong's setHostHeader: the target's name, or with use_srv_name the
+	// SRV record's target name; the upstream's host_header above both.
 	host := t.Host
+	if u.UseSRVName && r.Name != "" {
+		host = r.Name
+	}
 	if u.HostHeader != "" {
 		host = u.HostHeader
 	}
 	return Address{
-		TargetID: t.ID, Target: t.Target, Hostname: t.Host, IP: ip, Port: t.Port, Weight: t.Weight,
-		Dial: dial, key: t.Host + "|" + dial,
-		hostHTTP: hostHeader(host, t.Port, 80), hostHTTPS: hostHeader(host, t.Port, 443),
+		TargetID: t.ID, Target: t.Target, Hostname: t.Host, TargetPort: t.Port, SRV: r.Port != 0,
+		IP: r.IP, Port: port, Weight: weight, Dial: dial, key: t.Host + "|" + dial,
+		hostHTTP: hostHeader(host, port, 80), hostHTTPS: hostHeader(host, port, 443),
 	}
 }
 

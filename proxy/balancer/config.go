@@ -130,6 +130,7 @@ type Upstream struct {
 	Slots      int
 	Checks     Checks
 	HostHeader string // "" unless host_header is set
+	UseSRVName bool   // use_srv_name: an SRV record's target name is the Host
 }
 
 // UpstreamOf compiles an upstream entity.
@@ -143,6 +144,7 @@ func UpstreamOf(e *entity.Upstream) Upstream {
 		CookiePath: e.HashOnCookiePath,
 		Slots:      e.Slots,
 		Checks:     parseChecks(e.Healthchecks),
+		UseSRVName: e.UseSRVName,
 	}
 	u.HashOn.Name = hashName(e.HashOn, e.HashOnHeader, e.HashOnCookie, e.HashOnQueryArg, e.HashOnURICapture)
 	u.Fallback.Name = hashName(e.HashFallback, e.HashFallbackHeader, e.HashOnCookie, e.HashFallbackQueryArg, e.HashFallbackURICapture)

@@ -175,6 +175,9 @@ func (r *Registry) Health(upstreamID string) (targets map[string]TargetHealth, w
 			if l.B.checksOn && health == Unhealthy {
 				th.Weight.Unavailable += a.Weight
 			}
+			if a.SRV {
+				th.DNS = "SRV"
+			}
 			th.Addresses = append(th.Addresses, AddressHealth{IP: a.IP, Port: a.Port, Weight: a.Weight, Health: health})
 		}
 		th.Weight.Available = th.Weight.Total - th.Weight.Unavailable

@@ -142,7 +142,9 @@ func (r *Registry) SetHealth(upstreamID, hostname, ip string, port int, healthy 
 	}
 	found := false
 	for i, a := range l.B.Addrs {
-		if a.Hostname != hostname || a.Port != port || ip != "" && a.IP != ip {
+		// A whole target is named by its own port, one address by its
+		// own (an SRV record's may differ).
+		if a.Hostname != hostname || ip == "" && a.TargetPort != port || ip != "" && (a.IP != ip || a.Port != port) {
 			continue
 		}
 		found = true

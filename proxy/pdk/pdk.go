@@ -129,6 +129,22 @@ type LogInfo struct {
 	// and body (nginx's $request_length and $bytes_sent); a streamed
 	// body of unknown length counts 0.
 	RequestSize, ResponseSize int64
+	// Tries are the balancer's attempts, in order, for a service behind
+	// an upstream; nil otherwise.
+	Tries []Try
+}
+
+// Try is one attempt of the balancer, Kong's balancer_data.tries entry.
+type Try struct {
+	Start   time.Time     // when the balancer began picking (balancer_start)
+	Latency time.Duration // the time picking took (balancer_latency)
+	IP      string
+	Port    int
+	// State is "failed" for an attempt that failed, with Code 502 (the
+	// connection failed), 504 (it timed out) or, for the last attempt
+	// once the retries ran out, the answer's status; else "" and 0.
+	State string
+	Code  int
 }
 
 // Consumer is who a request is authenticated as.

@@ -12,8 +12,8 @@ import (
 // logRecord is the shape of Kong's kong.log.serialize (kong/pdk/log.lua,
 // http subsystem) as the logging plugins send it. Route and service
 // carry the fields the proxy keeps of them (id, name; host for the
-// service), not the whole entity. tries and upstream_uri are left out:
-// the proxy does not hand them to plugins yet.
+// service), not the whole entity. upstream_uri is left out: the proxy
+// does not hand it to plugins yet.
 type logRecord struct {
 	Request             logRequest     `json:"request"`
 	Response            logResponse    `json:"response"`
@@ -27,6 +27,20 @@ type logRecord struct {
 	Source              string         `json:"source"`
 	Workspace           string         `json:"workspace_name"`
 	UpstreamStatus      string         `json:"upstream_status"`
+	Tries               []logTry       `json:"tries,omitempty"`
+}
+
+// logTry is one of the balancer's attempts (Kong's balancer_data.tries:
+// kong/init.lua balancer phase, runloop/handler.lua header_filter).
+type logTry struct {
+	BalancerStart     int64  `json:"balancer_start"`
+	BalancerStartNs   int64  `json:"balancer_start_ns"`
+	BalancerLatency   int64  `json:"balancer_latency"`
+	BalancerLatencyNs int64  `json:"balancer_latency_ns"`
+	IP                string `json:"ip"`
+	Port              int    `json:"port"`
+	State             string `json:"state,omitempty"`
+	Code              int    `json:"code,omitempty"`
 }
 
 type logRequest struct {
@@ -109,6 +123,11 @@ func serializeLog(x pdk.Exchange) ([]byte, error) {
 	if info.Source == "service" {
 		r.Source = "upstream"
 		r.UpstreamStatus = strconv.Itoa(r.Response.Status)
+	}
+	for _, t := range info.Tries {
+		r.Tries = append(r.Tries, logTry{BalancerStart: t.Start.UnixMilli(), BalancerStartNs: t.Start.UnixNano(),
+			BalancerLatency: t.Latency.Milliseconds(), BalancerLatencyNs: t.Latency.Nanoseconds(),
+			IP: t.IP, Port: t.Port, State: t.State, Code: t.Code})
 	}
 	if info.RouteID != "" {
 		r.Route = &logRoute{ID: info.RouteID, Name: info.RouteName}
