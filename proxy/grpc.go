@@ -160,7 +160,7 @@ func (s *Server) forwardGRPCBalanced(ctx *fasthttp.RequestCtx, st *reqState, up 
 	bs.cookie = bs.cookie[:0]
 	var key []byte
 	if up.live.B.Upstream.Algorithm == balancer.ConsistentHashing {
-		key = s.hashKey(ctx, st, bs, &up.live.B.Upstream, up.path)
+		key = s.hashKey(ctx, st, bs, &up.live.B.Upstream, &up)
 	}
 	svc := up.route.svc
 	var lastErr error
