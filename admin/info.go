@@ -98,11 +98,13 @@ func listeners(v string) []map[string]any {
 }
 
 // handleStatus is GET /status; the database is reachable when it pings
-// within PingTimeout.
+// within PingTimeout and the node does not hold it for down (DBOutage), so
+// that writes are taken whenever /status says reachable.
 func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.PingTimeout)
 	defer cancel()
-	reachable := s.st != nil && s.st.Ping(ctx) == nil
+	knownDown := s.cfg.DBOutage != nil && s.cfg.DBOutage().Err() != nil
+	reachable := s.st != nil && !knownDown && s.st.Ping(ctx) == nil
 	var st ServerStats
 	if s.cfg.Stats != nil {
 		st = s.cfg.Stats()
