@@ -109,6 +109,10 @@ type applier struct {
 	// hintPolls counts the windows of hints read by one poll, entityReads
 	// the entities read one by one (tests and benchmarks read them).
 	hintPolls, entityReads atomic.Int64
+	// hintsRefused counts hints whose event the database did not have;
+	// lastRefusedWarn rate-limits the warning about them.
+	hintsRefused    atomic.Int64
+	lastRefusedWarn time.Time
 }
 
 // errApplierPanicked answers the writers whose batch a panic interrupted;
@@ -117,12 +121,13 @@ var errApplierPanicked = errors.New("the applier panicked while applying this ch
 
 // pendingWork is a batch of entities to re-read, with the events behind them.
 type pendingWork struct {
-	entities map[entityKey][]int64
+	entities map[entityKey][]int64 // local writes and polled events: the database's word
+	hints    map[int64]entityKey   // gossip hints by event id, counted only once the database shows them (admitHints)
 	waiters  []chan error
 }
 
 func newPendingWork() *pendingWork {
-	return &pendingWork{entities: map[entityKey][]int64{}}
+	return &pendingWork{entities: map[entityKey][]int64{}, hints: map[int64]entityKey{}}
 }
 
 func (w *pendingWork) addChange(c store.Change) {
@@ -131,8 +136,7 @@ func (w *pendingWork) addChange(c store.Change) {
 }
 
 func (w *pendingWork) addHint(h gossip.Hint) {
-	key := entityKey{Table: h.Table, ID: h.ID}
-	w.entities[key] = append(w.entities[key], h.EventID)
+	w.hints[h.EventID] = entityKey{Table: h.Table, ID: h.ID}
 }
 
 // loadAll builds the state from one consistent read of the database.
@@ -271,7 +275,7 @@ func (a *applier) coalesceHints(ctx context.Context, first gossip.Hint) *pending
 // waiting, or on a node that has not polled yet (serving its cache: its
 // first poll is a full reload), is applied as it is.
 func (a *applier) applyHinted(ctx context.Context, work *pendingWork) {
-	if len(work.waiters) > 0 || a.lastPolled.IsZero() || a.unapplied(work.entities) <= maxHintedReads {
+	if len(work.waiters) > 0 || a.lastPolled.IsZero() || a.unappliedHints(work.hints) <= maxHintedReads {
 		a.apply(ctx, work)
 		return
 	}
@@ -279,15 +283,15 @@ func (a *applier) applyHinted(ctx context.Context, work *pendingWork) {
 	a.poll(ctx)
 }
 
-// unapplied counts the entities with an event not applied yet.
-func (a *applier) unapplied(entities map[entityKey][]int64) int {
-	n := 0
-	for key, ids := range entities {
-		if !a.allApplied(key, ids) {
-			n++
+// unappliedHints counts the entities hinted with an event not applied yet.
+func (a *applier) unappliedHints(hints map[int64]entityKey) int {
+	keys := map[entityKey]bool{}
+	for id, key := range hints {
+		if !a.tracker.applied(id, key) {
+			keys[key] = true
 		}
 	}
-	return n
+	return len(keys)
 }
 
 // apply re-reads the batch's entities, rebuilds the snapshot and answers
@@ -298,6 +302,7 @@ func (a *applier) apply(ctx context.Context, work *pendingWork) {
 	if a.beforeApply != nil {
 		a.beforeApply()
 	}
+	a.admitHints(ctx, work)
 	err := a.applyEntities(ctx, work.entities)
 	a.waiting = nil
 	for _, done := range work.waiters {
@@ -306,6 +311,54 @@ func (a *applier) apply(ctx context.Context, work *pendingWork) {
 	if err != nil {
 		a.log.Warn().Err(err).Msg("applying changes failed; polling will retry")
 	}
+}
+
+// admitHints moves the batch's hints whose events the database holds, for
+// the entity they name, into its entities; the others are dropped. A hint
+// is sent after its commit, so a real one is visible by now. A forged one
+// (gossip is open to anyone who reaches it when cluster_encrypt_key is
+// unset) costs this one read and is never recorded as applied: recorded,
+// it would make the node skip the real event of that id later, and its id
+// would stay in the tracker for good. The check comes before the entity is
+// read, so a read that follows an admitted event sees its commit.
+func (a *applier) admitHints(ctx context.Context, work *pendingWork) {
+	ids := make([]int64, 0, len(work.hints))
+	for id, key := range work.hints {
+		if id > 0 && !a.tracker.applied(id, key) {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, a.dbTimeout)
+	defer cancel()
+	events, err := a.store.EventsByID(ctx, ids)
+	if err != nil {
+		a.log.Warn().Err(err).Int("hints", len(ids)).Msg("checking hints failed; polling will pick their changes up")
+		return
+	}
+	for _, ev := range events {
+		key := entityKey{Table: ev.Table, ID: ev.EntityID}
+		if work.hints[ev.ID] == key {
+			work.entities[key] = append(work.entities[key], ev.ID)
+		}
+	}
+	if dropped := len(ids) - len(events); dropped > 0 {
+		a.hintsRefused.Add(int64(dropped))
+		a.noteRefusedHints(dropped)
+	}
+}
+
+// noteRefusedHints warns of hints naming events the database does not
+// have, at most once a minute: a peer sending them is broken or hostile.
+func (a *applier) noteRefusedHints(n int) {
+	if time.Since(a.lastRefusedWarn) < time.Minute {
+		return
+	}
+	a.lastRefusedWarn = time.Now()
+	a.log.Warn().Int("hints", n).Int64("refused_so_far", a.hintsRefused.Load()).
+		Msg("gossip hints name changes the database does not have; ignored (a broken or hostile peer? set cluster_encrypt_key)")
 }
 
 func (a *applier) applyEntities(ctx context.Context, entities map[entityKey][]int64) error {

@@ -39,6 +39,17 @@ func (s *Store) EventsSince(ctx context.Context, afterID int64, limit int) ([]Ev
 	return events, nil
 }
 
+// EventsByID returns the events among ids that exist, in id order. A node
+// checks gossip hints with it: a hint is sent after its commit, so the
+// event of a real one is visible by the time it arrives.
+func (s *Store) EventsByID(ctx context.Context, ids []int64) ([]Event, error) {
+	events, err := queryEvents(ctx, s.pool, "WHERE id = ANY($1) ORDER BY id", ids)
+	if err != nil {
+		return nil, fmt.Errorf("read cluster events by id: %w", err)
+	}
+	return events, nil
+}
+
 // queryEvents selects the events matching tail (WHERE, ORDER BY, LIMIT).
 func queryEvents(ctx context.Context, q querier, tail string, args ...any) ([]Event, error) {
 	rows, err := q.Query(ctx, "SELECT id, node_id, entity, entity_id::text, op, at FROM cluster_events "+tail, args...)

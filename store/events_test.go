@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/google/uuid"
@@ -176,4 +177,49 @@ func TestInTx(t *testing.T) {
 			t.Fatalf("got %d events, want still 2", n)
 		}
 	})
+}
+
+// EventsByID answers which of the given ids exist, with their entity: a
+// node checks gossip hints with it.
+func TestEventsByID(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := bootstrapped(t)
+	var changes []Change
+	for range 3 {
+		c, err := s.Insert(ctx, Services, serviceRow(""))
+		if err != nil {
+			t.Fatalf("insert: %v", err)
+		}
+		changes = append(changes, c)
+	}
+	never := changes[2].EventID + 1000
+	cases := []struct {
+		name    string
+		ids     []int64
+		wantIDs []int64
+	}{
+		{"none asked", nil, nil},
+		{"all exist", eventIDs(changes), eventIDs(changes)},
+		{"one never committed", []int64{changes[0].EventID, never}, eventIDs(changes[:1])},
+		{"only forged", []int64{never, never + 1}, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			events, err := s.EventsByID(ctx, tc.ids)
+			if err != nil {
+				t.Fatalf("events: %v", err)
+			}
+			var got []int64
+			for _, e := range events {
+				got = append(got, e.ID)
+				if e.Table != Services.Name || e.EntityID == "" {
+					t.Errorf("event %d names %s %q, want a service", e.ID, e.Table, e.EntityID)
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.wantIDs) {
+				t.Fatalf("got ids %v, want %v", got, tc.wantIDs)
+			}
+		})
+	}
 }
