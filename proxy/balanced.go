@@ -147,21 +147,44 @@ func (a *active) liveFor(svc *service) *balancer.Live {
 	return a.lives[svc.upstream-1]
 }
 
-// forwardBalanced is forward for a service behind an upstream: body is
-// the request body, read or ready to stream.
-func (s *Server) forwardBalanced(ctx *fasthttp.RequestCtx, st *reqState, up upstreamCall, body *requestBody) {
+// beginBalanced starts a balanced request: its balancer state (the caller
+// puts it back in balancedPool) and, for consistent hashing, its key. When
+// the service's upstream has no balancer it answers 503 and reports false.
+func (s *Server) beginBalanced(ctx *fasthttp.RequestCtx, st *reqState, up *upstreamCall) (*balancedState, []byte, bool) {
 	if up.live == nil {
 		s.respondError(ctx, st, fasthttp.StatusServiceUnavailable, msgNoPeer)
-		return
+		return nil, nil, false
 	}
 	bs := balancedPool.Get().(*balancedState)
-	defer balancedPool.Put(bs)
 	bs.h.Reset()
 	bs.cookie = bs.cookie[:0]
 	var key []byte
 	if up.live.B.Upstream.Algorithm == balancer.ConsistentHashing {
-		key = s.hashKey(ctx, st, bs, &up.live.B.Upstream, &up)
+		key = s.hashKey(ctx, st, bs, &up.live.B.Upstream, up)
 	}
+	return bs, key, true
+}
+
+// respondNoAddress answers a request whose balancer has no address left
+// for its try: Kong's "no peer" on the first, nginx's 503 after failed
+// tries (the last failure logged).
+func (s *Server) respondNoAddress(ctx *fasthttp.RequestCtx, st *reqState, svc *service, try int, lastErr error) {
+	if try == 0 {
+		s.respondError(ctx, st, fasthttp.StatusServiceUnavailable, msgNoPeer)
+		return
+	}
+	s.logUpstreamError(lastErr, svc)
+	s.respondNginxError(ctx, st, fasthttp.StatusServiceUnavailable, msgUnavailable)
+}
+
+// forwardBalanced is forward for a service behind an upstream: body is
+// the request body, read or ready to stream.
+func (s *Server) forwardBalanced(ctx *fasthttp.RequestCtx, st *reqState, up upstreamCall, body *requestBody) {
+	bs, key, ok := s.beginBalanced(ctx, st, &up)
+	if !ok {
+		return
+	}
+	defer balancedPool.Put(bs)
 	svc := up.route.svc
 	req := &ctx.Request
 	var lastErr error
@@ -174,17 +197,12 @@ func (s *Server) forwardBalanced(ctx *fasthttp.RequestCtx, st *reqState, up upst
 			picking = time.Now()
 		}
 		addr, err := up.live.Pick(&bs.h, key)
-		if err == nil && st.plugged {
-			st.x.addTry(picking, addr)
-		}
 		if err != nil {
-			if try == 0 {
-				s.respondError(ctx, st, fasthttp.StatusServiceUnavailable, msgNoPeer)
-			} else {
-				s.logUpstreamError(lastErr, svc)
-				s.respondNginxError(ctx, st, fasthttp.StatusServiceUnavailable, msgUnavailable)
-			}
+			s.respondNoAddress(ctx, st, svc, try, lastErr)
 			return
+		}
+		if st.plugged {
+			st.x.addTry(picking, addr)
 		}
 		up.client = s.addrClients.get(s.pool, svc, addr)
 		up.hostHeader = addr.HostHeader(svc.protocol == "https")

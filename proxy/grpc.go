@@ -150,29 +150,17 @@ func (s *Server) forwardGRPC(ctx *fasthttp.RequestCtx, st *reqState, up upstream
 // not be opened: a gRPC request is a POST, and nginx does not send a
 // non-idempotent request twice (grpc_next_upstream error timeout).
 func (s *Server) forwardGRPCBalanced(ctx *fasthttp.RequestCtx, st *reqState, up upstreamCall) {
-	if up.live == nil {
-		s.respondError(ctx, st, fasthttp.StatusServiceUnavailable, msgNoPeer)
+	bs, key, ok := s.beginBalanced(ctx, st, &up)
+	if !ok {
 		return
 	}
-	bs := balancedPool.Get().(*balancedState)
 	defer balancedPool.Put(bs)
-	bs.h.Reset()
-	bs.cookie = bs.cookie[:0]
-	var key []byte
-	if up.live.B.Upstream.Algorithm == balancer.ConsistentHashing {
-		key = s.hashKey(ctx, st, bs, &up.live.B.Upstream, &up)
-	}
 	svc := up.route.svc
 	var lastErr error
 	for try := 0; ; try++ {
 		addr, err := up.live.Pick(&bs.h, key)
 		if err != nil {
-			if try == 0 {
-				s.respondError(ctx, st, fasthttp.StatusServiceUnavailable, msgNoPeer)
-			} else {
-				s.logUpstreamError(lastErr, svc)
-				s.respondNginxError(ctx, st, fasthttp.StatusServiceUnavailable, msgUnavailable)
-			}
+			s.respondNoAddress(ctx, st, svc, try, lastErr)
 			return
 		}
 		up.hostHeader = addr.HostHeader(svc.protocol == "grpcs")
