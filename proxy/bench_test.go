@@ -156,10 +156,11 @@ func (memConn) SetWriteDeadline(time.Time) error { return nil }
 func BenchmarkProbeIdle(b *testing.B) {
 	for _, name := range []string{"tcp", "tls"} {
 		b.Run(name, func(b *testing.B) {
-			cc := idleUpstreamConn(b, name == "tls")
+			cc, _ := idleUpstreamConn(b, name == "tls")
 			b.ReportAllocs()
+			now := time.Now() // long after the connection's zero idleSince: every call probes
 			for b.Loop() {
-				if !cc.probeIdle() {
+				if !cc.probeIdle(now) {
 					b.Fatal("got a dead connection, want an idle one")
 				}
 			}
@@ -168,8 +169,8 @@ func BenchmarkProbeIdle(b *testing.B) {
 }
 
 // idleUpstreamConn is an open upstream connection on loopback with nothing
-// to read, over TLS when useTLS is set.
-func idleUpstreamConn(b *testing.B, useTLS bool) *upstreamConn {
+// to read, over TLS when useTLS is set, and the upstream's end of it.
+func idleUpstreamConn(b testing.TB, useTLS bool) (*upstreamConn, net.Conn) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatalf("listen: %v", err)
@@ -198,5 +199,5 @@ func idleUpstreamConn(b *testing.B, useTLS bool) *upstreamConn {
 		}
 		conn = tc
 	}
-	return &upstreamConn{Conn: conn, sock: socketOf(conn)}
+	return &upstreamConn{Conn: conn, sock: socketOf(conn)}, peer
 }

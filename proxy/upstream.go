@@ -370,6 +370,16 @@ func (cc *upstreamConn) beforeAnswer(err error, sent, received uint64) error {
 	return &staleConnError{err: err, unsent: nowSent == sent}
 }
 
+// probeAfter is how long a connection must have been idle to be probed
+// before reuse. Under load connections go back out within microseconds,
+// and the probe's read system call was a tenth of the proxy's CPU
+// (README, Tail latency); an upstream closing a connection, or sending
+// bytes unasked, in the very millisecond after its answer is the window
+// nginx leaves too (its close handler runs on the next turn of its event
+// loop), and a request that finds the connection closed before any answer
+// is sent again on a new one when it may be (staleConnError).
+const probeAfter = time.Millisecond
+
 // probeIdle reports whether cc is still open with nothing received while
 // it sat in the pool. Anything else (the upstream closed it, reset it, or
 // sent bytes no request asked for) makes it unusable: the bytes would be
@@ -378,8 +388,8 @@ func (cc *upstreamConn) beforeAnswer(err error, sent, received uint64) error {
 // (ngx_http_upstream_keepalive_close_handler). One read system call
 // that does not wait; through a TLS connection, so that decrypted bytes
 // already buffered there count too.
-func (cc *upstreamConn) probeIdle() bool {
-	if cc.sock == nil {
+func (cc *upstreamConn) probeIdle(now time.Time) bool {
+	if cc.sock == nil || now.Sub(cc.idleSince) < probeAfter {
 		return true
 	}
 	before := cc.sock.read.total
@@ -397,7 +407,7 @@ func (c *upstreamClient) acquire(now time.Time) (*upstreamConn, error) {
 		if cc == nil {
 			return c.dialConn()
 		}
-		if cc.probeIdle() {
+		if cc.probeIdle(now) {
 			cc.reused = true
 			return cc, nil
 		}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/grapevine-gw/grapevine/entity"
+	"github.com/grapevine-gw/grapevine/internal/testutil"
 )
 
 // rawUpstream is a TCP upstream that records each request exactly as it
@@ -485,4 +487,30 @@ func TestClientConnectionClose(t *testing.T) {
 	if status, _, _ := send(t, s, "GET", "/", nil); status != 200 || up.accepts.Load() != 1 {
 		t.Errorf("got %d over %d upstream connections, want 200 over 1", status, up.accepts.Load())
 	}
+}
+
+// A connection idle for less than probeAfter goes back out without the
+// probe's read (under load that read was a tenth of the proxy's CPU); one
+// idle longer is probed, so bytes the upstream sent unasked make it
+// unusable. (On loopback a write is queued at the receiver when it
+// returns.)
+func TestProbeIdleOnlyAfterProbeAfter(t *testing.T) {
+	cc, peer := idleUpstreamConn(t, false)
+	released := time.Now()
+	cc.idleSince = released
+	if !cc.probeIdle(released.Add(probeAfter)) {
+		t.Fatal("an idle connection with nothing to read failed its probe")
+	}
+	if _, err := peer.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if !cc.probeIdle(released.Add(probeAfter / 2)) {
+		t.Fatal("a connection idle for less than probeAfter was probed")
+	}
+	testutil.Eventually(t, 2*time.Second, func() error {
+		if cc.probeIdle(released.Add(probeAfter)) {
+			return fmt.Errorf("a connection idle for probeAfter with a byte waiting passed its probe")
+		}
+		return nil
+	})
 }
