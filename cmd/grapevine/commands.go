@@ -55,8 +55,9 @@ func runStart(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	log := node.NewLogger(os.Stderr, cfg.LogLevel)
+	quota := cgroupCPUQuota()
 	if os.Getenv("GOMAXPROCS") == "" {
-		runtime.GOMAXPROCS(startProcs(runtime.GOMAXPROCS(0)))
+		runtime.GOMAXPROCS(startProcs(runtime.NumCPU(), quota))
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -80,7 +81,7 @@ func runStart(ctx context.Context, args []string, out io.Writer) error {
 	}
 	sockets.CloseUnused()
 	reloadOnHangup(ctx, n)
-	log.Info().Str("node_id", n.ID()).Str("version", node.Version).Int("gomaxprocs", runtime.GOMAXPROCS(0)).Msg("grapevine started")
+	log.Info().Str("node_id", n.ID()).Str("version", node.Version).Int("gomaxprocs", runtime.GOMAXPROCS(0)).Int("cpus", runtime.NumCPU()).Float64("cpu_quota", quota).Msg("grapevine started")
 	waitForStop(ctx, restart, sockets, log)
 	log.Info().Dur("bound", cfg.WorkerShutdownTimeout).Msg("stopping: leaving the cluster and draining connections")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.WorkerShutdownTimeout)
@@ -130,22 +131,6 @@ func reloadOnHangup(ctx context.Context, n *node.Node) {
 			}
 		}
 	}()
-}
-
-// procsPerCore is how many Ps `grapevine start` runs per CPU. The proxy
-// does its socket I/O with raw system calls that keep their P while the
-// kernel runs loopback and wake-up work, and a thread the kernel preempts
-// keeps its P's queue waiting; with more Ps than cores other goroutines
-// run meanwhile. On a 2-core machine shared with wrk and the upstream,
-// three Ps per core gave the best throughput and p99 (README).
-const procsPerCore = 3
-
-// startProcs is the GOMAXPROCS `grapevine start` sets, from the one Go
-// chose by default. Go's default already respects the container's CPU
-// limit (cgroup quota, rounded up, at least 2) and the CPU affinity mask,
-// where runtime.NumCPU sees every CPU of the host.
-func startProcs(goDefault int) int {
-	return procsPerCore * max(goDefault, 1)
 }
 
 func runMigrations(ctx context.Context, args []string, out io.Writer) error {

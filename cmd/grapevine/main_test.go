@@ -118,24 +118,3 @@ func TestCLIMigrationsWithoutDatabase(t *testing.T) {
 		t.Fatalf("got exit %d, stderr %q; want 1 and an 'opening database' error", code, errOut)
 	}
 }
-
-// TestStartProcsFollowsGosDefault: the Ps `grapevine start` runs scale
-// Go's default GOMAXPROCS, which respects a container's CPU limit (a
-// container limited to 2 of 16 host CPUs gets 6 Ps, not 48).
-func TestStartProcsFollowsGosDefault(t *testing.T) {
-	for _, tc := range []struct {
-		name      string
-		goDefault int
-		want      int
-	}{
-		{"container limited to 2 CPUs", 2, 6},
-		{"4 CPUs", 4, 12},
-		{"nonsense default", 0, 3},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := startProcs(tc.goDefault); got != tc.want {
-				t.Fatalf("got %d Ps, want %d", got, tc.want)
-			}
-		})
-	}
-}
