@@ -53,14 +53,7 @@ func main() {
 	flag.StringVar(&o.host, "host", "127.0.31.1", "loopback address the node listens on")
 	flag.DurationVar(&o.timeout, "timeout", 20*time.Minute, "the whole run's bound")
 	flag.Parse()
-	log := zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr}).With().Timestamp().Logger()
-	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
-	err := run(ctx, o, log)
-	cancel()
-	if err != nil {
-		log.Error().Err(err).Msg("benchmark failed")
-		os.Exit(1)
-	}
+	benchkit.Main(zerolog.TraceLevel, o.timeout, func(ctx context.Context, log zerolog.Logger) error { return run(ctx, o, log) })
 }
 
 func run(ctx context.Context, o options, log zerolog.Logger) error {

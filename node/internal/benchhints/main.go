@@ -57,11 +57,7 @@ func main() {
 	flag.IntVar(&o.clients, "clients", 8, "keep-alive load clients")
 	flag.BoolVar(&o.encrypt, "encrypt", false, "set cluster_encrypt_key, and add a phase of unencrypted forged packets")
 	flag.Parse()
-	logger := zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr}).Level(zerolog.ErrorLevel).With().Timestamp().Logger()
-	if err := run(context.Background(), o, logger); err != nil {
-		logger.Error().Err(err).Msg("benchmark failed")
-		os.Exit(1)
-	}
+	benchkit.Main(zerolog.ErrorLevel, 0, func(ctx context.Context, log zerolog.Logger) error { return run(ctx, o, log) })
 }
 
 const (

@@ -43,11 +43,7 @@ func main() {
 	flag.IntVar(&o.services, "services", 10000, "services in the file, each with a route, a plugin and a consumer with a key")
 	flag.DurationVar(&o.frequency, "db-update-frequency", 5*time.Second, "db_update_frequency of every node (Kong's default: 5s)")
 	flag.Parse()
-	log := zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr}).Level(zerolog.WarnLevel).With().Timestamp().Logger()
-	if err := run(context.Background(), o, log); err != nil {
-		log.Error().Err(err).Msg("benchmark failed")
-		os.Exit(1)
-	}
+	benchkit.Main(zerolog.WarnLevel, 0, func(ctx context.Context, log zerolog.Logger) error { return run(ctx, o, log) })
 }
 
 func run(ctx context.Context, o options, log zerolog.Logger) error {

@@ -1,7 +1,7 @@
-// Package benchkit holds what the in-process cluster benchmarks
-// (node/internal/benchprop, node/internal/benchimport) share: a fresh
-// database, an upstream that answers 200, waiting for gossip membership,
-// and how they print a duration. Not shipped.
+// Package benchkit holds what the cluster benchmarks under node/internal
+// share: their main's logger and exit, a fresh database, an upstream that
+// answers 200, waiting for gossip membership, and how they print a
+// duration. Not shipped.
 package benchkit
 
 import (
@@ -11,10 +11,12 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/rs/zerolog"
 
 	"github.com/grapevine-gw/grapevine/node"
 	"github.com/grapevine-gw/grapevine/store"
@@ -89,3 +91,19 @@ func StartUpstream() (*Upstream, error) {
 
 // Close stops it.
 func (u *Upstream) Close() { _ = u.srv.Close() }
+
+// Main runs a benchmark's body with a console logger on stderr at level,
+// bounded by timeout when it is above zero, and exits 1 when it fails.
+func Main(level zerolog.Level, timeout time.Duration, run func(context.Context, zerolog.Logger) error) {
+	log := zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr}).Level(level).With().Timestamp().Logger()
+	ctx, cancel := context.Background(), context.CancelFunc(func() {})
+	if timeout > 0 {
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+	}
+	err := run(ctx, log)
+	cancel()
+	if err != nil {
+		log.Error().Err(err).Msg("benchmark failed")
+		os.Exit(1)
+	}
+}

@@ -48,11 +48,7 @@ func main() {
 	flag.IntVar(&o.bigChanges, "big-changes", 30, "changes timed on the big cluster")
 	flag.BoolVar(&o.skipGossip, "skip-gossip", false, "skip the gossip mode (for a quick look at polling)")
 	flag.Parse()
-	log := zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr}).Level(zerolog.WarnLevel).With().Timestamp().Logger()
-	if err := run(context.Background(), o, log); err != nil {
-		log.Error().Err(err).Msg("benchmark failed")
-		os.Exit(1)
-	}
+	benchkit.Main(zerolog.WarnLevel, 0, func(ctx context.Context, log zerolog.Logger) error { return run(ctx, o, log) })
 }
 
 func run(ctx context.Context, o options, log zerolog.Logger) error {
