@@ -237,18 +237,28 @@ func (n *Node) registeredPeers(ctx context.Context) []string {
 // heartbeatLoop keeps this node's registry row fresh, purges dead rows and
 // old events, and rejoins the cluster when this node finds itself alone.
 func (n *Node) heartbeatLoop(ctx context.Context) {
-	interval := n.hooks.HeartbeatInterval
-	if interval <= 0 {
-		interval = defaultHeartbeat
+	every(ctx, n.heartbeatInterval(), func(time.Time) { n.heartbeat(ctx) })
+}
+
+// heartbeatInterval is how often the registry row is refreshed (and a
+// lonely node tries to rejoin).
+func (n *Node) heartbeatInterval() time.Duration {
+	if n.hooks.HeartbeatInterval > 0 {
+		return n.hooks.HeartbeatInterval
 	}
+	return defaultHeartbeat
+}
+
+// every calls fn with the tick's time every interval until ctx ends.
+func every(ctx context.Context, interval time.Duration, fn func(now time.Time)) {
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-ticker.C:
-			n.heartbeat(ctx)
+		case now := <-ticker.C:
+			fn(now)
 		}
 	}
 }

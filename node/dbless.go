@@ -213,20 +213,9 @@ func (n *Node) startDBLessBackground(ctx context.Context) {
 }
 
 func (n *Node) rejoinLoop(ctx context.Context) {
-	interval := n.hooks.HeartbeatInterval
-	if interval <= 0 {
-		interval = defaultHeartbeat
-	}
-	ticker := time.NewTicker(interval)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
-			if n.aliveMembers() <= 1 {
-				n.joinPeers(ctx)
-			}
+	every(ctx, n.heartbeatInterval(), func(time.Time) {
+		if n.aliveMembers() <= 1 {
+			n.joinPeers(ctx)
 		}
-	}
+	})
 }

@@ -64,27 +64,21 @@ func (w *dbWatch) set(reachable bool) (changed bool) {
 
 // dbWatchLoop probes the database until ctx ends.
 func (n *Node) dbWatchLoop(ctx context.Context) {
-	ticker := time.NewTicker(dbProbeInterval)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
-		}
-		pctx, cancel := context.WithTimeout(ctx, min(dbProbeTimeout, n.dbTimeout()))
-		err := n.store.Probe(pctx)
-		cancel()
-		if ctx.Err() != nil {
-			return
-		}
-		if !n.dbw.set(err == nil) {
-			continue
-		}
-		if err != nil {
-			n.log.Warn().Err(err).Msg("the database does not answer: Admin API writes answer 503 at once, the proxy serves the configuration it has")
-		} else {
-			n.log.Info().Msg("the database answers again")
-		}
+	every(ctx, dbProbeInterval, func(time.Time) { n.probeDatabase(ctx) })
+}
+
+// probeDatabase probes the database once and logs when it stops or starts
+// answering.
+func (n *Node) probeDatabase(ctx context.Context) {
+	pctx, cancel := context.WithTimeout(ctx, min(dbProbeTimeout, n.dbTimeout()))
+	err := n.store.Probe(pctx)
+	cancel()
+	if ctx.Err() != nil || !n.dbw.set(err == nil) {
+		return
+	}
+	if err != nil {
+		n.log.Warn().Err(err).Msg("the database does not answer: Admin API writes answer 503 at once, the proxy serves the configuration it has")
+	} else {
+		n.log.Info().Msg("the database answers again")
 	}
 }

@@ -65,16 +65,7 @@ func (n *Node) driftBound() time.Duration {
 // has differed from the majority of alive members for longer than the
 // bound: a safety net beyond Kong's, for a node that missed an event.
 func (n *Node) antiEntropyLoop(ctx context.Context) {
-	ticker := time.NewTicker(driftCheckEvery)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-ticker.C:
-			n.checkDrift(now)
-		}
-	}
+	every(ctx, driftCheckEvery, n.checkDrift)
 }
 
 func (n *Node) checkDrift(now time.Time) {
