@@ -271,3 +271,24 @@ func TestLoadConfigBoundedPages(t *testing.T) {
 		t.Errorf("got %d rows, want the %d inserted in id order", len(got), len(want))
 	}
 }
+
+// UpsertAllReporting tells its progress as the rows go out: rising, every
+// progressEvery rows and at each table's end, finishing at the total.
+func TestUpsertAllReporting(t *testing.T) {
+	t.Parallel()
+	s := bootstrapped(t)
+	services := make([]Row, progressEvery+5)
+	for i := range services {
+		services[i] = serviceRow("")
+	}
+	var calls [][2]int
+	_, err := s.UpsertAllReporting(context.Background(), []TableRows{{Table: Services, Rows: services}},
+		func(sent, total int) { calls = append(calls, [2]int{sent, total}) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := [][2]int{{progressEvery, len(services)}, {len(services), len(services)}}
+	if !slices.Equal(calls, want) {
+		t.Fatalf("got progress %v, want %v", calls, want)
+	}
+}

@@ -35,10 +35,37 @@ type TableRows struct {
 // load_into_db). Unlike Kong's it is one transaction, all or nothing, and
 // records one cluster_events row (ReloadAllTable) for the whole import.
 func (s *Store) UpsertAll(ctx context.Context, data []TableRows) (Change, error) {
+	return s.UpsertAllReporting(ctx, data, nil)
+}
+
+// Progress hears how an import goes: rows sent to the database so far, of
+// total. It is called every progressEvery rows and at the end of each
+// table, from the importing goroutine.
+type Progress func(sent, total int)
+
+// progressEvery is how many rows go to the database between two Progress
+// calls.
+const progressEvery = 1000
+
+// UpsertAllReporting is UpsertAll telling progress (when not nil) how many
+// rows it has sent.
+func (s *Store) UpsertAllReporting(ctx context.Context, data []TableRows, progress Progress) (Change, error) {
+	total := 0
+	for _, d := range data {
+		total += len(d.Rows)
+	}
+	sent := 0
+	report := func(n int) {
+		sent += n
+		if progress != nil {
+			progress(sent, total)
+		}
+	}
 	var c Change
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		sent = 0
 		for _, d := range data {
-			if err := upsertRows(ctx, tx, d.Table, d.Rows); err != nil {
+			if err := upsertRows(ctx, tx, d.Table, d.Rows, report); err != nil {
 				return err
 			}
 		}
@@ -56,7 +83,7 @@ func (s *Store) UpsertAll(ctx context.Context, data []TableRows) (Change, error)
 // there with ON CONFLICT (id) DO UPDATE: COPY's speed (one round trip per
 // table, where a statement per row costs ten thousand) with an upsert's
 // meaning.
-func upsertRows(ctx context.Context, tx pgx.Tx, t Table, rows []Row) error {
+func upsertRows(ctx context.Context, tx pgx.Tx, t Table, rows []Row, report func(rows int)) error {
 	if len(rows) == 0 {
 		return nil
 	}
@@ -73,7 +100,7 @@ func upsertRows(ctx context.Context, tx pgx.Tx, t Table, rows []Row) error {
 		}
 		values[i] = vals
 	}
-	if _, err := tx.CopyFrom(ctx, staging, t.columns(), pgx.CopyFromRows(values)); err != nil {
+	if _, err := tx.CopyFrom(ctx, staging, t.columns(), copySource(values, report)); err != nil {
 		return fmt.Errorf("import %s: %w", t.Name, copyError(t, err))
 	}
 	cols := strings.Join(t.quotedColumns(), ", ")
@@ -87,6 +114,27 @@ func upsertRows(ctx context.Context, tx pgx.Tx, t Table, rows []Row) error {
 		return fmt.Errorf("import %s: %w", t.Name, copyError(t, err))
 	}
 	return nil
+}
+
+// copySource hands COPY the rows, calling report with each progressEvery
+// rows taken and with the rest at the end.
+func copySource(values [][]any, report func(rows int)) pgx.CopyFromSource {
+	next, pending := 0, 0
+	return pgx.CopyFromFunc(func() ([]any, error) {
+		if next == len(values) {
+			if pending > 0 {
+				report(pending)
+				pending = 0
+			}
+			return nil, nil
+		}
+		next++
+		if pending++; pending == progressEvery {
+			report(pending)
+			pending = 0
+		}
+		return values[next-1], nil
+	})
 }
 
 // recordReloadAll adds the one cluster_events row of a whole import.

@@ -150,7 +150,10 @@ func dbImport(ctx context.Context, confPath, path string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if _, err := st.UpsertAll(ctx, rows); err != nil {
+	progress := newImportProgress(out)
+	_, err = st.UpsertAllReporting(ctx, rows, progress.report)
+	progress.done()
+	if err != nil {
 		return fmt.Errorf("failed importing (nothing was changed):\n%w", err)
 	}
 	fmt.Fprintf(out, "import successful: %d entities in %s\n", cfg.Count(), time.Since(start).Round(time.Millisecond))

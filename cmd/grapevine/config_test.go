@@ -74,7 +74,9 @@ func TestConfigExportResetImportExport(t *testing.T) {
 		t.Errorf("config parse: got %q, want parse successful", out)
 	}
 	before := eventCount(t, dsn)
-	mustCLI(t, "config", "db_import", fixture, "-c", conf)
+	if out := mustCLI(t, "config", "db_import", fixture, "-c", conf); !strings.Contains(out, "(100%)") {
+		t.Errorf("config db_import: got %q, want its progress ending at 100%%", out)
+	}
 	if got := eventCount(t, dsn) - before; got != 1 {
 		t.Errorf("import of the fixture: got %d cluster events, want 1", got)
 	}
