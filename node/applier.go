@@ -109,6 +109,9 @@ type applier struct {
 	// hintPolls counts the windows of hints read by one poll, entityReads
 	// the entities read one by one (tests and benchmarks read them).
 	hintPolls, entityReads atomic.Int64
+	// dbAnswered is told when a full load or a poll succeeded, so the
+	// Admin API's outage gate opens without waiting for the next probe.
+	dbAnswered func()
 	// hintsRefused counts hints whose event the database did not have;
 	// lastRefusedWarn rate-limits the warning about them.
 	hintsRefused    atomic.Int64
@@ -160,6 +163,9 @@ func (a *applier) loadAll(ctx context.Context) error {
 		a.log.Warn().Msg("the database answers: serving its configuration instead of the cache")
 	}
 	a.fromCache = false
+	if a.dbAnswered != nil {
+		a.dbAnswered()
+	}
 	a.rebuild()
 	a.markCacheDirty()
 	return nil
@@ -509,6 +515,9 @@ func (a *applier) poll(ctx context.Context) {
 	}
 	a.lastPolled = time.Now()
 	a.tracker.advance(time.Now())
+	if a.dbAnswered != nil {
+		a.dbAnswered()
+	}
 }
 
 // eventsSince reads one page of events within the call deadline.

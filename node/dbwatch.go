@@ -67,6 +67,15 @@ func (n *Node) dbWatchLoop(ctx context.Context) {
 	every(ctx, dbProbeInterval, func(time.Time) { n.probeDatabase(ctx) })
 }
 
+// databaseAnswered records that a database call succeeded: writes are
+// taken again at once, not only after the next probe (a node switching
+// from its cache to the database would otherwise refuse them meanwhile).
+func (n *Node) databaseAnswered() {
+	if n.dbw.set(true) {
+		n.log.Info().Msg("the database answers again")
+	}
+}
+
 // probeDatabase probes the database once and logs when it stops or starts
 // answering.
 func (n *Node) probeDatabase(ctx context.Context) {

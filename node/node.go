@@ -282,6 +282,7 @@ func (n *Node) newApplier() *applier {
 		declareCh:    make(chan declareRequest),
 		hintCh:       make(chan gossip.Hint, 4096),
 		reloadCh:     make(chan string, 1),
+		dbAnswered:   n.databaseAnswered,
 	}
 	a.state = a.newState()
 	if n.cachePath() != "" && !n.isDBLess() {
