@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -144,32 +143,10 @@ func cutGossip(t *testing.T, addr string) { cutTraffic(t, addr) }
 // again; it runs at the end of the test too, and is safe to repeat.
 func cutTraffic(t *testing.T, addr string) (restore func()) {
 	t.Helper()
-	removeStaleNftTables(t)
 	host, port := splitAddr(t, addr)
-	table := fmt.Sprintf("grapevine_test_%d_%d", os.Getpid(), nextHost.Add(1))
-	rules := []string{
-		"add table inet " + table,
-		"add chain inet " + table + " output { type filter hook output priority 0 ; }",
-		fmt.Sprintf("add rule inet %s output ip daddr %s udp dport %s drop", table, host, port),
-		fmt.Sprintf("add rule inet %s output ip daddr %s tcp dport %s drop", table, host, port),
-		fmt.Sprintf("add rule inet %s output ip saddr %s udp sport %s drop", table, host, port),
-		fmt.Sprintf("add rule inet %s output ip saddr %s tcp sport %s drop", table, host, port),
-	}
-	for _, rule := range rules {
-		if out, err := exec.Command("nft", strings.Fields(rule)...).CombinedOutput(); err != nil {
-			t.Fatalf("nft %s: %v: %s (scripts/test installs nftables; tests run as root)", rule, err, out)
-		}
-	}
-	var once sync.Once
-	restore = func() {
-		once.Do(func() {
-			if out, err := exec.Command("nft", "delete", "table", "inet", table).CombinedOutput(); err != nil {
-				t.Errorf("removing nft table %s: %v: %s", table, err, out)
-			}
-		})
-	}
-	t.Cleanup(restore)
-	return restore
+	return nftDrop(t, "output",
+		fmt.Sprintf("ip daddr %s udp dport %s", host, port), fmt.Sprintf("ip daddr %s tcp dport %s", host, port),
+		fmt.Sprintf("ip saddr %s udp sport %s", host, port), fmt.Sprintf("ip saddr %s tcp sport %s", host, port))
 }
 
 // removeStaleNftTables deletes rule tables a killed test run left behind,

@@ -35,18 +35,26 @@ func needNft(t *testing.T) {
 func dropPackets(t *testing.T, matches ...string) (restore func()) {
 	t.Helper()
 	needNft(t)
+	return nftDrop(t, "input", matches...)
+}
+
+// nftDrop adds one nftables table whose chain on hook (input or output)
+// drops every packet matching one of matches, and returns the function
+// that removes it (run at the end of the test too; safe to repeat).
+func nftDrop(t *testing.T, hook string, matches ...string) (restore func()) {
+	t.Helper()
 	removeStaleNftTables(t)
 	table := fmt.Sprintf("grapevine_test_%d_%d", os.Getpid(), nextHost.Add(1))
 	rules := []string{
 		"add table inet " + table,
-		"add chain inet " + table + " input { type filter hook input priority 0 ; }",
+		"add chain inet " + table + " " + hook + " { type filter hook " + hook + " priority 0 ; }",
 	}
 	for _, m := range matches {
-		rules = append(rules, "add rule inet "+table+" input "+m+" drop")
+		rules = append(rules, "add rule inet "+table+" "+hook+" "+m+" drop")
 	}
 	for _, rule := range rules {
 		if out, err := exec.Command("nft", strings.Fields(rule)...).CombinedOutput(); err != nil {
-			t.Fatalf("nft %s: %v: %s", rule, err, out)
+			t.Fatalf("nft %s: %v: %s (scripts/test installs nftables; tests run as root)", rule, err, out)
 		}
 	}
 	var once sync.Once
