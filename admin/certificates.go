@@ -64,7 +64,7 @@ func writeCertificateSNIs(ctx context.Context, s *Server, x *store.Tx, cert stor
 	if !ok {
 		return nil
 	}
-	names := stringList(given)
+	names := entity.Strings(given)
 	if name, _ := ctx.Value(sniNameKey{}).(string); name != "" && given != nil && !slices.Contains(names, name) {
 		// kong/api/routes/certificates.lua: a PUT by SNI name keeps the name.
 		names = append(names, name)

@@ -589,17 +589,3 @@ func timestamp(k *kind, t time.Time) any {
 func toRow(k *kind, doc map[string]any) (store.Row, error) {
 	return store.RowOf(k.ek, doc)
 }
-
-func stringList(v any) []string {
-	list, ok := v.([]any)
-	if !ok {
-		return nil
-	}
-	out := make([]string, 0, len(list))
-	for _, x := range list {
-		if s, ok := x.(string); ok {
-			out = append(out, s)
-		}
-	}
-	return out
-}

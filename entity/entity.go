@@ -67,3 +67,19 @@ type Route struct {
 	Tags                    []string            `json:"tags"`
 	Service                 *ForeignKey         `json:"service"`
 }
+
+// Strings is the strings of a decoded JSON array (tags, snis, …); nil when
+// v is not an array, and its other elements are left out.
+func Strings(v any) []string {
+	list, ok := v.([]any)
+	if !ok {
+		return nil
+	}
+	out := make([]string, 0, len(list))
+	for _, x := range list {
+		if s, ok := x.(string); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}

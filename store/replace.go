@@ -181,7 +181,7 @@ func RowOf(k *entity.Kind, doc map[string]any) (Row, error) {
 	if err != nil {
 		return Row{}, fmt.Errorf("encode %s: %w", k.Name(), err)
 	}
-	row := Row{Doc: raw, Tags: stringsOf(doc["tags"]), Expires: expires}
+	row := Row{Doc: raw, Tags: entity.Strings(doc["tags"]), Expires: expires}
 	row.ID, _ = doc["id"].(string)
 	if key, ok := doc[t.KeyField].(string); ok && t.KeyField != "" {
 		row.Key = &key
@@ -223,18 +223,4 @@ func seconds(v any) int64 {
 		return int64(f)
 	}
 	return 0
-}
-
-func stringsOf(v any) []string {
-	list, ok := v.([]any)
-	if !ok {
-		return nil
-	}
-	out := make([]string, 0, len(list))
-	for _, x := range list {
-		if s, ok := x.(string); ok {
-			out = append(out, s)
-		}
-	}
-	return out
 }
