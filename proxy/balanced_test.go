@@ -470,21 +470,10 @@ func TestBalancedTargetKilledUnderLoad(t *testing.T) {
 	t.Logf("%d requests, %d failed", sent.Load(), failed.Load())
 }
 
-// hash_on consumer hashes the consumer an authentication plugin
-// identified (kong/runloop/balancer/init.lua get_value_to_hash): each
-// consumer sticks to one target; without one, the fallback (the client
-// IP here) is used.
-func TestBalancedHashOnConsumer(t *testing.T) {
-	targets := []*target{startTarget(t, "127.0.40.31"), startTarget(t, "127.0.40.32"), startTarget(t, "127.0.40.33")}
-	u := testUpstreamEntity("backend.test", "consistent-hashing", "", func(u *entity.Upstream) {
-		u.HashOn, u.HashFallback = "consumer", "ip"
-	})
-	auth := PluginInstance{ID: "auth", Name: "auth", Priority: 1000}
-	auth.Hooks[PhaseAccess] = func(x pdk.Exchange) {
-		if who, _ := x.Header("X-Who"); len(who) > 0 {
-			x.Authenticate(&pdk.Consumer{ID: string(who)}, nil)
-		}
-	}
+// authBalancedProxy proxies route /b through upstream u over targets (each
+// of weight 100), with the plugin auth on it.
+func authBalancedProxy(t *testing.T, u entity.Upstream, targets []*target, auth PluginInstance) *Server {
+	t.Helper()
 	var ts []entity.Target
 	for i, tg := range targets {
 		ts = append(ts, testTargetEntity(targetIDs(i+1), tg.addr(), 100))
@@ -500,6 +489,25 @@ func TestBalancedHashOnConsumer(t *testing.T) {
 		t.Fatal(warnings)
 	}
 	s := startProxy(t, snap)
+	return s
+}
+
+// hash_on consumer hashes the consumer an authentication plugin
+// identified (kong/runloop/balancer/init.lua get_value_to_hash): each
+// consumer sticks to one target; without one, the fallback (the client
+// IP here) is used.
+func TestBalancedHashOnConsumer(t *testing.T) {
+	targets := []*target{startTarget(t, "127.0.40.31"), startTarget(t, "127.0.40.32"), startTarget(t, "127.0.40.33")}
+	u := testUpstreamEntity("backend.test", "consistent-hashing", "", func(u *entity.Upstream) {
+		u.HashOn, u.HashFallback = "consumer", "ip"
+	})
+	auth := PluginInstance{ID: "auth", Name: "auth", Priority: 1000}
+	auth.Hooks[PhaseAccess] = func(x pdk.Exchange) {
+		if who, _ := x.Header("X-Who"); len(who) > 0 {
+			x.Authenticate(&pdk.Consumer{ID: string(who)}, nil)
+		}
+	}
+	s := authBalancedProxy(t, u, targets, auth)
 	servedBy := func(who string) map[string]bool {
 		seen := map[string]bool{}
 		for range 10 {

@@ -27,21 +27,7 @@ func TestBalancedHashOnConsumerFallsBackToTheCredentialID(t *testing.T) {
 			x.Authenticate(nil, &pdk.Credential{ID: string(id), ConsumerID: "owner-" + string(id)})
 		}
 	}
-	var ts []entity.Target
-	for i, tg := range targets {
-		ts = append(ts, testTargetEntity(targetIDs(i+1), tg.addr(), 100))
-	}
-	snap, warnings := NewSnapshot(SnapshotInput{
-		Services:  []entity.Service{testService(t, idA, "backend.test:80")},
-		Routes:    []entity.Route{testRoute(idB, idA, paths("/b"))},
-		Upstreams: []entity.Upstream{u},
-		Targets:   ts,
-		Plugins:   []PluginInstance{auth},
-	})
-	if len(warnings) > 0 {
-		t.Fatal(warnings)
-	}
-	s := startProxy(t, snap)
+	s := authBalancedProxy(t, u, targets, auth)
 	for i := range 6 {
 		id := "id-" + strconv.Itoa(i)
 		_, _, byConsumer := send(t, s, "GET", "/b", map[string]string{"X-Consumer": id})
