@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -66,32 +67,12 @@ func TestRateLimitingClusterPolicyExactAcrossNodes(t *testing.T) {
 		waitRateLimited(t, n, "/r1", strconv.Itoa(limit))
 	}
 
-	var mu sync.Mutex
-	codes := map[int]int{}
-	var wg sync.WaitGroup
-	for _, n := range nodes {
-		for range perNode {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for range each {
-					status, hdr, body := proxyDo(t, n, "GET", "/r1", "X-Client: measured")
-					if status == 429 && (!strings.Contains(body, "API rate limit exceeded") || hdr.Get("X-RateLimit-Remaining-Day") != "0" || hdr.Get("Retry-After") == "") {
-						t.Errorf("%s: got 429 %q with X-RateLimit-Remaining-Day %q, Retry-After %q; want Kong's message, 0 left and Retry-After",
-							n.Name(), body, hdr.Get("X-RateLimit-Remaining-Day"), hdr.Get("Retry-After"))
-					}
-					mu.Lock()
-					codes[status]++
-					mu.Unlock()
-				}
-			}()
+	sendAllAtOnce(t, nodes, perNode, each, limit, func(n *Node, status int, hdr http.Header, body string) {
+		if status == 429 && (!strings.Contains(body, "API rate limit exceeded") || hdr.Get("X-RateLimit-Remaining-Day") != "0" || hdr.Get("Retry-After") == "") {
+			t.Errorf("%s: got 429 %q with X-RateLimit-Remaining-Day %q, Retry-After %q; want Kong's message, 0 left and Retry-After",
+				n.Name(), body, hdr.Get("X-RateLimit-Remaining-Day"), hdr.Get("Retry-After"))
 		}
-	}
-	wg.Wait()
-	total := len(nodes) * perNode * each
-	if codes[200] != limit || codes[429] != total-limit {
-		t.Errorf("got %v over 3 nodes, want exactly %d × 200 and %d × 429", codes, limit, total-limit)
-	}
+	})
 	// The year window counted the same requests: what is left of it is
 	// the same on every node.
 	for i, n := range nodes {
@@ -188,28 +169,7 @@ func TestRateLimitingRedisPolicyExactAcrossNodes(t *testing.T) {
 		waitRateLimited(t, n, "/r1", strconv.Itoa(limit))
 	}
 
-	var mu sync.Mutex
-	codes := map[int]int{}
-	var wg sync.WaitGroup
-	for _, n := range nodes {
-		for range perNode {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for range each {
-					status, _, _ := proxyDo(t, n, "GET", "/r1", "X-Client: measured")
-					mu.Lock()
-					codes[status]++
-					mu.Unlock()
-				}
-			}()
-		}
-	}
-	wg.Wait()
-	total := len(nodes) * perNode * each
-	if codes[200] != limit || codes[429] != total-limit {
-		t.Errorf("got %v over 3 nodes, want exactly %d × 200 and %d × 429", codes, limit, total-limit)
-	}
+	sendAllAtOnce(t, nodes, perNode, each, limit, nil)
 	// Kong's key: ratelimit:<route_id>:<service_id>:<identifier>:<window start ms>:<period>,
 	// the service all zeros for a plugin on a route.
 	rc := redis.NewClient(&redis.Options{Addr: redisAddr})
@@ -239,5 +199,37 @@ func TestRateLimitingRedisPolicyExactAcrossNodes(t *testing.T) {
 				t.Errorf("got rate-limiting headers %v, want %v", got, tt.headers)
 			}
 		})
+	}
+}
+
+// sendAllAtOnce sends each requests to /r1 (client "measured") from
+// perNode goroutines on every node at once, hands each answer to check
+// (when set), and expects exactly limit of them 200 and the rest 429.
+func sendAllAtOnce(t *testing.T, nodes []*Node, perNode, each, limit int, check func(n *Node, status int, hdr http.Header, body string)) {
+	t.Helper()
+	var mu sync.Mutex
+	codes := map[int]int{}
+	var wg sync.WaitGroup
+	for _, n := range nodes {
+		for range perNode {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range each {
+					status, hdr, body := proxyDo(t, n, "GET", "/r1", "X-Client: measured")
+					if check != nil {
+						check(n, status, hdr, body)
+					}
+					mu.Lock()
+					codes[status]++
+					mu.Unlock()
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	total := len(nodes) * perNode * each
+	if codes[200] != limit || codes[429] != total-limit {
+		t.Errorf("got %v over %d nodes, want exactly %d × 200 and %d × 429", codes, len(nodes), limit, total-limit)
 	}
 }
