@@ -75,6 +75,7 @@ func TestHTTP2SameAnswersAsHTTP1(t *testing.T) {
 	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		w.Header().Set("X-Got-Length", r.Header.Get("Content-Length"))
+		w.Header()["Set-Cookie"] = []string{"a=1", "b=2"}
 		io.WriteString(w, "ok:"+r.Method+":"+string(b))
 	})
 	snap := mustSnapshot(t, []entity.Service{testService(t, "s1", up.addr())},
@@ -97,6 +98,10 @@ func TestHTTP2SameAnswersAsHTTP1(t *testing.T) {
 				if a.header.Get(h) == "" {
 					t.Errorf("got no %s, want one", h)
 				}
+			}
+			// A field the upstream repeats reaches the client repeated, in order.
+			if got := strings.Join(a.header.Values("Set-Cookie"), "; "); got != "a=1; b=2" {
+				t.Errorf("got Set-Cookie %q, want both of the upstream's: %q", got, "a=1; b=2")
 			}
 			if got := a.header.Get("Via"); got != "1.1 grapevine/9.9.9" {
 				t.Errorf("got Via %q downstream, want the upstream's version: %q", got, "1.1 grapevine/9.9.9")

@@ -25,7 +25,7 @@ import (
 	"log"
 	"net"
 	"net/http"
-	"sort"
+	"slices"
 	"sync"
 	"time"
 
@@ -137,6 +137,8 @@ type exchange struct {
 	conn streamConn
 	tls  tlsStreamConn
 	raw  []byte        // the request's head as HTTP/1.1 text
+	hdr  []byte        // the answer's header keys and values (copyResponseHeader)
+	keys []string      // the request's header names, sorted (copyRequest)
 	rd   bytes.Reader  // reads raw
 	br   *bufio.Reader // reads rd for fasthttp's parser
 }
@@ -160,13 +162,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.handler(ctx)
-	s.writeResponse(w, &x.conn, &ctx.Response, r.Method == http.MethodHead)
+	s.writeResponse(w, x, &ctx.Response, r.Method == http.MethodHead)
 }
 
 func (s *Server) release(x *exchange) {
 	x.ctx.Request.Reset()
 	x.ctx.Response.Reset()
 	x.conn, x.tls = streamConn{}, tlsStreamConn{}
+	clear(x.keys) // the request's strings are not kept alive in the pool
+	if cap(x.hdr) > 64<<10 {
+		x.hdr = nil
+	}
 	s.pool.Put(x)
 }
 
@@ -177,13 +183,14 @@ func (x *exchange) copyRequest(req *fasthttp.Request, r *http.Request) error {
 	b := append(x.raw[:0], r.Method...)
 	b = append(append(append(b, ' '), r.RequestURI...), " HTTP/1.1\r\nHost: "...)
 	b = append(append(b, r.Host...), "\r\n"...)
-	names := make([]string, 0, len(r.Header))
+	names := x.keys[:0]
 	for name := range r.Header {
 		if name != "Host" && name != "Content-Length" && name != "Transfer-Encoding" {
 			names = append(names, name)
 		}
 	}
-	sort.Strings(names)
+	slices.Sort(names)
+	x.keys = names
 	for _, name := range names {
 		for _, v := range r.Header[name] {
 			b = append(append(append(append(b, name...), ": "...), v...), "\r\n"...)
@@ -207,22 +214,9 @@ func (x *exchange) copyRequest(req *fasthttp.Request, r *http.Request) error {
 }
 
 // writeResponse sends the handler's answer on the stream.
-func (s *Server) writeResponse(w http.ResponseWriter, conn *streamConn, resp *fasthttp.Response, head bool) {
+func (s *Server) writeResponse(w http.ResponseWriter, x *exchange, resp *fasthttp.Response, head bool) {
 	resp.Header.SetNoDefaultContentType(true)
-	out := w.Header()
-	hasServer := false
-	for k, v := range resp.Header.All() {
-		switch string(k) {
-		case "Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Upgrade", "Trailer":
-			continue // connection-specific: not allowed in HTTP/2 (RFC 9113 §8.2.2)
-		case "Server":
-			hasServer = true
-		}
-		out.Add(string(k), string(v))
-	}
-	if !hasServer && s.opts.ServerName != "" {
-		out.Set("Server", s.opts.ServerName)
-	}
+	x.copyResponseHeader(w.Header(), &resp.Header, s.opts.ServerName)
 	stream := resp.BodyStream()
 	w.WriteHeader(resp.StatusCode())
 	if head {
@@ -234,13 +228,67 @@ func (s *Server) writeResponse(w http.ResponseWriter, conn *streamConn, resp *fa
 	}
 	// Each piece is flushed as it comes: a streamed answer (gRPC above
 	// all) must not wait in a buffer for the next one.
-	_ = resp.BodyWriteTo(flushWriter{w: w, rc: conn.rc})
+	_ = resp.BodyWriteTo(flushWriter{w: w, rc: x.conn.rc})
 	if tr, ok := stream.(Trailers); ok {
 		// Keys with TrailerPrefix set after the body go as trailers.
+		out := w.Header()
 		for k, vs := range tr.Trailers() {
 			out[http.TrailerPrefix+k] = vs
 		}
 	}
+}
+
+// copyResponseHeader adds h's fields to out, less the connection-specific
+// ones HTTP/2 forbids (RFC 9113 §8.2.2), and Server: server when h has
+// none. Every key and value is cut from one string and every value slice
+// from one array, two allocations in all instead of two per field.
+func (x *exchange) copyResponseHeader(out http.Header, h *fasthttp.ResponseHeader, server string) {
+	b, n, hasServer := x.hdr[:0], 0, false
+	for k, v := range h.All() {
+		if connectionSpecific(k) {
+			continue
+		}
+		hasServer = hasServer || string(k) == "Server"
+		b = append(append(b, k...), v...)
+		n++
+	}
+	x.hdr = b
+	if n == 0 {
+		if server != "" {
+			out["Server"] = []string{server}
+		}
+		return
+	}
+	text, values, off := string(b), make([]string, n), 0
+	i := 0
+	for k, v := range h.All() {
+		if connectionSpecific(k) {
+			continue
+		}
+		key := http.CanonicalHeaderKey(text[off : off+len(k)]) // fasthttp's keys already are: no copy
+		off += len(k)
+		values[i] = text[off : off+len(v)]
+		off += len(v)
+		if prev, ok := out[key]; ok {
+			out[key] = append(prev, values[i])
+		} else {
+			out[key] = values[i : i+1 : i+1]
+		}
+		i++
+	}
+	if !hasServer && server != "" {
+		out["Server"] = []string{server}
+	}
+}
+
+// connectionSpecific reports whether an answer's field k must not go on
+// an HTTP/2 stream (RFC 9113 §8.2.2).
+func connectionSpecific(k []byte) bool {
+	switch string(k) {
+	case "Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Upgrade", "Trailer":
+		return true
+	}
+	return false
 }
 
 type flushWriter struct {
