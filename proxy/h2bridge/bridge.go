@@ -145,6 +145,7 @@ type exchange struct {
 
 // ServeHTTP runs the handler for one stream.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	growStack(0, 1)
 	x := s.pool.Get().(*exchange)
 	defer s.release(x)
 	client, _ := r.Context().Value(connKey{}).(net.Conn)
@@ -334,3 +335,24 @@ type tlsStreamConn struct {
 
 func (c *tlsStreamConn) Handshake() error                     { return nil }
 func (c *tlsStreamConn) ConnectionState() tls.ConnectionState { return c.tc.ConnectionState() }
+
+// handlerStack is about the stack the handler grows to on an ordinary
+// request (routing, plugins, the upstream round trip).
+const handlerStack = 8 << 10
+
+// stackSink keeps growStack's frame from being optimised away.
+var stackSink byte
+
+// growStack makes the calling goroutine's stack big enough for the
+// handler at once. x/net/http2 runs each stream's handler on a new
+// goroutine whose small stack would otherwise double during the
+// request, each time copying every frame above it (runtime.morestack →
+// copystack); grown here, the copy happens once, with only the two
+// frames of runHandler and ServeHTTP to move.
+//
+//go:noinline
+func growStack(i, j int) {
+	var frame [handlerStack]byte
+	frame[i] = 1
+	stackSink = frame[j]
+}
