@@ -49,6 +49,9 @@ type Options struct {
 	ErrorLog *log.Logger
 	// Logger is the RequestCtx's logger; nil: fasthttp's default.
 	Logger fasthttp.Logger
+	// HoldHeaders is the longest an answer's headers wait for its body to
+	// go out in the same write (see headConn); 0: 1 ms, negative: never.
+	HoldHeaders time.Duration
 }
 
 // Server serves HTTP/2 connections with one fasthttp handler: New →
@@ -68,6 +71,9 @@ func New(handler fasthttp.RequestHandler, opts Options) *Server {
 	}
 	if opts.MaxHeaderBytes == 0 {
 		opts.MaxHeaderBytes = 1 << 20
+	}
+	if opts.HoldHeaders == 0 {
+		opts.HoldHeaders = time.Millisecond
 	}
 	if opts.ErrorLog == nil {
 		opts.ErrorLog = log.New(io.Discard, "", 0)
@@ -93,9 +99,16 @@ func New(handler fasthttp.RequestHandler, opts Options) *Server {
 // negotiated h2, or a plain connection whose client sent the HTTP/2
 // preface (h2c with prior knowledge) with the preface still unread.
 func (s *Server) ServeConn(c net.Conn) error {
-	ctx := context.WithValue(context.Background(), connKey{}, c)
-	s.h2.ServeConn(c, &http2.ServeConnOpts{Context: ctx, BaseConfig: s.base, Handler: s})
+	wrapped, head := newHeadConn(c, max(s.opts.HoldHeaders, 0))
+	ctx := context.WithValue(context.Background(), connKey{}, &clientConn{conn: c, head: head})
+	s.h2.ServeConn(wrapped, &http2.ServeConnOpts{Context: ctx, BaseConfig: s.base, Handler: s})
 	return nil
+}
+
+// clientConn is a connection's context value for its streams.
+type clientConn struct {
+	conn net.Conn // the client's connection, as ServeConn got it
+	head *headConn
 }
 
 // Shutdown asks every connection to finish: each gets a GOAWAY, ends its
@@ -148,7 +161,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_ = growStack(0, 1)
 	x := s.pool.Get().(*exchange)
 	defer s.release(x)
-	client, _ := r.Context().Value(connKey{}).(net.Conn)
+	cc, _ := r.Context().Value(connKey{}).(*clientConn)
+	client := cc.conn
 	x.conn = streamConn{Conn: client, rc: http.NewResponseController(w), ctx: r.Context()}
 	var conn net.Conn = &x.conn
 	if tc, ok := client.(*tls.Conn); ok {
@@ -163,7 +177,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.handler(ctx)
-	s.writeResponse(w, x, &ctx.Response, r.Method == http.MethodHead)
+	s.writeResponse(w, x, cc.head, &ctx.Response, r.Method == http.MethodHead)
 }
 
 func (s *Server) release(x *exchange) {
@@ -215,7 +229,7 @@ func (x *exchange) copyRequest(req *fasthttp.Request, r *http.Request) error {
 }
 
 // writeResponse sends the handler's answer on the stream.
-func (s *Server) writeResponse(w http.ResponseWriter, x *exchange, resp *fasthttp.Response, head bool) {
+func (s *Server) writeResponse(w http.ResponseWriter, x *exchange, hc *headConn, resp *fasthttp.Response, head bool) {
 	resp.Header.SetNoDefaultContentType(true)
 	x.copyResponseHeader(w.Header(), &resp.Header, s.opts.ServerName)
 	stream := resp.BodyStream()
@@ -224,7 +238,10 @@ func (s *Server) writeResponse(w http.ResponseWriter, x *exchange, resp *fasthtt
 		return
 	}
 	if stream == nil {
-		_, _ = w.Write(resp.Body())
+		if body := resp.Body(); len(body) > 0 {
+			hc.expectBody()
+			_, _ = w.Write(body)
+		}
 		return
 	}
 	// Each piece is flushed as it comes: a streamed answer (gRPC above
