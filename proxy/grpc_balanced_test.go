@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strconv"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -234,4 +236,71 @@ func TestGRPCTimeouts(t *testing.T) {
 		}
 		testutil.Eventually(t, 3*time.Second, reaches(&g.cancelled, 1, "cancelled slow calls upstream"))
 	})
+}
+
+// TestGRPCConnectTimeout: a grpc service whose upstream never completes
+// a connection (a listener whose accept queue is full drops the SYNs)
+// fails within its connect_timeout, not the 60 s default, as Kong's
+// balancer sets it (kong/runloop/handler.lua: connect_timeout of the
+// service; kong/init.lua balancer: set_timeouts), answered as nginx's
+// 504 through Kong's error handler (kong/error_handlers.lua: "The
+// upstream server is timing out"; kong/pdk/response.lua
+// HTTP_TO_GRPC_STATUS[504] = 4, DeadlineExceeded).
+func TestGRPCConnectTimeout(t *testing.T) {
+	addr := blackholedAddr(t, "127.0.51.6")
+	svc := testService(t, idA, addr, func(s *entity.Service) { s.Protocol, s.Retries, s.ConnectTimeout = "grpc", 0, 300 })
+	snap := mustSnapshot(t, []entity.Service{svc}, []entity.Route{grpcRoute(idB, idA, "grpc.test", "grpc", "grpcs")})
+	c := h2cHealth(t, startProxyWith(t, snap, func(c *Config) { c.Listen = "127.0.0.1:0 http2" }), "grpc.test")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	st := check(ctx, c, "svc")
+	if st.Code() != codes.DeadlineExceeded || st.Message() != msgTimeout {
+		t.Fatalf("got %v %q, want DeadlineExceeded %q", st.Code(), st.Message(), msgTimeout)
+	}
+	// Generous: only a wait of the default 60 s (or the client's 10 s) is wrong.
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("took %v, want about the connect_timeout (300ms)", took)
+	}
+}
+
+// blackholedAddr is an address on ip that takes no connection: its
+// listener has a backlog of 0 and a connection already waits in its
+// accept queue, which is never read, so the kernel drops further SYNs
+// and a dial hangs until its own timeout.
+func blackholedAddr(t *testing.T, ip string) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatalf("socket: %v", err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	sa := &syscall.SockaddrInet4{}
+	copy(sa.Addr[:], net.ParseIP(ip).To4())
+	if err := syscall.Bind(fd, sa); err != nil {
+		t.Fatalf("bind %s: %v", ip, err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	bound, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatalf("getsockname: %v", err)
+	}
+	addr := net.JoinHostPort(ip, strconv.Itoa(bound.(*syscall.SockaddrInet4).Port))
+	// Fill the accept queue: dial until a dial times out.
+	for i := 0; ; i++ {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err != nil {
+			if !isTimeout(err) {
+				t.Fatalf("filling the accept queue: %v", err)
+			}
+			return addr
+		}
+		t.Cleanup(func() { c.Close() })
+		if i == 16 {
+			t.Fatalf("%s still completes connections after %d dials", addr, i+1)
+		}
+	}
 }
