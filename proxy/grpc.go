@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"net/http"
@@ -298,4 +299,31 @@ func (s *Server) grpcRequest(ctx *fasthttp.RequestCtx, st *reqState, rctx contex
 		req.Body, req.ContentLength = grpcup.RequestBody{R: bytes.NewReader(b), Watch: watch}, int64(len(b))
 	}
 	return req, nil
+}
+
+// grpcPrune drops, on each swap, the HTTP/2 pools of grpc and grpcs
+// services the new snapshot no longer has as they were (their TLS
+// configuration, connect or write timeout changed, or the service is
+// gone), and the pools no request used for grpcup.IdleTimeout.
+type grpcPrune struct{ c *grpcup.Client }
+
+// grpcPoolKey is what a snapshot's service fixes of its pool's settings
+// (the server name comes from each request's Host).
+type grpcPoolKey struct {
+	tls            *tls.Config
+	connect, write time.Duration
+}
+
+func (g grpcPrune) forget(snap *Snapshot) {
+	if g.c.Pools() == 0 {
+		return
+	}
+	keep := map[grpcPoolKey]bool{}
+	for _, svc := range snap.services {
+		if svc != nil && (svc.protocol == "grpc" || svc.protocol == "grpcs") {
+			keep[grpcPoolKey{svc.tls, svc.connect, svc.write}] = true
+		}
+	}
+	g.c.Prune(func(s grpcup.Settings) bool { return keep[grpcPoolKey{s.TLS, s.Connect, s.Write}] },
+		time.Now().Add(-grpcup.IdleTimeout))
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -19,6 +20,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/grapevine-gw/grapevine/entity"
+	"github.com/grapevine-gw/grapevine/proxy/grpcup"
 	"github.com/grapevine-gw/grapevine/internal/testutil"
 )
 
@@ -303,4 +305,106 @@ func blackholedAddr(t *testing.T, ip string) string {
 			t.Fatalf("%s still completes connections after %d dials", addr, i+1)
 		}
 	}
+}
+
+// TestGRPCPoolsPruned: the HTTP/2 pool of a grpc service is dropped, its
+// connection to the upstream closed, when a swap changes the service's
+// connection settings or removes the service; a pool no request used for
+// grpcup.IdleTimeout is dropped too.
+func TestGRPCPoolsPruned(t *testing.T) {
+	g := &grpcTarget{Server: health.NewServer()}
+	g.SetServingStatus("svc", healthpb.HealthCheckResponse_SERVING)
+	srv := grpc.NewServer()
+	healthpb.RegisterHealthServer(srv, g)
+	inner, err := net.Listen("tcp", "127.0.51.7:0")
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	ln := &countingListener{Listener: inner}
+	go srv.Serve(ln) //nolint:errcheck // ends with Stop
+	t.Cleanup(srv.Stop)
+
+	snapWith := func(connectMs int) *Snapshot {
+		svc := testService(t, idA, inner.Addr().String(), func(s *entity.Service) { s.Protocol, s.ConnectTimeout = "grpc", connectMs })
+		return mustSnapshot(t, []entity.Service{svc}, []entity.Route{grpcRoute(idB, idA, "grpc.test", "grpc", "grpcs")})
+	}
+	s := startProxyWith(t, snapWith(60000), func(c *Config) { c.Listen = "127.0.0.1:0 http2" })
+	c := h2cHealth(t, s, "grpc.test")
+	call := func(t *testing.T) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if st := check(ctx, c, "svc"); st.Code() != codes.OK {
+			t.Fatalf("got %v %q, want OK", st.Code(), st.Message())
+		}
+	}
+	upstreamConns := func(want int64) func() error {
+		return func() error {
+			if got := ln.open.Load(); got != want {
+				return fmt.Errorf("got %d connections open at the upstream, want %d", got, want)
+			}
+			return nil
+		}
+	}
+	pools := func(t *testing.T, want int) {
+		t.Helper()
+		if got := s.grpc.Pools(); got != want {
+			t.Fatalf("got %d pools, want %d", got, want)
+		}
+	}
+
+	call(t)
+	pools(t, 1)
+	testutil.Eventually(t, 5*time.Second, upstreamConns(1))
+
+	t.Run("settings changed", func(t *testing.T) {
+		s.Swap(snapWith(5000))
+		pools(t, 0)
+		testutil.Eventually(t, 5*time.Second, upstreamConns(0))
+		call(t)
+		pools(t, 1)
+	})
+	t.Run("service removed", func(t *testing.T) {
+		s.Swap(EmptySnapshot())
+		pools(t, 0)
+		testutil.Eventually(t, 5*time.Second, upstreamConns(0))
+	})
+	t.Run("unused", func(t *testing.T) {
+		s.Swap(snapWith(5000))
+		call(t)
+		keepAll := func(grpcup.Settings) bool { return true }
+		if n := s.grpc.Prune(keepAll, time.Now().Add(-time.Hour)); n != 0 {
+			t.Fatalf("dropped %d pools used within the hour, want 0", n)
+		}
+		if n := s.grpc.Prune(keepAll, time.Now().Add(time.Second)); n != 1 {
+			t.Fatalf("dropped %d pools unused since a second from now, want 1", n)
+		}
+		testutil.Eventually(t, 5*time.Second, upstreamConns(0))
+	})
+}
+
+// countingListener counts the connections it accepted that are open.
+type countingListener struct {
+	net.Listener
+	open atomic.Int64
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	l.open.Add(1)
+	return &countedConn{Conn: c, l: l}, nil
+}
+
+type countedConn struct {
+	net.Conn
+	l    *countingListener
+	once sync.Once
+}
+
+func (c *countedConn) Close() error {
+	c.once.Do(func() { c.l.open.Add(-1) })
+	return c.Conn.Close()
 }

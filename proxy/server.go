@@ -95,7 +95,7 @@ func New(cfg Config) *Server {
 	s.registry = balancer.NewRegistry(cfg.Logger.With().Str("component", "balancer").Logger())
 	s.dns = newTargetDNS(cfg.DNSResolvers, cfg.DNS, cfg.Logger.With().Str("component", "balancer").Logger())
 	s.dns.onChange = s.rebindResolved
-	s.keyed = append(s.keyed, registryForget{s.registry})
+	s.keyed = append(s.keyed, registryForget{s.registry}, grpcPrune{s.grpc})
 	s.Swap(EmptySnapshot())
 	return s
 }

@@ -2,8 +2,10 @@
 // services: cleartext HTTP/2 with prior knowledge (h2c) for grpc, HTTP/2
 // over TLS for grpcs. Connections are pooled per upstream address and per
 // connection settings (TLS configuration, server name, connect and write
-// timeouts) and kept for the life of the proxy (a snapshot swap keeps
-// them). It must not know about routes, plugins or Kong's headers: the
+// timeouts). A snapshot swap keeps the pools of the services it keeps and
+// drops the others (Prune); a connection idle for IdleTimeout is closed,
+// so connections to addresses no longer used do not stay open. It must
+// not know about routes, plugins or Kong's headers: the
 // proxy builds the request and reads the answer.
 package grpcup
 
@@ -16,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -46,15 +49,26 @@ type ConnectError struct{ Err error }
 func (e *ConnectError) Error() string { return "connect upstream: " + e.Err.Error() }
 func (e *ConnectError) Unwrap() error { return e.Err }
 
+// IdleTimeout closes an upstream connection no request used for that
+// long, as Kong's upstream_keepalive_idle_timeout (60 s) does; Prune
+// drops a pool unused for that long.
+const IdleTimeout = 60 * time.Second
+
 // Client sends requests to gRPC upstreams. Safe for concurrent use.
 type Client struct {
-	mu sync.Mutex                    // guards ts
-	ts map[Settings]*http2.Transport // one pool per connection settings
+	mu sync.Mutex         // guards ts
+	ts map[Settings]*pool // one pool per connection settings
+}
+
+// pool is the connections of one connection settings, per address.
+type pool struct {
+	t    *http2.Transport
+	used atomic.Int64 // unix nanoseconds of the last request
 }
 
 // New returns a client with no connection open.
 func New() *Client {
-	return &Client{ts: map[Settings]*http2.Transport{}}
+	return &Client{ts: map[Settings]*pool{}}
 }
 
 // RoundTrip sends req with the connection settings s: over TLS when
@@ -62,18 +76,50 @@ func New() *Client {
 // http or https to match. A connection that could not be opened is a
 // *ConnectError.
 func (c *Client) RoundTrip(req *http.Request, s Settings) (*http.Response, error) {
-	return c.transport(s).RoundTrip(req)
+	p := c.pool(s)
+	p.used.Store(time.Now().UnixNano())
+	return p.t.RoundTrip(req)
 }
 
-func (c *Client) transport(s Settings) *http2.Transport {
+func (c *Client) pool(s Settings) *pool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	t, ok := c.ts[s]
+	p, ok := c.ts[s]
 	if !ok {
-		t = &http2.Transport{AllowHTTP: s.TLS == nil, TLSClientConfig: s.TLS, DialTLSContext: dialer(s)}
-		c.ts[s] = t
+		p = &pool{t: &http2.Transport{AllowHTTP: s.TLS == nil, TLSClientConfig: s.TLS, DialTLSContext: dialer(s),
+			IdleConnTimeout: IdleTimeout}}
+		c.ts[s] = p
 	}
-	return t
+	return p
+}
+
+// Prune drops the pools whose settings keep rejects (services a snapshot
+// swap removed or changed) and those no request used since unusedSince,
+// closing their idle connections; a connection still carrying a call
+// ends with it, closed once idle (IdleTimeout). A later request with
+// dropped settings opens a new pool. It returns how many pools it
+// dropped.
+func (c *Client) Prune(keep func(Settings) bool, unusedSince time.Time) int {
+	c.mu.Lock()
+	var gone []*pool
+	for s, p := range c.ts {
+		if !keep(s) || p.used.Load() < unusedSince.UnixNano() {
+			gone = append(gone, p)
+			delete(c.ts, s)
+		}
+	}
+	c.mu.Unlock()
+	for _, p := range gone {
+		p.t.CloseIdleConnections()
+	}
+	return len(gone)
+}
+
+// Pools is how many pools the client holds.
+func (c *Client) Pools() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.ts)
 }
 
 // dialer opens the connections of one settings' pool: TCP (and the TLS
@@ -133,8 +179,8 @@ func (c *writeDeadlineConn) Write(p []byte) (int, error) {
 func (c *Client) CloseIdle() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, t := range c.ts {
-		t.CloseIdleConnections()
+	for _, p := range c.ts {
+		p.t.CloseIdleConnections()
 	}
 }
 
