@@ -79,7 +79,13 @@ func New(handler fasthttp.RequestHandler, opts Options) *Server {
 		opts.ErrorLog = log.New(io.Discard, "", 0)
 	}
 	s := &Server{handler: handler, opts: opts}
-	s.h2 = &http2.Server{IdleTimeout: opts.IdleTimeout, MaxConcurrentStreams: opts.MaxConcurrentStreams}
+	// Answers' header fields are never added to the HPACK dynamic table
+	// (a limit of 1 byte holds no field): most of the proxy's are new
+	// each time (X-Kong-Request-Id, the latencies, Date), so indexing
+	// them only costs inserts and evictions. nginx's HTTP/2 encoder
+	// keeps no table of its own either.
+	s.h2 = &http2.Server{IdleTimeout: opts.IdleTimeout, MaxConcurrentStreams: opts.MaxConcurrentStreams,
+		MaxEncoderHeaderTableSize: 1}
 	s.base = &http.Server{MaxHeaderBytes: opts.MaxHeaderBytes, ErrorLog: opts.ErrorLog}
 	// ConfigureServer ties the h2 server's connections to base.Shutdown;
 	// its only error is for a TLS configuration base does not have.
