@@ -89,6 +89,9 @@ const (
 )
 
 func (c *headConn) Write(p []byte) (int, error) {
+	if c.holdFor == 0 {
+		return c.Conn.Write(p) // nothing is ever held: no frames to follow
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.err != nil {
