@@ -20,8 +20,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/grapevine-gw/grapevine/entity"
-	"github.com/grapevine-gw/grapevine/proxy/grpcup"
 	"github.com/grapevine-gw/grapevine/internal/testutil"
+	"github.com/grapevine-gw/grapevine/proxy/grpcup"
 )
 
 // gRPC through upstreams and timeouts: real gRPC servers on 127.0.51.x
