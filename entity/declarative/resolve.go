@@ -187,10 +187,18 @@ func (p *parser) validate(transform bool) *Config {
 		for _, it := range p.items[k.Name()] {
 			in := it.in
 			k.Schema.RewriteInput(in)
+			expiry, ok := takeExpiry(k, in)
+			if !ok {
+				p.fail(it, "ttl", expiryMessage)
+				continue
+			}
 			doc, verr := k.Schema.Validate(in)
 			if verr != nil {
 				p.failAll(it, fieldErrors(verr))
 				continue
+			}
+			if expiry != nil {
+				doc["ttl"] = *expiry
 			}
 			if transform && k.Schema.OnWrite != nil {
 				k.Schema.OnWrite(in, doc)
