@@ -111,3 +111,23 @@ func withoutTTL(doc json.RawMessage) json.RawMessage {
 	}
 	return append([]byte("{"), rest[end:]...)
 }
+
+// FromExportDoc undoes ExportDoc for a TTL table's document: the expiry
+// its "ttl" names (nil for null or none), and the document with "ttl" as
+// a read at now renders it (WithTTL).
+func FromExportDoc(doc json.RawMessage, now time.Time) (json.RawMessage, *time.Time) {
+	rest, ok := bytes.CutPrefix(doc, []byte(`{"ttl":`))
+	if !ok {
+		return doc, nil
+	}
+	end := bytes.IndexAny(rest, ",}")
+	if end < 0 {
+		return doc, nil
+	}
+	var expires *time.Time
+	if at, err := strconv.ParseInt(string(rest[:end]), 10, 64); err == nil {
+		t := time.Unix(at, 0)
+		expires = &t
+	}
+	return WithTTL(withoutTTL(doc), expires, now), expires
+}
