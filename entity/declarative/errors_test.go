@@ -41,7 +41,7 @@ func TestBadDocumentsAreRefused(t *testing.T) {
 		{"bad plugin config", v + "plugins:\n- name: rate-limiting\n  config: {minute: -1}\n", []string{"plugins[1]", "field config.minute"}},
 		{"dangling reference", v + "routes:\n- name: r\n  paths: [/]\n  service: nope\n", []string{`routes[1] ("r")`, "field service: invalid reference 'service: nope' (no such entry in 'services')"}},
 		{"duplicate names", v + "services:\n- name: s\n  host: a.test\n- name: s\n  host: b.test\n", []string{"line 5", "services[2]", "uniqueness violation: 'services' entity with name set to 's' already declared"}},
-		{"duplicate target in an upstream", v + "upstreams:\n- name: u\n  targets:\n  - target: 10.0.0.1:80\n  - target: 10.0.0.1:80\n", []string{"upstreams[1].targets[2]", "'targets' entity with primary key set to"}}, // Kong derives both ids from cache_key {upstream, target}: one id twice
+		{"duplicate target in an upstream", v + "upstreams:\n- name: u\n  targets:\n  - target: 10.0.0.1:80\n  - target: 10.0.0.1:80\n", []string{"upstreams[1].targets[2]", "target set to '10.0.0.1:80' already declared"}},
 		{"duplicate ids", v + "consumers:\n- id: 6ba7b810-9dad-41d1-80b4-00c04fd43001\n  username: a\n- id: 6ba7b810-9dad-41d1-80b4-00c04fd43001\n  username: b\n", []string{"consumers[2]", "primary key set to '6ba7b810-9dad-41d1-80b4-00c04fd43001' already declared"}},
 		{"entity not a record", v + "services:\n- 5\n", []string{"services[1]", "expected a record"}},
 		{"invalid YAML", v + "services: [\n", []string{"invalid YAML or JSON"}},

@@ -34,10 +34,12 @@ type idDeriver struct {
 	kinds map[string]uuid.UUID // Kong's namespace per kind
 	own   map[string]uuid.UUID // Grapevine's fallback namespace per kind
 	seen  map[string]int       // fallback keys used so far, for twins
+	kong  map[string]bool      // Kong's ids handed out so far
 }
 
 func newIDDeriver() *idDeriver {
-	return &idDeriver{kinds: map[string]uuid.UUID{}, own: map[string]uuid.UUID{}, seen: map[string]int{}}
+	return &idDeriver{kinds: map[string]uuid.UUID{}, own: map[string]uuid.UUID{},
+		seen: map[string]int{}, kong: map[string]bool{}}
 }
 
 // derive is the id of an entity given without one: given is the record as
@@ -57,7 +59,17 @@ func (d *idDeriver) derive(k *entity.Kind, given map[string]any, parentField, pa
 			ns = uuid.NewSHA1(entitiesNamespace, []byte(name))
 			d.kinds[name] = ns
 		}
-		return uuid.NewSHA1(ns, []byte(key)).String(), true
+		id := uuid.NewSHA1(ns, []byte(key)).String()
+		// Kong's key can repeat where the file is still valid (two
+		// plugins whose references are written as {id = …} records,
+		// which Kong's key leaves out); Kong then refuses the file with
+		// a duplicate primary key. Grapevine takes the file, giving the
+		// second one an id of its own. A repeated name or target is
+		// still refused by its own uniqueness check.
+		if !d.kong[name+"\x00"+id] {
+			d.kong[name+"\x00"+id] = true
+			return id, true
+		}
 	}
 	ns, found := d.own[name]
 	if !found {

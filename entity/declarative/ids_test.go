@@ -172,3 +172,29 @@ func TestDerivedIDsAreStable(t *testing.T) {
 		t.Errorf("twin services: got the same id %v twice, want two", twin0)
 	}
 }
+
+// TestRepeatedKongKeyStillParses: two plugins whose services are written
+// as {id: …} records share Kong's key (it leaves such values out) and so
+// Kong's id; Kong refuses that file, Grapevine takes it, the first plugin
+// with Kong's id and the second with one of its own.
+func TestRepeatedKongKeyStillParses(t *testing.T) {
+	cfg := mustParse(t, `_format_version: "3.0"
+services:
+- id: 6ba7b810-9dad-41d1-80b4-00c04fd43011
+  host: a.test
+- id: 6ba7b810-9dad-41d1-80b4-00c04fd43012
+  host: b.test
+plugins:
+- name: cors
+  service: {id: 6ba7b810-9dad-41d1-80b4-00c04fd43011}
+- name: cors
+  service: {id: 6ba7b810-9dad-41d1-80b4-00c04fd43012}
+`)
+	plugins := pluginsOf(cfg)
+	if len(plugins) != 2 || plugins[0]["id"] == plugins[1]["id"] {
+		t.Fatalf("got plugins %v, want two with different ids", plugins)
+	}
+	if want := kongID("plugins", "plugins:*:cors::"); plugins[0]["id"] != want {
+		t.Errorf("first plugin: got id %v, want Kong's %s", plugins[0]["id"], want)
+	}
+}
