@@ -1,6 +1,7 @@
 package declarative
 
 import (
+	"crypto/sha1"
 	"encoding/json"
 	"strconv"
 	"strings"
@@ -34,7 +35,7 @@ type idDeriver struct {
 	kinds map[string]uuid.UUID // Kong's namespace per kind
 	own   map[string]uuid.UUID // Grapevine's fallback namespace per kind
 	seen  map[string]int       // fallback keys used so far, for twins
-	kong  map[string]bool      // Kong's ids handed out so far
+	kong  map[string]bool      // Kong's ids handed out so far (ids of every kind: namespaces differ)
 }
 
 func newIDDeriver() *idDeriver {
@@ -59,15 +60,15 @@ func (d *idDeriver) derive(k *entity.Kind, given map[string]any, parentField, pa
 			ns = uuid.NewSHA1(entitiesNamespace, []byte(name))
 			d.kinds[name] = ns
 		}
-		id := uuid.NewSHA1(ns, []byte(key)).String()
+		id := v5(ns, key).String()
 		// Kong's key can repeat where the file is still valid (two
 		// plugins whose references are written as {id = …} records,
 		// which Kong's key leaves out); Kong then refuses the file with
 		// a duplicate primary key. Grapevine takes the file, giving the
 		// second one an id of its own. A repeated name or target is
 		// still refused by its own uniqueness check.
-		if !d.kong[name+"\x00"+id] {
-			d.kong[name+"\x00"+id] = true
+		if !d.kong[id] {
+			d.kong[id] = true
 			return id, true
 		}
 	}
@@ -78,7 +79,21 @@ func (d *idDeriver) derive(k *entity.Kind, given map[string]any, parentField, pa
 	}
 	key := parentField + ":" + parentID + ":" + canonical(given)
 	d.seen[key]++
-	return uuid.NewSHA1(ns, []byte(key+"#"+strconv.Itoa(d.seen[key]))).String(), false
+	return v5(ns, key+"#"+strconv.Itoa(d.seen[key])).String(), false
+}
+
+// v5 is uuid.NewSHA1(ns, name) (RFC 4122 version 5, as Kong's
+// resty.jit-uuid factory_v5) with one allocation: a parse derives one
+// per entity.
+func v5(ns uuid.UUID, name string) uuid.UUID {
+	buf := make([]byte, 0, len(ns)+len(name))
+	buf = append(append(buf, ns[:]...), name...)
+	sum := sha1.Sum(buf)
+	var id uuid.UUID
+	copy(id[:], sum[:])
+	id[6] = (id[6] & 0x0f) | 0x50 // version 5
+	id[8] = (id[8] & 0x3f) | 0x80 // RFC 4122 variant
+	return id
 }
 
 // canonical is a record's JSON with its keys in order.
