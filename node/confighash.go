@@ -77,39 +77,38 @@ func (c *configDigest) String() string {
 // order. It scans the bytes once, minding strings, and never fails: in
 // bytes that are not an object it finds nothing.
 func forTimestamps(doc []byte, skip func(start, end int)) {
-	depth, inString, escaped, keyStart := 0, false, false, -1
+	depth := 0
 	for i := 0; i < len(doc); i++ {
-		c := doc[i]
-		if inString {
-			switch {
-			case escaped:
-				escaped = false
-			case c == '\\':
-				escaped = true
-			case c == '"':
-				inString = false
-				if keyStart >= 0 && isTimestampKey(doc[keyStart:i]) {
-					if s, e, ok := valueAfter(doc, i+1); ok {
-						skip(s, e)
-						i = e - 1
-					}
-				}
-				keyStart = -1
-			}
-			continue
-		}
-		switch c {
+		switch doc[i] {
 		case '"':
-			inString = true
-			if depth == 1 && keyPosition(doc, i) {
-				keyStart = i + 1
+			end := stringEnd(doc, i+1)
+			if depth == 1 && isTimestampKey(doc[i+1:end]) && keyPosition(doc, i) {
+				if s, e, ok := valueAfter(doc, end+1); ok {
+					skip(s, e)
+					end = e - 1
+				}
 			}
+			i = end
 		case '{', '[':
 			depth++
 		case '}', ']':
 			depth--
 		}
 	}
+}
+
+// stringEnd is the index of the quote closing the string whose text
+// starts at from (len(doc) if none).
+func stringEnd(doc []byte, from int) int {
+	for i := from; i < len(doc); i++ {
+		switch doc[i] {
+		case '"':
+			return i
+		case '\\':
+			i++ // the escaped byte
+		}
+	}
+	return len(doc)
 }
 
 func isTimestampKey(key []byte) bool {
