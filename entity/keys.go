@@ -30,6 +30,8 @@ var keyFormats = []string{"jwk", "pem"}
 var Keys = &Schema{
 	Name:        "keys",
 	EndpointKey: "name",
+	// Kong's cache_key, for the ids of a declarative file's keys.
+	KongCacheKey: []string{"kid", "set"},
 	Fields: []Field{
 		uuidField("id"),
 		{Name: "set", Type: TypeForeign, Reference: "key_sets", OnDelete: OnDeleteCascade},

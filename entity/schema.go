@@ -140,6 +140,19 @@ type Schema struct {
 	// the document it returns for the store to turn into an expiry;
 	// expired entities are invisible to every read (see store.Table.TTL).
 	TTL bool
+	// KongCacheKey is Kong's cache_key where CacheKey (what the store
+	// indexes) leaves it out: a target's {upstream, target}, a key's
+	// {kid, set}. The declarative format derives ids from it.
+	KongCacheKey []string
+}
+
+// KongCacheKeyFields is Kong's cache_key of the schema: KongCacheKey if
+// set, else CacheKey.
+func (s *Schema) KongCacheKeyFields() []string {
+	if s.KongCacheKey != nil {
+		return s.KongCacheKey
+	}
+	return s.CacheKey
 }
 
 // RewriteInput applies the schema's Input rewrite to a request body.

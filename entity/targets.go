@@ -12,6 +12,8 @@ var Targets = &Schema{
 	Name:        "targets",
 	EndpointKey: "target",
 	KeyScope:    "upstream",
+	// Kong's cache_key, for the ids of a declarative file's targets.
+	KongCacheKey: []string{"upstream", "target"},
 	Fields: []Field{
 		uuidField("id"),
 		timestampMsField("created_at"),

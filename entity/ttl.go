@@ -70,3 +70,13 @@ func ttlSeconds(v any) (int64, bool) {
 	}
 	return int64(f), true
 }
+
+// Expiry is when an entity of a TTL kind expires, in Unix seconds: Kong's
+// "ttl" as a declarative file holds it. Kong's export writes the expiry
+// itself, not the seconds left (FLOOR(EXTRACT(EPOCH FROM ttl)) in
+// kong/db/strategies/postgres/init.lua, select_for_export_expressions),
+// and a DB-less node reads it so (entity.ttl - ngx.time() in
+// kong/db/strategies/off/init.lua). A validated document holding an
+// Expiry asks the store for that expiry, where an integer "ttl" is the
+// Admin API's seconds from the write.
+type Expiry int64

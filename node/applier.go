@@ -189,7 +189,7 @@ func (a *applier) replaceRows(rows map[string][]store.Row) error {
 	docs := make(map[entityKey]json.RawMessage, len(rows))
 	for table, list := range rows {
 		for _, row := range list {
-			docs[entityKey{Table: table, ID: row.ID}] = row.Doc
+			docs[entityKey{Table: table, ID: row.ID}] = cachedDoc(table, row)
 		}
 	}
 	if err := a.takeIndexRows(rows); err != nil {

@@ -3,6 +3,8 @@ package node
 import (
 	"fmt"
 	"net/url"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -67,4 +69,68 @@ func TestDatabaseBlackholedUnderLoad(t *testing.T) {
 		takeWritesAgain(t, nodes, 15*time.Second)
 	})
 	l.endWithoutFailures(t)
+}
+
+// TestNodeStartsFromItsCacheWhileTheDatabaseIsBlackholed restarts a node
+// while every packet to PostgreSQL is dropped (no refusal: connection
+// attempts just hang) and pg_timeout is Kong's 5 s. With a valid cache the
+// node must serve it promptly, well before a single pg_timeout, say why in
+// its log, keep trying the database in the background, and switch to it by
+// itself once packets flow again. (TestNodeStartsFromItsCacheWithoutTheDatabase
+// is the same with the server stopped, which refuses at once.)
+func TestNodeStartsFromItsCacheWhileTheDatabaseIsBlackholed(t *testing.T) {
+	needNft(t)
+	_, dsn := ownDatabase(t)
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := newUpstream(t)
+	cfg := resilConfig(t, dsn, "127.0.74.9", t.TempDir())
+	cfg.PgTimeout = 5 * time.Second // Kong's default
+	n := startClusterNode(t, cfg, fastHooks)
+	mustAdmin(t, n, 201, "POST", "/services", `{"name":"s","url":"`+up.URL+`"}`)
+	mustAdmin(t, n, 201, "POST", "/services/s/routes", `{"paths":["/cached"]}`)
+	eventually(t, 5*time.Second, func() error {
+		body, err := readCache(filepath.Join(cfg.Prefix, cacheFileName), n.databaseID())
+		if err != nil || body.ConfigHash != n.ConfigHash() {
+			return fmt.Errorf("the cache: got hash %q (%v), want %q", body.ConfigHash, err, n.ConfigHash())
+		}
+		return nil
+	})
+	stopNode(t, n)
+
+	restore := dropPackets(t, "ip daddr "+u.Hostname()+" tcp dport "+u.Port(), "ip saddr "+u.Hostname()+" tcp sport "+u.Port())
+	began := time.Now()
+	cached, logs := startLoggedNode(t, cfg, fastHooks)
+	took := time.Since(began)
+	t.Logf("started from the cache in %s with pg_timeout %s", took.Round(time.Millisecond), cfg.PgTimeout)
+	t.Run("it serves the cache well before pg_timeout", func(t *testing.T) {
+		if took > 3*time.Second {
+			t.Errorf("the node took %s to start, want well under pg_timeout (%s)", took.Round(time.Millisecond), cfg.PgTimeout)
+		}
+		if err := serves(t, cached, "/cached"); err != nil {
+			t.Error(err)
+		}
+		if src := statusOf(t, cached)["configuration_source"]; src != "cache" {
+			t.Errorf("got configuration_source %v, want cache", src)
+		}
+	})
+	t.Run("its log says why", func(t *testing.T) {
+		if out := logs.String(); !strings.Contains(out, "serving the configuration cache until it answers") {
+			t.Errorf("log lacks the cache line:\n%s", out)
+		}
+	})
+
+	restore()
+	t.Run("it switches to the database once packets flow", func(t *testing.T) {
+		eventually(t, 20*time.Second, func() error {
+			if src := statusOf(t, cached)["configuration_source"]; src != "database" {
+				return fmt.Errorf("got configuration_source %v, want database", src)
+			}
+			return nil
+		})
+		mustAdmin(t, cached, 201, "POST", "/services/s/routes", `{"paths":["/after"]}`)
+		eventually(t, 5*time.Second, func() error { return serves(t, cached, "/after") })
+	})
 }

@@ -39,7 +39,10 @@ import (
 const (
 	cacheFileName      = "grapevine.config.cache"
 	cacheMagic         = "grapevine-config-cache"
-	cacheFormatVersion = 1
+	cacheFormatVersion = 2
+	// oldestCacheFormat is the oldest format still read: version 1 keeps
+	// no expiry of a key-auth credential (see cachedDoc).
+	oldestCacheFormat = 1
 	// cacheWriteDelay coalesces a burst of changes into one write.
 	cacheWriteDelay = 500 * time.Millisecond
 	// maxCacheHeader bounds the header line read before it is checked.
@@ -54,6 +57,7 @@ type cacheBody struct {
 	ConfigHash string                 `json:"config_hash"`
 	Peers      []string               `json:"peers,omitempty"` // gossip addresses of the cluster's members
 	Tables     map[string][]cachedRow `json:"tables"`
+	version    int                    // the file's format version
 }
 
 // cachedRow is one entity as the store read it.
@@ -100,8 +104,9 @@ func decodeCache(data []byte, database string) (cacheBody, error) {
 	if len(fields) != 4 || fields[0] != cacheMagic {
 		return cacheBody{}, refuse("the header is not %q's: not a Grapevine configuration cache", cacheMagic)
 	}
-	if fields[1] != strconv.Itoa(cacheFormatVersion) {
-		return cacheBody{}, refuse("format version %s, this node reads version %d", fields[1], cacheFormatVersion)
+	version, err := strconv.Atoi(fields[1])
+	if err != nil || version < oldestCacheFormat || version > cacheFormatVersion {
+		return cacheBody{}, refuse("format version %s, this node reads versions %d to %d", fields[1], oldestCacheFormat, cacheFormatVersion)
 	}
 	length, err := strconv.Atoi(fields[3])
 	if err != nil || length < 0 {
@@ -121,6 +126,7 @@ func decodeCache(data []byte, database string) (cacheBody, error) {
 	if body.Database != database {
 		return cacheBody{}, refuse("written from database %q, this node uses %q", body.Database, database)
 	}
+	body.version = version
 	return body, nil
 }
 
@@ -192,7 +198,7 @@ func cacheRows(body cacheBody) map[string][]store.Row {
 	for table, list := range body.Tables {
 		out := make([]store.Row, len(list))
 		for i, r := range list {
-			out[i] = store.Row{ID: r.ID, Doc: r.Doc}
+			out[i] = cachedRowOf(table, r, body.version)
 		}
 		rows[table] = out
 	}

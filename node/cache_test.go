@@ -31,7 +31,9 @@ func TestCacheFileIsCheckedWholeBeforeUse(t *testing.T) {
 	good := validCache(t, db)
 	flipped := bytes.Clone(good)
 	flipped[len(flipped)-10] ^= 0x20
-	otherVersion := bytes.Replace(good, []byte(cacheMagic+" 1 "), []byte(cacheMagic+" 2 "), 1)
+	header := fmt.Sprintf("%s %d ", cacheMagic, cacheFormatVersion)
+	otherVersion := bytes.Replace(good, []byte(header), []byte(cacheMagic+" 99 "), 1)
+	version1 := bytes.Replace(good, []byte(header), []byte(cacheMagic+" 1 "), 1)
 	cases := []struct {
 		name    string
 		data    []byte
@@ -44,7 +46,8 @@ func TestCacheFileIsCheckedWholeBeforeUse(t *testing.T) {
 		{"empty", nil, db, "no header line"},
 		{"a byte changed", flipped, db, "sha256 does not match"},
 		{"bytes appended", append(bytes.Clone(good), "{}"...), db, "truncated or extended"},
-		{"another format version", otherVersion, db, "format version 2"},
+		{"another format version", otherVersion, db, "format version 99"},
+		{"format version 1, which kept no expiry", version1, db, ""},
 		{"a kong.conf", []byte("pg_host = 127.0.0.1\npg_port = 5432\n"), db, "not a Grapevine configuration cache"},
 		{"another database's cache", good, "127.0.0.1:5432/other", `written from database "127.0.0.1:5432/kong"`},
 	}

@@ -204,6 +204,20 @@ func (n *Node) joinPeers(ctx context.Context) {
 	if n.store != nil { // DB-less, cluster_join alone names the peers
 		peers = append(peers, n.registeredPeers(ctx)...)
 	}
+	n.join(peers)
+}
+
+// joinCachedPeers joins cluster_join and the peers the configuration
+// cache names, without reading the registry: a node starting from its
+// cache has just found the database out of reach.
+func (n *Node) joinCachedPeers() {
+	if n.gossip == nil {
+		return
+	}
+	n.join(append(append([]string{}, n.cfg.ClusterJoin...), n.cachedPeers...))
+}
+
+func (n *Node) join(peers []string) {
 	if len(peers) == 0 {
 		return
 	}

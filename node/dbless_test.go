@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/grapevine-gw/grapevine/node/config"
 )
 
@@ -295,5 +297,108 @@ services:
 		if text, _ := body["config"].(string); !strings.Contains(text, "_format_version") || !strings.Contains(text, "r1") {
 			t.Errorf("got %v, want the configuration served as a declarative document", body)
 		}
+	})
+}
+
+// sameFileDoc has an entity of most kinds, none given an id, timestamps
+// of both kinds (a target's are milliseconds), and a plugin under a
+// consumer: a random consumer id would change the plugin's document.
+func sameFileDoc(up string) string {
+	return fmt.Sprintf(`_format_version: "3.0"
+services:
+- name: s1
+  url: %s
+  routes:
+  - name: r1
+    paths: [/same]
+  plugins:
+  - name: correlation-id
+- host: unnamed.test
+upstreams:
+- name: u1
+  targets:
+  - target: 10.0.0.1:80
+consumers:
+- username: alice
+  plugins:
+  - name: request-termination
+    config: {status_code: 403}
+plugins:
+- name: cors
+`, up)
+}
+
+// TestDBLessNodesServingOneFileAgree: two DB-less nodes loading the same
+// file, and one of them given it again by POST /config a second later,
+// report the same configuration hash in /status and /cluster. Ids the file
+// leaves out are Kong's (generate_ids in
+// kong/db/schema/others/declarative_config.lua: UUIDv5 of the endpoint key
+// or cache_key in the kind's namespace under
+// fd02801f-0957-4a15-a55a-c8d9606f30b5), and the load-time timestamps
+// (Kong's process_auto_fields on insert) stay out of the hash.
+func TestDBLessNodesServingOneFileAgree(t *testing.T) {
+	up := newUpstream(t)
+	file := filepath.Join(t.TempDir(), "kong.yml")
+	doc := sameFileDoc(up.URL)
+	writeFile(t, file, doc)
+	a := startClusterNode(t, dblessConfig(t, file), fastHooks)
+	loadedAt := time.Now().Unix()
+	cfgB := dblessConfig(t, file)
+	cfgB.ClusterJoin = []string{a.clusterAddr}
+	b := startClusterNode(t, cfgB, fastHooks)
+
+	hashes := func(t *testing.T) (status, cluster [2]any) {
+		t.Helper()
+		for i, n := range []*Node{a, b} {
+			status[i] = mustAdmin(t, n, 200, "GET", "/status", "")["configuration_hash"]
+			cluster[i] = mustAdmin(t, n, 200, "GET", "/cluster", "")["config_hash"]
+		}
+		return status, cluster
+	}
+	agree := func(t *testing.T) {
+		t.Helper()
+		status, cluster := hashes(t)
+		if status[0] != md5Of(doc) || status[1] != status[0] {
+			t.Errorf("/status configuration_hash: got %v, want both %s", status, md5Of(doc))
+		}
+		if cluster[0] == "" || cluster[1] != cluster[0] {
+			t.Errorf("/cluster config_hash: got %v, want two equal", cluster)
+		}
+		eventually(t, 10*time.Second, func() error {
+			if agreed := mustAdmin(t, a, 200, "GET", "/cluster", "")["config_hash_agreed"]; agreed != true {
+				return fmt.Errorf("got config_hash_agreed %v, want true", agreed)
+			}
+			return nil
+		})
+	}
+	t.Run("loaded from the file", agree)
+
+	t.Run("Kong's ids", func(t *testing.T) {
+		kongID := func(kind, key string) string {
+			ns := uuid.NewSHA1(uuid.MustParse("fd02801f-0957-4a15-a55a-c8d9606f30b5"), []byte(kind))
+			return uuid.NewSHA1(ns, []byte(key)).String()
+		}
+		s1 := kongID("services", "s1")
+		for _, n := range []*Node{a, b} {
+			if got := mustAdmin(t, n, 200, "GET", "/services/s1", "")["id"]; got != s1 {
+				t.Errorf("%s: service s1: got id %v, want %s", n.Name(), got, s1)
+			}
+			plugins := mustAdmin(t, n, 200, "GET", "/services/s1/plugins", "")["data"].([]any)
+			// kong/db/schema/entities/plugins.lua: cache_key {name, route, service, consumer}.
+			want := kongID("plugins", "plugins:*:correlation-id::"+s1+":")
+			if len(plugins) != 1 || plugins[0].(map[string]any)["id"] != want {
+				t.Errorf("%s: plugins of s1: got %v, want one with id %s", n.Name(), plugins, want)
+			}
+		}
+	})
+
+	t.Run("POST /config a second later", func(t *testing.T) {
+		for time.Now().Unix() <= loadedAt {
+			time.Sleep(50 * time.Millisecond) // a later created_at than the file's load
+		}
+		if status, raw := adminRaw(t, b, "POST", "/config", "text/yaml", doc); status != 201 {
+			t.Fatalf("POST /config: got %d %s, want 201", status, raw)
+		}
+		agree(t)
 	})
 }

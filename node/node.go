@@ -166,7 +166,7 @@ func (n *Node) start(ctx context.Context) error {
 		return err
 	}
 	if fromCache {
-		n.joinPeers(ctx) // from the cache's peers: the registry is out of reach
+		n.joinCachedPeers() // the registry is out of reach: do not wait for it
 	} else if err := n.register(ctx); err != nil {
 		return err
 	}

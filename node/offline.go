@@ -41,8 +41,9 @@ func (n *Node) databaseID() string {
 // start, as before.
 func (n *Node) firstSnapshot(ctx context.Context) (fromCache bool, err error) {
 	wait := firstDBRetry
+	hasCache := n.hasCache()
 	for attempt := 1; ; attempt++ {
-		err := n.loadFromDatabase(ctx)
+		err := n.loadFromDatabase(ctx, n.pingTimeout(attempt, hasCache))
 		if err == nil {
 			return false, nil
 		}
@@ -63,16 +64,45 @@ func (n *Node) firstSnapshot(ctx context.Context) (fromCache bool, err error) {
 	}
 }
 
+// pingTimeout bounds the start's ping of the database. With a cache to
+// serve, the first one waits no longer than the outage probe does
+// (dbProbeTimeout): a database whose packets are dropped, not refused,
+// would otherwise keep the node from serving its cache for a whole
+// pg_timeout, when serving it is what the cache is for; the node keeps
+// trying in the background (reconnectLoop). Without a cache there is
+// nothing to serve meanwhile, and a slow database gets pg_timeout.
+func (n *Node) pingTimeout(attempt int, hasCache bool) time.Duration {
+	if attempt == 1 && hasCache {
+		return min(dbProbeTimeout, n.dbTimeout())
+	}
+	return n.dbTimeout()
+}
+
+// hasCache says whether a configuration cache file exists; it is read and
+// checked only when it is needed.
+func (n *Node) hasCache() bool {
+	path := n.cachePath()
+	if path == "" {
+		return false
+	}
+	_, err := os.Stat(path)
+	return err == nil
+}
+
 // unreachable reports whether err means the database did not answer, as
 // opposed to answering with something wrong.
 func unreachable(err error) bool {
 	return errors.Is(err, store.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded)
 }
 
-// loadFromDatabase checks the schema and loads the whole configuration.
-func (n *Node) loadFromDatabase(ctx context.Context) error {
-	if err := n.withDB(ctx, n.store.Ping); err != nil {
-		return fmt.Errorf("opening database: %w", err)
+// loadFromDatabase pings the database (within pingTimeout), checks the
+// schema and loads the whole configuration.
+func (n *Node) loadFromDatabase(ctx context.Context, pingTimeout time.Duration) error {
+	pctx, cancel := context.WithTimeout(ctx, pingTimeout)
+	err := n.store.Ping(pctx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("opening database (no answer within %s): %w", pingTimeout, err)
 	}
 	if err := n.withDB(ctx, n.store.CheckSchema); err != nil {
 		return fmt.Errorf("checking database schema (run 'grapevine migrations bootstrap' or 'up'): %w", err)
@@ -113,7 +143,7 @@ func (n *Node) loadFromCache(dbErr error) bool {
 // everything, then registers the node.
 func (n *Node) reconnectLoop(ctx context.Context) {
 	wait := firstDBRetry
-	for {
+	for attempt := 1; ; attempt++ {
 		select {
 		case <-ctx.Done():
 			return
@@ -127,6 +157,10 @@ func (n *Node) reconnectLoop(ctx context.Context) {
 		}
 		if err := n.withDB(ctx, n.store.Ping); err != nil {
 			wait = min(2*wait, maxDBRetry)
+			if ctx.Err() == nil && attempt&(attempt-1) == 0 { // 1, 2, 4, 8…: a reminder, not a flood
+				n.log.Warn().Err(err).Int("attempt", attempt).Dur("retry_in", wait).
+					Msg("still serving the configuration cache: the database does not answer")
+			}
 			continue
 		}
 		select {

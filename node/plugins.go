@@ -91,7 +91,7 @@ func (a *applier) reloadIndexed(ctx context.Context, key entityKey) error {
 		return fmt.Errorf("decoding %s %s: %w", key.Table, key.ID, err)
 	}
 	a.plugins.Index.Put(indexed(v, row))
-	a.docs[key] = row.Doc
+	a.docs[key] = cachedDoc(key.Table, row)
 	return nil
 }
 

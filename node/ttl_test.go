@@ -2,6 +2,7 @@ package node
 
 import (
 	"fmt"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -51,5 +52,53 @@ func TestKeyWithTTLStopsWorking(t *testing.T) {
 		if status, _, _ := proxyDo(t, n, "GET", "/r1", "apikey: forever"); status != 200 {
 			t.Errorf("node %s: got %d with the key without ttl, want 200", name, status)
 		}
+	}
+}
+
+// TestCachedKeyExpires: a key written with a ttl keeps its expiry in the
+// configuration cache, so a node started while the database is down,
+// serving that cache, refuses the key once it expires, as it would with
+// the database (the key-auth spec above; the cache is Grapevine's).
+func TestCachedKeyExpires(t *testing.T) {
+	srv, dsn := ownDatabase(t)
+	up := newUpstream(t)
+	cfg := resilConfig(t, dsn, "127.0.70.9", t.TempDir())
+	n := startClusterNode(t, cfg, fastHooks)
+	mustAdmin(t, n, 201, "POST", "/services", fmt.Sprintf(`{"name":"s1","url":%q}`, up.URL))
+	mustAdmin(t, n, 201, "POST", "/services/s1/routes", `{"name":"r1","paths":["/r1"]}`)
+	mustAdmin(t, n, 201, "POST", "/routes/r1/plugins", `{"name":"key-auth"}`)
+	mustAdmin(t, n, 201, "POST", "/consumers", `{"username":"alice"}`)
+	mustAdmin(t, n, 201, "POST", "/consumers/alice/key-auth", `{"key":"forever"}`)
+	const ttl = 6
+	created := time.Now()
+	mustAdmin(t, n, 201, "POST", "/consumers/alice/key-auth", fmt.Sprintf(`{"key":"short","ttl":%d}`, ttl))
+	eventually(t, 5*time.Second, func() error {
+		body, err := readCache(filepath.Join(cfg.Prefix, cacheFileName), n.databaseID())
+		if err != nil || len(body.Tables["keyauth_credentials"]) != 2 {
+			return fmt.Errorf("the cache: got %d keys (%v), want 2", len(body.Tables["keyauth_credentials"]), err)
+		}
+		return nil
+	})
+	stopNode(t, n)
+	srv.Stop(t)
+
+	cached := startClusterNode(t, cfg, fastHooks)
+	if src := statusOf(t, cached)["configuration_source"]; src != "cache" {
+		t.Fatalf("got configuration_source %v, want cache", src)
+	}
+	if status, _, _ := proxyDo(t, cached, "GET", "/r1", "apikey: short"); status != 200 && time.Since(created) < (ttl-1)*time.Second {
+		t.Errorf("got %d with the key before its ttl ran out, want 200", status)
+	}
+	eventually(t, 2*ttl*time.Second, func() error {
+		if status, _, _ := proxyDo(t, cached, "GET", "/r1", "apikey: short"); status != 401 {
+			return fmt.Errorf("got %d with the expired key from the cache, want 401", status)
+		}
+		return nil
+	})
+	if time.Since(created) < (ttl-1)*time.Second {
+		t.Errorf("refused the key before its ttl ran out")
+	}
+	if status, _, _ := proxyDo(t, cached, "GET", "/r1", "apikey: forever"); status != 200 {
+		t.Errorf("got %d with the key without ttl, want 200", status)
 	}
 }

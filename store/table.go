@@ -304,6 +304,11 @@ func WithTTL(doc json.RawMessage, expires *time.Time, now time.Time) json.RawMes
 		left := math.Floor(expires.Sub(now).Seconds())
 		value = strconv.FormatInt(max(int64(left), 0), 10)
 	}
+	return withTTLValue(doc, value)
+}
+
+// withTTLValue puts "ttl": value first in doc.
+func withTTLValue(doc json.RawMessage, value string) json.RawMessage {
 	body := strings.TrimSpace(string(doc))
 	if len(body) < 2 || body[0] != '{' {
 		return doc // not an object: stored documents always are

@@ -1,16 +1,22 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
+
+	"github.com/grapevine-gw/grapevine/entity"
 )
 
 // takeTTL returns doc without the "ttl" a validated write of a TTL table
 // carries (entity.Schema.TTL), and the expiry it asks for: the seconds
 // after the entity's created_at, as Kong's get_ttl_value for an insert
-// (a PATCH computes its own from the time of the update). The document
-// given is not changed.
+// (a PATCH computes its own from the time of the update), or the time
+// itself for an entity.Expiry (a declarative file's). The document given
+// is not changed.
 func takeTTL(t Table, doc map[string]any) (map[string]any, *time.Time) {
 	v, ok := doc["ttl"]
 	if !ok || !t.TTL {
@@ -21,6 +27,10 @@ func takeTTL(t Table, doc map[string]any) (map[string]any, *time.Time) {
 		if k != "ttl" {
 			out[k] = x
 		}
+	}
+	if at, ok := v.(entity.Expiry); ok {
+		expires := time.Unix(int64(at), 0)
+		return out, &expires
 	}
 	ttl, _ := v.(int64)
 	created := time.Now()
@@ -67,4 +77,57 @@ func (s *Store) DeleteExpired(ctx context.Context) (int64, error) {
 		n += tag.RowsAffected()
 	}
 	return n, nil
+}
+
+// ExportDoc is a row's document as Kong's export writes it: for a TTL
+// table "ttl" is the Unix second the row expires (null for never), not
+// the seconds left a read renders (select_for_export_expressions in
+// kong/db/strategies/postgres/init.lua), so that importing the file
+// restores the same expiry however long after it is imported.
+func ExportDoc(t Table, r Row) json.RawMessage {
+	if !t.TTL {
+		return r.Doc
+	}
+	value := "null"
+	if r.Expires != nil {
+		value = strconv.FormatInt(r.Expires.Unix(), 10)
+	}
+	return withTTLValue(withoutTTL(r.Doc), value)
+}
+
+// withoutTTL undoes WithTTL: the document without the "ttl" member a read
+// put first.
+func withoutTTL(doc json.RawMessage) json.RawMessage {
+	rest, ok := bytes.CutPrefix(doc, []byte(`{"ttl":`))
+	if !ok {
+		return doc
+	}
+	end := bytes.IndexAny(rest, ",}")
+	if end < 0 {
+		return doc
+	}
+	if rest[end] == ',' {
+		end++
+	}
+	return append([]byte("{"), rest[end:]...)
+}
+
+// FromExportDoc undoes ExportDoc for a TTL table's document: the expiry
+// its "ttl" names (nil for null or none), and the document with "ttl" as
+// a read at now renders it (WithTTL).
+func FromExportDoc(doc json.RawMessage, now time.Time) (json.RawMessage, *time.Time) {
+	rest, ok := bytes.CutPrefix(doc, []byte(`{"ttl":`))
+	if !ok {
+		return doc, nil
+	}
+	end := bytes.IndexAny(rest, ",}")
+	if end < 0 {
+		return doc, nil
+	}
+	var expires *time.Time
+	if at, err := strconv.ParseInt(string(rest[:end]), 10, 64); err == nil {
+		t := time.Unix(at, 0)
+		expires = &t
+	}
+	return WithTTL(withoutTTL(doc), expires, now), expires
 }

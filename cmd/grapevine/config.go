@@ -191,8 +191,9 @@ func dbExport(ctx context.Context, confPath, path string, out io.Writer) error {
 	}
 	docs := make(map[string][]json.RawMessage, len(load.Rows))
 	for table, rows := range load.Rows {
+		t, _ := store.TableByName(table)
 		for _, r := range rows {
-			docs[table] = append(docs[table], r.Doc)
+			docs[table] = append(docs[table], store.ExportDoc(t, r))
 		}
 	}
 	data, err := declarative.Export(docs)

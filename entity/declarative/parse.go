@@ -5,8 +5,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/grapevine-gw/grapevine/entity"
 )
 
@@ -39,6 +37,9 @@ type item struct {
 	given map[string]any // as written, for error reports
 	path  string
 	line  int
+	// kongID says whether Kong knows the id when it derives nested
+	// children's ids: given by the file or derived by Kong's rule.
+	kongID bool
 }
 
 // parser holds the entities read so far and the errors found.
@@ -49,6 +50,7 @@ type parser struct {
 	// referrers caches entity.Referrers by kind name: it walks the whole
 	// registry, and a file has thousands of entities per kind.
 	referrers map[string][]entity.Referrer
+	ids       *idDeriver
 }
 
 // referrersOf is entity.Referrers(name), computed once per parse.
@@ -82,7 +84,7 @@ func Parse(data []byte) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &parser{items: map[string][]*item{}, now: time.Now(), referrers: map[string][]entity.Referrer{}}
+	p := &parser{items: map[string][]*item{}, now: time.Now(), referrers: map[string][]entity.Referrer{}, ids: newIDDeriver()}
 	for _, k := range entity.Kinds() {
 		if list, ok := top[k.Name()]; ok {
 			p.list(k, list, k.Name(), nil, "")
@@ -181,11 +183,9 @@ func (p *parser) read(it *item, m map[string]any, parent *item, parentField stri
 	}
 	stripLines(m)
 	it.given = cloneMap(m)
+	p.giveID(it, m, parent, parentField)
 	if parent != nil {
 		m[parentField] = map[string]any{"id": parent.in["id"]}
-	}
-	if m["id"] == nil {
-		m["id"] = uuid.NewString()
 	}
 	p.stamp(k, m)
 	it.in = m
@@ -195,6 +195,24 @@ func (p *parser) read(it *item, m map[string]any, parent *item, parentField stri
 			p.list(ref.Kind, list, it.path+"."+ref.Kind.Name(), it, ref.Field)
 		}
 	}
+}
+
+// giveID derives the id of an entity the file gives without one, from
+// the record as given (ids.go).
+func (p *parser) giveID(it *item, m map[string]any, parent *item, parentField string) {
+	if m["id"] != nil {
+		it.kongID = true
+		return
+	}
+	var parentID string
+	parentKong := false
+	if parent != nil {
+		parentID, _ = parent.in["id"].(string)
+		parentKong = parent.kongID
+	} else {
+		parentField = ""
+	}
+	m["id"], it.kongID = p.ids.derive(it.kind, it.given, parentField, parentID, parentKong)
 }
 
 // stamp sets the timestamps the file leaves out, as the Admin API does on

@@ -2,6 +2,7 @@ package declarative
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -41,14 +42,26 @@ func (p *parser) indexKind(k *entity.Kind) *index {
 	scope := k.Schema.KeyScope
 	key := k.EndpointKey()
 	for _, it := range p.items[k.Name()] {
+		// A name declared twice gives its twin the same derived id: as
+		// Kong's populate_references, the endpoint key is claimed first
+		// and the id found twice only reported when the key was not.
+		keyHeld := false
+		if s, ok := it.in[key].(string); ok && scope == "" && slices.Contains(unique, key) {
+			keyHeld = !p.claim(idx, it, key, s, s, key)
+		}
 		if id, ok := it.in["id"].(string); ok {
 			if idx.byID[id] != nil {
-				p.fail(it, "id", fmt.Sprintf("uniqueness violation: '%s' entity with primary key set to '%s' already declared", k.Name(), id))
+				if !keyHeld {
+					p.fail(it, "id", fmt.Sprintf("uniqueness violation: '%s' entity with primary key set to '%s' already declared", k.Name(), id))
+				}
 				continue
 			}
 			idx.byID[id] = it
 		}
 		for _, field := range unique {
+			if field == key && scope == "" {
+				continue // claimed above
+			}
 			s, _ := it.in[field].(string)
 			p.claim(idx, it, field, s, s, field)
 		}
@@ -61,10 +74,10 @@ func (p *parser) indexKind(k *entity.Kind) *index {
 }
 
 // claim records that it holds value in field (shown as shown), or fails
-// it if another entity of the file holds it already.
-func (p *parser) claim(idx *index, it *item, field, value, shown, slot string) {
+// it if another entity of the file holds it already (false).
+func (p *parser) claim(idx *index, it *item, field, value, shown, slot string) bool {
 	if value == "" || shown == "" {
-		return
+		return true
 	}
 	m := idx.byField[slot]
 	if m == nil {
@@ -73,9 +86,10 @@ func (p *parser) claim(idx *index, it *item, field, value, shown, slot string) {
 	}
 	if m[value] != nil {
 		p.fail(it, field, fmt.Sprintf("uniqueness violation: '%s' entity with %s set to '%s' already declared", it.kind.Name(), field, shown))
-		return
+		return false
 	}
 	m[value] = it
+	return true
 }
 
 // resolveRef turns it's reference ref, given as an id, an endpoint key or
@@ -173,10 +187,18 @@ func (p *parser) validate(transform bool) *Config {
 		for _, it := range p.items[k.Name()] {
 			in := it.in
 			k.Schema.RewriteInput(in)
+			expiry, ok := takeExpiry(k, in)
+			if !ok {
+				p.fail(it, "ttl", expiryMessage)
+				continue
+			}
 			doc, verr := k.Schema.Validate(in)
 			if verr != nil {
 				p.failAll(it, fieldErrors(verr))
 				continue
+			}
+			if expiry != nil {
+				doc["ttl"] = *expiry
 			}
 			if transform && k.Schema.OnWrite != nil {
 				k.Schema.OnWrite(in, doc)

@@ -1,0 +1,37 @@
+package node
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/grapevine-gw/grapevine/store"
+)
+
+// A key-auth credential written with a ttl keeps its expiry in the
+// configuration cache, so a node serving its cache refuses the key once
+// it expires, as it does with the database. The cached document holds
+// "ttl" as the Unix time the row expires (store.ExportDoc, Kong's export
+// form), not the seconds left when it was read, which would mean nothing
+// by the time the cache is served.
+
+// cachedDoc is a row's document as the cache keeps it.
+func cachedDoc(table string, row store.Row) json.RawMessage {
+	t, ok := store.TableByName(table)
+	if !ok || !t.TTL {
+		return row.Doc
+	}
+	return store.ExportDoc(t, row)
+}
+
+// cachedRowOf is a cached entity as a read from the database returns it:
+// with its expiry, and "ttl" as the seconds left now. A version 1 cache
+// kept no expiry; its rows have none.
+func cachedRowOf(table string, r cachedRow, version int) store.Row {
+	row := store.Row{ID: r.ID, Doc: r.Doc}
+	t, ok := store.TableByName(table)
+	if !ok || !t.TTL || version < 2 {
+		return row
+	}
+	row.Doc, row.Expires = store.FromExportDoc(r.Doc, time.Now())
+	return row
+}
