@@ -39,6 +39,10 @@ type rawIOConn struct {
 	read  rawOp // state of the Read in progress
 	write rawOp // state of the Write in progress; apart from read, as net.Conn allows both at once
 
+	// fd is the socket's descriptor, for checking idle upstream
+	// connections many at once (see upstreamClient.sweep); -1 if unknown.
+	fd int32
+
 	// probing makes Read try the socket once without waiting (see
 	// probeIdle); probeFn and probeDone are its bound call and result.
 	probing   bool
@@ -68,7 +72,10 @@ func newRawIOConn(c net.Conn) net.Conn {
 	if err != nil {
 		return c
 	}
-	r := &rawIOConn{Conn: c, rc: rc}
+	r := &rawIOConn{Conn: c, rc: rc, fd: -1}
+	if err := rc.Control(func(fd uintptr) { r.fd = int32(fd) }); err != nil {
+		r.fd = -1
+	}
 	r.write.write = true
 	r.read.fn, r.write.fn = r.read.do, r.write.do
 	r.probeFn = func(fd uintptr) { r.probeDone = r.read.do(fd) }

@@ -207,6 +207,14 @@ type upstreamConn struct {
 	idleSince time.Time
 	reused    bool    // taken from the pool rather than just dialled
 	probeBuf  [1]byte // probeIdle's read buffer, here so it does not allocate
+
+	// Guarded by the client's mu: pops counts the times the connection
+	// was taken from the pool; a sweep that found it clean while it sat
+	// there records when (cleanAt) and at which pop count (cleanPops), so
+	// the finding holds only until the connection is next taken.
+	pops      uint64
+	cleanAt   time.Time
+	cleanPops uint64
 }
 
 const (
@@ -400,14 +408,14 @@ func (cc *upstreamConn) probeIdle(now time.Time) bool {
 }
 
 // acquire returns the most recently used idle connection that is still
-// usable (see probeIdle), or a new one.
+// usable (see checkIdle), or a new one.
 func (c *upstreamClient) acquire(now time.Time) (*upstreamConn, error) {
 	for {
-		cc := c.popIdle(now)
+		cc, vouched := c.popIdle(now)
 		if cc == nil {
 			return c.dialConn()
 		}
-		if cc.probeIdle(now) {
+		if vouched || c.checkIdle(cc, now) {
 			cc.reused = true
 			return cc, nil
 		}
@@ -416,19 +424,112 @@ func (c *upstreamClient) acquire(now time.Time) (*upstreamConn, error) {
 }
 
 // popIdle takes the most recently used idle connection out of the pool,
-// closing those idle too long; nil when none is left.
-func (c *upstreamClient) popIdle(now time.Time) *upstreamConn {
+// closing those idle too long; nil when none is left. vouched says a
+// sweep found it clean less than sweepFresh ago, so it needs no check.
+func (c *upstreamClient) popIdle(now time.Time) (cc *upstreamConn, vouched bool) {
 	c.mu.Lock()
 	stale := c.popExpired(now)
-	var cc *upstreamConn
 	if n := len(c.idle); n > 0 {
 		cc = c.idle[n-1]
 		c.idle[n-1] = nil
 		c.idle = c.idle[:n-1]
+		vouched = cc.cleanPops == cc.pops && !cc.cleanAt.IsZero() && now.Sub(cc.cleanAt) < sweepFresh
+		cc.pops++
 	}
 	c.mu.Unlock()
 	closeAll(stale)
-	return cc
+	return cc, vouched
+}
+
+// checkIdle is probeIdle, done for a plain socket by a sweep that checks
+// the pool's other idle connections in the same system call.
+func (c *upstreamClient) checkIdle(cc *upstreamConn, now time.Time) bool {
+	if cc.sock == nil || now.Sub(cc.idleSince) < probeAfter {
+		return true
+	}
+	if fd, ok := cc.pollable(); ok {
+		if clean, ok := c.sweep(cc, fd); ok {
+			return clean
+		}
+	}
+	return cc.probeIdle(now)
+}
+
+const (
+	// sweepMax bounds the connections one sweep checks: the one taken
+	// and the most recently used idle ones, which go out next.
+	sweepMax = 32
+	// sweepFresh is how long a sweep's finding spares the connections
+	// it found clean their own check; half of probeAfter, the window a
+	// connection reused without a check leaves anyway.
+	sweepFresh = probeAfter / 2
+)
+
+// pollable returns the descriptor a sweep polls for cc: its socket's,
+// when nothing sits between the socket and the exchange that could hold
+// bytes of its own (TLS keeps decrypted ones).
+func (cc *upstreamConn) pollable() (int32, bool) {
+	if cc.sock == nil || cc.sock.fd < 0 {
+		return 0, false
+	}
+	if _, ok := cc.Conn.(*tls.Conn); ok {
+		return 0, false
+	}
+	return cc.sock.fd, true
+}
+
+// pollFd is the kernel's struct pollfd.
+type pollFd struct {
+	fd      int32
+	events  int16
+	revents int16
+}
+
+// pollIn|pollRDHup asks for bytes to read and the peer's end; errors and
+// hang-ups are always reported.
+const (
+	pollIn    = 0x1
+	pollRDHup = 0x2000
+)
+
+// sweep checks cc, taken from the pool, and up to sweepMax-1 of the idle
+// connections most recently used, with one poll system call instead of
+// one read each: the probe under load was a read a request. Those found
+// with nothing to read, no end and no error are marked clean for
+// sweepFresh (see popIdle). clean is cc's finding; ok is false when the
+// poll failed and nothing is known.
+func (c *upstreamClient) sweep(cc *upstreamConn, fd int32) (clean, ok bool) {
+	var fds [sweepMax]pollFd
+	var conns [sweepMax]*upstreamConn
+	var pops [sweepMax]uint64
+	fds[0] = pollFd{fd: fd, events: pollIn | pollRDHup}
+	n := 1
+	c.mu.Lock()
+	at := time.Now() // the poll comes after: anything there by now is seen
+	for i := len(c.idle) - 1; i >= 0 && n < sweepMax; i-- {
+		v := c.idle[i]
+		if vfd, ok := v.pollable(); ok {
+			fds[n] = pollFd{fd: vfd, events: pollIn | pollRDHup}
+			conns[n], pops[n] = v, v.pops
+			n++
+		}
+	}
+	c.mu.Unlock()
+	if !pollNow(fds[:n]) {
+		return false, false
+	}
+	if n > 1 {
+		c.mu.Lock()
+		for i := 1; i < n; i++ {
+			// A connection taken meanwhile (and perhaps closed, its
+			// descriptor reused) has a new pop count: its finding is void.
+			if v := conns[i]; fds[i].revents == 0 && v.pops == pops[i] {
+				v.cleanAt, v.cleanPops = at, pops[i]
+			}
+		}
+		c.mu.Unlock()
+	}
+	return fds[0].revents == 0, true
 }
 
 // dialConn opens a new connection.

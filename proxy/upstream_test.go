@@ -489,6 +489,70 @@ func TestClientConnectionClose(t *testing.T) {
 	}
 }
 
+// One sweep checks the idle connections next in line along with the one
+// taken: those with nothing waiting go out without a check of their own
+// until sweepFresh has passed or they are taken, one the upstream wrote to
+// does not, and is found out when taken. (ngx_http_upstream_keepalive_module.c
+// closes an idle connection on any read event, as the probe does.)
+func TestSweepVouchesForCleanIdleConnections(t *testing.T) {
+	c := &upstreamClient{}
+	longAgo := time.Now().Add(-time.Second) // old enough to need a check, not to be closed
+	clean, _ := idleUpstreamConn(t, false)
+	dirty, dirtyPeer := idleUpstreamConn(t, false)
+	top, _ := idleUpstreamConn(t, false)
+	taken, _ := idleUpstreamConn(t, false)
+	fd, ok := taken.pollable()
+	if !ok {
+		t.Skip("no sweeps on this platform")
+	}
+	for _, cc := range []*upstreamConn{clean, dirty, top} {
+		c.release(cc, longAgo)
+	}
+	if _, err := dirtyPeer.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	dirtyFD, _ := dirty.pollable()
+	testutil.Eventually(t, 2*time.Second, func() error {
+		if fds := []pollFd{{fd: dirtyFD, events: pollIn}}; !pollNow(fds) || fds[0].revents == 0 {
+			return fmt.Errorf("the byte the upstream wrote has not arrived")
+		}
+		return nil
+	})
+
+	before := time.Now()
+	if ok, polled := c.sweep(taken, fd); !polled || !ok {
+		t.Fatalf("sweep of a clean connection: got clean %v, polled %v; want both", ok, polled)
+	}
+	for _, tt := range []struct {
+		name        string
+		want        *upstreamConn
+		wantVouched bool
+	}{
+		{"clean, most recent", top, true},
+		{"bytes waiting", dirty, false},
+		{"clean, older", clean, true},
+	} {
+		got, vouched := c.popIdle(before)
+		if got != tt.want || vouched != tt.wantVouched {
+			t.Errorf("%s: got vouched %v (the right connection: %v), want %v", tt.name, vouched, got == tt.want, tt.wantVouched)
+		}
+		if got == dirty && c.checkIdle(got, before) {
+			t.Errorf("%s: passed its own check, want it found out", tt.name)
+		}
+	}
+
+	// Taken and back, a connection needs a new finding; and one expires.
+	c.release(top, longAgo)
+	if _, vouched := c.popIdle(before); vouched {
+		t.Errorf("a connection taken since the sweep was vouched for, want it checked")
+	}
+	c.release(clean, longAgo)
+	c.sweep(taken, fd)
+	if _, vouched := c.popIdle(time.Now().Add(sweepFresh)); vouched {
+		t.Errorf("a finding sweepFresh old was used, want a new check")
+	}
+}
+
 // A connection idle for less than probeAfter goes back out without the
 // probe's read (under load that read was a tenth of the proxy's CPU); one
 // idle longer is probed, so bytes the upstream sent unasked make it
