@@ -1,0 +1,67 @@
+package node
+
+import (
+	"encoding/json"
+	"fmt"
+	"testing"
+
+	"github.com/rs/zerolog"
+
+	"github.com/grapevine-gw/grapevine/node/config"
+	"github.com/grapevine-gw/grapevine/store"
+)
+
+// consumerRows are n consumers with a key-auth key each, documents shaped
+// as scripts/bench-consumers loads them, beside one service and its route.
+func consumerRows(n int) map[string][]store.Row {
+	const now = 1764400000
+	svc := "0b1d4c4e-5d0a-4a55-9f3f-0d7c4f1b2a11"
+	rows := map[string][]store.Row{
+		"services": {{ID: svc, Doc: json.RawMessage(fmt.Sprintf(`{"id":%q,"name":"s","host":"example.com","port":80,"protocol":"http"}`, svc))}},
+		"routes":   {{ID: benchRouteID, Doc: benchRouteDoc(0)}},
+	}
+	for i := range n {
+		cid := fmt.Sprintf("00000000-0000-4000-8000-%012d", i)
+		kid := fmt.Sprintf("00000000-0000-4000-9000-%012d", i)
+		rows["consumers"] = append(rows["consumers"], store.Row{ID: cid, Doc: json.RawMessage(fmt.Sprintf(
+			`{"id":%q,"tags":null,"username":"c%d","custom_id":null,"created_at":%d,"updated_at":%d}`, cid, i, now, now))})
+		rows["keyauth_credentials"] = append(rows["keyauth_credentials"], store.Row{ID: kid, Doc: json.RawMessage(fmt.Sprintf(
+			`{"id":%q,"key":"k%d","tags":null,"consumer":{"id":%q},"created_at":%d}`, kid, i, cid, now))})
+	}
+	return rows
+}
+
+const benchRouteID = "0b1d4c4e-5d0a-4a55-9f3f-0d7c4f1b2a12"
+
+func benchRouteDoc(i int) json.RawMessage {
+	return json.RawMessage(fmt.Sprintf(`{"id":%q,"name":"r","paths":["/r%d"],"protocols":["http","https"],"strip_path":true,"service":{"id":"0b1d4c4e-5d0a-4a55-9f3f-0d7c4f1b2a11"}}`, benchRouteID, i))
+}
+
+// BenchmarkCacheWriteRouteChange100kConsumers is what keeping the
+// configuration cache costs after one route change while 100 000
+// consumers with a key each are configured: the applier's hand-off and
+// the writer's write, once the cache holds everything (issue 16).
+func BenchmarkCacheWriteRouteChange100kConsumers(b *testing.B) {
+	a := &applier{cacheCh: make(chan cacheContent, 1)}
+	if err := a.replaceRows(consumerRows(100000)); err != nil {
+		b.Fatal(err)
+	}
+	n := &Node{cfg: config.Config{Prefix: b.TempDir()}, name: "n1", applier: a, log: zerolog.Nop()}
+	writeNow := func() {
+		a.handOffCache()
+		n.writeCache(<-a.cacheCh)
+	}
+	writeNow() // the whole configuration, as after the first load
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		key := entityKey{Table: "routes", ID: benchRouteID}
+		doc := benchRouteDoc(i)
+		if err := a.state.put(key.Table, store.Row{ID: key.ID, Doc: doc}); err != nil {
+			b.Fatal(err)
+		}
+		a.docs[key] = doc
+		writeNow()
+	}
+}
