@@ -61,7 +61,8 @@ func BenchmarkCacheWriteRouteChange100kConsumers(b *testing.B) {
 		if err := a.state.put(key.Table, store.Row{ID: key.ID, Doc: doc}); err != nil {
 			b.Fatal(err)
 		}
-		a.docs[key] = doc
+		a.setDoc(key, doc)
+		a.markCacheDirty()
 		writeNow()
 	}
 }
