@@ -22,6 +22,8 @@ type cacheFiles struct {
 	// of each (a nil Doc: deleted), overlaid on the base when compacting.
 	journaled map[entityKey]cacheLine
 	meta      cacheMeta // of the newest write
+	// minCompact overrides minCompactBytes when set (tests).
+	minCompact int64
 }
 
 // errCacheNeedsWhole is a change the writer has no base to append to.
@@ -57,7 +59,7 @@ func (w *cacheFiles) write(meta cacheMeta, c cacheContent) (cacheWrite, error) {
 	}
 	if _, err := w.journal.Write(frame); err != nil {
 		w.closeJournal()
-		return cacheWrite{}, fmt.Errorf("appending to %s: %w", w.journal.Name(), err)
+		return cacheWrite{}, fmt.Errorf("appending to %s: %w", w.path+cacheJournalSuffix, err)
 	}
 	if err := w.journal.Sync(); err != nil {
 		w.closeJournal()
@@ -72,7 +74,11 @@ func (w *cacheFiles) write(meta cacheMeta, c cacheContent) (cacheWrite, error) {
 		w.journaled[entityKey{Table: l.Table, ID: l.ID}] = l
 	}
 	done := cacheWrite{bytes: int64(len(frame))}
-	if w.journalSize > max(w.base.size/compactFraction, minCompactBytes) {
+	least := int64(minCompactBytes)
+	if w.minCompact > 0 {
+		least = w.minCompact
+	}
+	if w.journalSize > max(w.base.size/compactFraction, least) {
 		if err := w.compact(); err != nil {
 			w.closeJournal()
 			return done, fmt.Errorf("compacting the configuration cache: %w", err)

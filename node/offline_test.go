@@ -67,6 +67,7 @@ func TestNodeStartsFromItsCacheWithoutTheDatabase(t *testing.T) {
 	mustAdmin(t, a, 201, "POST", "/services/s/routes", `{"paths":["/before"]}`)
 	eventually(t, 5*time.Second, func() error { return serves(t, b, "/before") })
 	cachePath := filepath.Join(bCfg.Prefix, cacheFileName)
+	servedHash := b.ConfigHash()
 	eventually(t, 5*time.Second, func() error {
 		body, err := readCache(cachePath, b.databaseID())
 		if err != nil || body.ConfigHash != b.ConfigHash() {
@@ -103,6 +104,11 @@ func TestNodeStartsFromItsCacheWithoutTheDatabase(t *testing.T) {
 		}
 		if st["configuration_hash"] != b2.ConfigHash() || b2.ConfigHash() == "" {
 			t.Fatalf("got configuration_hash %v, want %q", st["configuration_hash"], b2.ConfigHash())
+		}
+		// The same configuration gives the same hash, read from the
+		// database or from the cache: peers must not see a difference.
+		if b2.ConfigHash() != servedHash {
+			t.Fatalf("serving its cache node B publishes hash %s, before its restart %s", b2.ConfigHash(), servedHash)
 		}
 		if age, ok := st["configuration_age_seconds"].(float64); !ok || age < 0 {
 			t.Fatalf("got configuration_age_seconds %v, want a number", st["configuration_age_seconds"])
