@@ -191,18 +191,28 @@ func measure(ctx context.Context, n *nodeProc, label string, keys int, conf stri
 	return nil
 }
 
-// waitCache waits until the node's configuration cache is rewritten after
-// since (it is written off the applier, at most every 0.5 s) and returns
-// its size and how long after since it was written.
+// waitCache waits until the node's configuration cache is written after
+// since (it is written off the applier, at most every 0.5 s): a change is
+// a record appended to the journal beside the base at path (a whole base
+// is followed by a new journal too). It returns the size of both and how
+// long after since the journal was written.
 func waitCache(ctx context.Context, path string, since time.Time) (float64, time.Duration, error) {
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
-		fi, err := os.Stat(path)
-		if err == nil && fi.ModTime().After(since) {
-			return float64(fi.Size()) / (1 << 20), fi.ModTime().Sub(since), nil
+		var size int64
+		var newest time.Time
+		base, err := os.Stat(path)
+		if err == nil {
+			size, newest = base.Size(), base.ModTime()
+			if journal, jerr := os.Stat(path + ".journal"); jerr == nil {
+				size, newest = size+journal.Size(), journal.ModTime()
+			}
+		}
+		if err == nil && newest.After(since) {
+			return float64(size) / (1 << 20), newest.Sub(since), nil
 		}
 		if time.Now().After(deadline) {
-			return 0, 0, fmt.Errorf("the node's configuration cache %s is not rewritten after 2 minutes (%v)", path, err)
+			return 0, 0, fmt.Errorf("the node's configuration cache %s is not written after 2 minutes (%v)", path, err)
 		}
 		select {
 		case <-ctx.Done():
