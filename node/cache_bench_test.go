@@ -3,6 +3,7 @@ package node
 import (
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"testing"
 
 	"github.com/rs/zerolog"
@@ -64,5 +65,37 @@ func BenchmarkCacheWriteRouteChange100kConsumers(b *testing.B) {
 		a.setDoc(key, doc)
 		a.markCacheDirty()
 		writeNow()
+	}
+}
+
+// BenchmarkCacheCompact100kConsumers is one compaction of the journal
+// into a new base with 100 000 consumers with a key each: the old base
+// streamed from disk and written again, what the writer spends once the
+// journal outgrew a quarter of the base.
+func BenchmarkCacheCompact100kConsumers(b *testing.B) {
+	w := &cacheFiles{path: filepath.Join(b.TempDir(), cacheFileName)}
+	defer w.closeJournal()
+	var all []cacheLine
+	for table, rows := range consumerRows(100000) {
+		for _, r := range rows {
+			all = append(all, cacheLine{Table: table, cachedRow: cachedRow{ID: r.ID, Doc: r.Doc}})
+		}
+	}
+	meta := cacheMeta{Database: "db", ConfigHash: "h"}
+	if _, err := w.write(meta, cacheContent{whole: true, put: all}); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		route := cacheLine{Table: "routes", cachedRow: cachedRow{ID: benchRouteID, Doc: benchRouteDoc(i)}}
+		if _, err := w.write(meta, cacheContent{put: []cacheLine{route}}); err != nil {
+			b.Fatal(err)
+		}
+		if err := w.compact(); err != nil {
+			b.Fatal(err)
+		}
+		b.SetBytes(w.base.size)
 	}
 }
