@@ -99,3 +99,22 @@ func BenchmarkCacheCompact100kConsumers(b *testing.B) {
 		b.SetBytes(w.base.size)
 	}
 }
+
+// BenchmarkCacheWriteWhole100kConsumers is the whole configuration
+// written as a new base, as after a full load (start, db_cache_ttl, an
+// import), with 100 000 consumers with a key each: the applier's
+// hand-off and the writer's streamed write.
+func BenchmarkCacheWriteWhole100kConsumers(b *testing.B) {
+	a := &applier{cacheCh: make(chan cacheContent, 1)}
+	if err := a.replaceRows(consumerRows(100000)); err != nil {
+		b.Fatal(err)
+	}
+	n := &Node{cfg: config.Config{Prefix: b.TempDir()}, name: "n1", applier: a, log: zerolog.Nop()}
+	defer func() { n.cacheFiles.closeJournal() }()
+	b.ReportAllocs()
+	for b.Loop() {
+		a.cacheWhole = true
+		a.handOffCache()
+		n.writeCache(<-a.cacheCh)
+	}
+}
