@@ -72,9 +72,12 @@ const (
 	cacheJournalSuffix = ".journal"
 	cacheMagic         = "grapevine-config-cache"
 	journalMagic       = "grapevine-config-journal"
-	// cacheFormatVersion 2 is the base and journal; 1 was one JSON
-	// document rewritten whole after every change.
-	cacheFormatVersion = 2
+	// cacheFormatVersion 3 is the base and journal. Before it the cache
+	// was one JSON document rewritten whole after every change (format 1;
+	// format 2 added credentials' expiry to the documents); those are
+	// still read, from oldestCacheFormat on (decodeSingleDocument).
+	cacheFormatVersion = 3
+	oldestCacheFormat  = 1
 	// cacheWriteDelay coalesces a burst of changes into one write.
 	cacheWriteDelay = 500 * time.Millisecond
 	// maxCacheHeader bounds the header line read before it is checked.
@@ -103,7 +106,8 @@ type cacheBody struct {
 	Tables map[string][]cachedRow
 	// notes are what the loader left out without refusing the cache (a
 	// torn journal tail, a journal of an older base), to be logged.
-	notes []string
+	notes   []string
+	version int // the base's format version
 }
 
 // cachedRow is one entity as the store read it.
@@ -233,10 +237,11 @@ func encodeCache(body cacheBody) ([]byte, error) {
 	return append(cacheHeader(sum[:], int64(buf.Len())), buf.Bytes()...), nil
 }
 
-// cacheBase is what identifies the base written last.
+// cacheBase is what identifies a base.
 type cacheBase struct {
-	sum  string // sha256 of its body, hex: what its journal names
-	size int64
+	sum     string // sha256 of its body, hex: what its journal names
+	size    int64
+	version int
 }
 
 // countingWriter counts what passes through it.
@@ -319,8 +324,9 @@ func scanCacheBase(r io.Reader, size int64, database string, each func(cacheLine
 	if len(fields) != 4 || fields[0] != cacheMagic {
 		return cacheMeta{}, cacheBase{}, refuse("the header is not %q's: not a Grapevine configuration cache", cacheMagic)
 	}
-	if fields[1] != strconv.Itoa(cacheFormatVersion) {
-		return cacheMeta{}, cacheBase{}, refuse("format version %s, this node reads version %d", fields[1], cacheFormatVersion)
+	version, err := strconv.Atoi(fields[1])
+	if err != nil || version < oldestCacheFormat || version > cacheFormatVersion {
+		return cacheMeta{}, cacheBase{}, refuse("format version %s, this node reads versions %d to %d", fields[1], oldestCacheFormat, cacheFormatVersion)
 	}
 	length, err := strconv.ParseInt(fields[3], 10, 64)
 	if err != nil || length < 0 {
@@ -332,7 +338,11 @@ func scanCacheBase(r io.Reader, size int64, database string, each func(cacheLine
 	_, _ = br.Discard(len(line) + 1)
 	h := sha256.New()
 	body := io.TeeReader(io.LimitReader(br, length), h)
-	meta, decodeErr := decodeCacheBody(body, each)
+	decode := decodeCacheBody
+	if version < 3 {
+		decode = decodeSingleDocument
+	}
+	meta, decodeErr := decode(body, each)
 	// The checksum covers every byte, whatever the decoder made of them.
 	if _, err := io.Copy(io.Discard, body); err != nil {
 		return cacheMeta{}, cacheBase{}, refuse("reading the body: %v", err)
@@ -347,7 +357,27 @@ func scanCacheBase(r io.Reader, size int64, database string, each func(cacheLine
 	if meta.Database != database {
 		return cacheMeta{}, cacheBase{}, refuse("written from database %q, this node uses %q", meta.Database, database)
 	}
-	return meta, cacheBase{sum: sum, size: size}, nil
+	return meta, cacheBase{sum: sum, size: size, version: version}, nil
+}
+
+// decodeSingleDocument decodes the body of a cache of format 1 or 2: one
+// JSON document, its entities grouped by table.
+func decodeSingleDocument(r io.Reader, each func(cacheLine) error) (cacheMeta, error) {
+	var doc struct {
+		cacheMeta
+		Tables map[string][]cachedRow `json:"tables"`
+	}
+	if err := json.NewDecoder(r).Decode(&doc); err != nil {
+		return cacheMeta{}, refuse("corrupt body: %v", err)
+	}
+	for table, rows := range doc.Tables {
+		for _, row := range rows {
+			if err := each(cacheLine{Table: table, cachedRow: row}); err != nil {
+				return cacheMeta{}, err
+			}
+		}
+	}
+	return doc.cacheMeta, nil
 }
 
 // decodeCacheBody decodes a base's body: its metadata, then its entities.
@@ -372,12 +402,14 @@ func decodeCacheBody(r io.Reader, each func(cacheLine) error) (cacheMeta, error)
 // decodeCache checks and decodes a base held in memory.
 func decodeCache(data []byte, database string) (cacheBody, error) {
 	s := cacheState{rows: map[entityKey]cachedRow{}}
-	meta, _, err := scanCacheBase(bytes.NewReader(data), int64(len(data)), database, s.put)
+	meta, base, err := scanCacheBase(bytes.NewReader(data), int64(len(data)), database, s.put)
 	if err != nil {
 		return cacheBody{}, err
 	}
 	s.meta = meta
-	return s.body(nil), nil
+	body := s.body(nil)
+	body.version = base.version
+	return body, nil
 }
 
 func (s *cacheState) put(l cacheLine) error {
@@ -403,8 +435,10 @@ func readCache(path, database string) (cacheBody, error) {
 	}
 	s.meta = meta
 	journal, err := os.ReadFile(path + cacheJournalSuffix)
-	if errors.Is(err, os.ErrNotExist) {
-		return s.body(nil), nil // a base alone is a whole configuration
+	if errors.Is(err, os.ErrNotExist) || base.version < 3 {
+		body := s.body(nil) // a base alone is a whole configuration; formats 1 and 2 had no journal
+		body.version = base.version
+		return body, nil
 	}
 	if err != nil {
 		return cacheBody{}, refuse("reading %s: %v", path+cacheJournalSuffix, err)
@@ -416,7 +450,9 @@ func readCache(path, database string) (cacheBody, error) {
 	for _, rec := range records {
 		s.apply(rec)
 	}
-	return s.body(notes), nil
+	body := s.body(notes)
+	body.version = base.version
+	return body, nil
 }
 
 // journalHeader is the first line of the journal continuing a base.

@@ -25,6 +25,9 @@ func FuzzCacheLoad(f *testing.F) {
 	f.Add(body, true)
 	f.Add([]byte(`{"database":"127.0.0.1:5432/kong","tables":{"routes":[{"id":"r","doc":{"id":"r","paths":["~/("],"service":{"id":"x"}}}],"upstreams":[{"id":"u","doc":null}]}}`), true)
 	f.Add([]byte(`{"database":"127.0.0.1:5432/kong","tables":{"plugins":[{"id":"p","doc":{"id":"p","name":"key-auth","config":7}}],"keyauth_credentials":[{"id":"k","doc":[]}]}}`), true)
+	legacy := []byte(`{"database":"127.0.0.1:5432/kong","tables":{"services":[{"id":"s","doc":{"id":"s","host":"h"}}]}}`)
+	legacySum := sha256.Sum256(legacy)
+	f.Add(append([]byte(fmt.Sprintf("%s 1 %s %d\n", cacheMagic, hex.EncodeToString(legacySum[:]), len(legacy))), legacy...), false)
 	f.Add([]byte(`{"database":"127.0.0.1:5432/kong"}
 {"table":"routes","id":"r","doc":{"id":"r","paths":["/a"],"service":{"id":"x"}}}
 {"table":"services","id":"x","doc":{"id":"x","host":"h"}}

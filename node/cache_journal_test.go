@@ -241,10 +241,10 @@ func TestCacheJournalIsReplayedOrRefused(t *testing.T) {
 			name: "a journal of another format version",
 			build: func(t *testing.T, w *cacheFiles) {
 				editFile(t, w.path+cacheJournalSuffix, func(b []byte) []byte {
-					return bytes.Replace(b, []byte(journalMagic+" 2 "), []byte(journalMagic+" 3 "), 1)
+					return bytes.Replace(b, []byte(journalMagic+" 3 "), []byte(journalMagic+" 99 "), 1)
 				})
 			},
-			refusal: "journal format version 3",
+			refusal: "journal format version 99",
 		},
 		{
 			name: "a corrupt base under a good journal",
@@ -255,13 +255,24 @@ func TestCacheJournalIsReplayedOrRefused(t *testing.T) {
 			refusal: "sha256 does not match",
 		},
 		{
-			name: "a base of format 1 (one JSON document)",
+			name: "a cache of format 1 (one JSON document) is read, the journal beside it not",
 			build: func(t *testing.T, w *cacheFiles) {
-				body := []byte(`{"written_at":"2026-11-01T00:00:00Z","database":"127.0.0.1:5432/kong","tables":{}}`)
+				record(t, w, "h1", []cacheLine{routeLine("r1", "/v2")})
+				body := []byte(`{"written_at":"2026-11-01T00:00:00Z","database":"127.0.0.1:5432/kong","config_hash":"v1",` +
+					`"tables":{"services":[{"id":"s1","doc":{"id":"s1","host":"old.example.com"}}]}}`)
 				sum := sha256.Sum256(body)
 				os.WriteFile(w.path, append(fmt.Appendf(nil, "%s 1 %x %d\n", cacheMagic, sum, len(body)), body...), 0o644)
 			},
-			refusal: "format version 1, this node reads version 2",
+			want: []string{`services/s1 {"id":"s1","host":"old.example.com"}`}, hash: "v1",
+		},
+		{
+			name: "a cache of format 1 with a byte changed",
+			build: func(t *testing.T, w *cacheFiles) {
+				body := []byte(`{"database":"127.0.0.1:5432/kong","tables":{}}`)
+				sum := sha256.Sum256(append(body, ' '))
+				os.WriteFile(w.path, append(fmt.Appendf(nil, "%s 1 %x %d\n", cacheMagic, sum, len(body)), body...), 0o644)
+			},
+			refusal: "sha256 does not match",
 		},
 	}
 	for _, tc := range cases {
