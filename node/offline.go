@@ -160,8 +160,10 @@ func (n *Node) flushCache() {
 	if a == nil || a.cacheCh == nil {
 		return
 	}
-	if a.cacheDue != nil {
-		a.handOffCache() // joined with any content the writer did not take
+	if a.cacheDue != nil || a.cacheWantsWhole.Load() {
+		// Joined with any content the writer did not take; whole again
+		// when the last write failed.
+		a.handOffCache()
 	}
 	select {
 	case c := <-a.cacheCh:
