@@ -93,6 +93,12 @@ type applier struct {
 	// changes is over and the cache is due to be written.
 	cacheCh  chan cacheContent
 	cacheDue <-chan time.Time
+	// cacheChanged are the entities changed since the last hand-off, for
+	// the cache's journal; cacheWhole is set instead after a full load,
+	// and cacheWantsWhole by the writer when it has no base to append to.
+	cacheChanged    map[entityKey]struct{}
+	cacheWhole      bool
+	cacheWantsWhole atomic.Bool
 
 	localCh  chan applyRequest
 	hintCh   chan gossip.Hint
@@ -178,6 +184,12 @@ func (a *applier) loadCache(body cacheBody) error {
 	if err := a.replaceRows(cacheRows(body)); err != nil {
 		return err
 	}
+	// The hash the writer recorded with the newest change: the base and
+	// the journal replayed must give the configuration it was taken from.
+	// (Formats 1 and 2 stored documents encoded again, not as read.)
+	if got := a.state.hash(); body.version >= 3 && got != body.ConfigHash {
+		return refuse("the configuration read back has hash %s, the cache recorded %s", got, body.ConfigHash)
+	}
 	a.fromCache, a.cachedAt = true, body.WrittenAt
 	a.rebuild()
 	return nil
@@ -200,6 +212,7 @@ func (a *applier) replaceRows(rows map[string][]store.Row) error {
 		return err
 	}
 	a.state, a.docs = state, docs
+	a.cacheWhole, a.cacheChanged = true, nil
 	return nil
 }
 
@@ -412,18 +425,58 @@ func (a *applier) markCacheDirty() {
 	}
 }
 
-// cacheContent copies what the cache must hold; the documents themselves
-// are never changed once read, so copying the map is enough.
-func (a *applier) cacheContent() cacheContent {
-	docs := make(map[entityKey]json.RawMessage, len(a.docs))
-	for k, v := range a.docs {
-		docs[k] = v
-	}
-	return cacheContent{docs: docs, hash: a.state.hash()}
+// setDoc and dropDoc keep the documents served, and note the entity for
+// the cache's next journal record.
+func (a *applier) setDoc(key entityKey, doc json.RawMessage) {
+	a.docs[key] = doc
+	a.cacheChange(key)
 }
 
-// handOffCache gives the cache writer the newest content, replacing any
-// it has not taken yet.
+func (a *applier) dropDoc(key entityKey) {
+	delete(a.docs, key)
+	a.cacheChange(key)
+}
+
+func (a *applier) cacheChange(key entityKey) {
+	if a.cacheCh == nil || a.cacheWhole {
+		return
+	}
+	if a.cacheChanged == nil {
+		a.cacheChanged = map[entityKey]struct{}{}
+	}
+	a.cacheChanged[key] = struct{}{}
+}
+
+// cacheContent takes what the cache must store since the last hand-off:
+// the entities changed (their documents, or their deletion), or every
+// entity after a full load. Documents are never changed once read, so
+// the content shares them.
+func (a *applier) cacheContent() cacheContent {
+	if a.cacheWantsWhole.Swap(false) {
+		a.cacheWhole = true
+	}
+	c := cacheContent{whole: a.cacheWhole, hash: a.state.hash()}
+	if c.whole {
+		c.put = make([]cacheLine, 0, len(a.docs))
+		for k, doc := range a.docs {
+			c.put = append(c.put, cacheLine{Table: k.Table, cachedRow: cachedRow{ID: k.ID, Doc: doc}})
+		}
+	} else {
+		for k := range a.cacheChanged {
+			if doc, ok := a.docs[k]; ok {
+				c.put = append(c.put, cacheLine{Table: k.Table, cachedRow: cachedRow{ID: k.ID, Doc: doc}})
+			} else {
+				c.deleted = append(c.deleted, cacheKey(k))
+			}
+		}
+	}
+	a.cacheWhole, a.cacheChanged = false, nil
+	return c
+}
+
+// handOffCache gives the cache writer the newest content. Content it has
+// not taken yet is taken back and joined with the new: changes are
+// merged, and whole content stays whole.
 func (a *applier) handOffCache() {
 	if a.fromCache {
 		return
@@ -436,10 +489,40 @@ func (a *applier) handOffCache() {
 		default:
 		}
 		select {
-		case <-a.cacheCh:
+		case older := <-a.cacheCh:
+			c = a.joinCache(older, c)
 		default:
 		}
 	}
+}
+
+// joinCache is older's content followed by newer's.
+func (a *applier) joinCache(older, newer cacheContent) cacheContent {
+	if newer.whole {
+		return newer
+	}
+	if older.whole {
+		a.cacheWhole = true // every document, as they are now
+		return a.cacheContent()
+	}
+	keys := make(map[entityKey]struct{}, len(newer.put)+len(newer.deleted))
+	for _, l := range newer.put {
+		keys[entityKey{Table: l.Table, ID: l.ID}] = struct{}{}
+	}
+	for _, k := range newer.deleted {
+		keys[entityKey(k)] = struct{}{}
+	}
+	for _, l := range older.put {
+		if _, ok := keys[entityKey{Table: l.Table, ID: l.ID}]; !ok {
+			newer.put = append(newer.put, l)
+		}
+	}
+	for _, k := range older.deleted {
+		if _, ok := keys[entityKey(k)]; !ok {
+			newer.deleted = append(newer.deleted, k)
+		}
+	}
+	return newer
 }
 
 func (a *applier) allApplied(key entityKey, eventIDs []int64) bool {
@@ -462,7 +545,7 @@ func (a *applier) reloadEntity(ctx context.Context, key entityKey) error {
 	row, err := a.store.Get(ctx, table, key.ID)
 	if errors.Is(err, store.ErrNotFound) {
 		a.state.remove(key)
-		delete(a.docs, key)
+		a.dropDoc(key)
 		return nil
 	}
 	if err != nil {
@@ -471,7 +554,7 @@ func (a *applier) reloadEntity(ctx context.Context, key entityKey) error {
 	if err := a.state.put(key.Table, row); err != nil {
 		return err
 	}
-	a.docs[key] = row.Doc
+	a.setDoc(key, cachedDoc(key.Table, row))
 	return nil
 }
 

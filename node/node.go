@@ -76,6 +76,8 @@ type Node struct {
 	// cachedPeers are the gossip addresses the configuration cache named,
 	// joined when the registry cannot be read.
 	cachedPeers []string
+	// cacheFiles writes the configuration cache (cachewrite.go).
+	cacheFiles *cacheFiles
 	// dbless is what a node without a database serves (dbless.go); nil
 	// with one.
 	dbless *dbless

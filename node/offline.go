@@ -124,6 +124,9 @@ func (n *Node) loadFromCache(dbErr error) bool {
 	if errors.Is(err, os.ErrNotExist) {
 		return false
 	}
+	for _, note := range body.notes {
+		n.log.Warn().Str("cache", path).Msg(note)
+	}
 	if err == nil {
 		err = n.applier.loadCache(body)
 	}
@@ -184,39 +187,46 @@ func (n *Node) cacheWriter(ctx context.Context) {
 	}
 }
 
-// flushCache writes a cache write still pending at shutdown; it runs after
-// the applier stopped, so it may read the applier's state.
+// flushCache writes the changes still pending at shutdown; it runs after
+// the applier and the writer stopped, so it may use their state.
 func (n *Node) flushCache() {
 	a := n.applier
 	if a == nil || a.cacheCh == nil {
 		return
 	}
+	if a.cacheDue != nil || a.cacheWantsWhole.Load() {
+		// Joined with any content the writer did not take; whole again
+		// when the last write failed.
+		a.handOffCache()
+	}
 	select {
 	case c := <-a.cacheCh:
-		if a.cacheDue == nil {
-			n.writeCache(c)
-		}
+		n.writeCache(c)
 	default:
 	}
-	if a.cacheDue != nil && !a.fromCache {
-		n.writeCache(a.cacheContent())
+	if n.cacheFiles != nil {
+		n.cacheFiles.closeJournal()
 	}
 }
 
+// writeCache stores content the applier handed over: a new base, or a
+// journal record (cache.go, cachewrite.go). After a failure it asks the
+// applier for the whole configuration next time.
 func (n *Node) writeCache(c cacheContent) {
-	started := time.Now()
-	data, err := encodeCache(cacheBody{
-		WrittenAt: started.UTC(), Node: n.name, Database: n.databaseID(),
-		ConfigHash: c.hash, Peers: n.peerAddrs(), Tables: cacheTables(c.docs),
-	})
-	if err == nil {
-		err = writeCacheFile(n.cachePath(), data)
+	if n.cacheFiles == nil {
+		n.cacheFiles = &cacheFiles{path: n.cachePath()}
 	}
+	started := time.Now()
+	meta := cacheMeta{WrittenAt: started.UTC(), Node: n.name, Database: n.databaseID(), ConfigHash: c.hash, Peers: n.peerAddrs()}
+	done, err := n.cacheFiles.write(meta, c)
 	if err != nil {
+		n.applier.cacheWantsWhole.Store(true)
 		n.log.Warn().Err(err).Str("cache", n.cachePath()).Msg("writing the configuration cache failed; a restart without the database would not serve this configuration")
 		return
 	}
-	n.log.Debug().Int("bytes", len(data)).Dur("took", time.Since(started)).Str("config_hash", c.hash).Msg("configuration cache written")
+	n.log.Debug().Bool("whole", done.whole).Bool("compacted", done.compacted).Int64("bytes", done.bytes).
+		Int("changed", len(c.put)+len(c.deleted)).Dur("took", time.Since(started)).Str("config_hash", c.hash).
+		Msg("configuration cache written")
 }
 
 // peerAddrs are the gossip addresses of the other alive members, kept in

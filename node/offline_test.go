@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -63,10 +64,22 @@ func TestNodeStartsFromItsCacheWithoutTheDatabase(t *testing.T) {
 	a := startClusterNode(t, resilConfig(t, dsn, "127.0.70.1", t.TempDir()), fastHooks)
 	bCfg := resilConfig(t, dsn, "127.0.70.2", t.TempDir())
 	b := startClusterNode(t, bCfg, fastHooks)
+	cachePath := filepath.Join(bCfg.Prefix, cacheFileName)
+	journalPath := cachePath + cacheJournalSuffix
+	// B writes its whole (empty) configuration as a base after its start;
+	// the changes after it go to the journal, replayed when B restarts.
+	eventually(t, 5*time.Second, func() error {
+		_, err := os.Stat(journalPath)
+		return err
+	})
+	emptyJournal, err := os.ReadFile(journalPath)
+	if err != nil {
+		t.Fatal(err)
+	}
 	mustAdmin(t, a, 201, "POST", "/services", `{"name":"s","url":"`+up.URL+`"}`)
 	mustAdmin(t, a, 201, "POST", "/services/s/routes", `{"paths":["/before"]}`)
 	eventually(t, 5*time.Second, func() error { return serves(t, b, "/before") })
-	cachePath := filepath.Join(bCfg.Prefix, cacheFileName)
+	servedHash := b.ConfigHash()
 	eventually(t, 5*time.Second, func() error {
 		body, err := readCache(cachePath, b.databaseID())
 		if err != nil || body.ConfigHash != b.ConfigHash() {
@@ -74,6 +87,9 @@ func TestNodeStartsFromItsCacheWithoutTheDatabase(t *testing.T) {
 		}
 		return nil
 	})
+	if journal, err := os.ReadFile(journalPath); err != nil || !bytes.HasPrefix(journal, emptyJournal) || len(journal) == len(emptyJournal) {
+		t.Fatalf("node B's journal: got %d bytes (%v), want records after the %d bytes it started with", len(journal), err, len(emptyJournal))
+	}
 	stopNode(t, b)
 
 	// A change B misses while it is down, then the database goes.
@@ -103,6 +119,11 @@ func TestNodeStartsFromItsCacheWithoutTheDatabase(t *testing.T) {
 		}
 		if st["configuration_hash"] != b2.ConfigHash() || b2.ConfigHash() == "" {
 			t.Fatalf("got configuration_hash %v, want %q", st["configuration_hash"], b2.ConfigHash())
+		}
+		// The same configuration gives the same hash, read from the
+		// database or from the cache: peers must not see a difference.
+		if b2.ConfigHash() != servedHash {
+			t.Fatalf("serving its cache node B publishes hash %s, before its restart %s", b2.ConfigHash(), servedHash)
 		}
 		if age, ok := st["configuration_age_seconds"].(float64); !ok || age < 0 {
 			t.Fatalf("got configuration_age_seconds %v, want a number", st["configuration_age_seconds"])

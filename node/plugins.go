@@ -79,7 +79,7 @@ func (a *applier) reloadIndexed(ctx context.Context, key entityKey) error {
 	row, err := a.store.Get(ctx, t, key.ID)
 	if errors.Is(err, store.ErrNotFound) {
 		a.plugins.Index.Remove(key.Table, key.ID)
-		delete(a.docs, key)
+		a.dropDoc(key)
 		return nil
 	}
 	if err != nil {
@@ -91,7 +91,7 @@ func (a *applier) reloadIndexed(ctx context.Context, key entityKey) error {
 		return fmt.Errorf("decoding %s %s: %w", key.Table, key.ID, err)
 	}
 	a.plugins.Index.Put(indexed(v, row))
-	a.docs[key] = cachedDoc(key.Table, row)
+	a.setDoc(key, cachedDoc(key.Table, row))
 	return nil
 }
 
