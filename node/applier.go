@@ -186,7 +186,11 @@ func (a *applier) loadCache(body cacheBody) error {
 // replaceRows replaces the state, the credential index and the cached
 // documents with one whole configuration.
 func (a *applier) replaceRows(rows map[string][]store.Row) error {
-	docs := make(map[entityKey]json.RawMessage, len(rows))
+	n := 0
+	for _, list := range rows {
+		n += len(list)
+	}
+	docs := make(map[entityKey]json.RawMessage, n) // sized: growing it rehashed it a dozen times
 	for table, list := range rows {
 		for _, row := range list {
 			docs[entityKey{Table: table, ID: row.ID}] = row.Doc

@@ -57,13 +57,21 @@ func (a *applier) takeIndexRows(rows map[string][]store.Row) error {
 		}
 		delete(rows, name)
 		k, _ := entity.KindByName(name)
-		for _, row := range list {
-			v, err := k.Decode(row.Doc)
+		// Decoded on every core, as decodeRows does the other tables:
+		// a consumer and a key per service is most of a big import.
+		decoded := make([]any, len(list))
+		err := parallelFor(len(list), func(i int) error {
+			v, err := k.Decode(list[i].Doc)
 			if err != nil {
-				return fmt.Errorf("decoding %s %s: %w", name, row.ID, err)
+				return fmt.Errorf("decoding %s %s: %w", name, list[i].ID, err)
 			}
-			values = append(values, indexed(v, row))
+			decoded[i] = indexed(v, list[i])
+			return nil
+		})
+		if err != nil {
+			return err
 		}
+		values = append(values, decoded...)
 	}
 	if a.plugins != nil {
 		a.plugins.Index.Replace(values)
