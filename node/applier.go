@@ -146,7 +146,7 @@ func (w *pendingWork) addHint(h gossip.Hint) {
 func (a *applier) loadAll(ctx context.Context) error {
 	// Each call of the load (a page of rows) is bounded, not the whole:
 	// a million consumers take longer than any fixed bound to read.
-	load, err := a.store.LoadConfigBounded(ctx, append(tables(), indexTables()...), eventWindow, fullLoadCalls*a.dbTimeout)
+	load, err := a.store.LoadDocsBounded(ctx, append(tables(), indexTables()...), eventWindow, fullLoadCalls*a.dbTimeout)
 	if err != nil {
 		return fmt.Errorf("loading configuration: %w", err)
 	}

@@ -160,6 +160,34 @@ func (t Table) selectList() string {
 	return strings.Join(cols, ", ")
 }
 
+// docList is the SELECT list matching scanDoc: the id, the document and,
+// for a TTL table, the expiry.
+func (t Table) docList() string {
+	if t.TTL {
+		return "id::text, doc, ttl"
+	}
+	return "id::text, doc"
+}
+
+// scanDoc reads one row selected with docList; the indexed columns stay
+// empty.
+func (t Table) scanDoc(row pgx.Row) (Row, error) {
+	var r Row
+	var doc []byte
+	dest := []any{&r.ID, &doc}
+	if t.TTL {
+		dest = append(dest, &r.Expires)
+	}
+	if err := row.Scan(dest...); err != nil {
+		return Row{}, err
+	}
+	r.Doc = json.RawMessage(doc)
+	if t.TTL {
+		r.Doc = WithTTL(r.Doc, r.Expires, time.Now())
+	}
+	return r, nil
+}
+
 // quotedColumns is the column list for INSERT.
 func (t Table) quotedColumns() []string {
 	cols := t.columns()
