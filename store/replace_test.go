@@ -3,9 +3,13 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math"
 	"testing"
 
 	"github.com/google/uuid"
+
+	"github.com/grapevine-gw/grapevine/entity"
 )
 
 // TestUpsertAll: an import keeps what the file does not name, replaces
@@ -51,5 +55,33 @@ func TestUpsertAll(t *testing.T) {
 	}
 	if _, err := s.GetByKey(ctx, Services, "also-fresh"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("got %v reading the service of the failed import, want ErrNotFound", err)
+	}
+}
+
+// RowsOf encodes on every core but gives each document's row in its place,
+// and a document that cannot be encoded fails the whole.
+func TestRowsOf(t *testing.T) {
+	t.Parallel()
+	k := entity.MustKind("services")
+	docs := make([]map[string]any, 1000)
+	for i := range docs {
+		docs[i] = map[string]any{"id": uuid.NewString(), "name": fmt.Sprintf("s%d", i), "tags": []any{"t"}, "created_at": int64(i)}
+	}
+	rows, err := RowsOf(k, docs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, doc := range docs {
+		want, err := RowOf(k, doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rows[i].ID != want.ID || *rows[i].Key != *want.Key || string(rows[i].Doc) != string(want.Doc) || rows[i].CreatedAt != want.CreatedAt {
+			t.Fatalf("row %d: got %+v, want %+v", i, rows[i], want)
+		}
+	}
+	docs[700]["port"] = math.NaN()
+	if _, err := RowsOf(k, docs); err == nil {
+		t.Errorf("got no error for a document holding NaN, want one")
 	}
 }
