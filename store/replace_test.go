@@ -85,3 +85,48 @@ func TestRowsOf(t *testing.T) {
 		t.Errorf("got no error for a document holding NaN, want one")
 	}
 }
+
+// Into empty tables an import copies the rows in directly: they read back
+// as given, and a clash within the file or a dangling reference is still
+// refused by name, with nothing kept.
+func TestUpsertAllIntoEmptyTables(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := bootstrapped(t)
+	svc := serviceRow("first", "a-tag")
+	route := routeRow("r", svc.ID)
+	if _, err := s.UpsertAll(ctx, []TableRows{{Services, []Row{svc}}, {Routes, []Row{route}}}); err != nil {
+		t.Fatalf("import into empty tables: %v", err)
+	}
+	got, err := s.Get(ctx, Routes, route.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameJSON(t, got.Doc, route.Doc)
+	if got.Foreign["service"] != svc.ID {
+		t.Errorf("got route service %q, want %q", got.Foreign["service"], svc.ID)
+	}
+	if page, _, err := s.List(ctx, Services, Page{Tags: []string{"a-tag"}}); err != nil || len(page) != 1 {
+		t.Errorf("got %d services tagged a-tag (%v), want 1", len(page), err)
+	}
+
+	t.Run("a name twice in the file", func(t *testing.T) {
+		s := bootstrapped(t)
+		_, err := s.UpsertAll(ctx, []TableRows{{Services, []Row{serviceRow("twice"), serviceRow("twice")}}})
+		var ue *UniqueError
+		if !errors.As(err, &ue) || ue.Field != "name" || ue.Value != "twice" {
+			t.Fatalf("got %v, want a UniqueError on name 'twice'", err)
+		}
+	})
+	t.Run("a dangling reference", func(t *testing.T) {
+		s := bootstrapped(t)
+		_, err := s.UpsertAll(ctx, []TableRows{{Services, []Row{serviceRow("kept-out")}}, {Routes, []Row{routeRow("bad", uuid.NewString())}}})
+		var fk *ForeignKeyError
+		if !errors.As(err, &fk) || fk.Field != "service" {
+			t.Fatalf("got %v, want a ForeignKeyError on service", err)
+		}
+		if _, err := s.GetByKey(ctx, Services, "kept-out"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("got %v reading the service of the failed import, want ErrNotFound", err)
+		}
+	})
+}
