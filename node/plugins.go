@@ -7,7 +7,6 @@ import (
 	"slices"
 
 	"github.com/grapevine-gw/grapevine/entity"
-	"github.com/grapevine-gw/grapevine/proxy"
 	"github.com/grapevine-gw/grapevine/proxy/metrics"
 	"github.com/grapevine-gw/grapevine/proxy/plugins"
 	"github.com/grapevine-gw/grapevine/store"
@@ -37,7 +36,7 @@ func (a *applier) newState() *configState {
 	s := newConfigState()
 	if a.plugins != nil {
 		env := a.plugins
-		s.compile = func(p *entity.Plugin) (*proxy.PluginInstance, error) { return plugins.Compile(env, p) }
+		s.compile = plugins.NewCompiler(env).Compile
 		// A whole configuration is compiled again after this: the
 		// prometheus plugins it has are tracked again then.
 		env.Metrics.ForgetAll()
