@@ -115,7 +115,7 @@ func loadConfigTx(ctx context.Context, tx pgx.Tx, tables []Table, window int64, 
 // it whole, and paging by id makes it do so for every page).
 func readAllPaged(ctx context.Context, tx pgx.Tx, t Table, perCall time.Duration, docsOnly bool) ([]Row, error) {
 	const cursor = "grapevine_load"
-	list, scan := t.selectList(), t.scanRow
+	list, scan := t.selectList(), func(row pgx.CollectableRow) (Row, error) { return t.scanRow(row) }
 	if docsOnly {
 		list, scan = t.docList(), t.scanDoc
 	}
