@@ -152,7 +152,7 @@ func (w *pendingWork) addHint(h gossip.Hint) {
 func (a *applier) loadAll(ctx context.Context) error {
 	// Each call of the load (a page of rows) is bounded, not the whole:
 	// a million consumers take longer than any fixed bound to read.
-	load, err := a.store.LoadConfigBounded(ctx, append(tables(), indexTables()...), eventWindow, fullLoadCalls*a.dbTimeout)
+	load, err := a.store.LoadDocsBounded(ctx, append(tables(), indexTables()...), eventWindow, fullLoadCalls*a.dbTimeout)
 	if err != nil {
 		return fmt.Errorf("loading configuration: %w", err)
 	}
@@ -198,7 +198,11 @@ func (a *applier) loadCache(body cacheBody) error {
 // replaceRows replaces the state, the credential index and the cached
 // documents with one whole configuration.
 func (a *applier) replaceRows(rows map[string][]store.Row) error {
-	docs := make(map[entityKey]json.RawMessage, len(rows))
+	n := 0
+	for _, list := range rows {
+		n += len(list)
+	}
+	docs := make(map[entityKey]json.RawMessage, n) // sized: growing it rehashed it a dozen times
 	for table, list := range rows {
 		for _, row := range list {
 			docs[entityKey{Table: table, ID: row.ID}] = cachedDoc(table, row)

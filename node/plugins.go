@@ -7,7 +7,6 @@ import (
 	"slices"
 
 	"github.com/grapevine-gw/grapevine/entity"
-	"github.com/grapevine-gw/grapevine/proxy"
 	"github.com/grapevine-gw/grapevine/proxy/metrics"
 	"github.com/grapevine-gw/grapevine/proxy/plugins"
 	"github.com/grapevine-gw/grapevine/store"
@@ -37,7 +36,7 @@ func (a *applier) newState() *configState {
 	s := newConfigState()
 	if a.plugins != nil {
 		env := a.plugins
-		s.compile = func(p *entity.Plugin) (*proxy.PluginInstance, error) { return plugins.Compile(env, p) }
+		s.compile = plugins.NewCompiler(env).Compile
 		// A whole configuration is compiled again after this: the
 		// prometheus plugins it has are tracked again then.
 		env.Metrics.ForgetAll()
@@ -57,13 +56,21 @@ func (a *applier) takeIndexRows(rows map[string][]store.Row) error {
 		}
 		delete(rows, name)
 		k, _ := entity.KindByName(name)
-		for _, row := range list {
-			v, err := k.Decode(row.Doc)
+		// Decoded on every core, as decodeRows does the other tables:
+		// a consumer and a key per service is most of a big import.
+		decoded := make([]any, len(list))
+		err := parallelFor(len(list), func(i int) error {
+			v, err := k.Decode(list[i].Doc)
 			if err != nil {
-				return fmt.Errorf("decoding %s %s: %w", name, row.ID, err)
+				return fmt.Errorf("decoding %s %s: %w", name, list[i].ID, err)
 			}
-			values = append(values, indexed(v, row))
+			decoded[i] = indexed(v, list[i])
+			return nil
+		})
+		if err != nil {
+			return err
 		}
+		values = append(values, decoded...)
 	}
 	if a.plugins != nil {
 		a.plugins.Index.Replace(values)

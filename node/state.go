@@ -62,6 +62,7 @@ func tables() []store.Table {
 func (s *configState) replaceAll(rows map[string][]store.Row) error {
 	fresh := newConfigState()
 	fresh.compile, fresh.forget = s.compile, s.forget
+	fresh.reserve(rows)
 	decoded, err := decodeRows(rows)
 	if err != nil {
 		return err
@@ -71,6 +72,20 @@ func (s *configState) replaceAll(rows map[string][]store.Row) error {
 	}
 	*s = *fresh
 	return nil
+}
+
+// reserve sizes the maps for rows: filled one entity at a time, tens of
+// thousands of them grew and rehashed them over and over.
+func (s *configState) reserve(rows map[string][]store.Row) {
+	n := 0
+	for _, list := range rows {
+		n += len(list)
+	}
+	s.services = make(map[string]entity.Service, len(rows[store.Services.Name]))
+	s.routes = make(map[string]entity.Route, len(rows[store.Routes.Name]))
+	s.plugins = make(map[string]entity.Plugin, len(rows[entity.Plugins.Name]))
+	s.digests = make(map[entityKey]entityDigest, n)
+	s.dirty = make(map[entityKey]bool, n)
 }
 
 // decodedRow is one entity row decoded by its kind, with its digest.

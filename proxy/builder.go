@@ -112,10 +112,19 @@ func (b *Builder) Apply(c SnapshotChange) []error {
 	}
 	b.refileServicesNamed(upstreamNames, &w)
 	b.refreshTLSServices(tlsChanged, &w)
+	// A first build files each route once, its plugins known already;
+	// scoped after the routes, the plugins re-filed every route they
+	// touch (a tenth of a full reload of ten thousand services).
+	first := len(b.routes) == 0 && len(b.plugins) == 0
+	if first {
+		b.putPlugins(c.Put.Plugins)
+	}
 	for i := range c.Put.Routes {
 		b.putRoute(&c.Put.Routes[i], &w)
 	}
-	b.applyPlugins(c, &w)
+	if !first {
+		b.applyPlugins(c, &w)
+	}
 	b.removed = append(append(append(b.removed, c.Deleted.Routes...), c.Deleted.Services...), c.Deleted.Plugins...)
 	b.removed = append(append(b.removed, c.Deleted.Upstreams...), c.Deleted.Targets...)
 	return w
@@ -336,6 +345,19 @@ func (b *Builder) applyPlugins(c SnapshotChange, w *[]error) {
 			b.refreshRoute(br, w)
 		}
 		b.refreshRoutes(id, w)
+	}
+}
+
+// putPlugins adds plugins to a Builder that has none and no routes:
+// there is nothing to re-file.
+func (b *Builder) putPlugins(plugins []PluginInstance) {
+	for i := range plugins {
+		p := plugins[i]
+		if old := b.plugins[p.ID]; old != nil {
+			b.unscope(old) // the same id twice in one batch: the last wins
+		}
+		b.plugins[p.ID] = &p
+		b.scope(&p)
 	}
 }
 

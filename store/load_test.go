@@ -2,11 +2,17 @@ package store
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"slices"
 	"sort"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/grapevine-gw/grapevine/entity"
 )
 
 func TestLoadConfigEmpty(t *testing.T) {
@@ -291,4 +297,67 @@ func TestUpsertAllReporting(t *testing.T) {
 	if !slices.Equal(calls, want) {
 		t.Fatalf("got progress %v, want %v", calls, want)
 	}
+}
+
+// LoadDocsBounded reads what a node serves from: the same rows as a full
+// load, each with its id, document (with "ttl" for a TTL table) and
+// expiry, and nothing of the indexed columns.
+func TestLoadDocsBounded(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := bootstrapped(t)
+	keys := TableOf(entity.MustKind("keyauth_credentials"))
+	consumers := TableOf(entity.MustKind("consumers"))
+	cid := uuid.NewString()
+	mustInsert(t, s, consumers, Row{ID: cid, Doc: mustJSON(map[string]any{"id": cid})})
+	future := time.Now().Add(time.Hour)
+	mustInsert(t, s, keys, keyRow("expiring", cid, &future))
+	mustInsert(t, s, keys, keyRow("forever", cid, nil))
+	mustInsert(t, s, Services, serviceRow("s1", "a-tag"))
+	tables := []Table{Services, consumers, keys}
+	full, err := s.LoadConfigBounded(ctx, tables, 10, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs, err := s.LoadDocsBounded(ctx, tables, 10, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if docs.MaxEventID != full.MaxEventID || len(docs.RecentEvents) != len(full.RecentEvents) {
+		t.Errorf("got max event %d and %d events, want %d and %d as a full load", docs.MaxEventID, len(docs.RecentEvents), full.MaxEventID, len(full.RecentEvents))
+	}
+	for _, tbl := range tables {
+		got, want := docs.Rows[tbl.Name], full.Rows[tbl.Name]
+		if len(got) != len(want) {
+			t.Fatalf("%s: got %d rows, want %d", tbl.Name, len(got), len(want))
+		}
+		for i := range got {
+			w := Row{ID: want[i].ID, Doc: want[i].Doc, Expires: want[i].Expires}
+			if got[i].ID != w.ID || ttlFree(t, got[i].Doc) != ttlFree(t, w.Doc) || !sameTime(got[i].Expires, w.Expires) {
+				t.Errorf("%s: got row %+v, want %+v", tbl.Name, got[i], w)
+			}
+			if got[i].Key != nil || got[i].Unique != nil || got[i].Foreign != nil || got[i].Tags != nil || got[i].CreatedAt != 0 {
+				t.Errorf("%s: got indexed columns in %+v, want none", tbl.Name, got[i])
+			}
+		}
+	}
+}
+
+// ttlFree is doc without its "ttl", which each read renders at its own
+// time, and says whether it had one.
+func ttlFree(t *testing.T, doc json.RawMessage) string {
+	var m map[string]any
+	if err := json.Unmarshal(doc, &m); err != nil {
+		t.Fatal(err)
+	}
+	_, had := m["ttl"]
+	delete(m, "ttl")
+	return fmt.Sprintf("ttl %v: %s", had, mustJSON(m))
+}
+
+func sameTime(a, b *time.Time) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Equal(*b)
 }

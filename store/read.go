@@ -153,11 +153,16 @@ func (s *Store) query(ctx context.Context, t Table, query string, args ...any) (
 
 // queryRows is query on any querier: the pool or a transaction.
 func queryRows(ctx context.Context, q querier, t Table, query string, args ...any) ([]Row, error) {
+	return queryScanned(ctx, q, func(row pgx.CollectableRow) (Row, error) { return t.scanRow(row) }, query, args...)
+}
+
+// queryScanned is queryRows with scan reading each row.
+func queryScanned(ctx context.Context, q querier, scan pgx.RowToFunc[Row], query string, args ...any) ([]Row, error) {
 	rows, err := q.Query(ctx, query, args...)
 	if err != nil {
 		return nil, classify(err)
 	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Row, error) { return t.scanRow(row) })
+	out, err := pgx.CollectRows(rows, scan)
 	if err != nil {
 		return nil, classify(err)
 	}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -158,6 +159,41 @@ func (t Table) selectList() string {
 		cols[i] = q
 	}
 	return strings.Join(cols, ", ")
+}
+
+// docList is the SELECT list matching scanDoc: the id, the document and,
+// for a TTL table, the expiry.
+func (t Table) docList() string {
+	if t.TTL {
+		return "id::text, doc, ttl"
+	}
+	return "id::text, doc"
+}
+
+// scanDoc reads one row selected with docList; the indexed columns stay
+// empty.
+func (t Table) scanDoc(row pgx.CollectableRow) (Row, error) {
+	// The id and the document come as text (a cursor's FETCH has no
+	// described types): taken as they are, copied off the connection's
+	// buffer, they skip Scan's conversions, a third of reading a row.
+	if vals, fds := row.RawValues(), row.FieldDescriptions(); !t.TTL && len(vals) == 2 && vals[0] != nil && vals[1] != nil &&
+		fds[0].Format == pgx.TextFormatCode && fds[1].Format == pgx.TextFormatCode {
+		return Row{ID: string(vals[0]), Doc: json.RawMessage(bytes.Clone(vals[1]))}, nil
+	}
+	var r Row
+	var doc []byte
+	dest := []any{&r.ID, &doc}
+	if t.TTL {
+		dest = append(dest, &r.Expires)
+	}
+	if err := row.Scan(dest...); err != nil {
+		return Row{}, err
+	}
+	r.Doc = json.RawMessage(doc)
+	if t.TTL {
+		r.Doc = WithTTL(r.Doc, r.Expires, time.Now())
+	}
+	return r, nil
 }
 
 // quotedColumns is the column list for INSERT.

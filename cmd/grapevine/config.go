@@ -164,15 +164,11 @@ func dbImport(ctx context.Context, confPath, path string, out io.Writer) error {
 func tableRows(cfg *declarative.Config) ([]store.TableRows, error) {
 	out := make([]store.TableRows, 0, len(cfg.Kinds))
 	for _, kd := range cfg.Kinds {
-		tr := store.TableRows{Table: store.TableOf(kd.Kind), Rows: make([]store.Row, 0, len(kd.Docs))}
-		for _, doc := range kd.Docs {
-			row, err := store.RowOf(kd.Kind, doc)
-			if err != nil {
-				return nil, err
-			}
-			tr.Rows = append(tr.Rows, row)
+		rows, err := store.RowsOf(kd.Kind, kd.Docs)
+		if err != nil {
+			return nil, err
 		}
-		out = append(out, tr)
+		out = append(out, store.TableRows{Table: store.TableOf(kd.Kind), Rows: rows})
 	}
 	return out, nil
 }

@@ -2,6 +2,7 @@ package declarative
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -72,5 +73,55 @@ func TestAcceptsJSON(t *testing.T) {
 	cfg := mustParse(t, `{"_format_version":"3.0","services":[{"name":"s","host":"a.test","routes":[{"paths":["/"]}]}]}`)
 	if got := count(cfg, "routes"); got != 1 {
 		t.Errorf("got %d routes, want 1", got)
+	}
+}
+
+// A big file is validated on every core, yet its entities come out in the
+// file's order and its errors in the order of the entities they name.
+func TestBigFileKeepsItsOrder(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("_format_version: \"3.0\"\nservices:\n")
+	const n = 2000
+	for i := range n {
+		fmt.Fprintf(&b, "- name: s%d\n  url: http://u%d.test\n  plugins:\n  - name: rate-limiting\n    config: {minute: %d}\n", i, i, i%7+1)
+	}
+	cfg, err := Parse([]byte(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kd := range cfg.Kinds {
+		switch kd.Kind.Name() {
+		case "services":
+			for i, doc := range kd.Docs {
+				if got, want := doc["name"], fmt.Sprintf("s%d", i); got != want {
+					t.Fatalf("got service %d named %v, want %s", i, got, want)
+				}
+			}
+		case "plugins":
+			if len(kd.Docs) != n {
+				t.Fatalf("got %d plugins, want %d", len(kd.Docs), n)
+			}
+		}
+	}
+
+	bad := strings.ReplaceAll(b.String(), "minute: 3}", "minute: -3}")
+	_, err = Parse([]byte(bad))
+	var derr *Error
+	if !errors.As(err, &derr) {
+		t.Fatalf("got %v, want a *declarative.Error", err)
+	}
+	last := -1
+	for _, e := range derr.Entities {
+		var i int
+		if _, err := fmt.Sscanf(e.Path, "services[%d]", &i); err != nil {
+			t.Fatalf("got an error at %s, want one at services[i].plugins[1]", e.Path)
+		}
+		if i <= last {
+			t.Fatalf("got the error of services[%d] after that of services[%d], want file order", i, last+1)
+		}
+		last = i
+	}
+	if want := n / 7; len(derr.Entities) < want {
+		t.Errorf("got %d errors, want %d or more", len(derr.Entities), want)
 	}
 }

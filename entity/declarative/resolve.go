@@ -2,9 +2,11 @@ package declarative
 
 import (
 	"fmt"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/grapevine-gw/grapevine/entity"
 )
@@ -180,39 +182,72 @@ func describe(v any) string {
 // API does on a create: the schema's input rewrites, defaults, checks and,
 // unless the file says _transform: false (an export's, whose secrets are
 // hashed already), its on-write transformations.
+//
+// Entities validate on their own, so each kind's are validated on every
+// core (validation was half of parsing a big file); the documents and
+// errors are then taken in file order.
 func (p *parser) validate(transform bool) *Config {
 	cfg := &Config{}
 	for _, k := range entity.Kinds() {
-		kd := KindDocs{Kind: k}
-		for _, it := range p.items[k.Name()] {
-			in := it.in
-			k.Schema.RewriteInput(in)
-			expiry, ok := takeExpiry(k, in)
-			if !ok {
-				p.fail(it, "ttl", expiryMessage)
+		items := p.items[k.Name()]
+		docs := make([]map[string]any, len(items))
+		errs := make([][]FieldError, len(items))
+		parallelFor(len(items), func(i int) {
+			docs[i], errs[i] = validateOne(k, items[i].in, transform)
+		})
+		kd := KindDocs{Kind: k, Docs: make([]map[string]any, 0, len(items))}
+		for i, it := range items {
+			if errs[i] != nil {
+				p.failAll(it, errs[i])
 				continue
 			}
-			doc, verr := k.Schema.Validate(in)
-			if verr != nil {
-				p.failAll(it, fieldErrors(verr))
-				continue
-			}
-			if expiry != nil {
-				doc["ttl"] = *expiry
-			}
-			if transform && k.Schema.OnWrite != nil {
-				k.Schema.OnWrite(in, doc)
-			}
-			for _, f := range k.Schema.Fields {
-				if f.Transient {
-					delete(doc, f.Name)
-				}
-			}
-			kd.Docs = append(kd.Docs, doc)
+			kd.Docs = append(kd.Docs, docs[i])
 		}
 		cfg.Kinds = append(cfg.Kinds, kd)
 	}
 	return cfg
+}
+
+// validateOne validates one entity of kind k as the Admin API does on a
+// create.
+func validateOne(k *entity.Kind, in map[string]any, transform bool) (map[string]any, []FieldError) {
+	k.Schema.RewriteInput(in)
+	expiry, ok := takeExpiry(k, in)
+	if !ok {
+		return nil, []FieldError{{Field: "ttl", Message: expiryMessage, Type: "field"}}
+	}
+	doc, verr := k.Schema.Validate(in)
+	if verr != nil {
+		return nil, fieldErrors(verr)
+	}
+	if expiry != nil {
+		doc["ttl"] = *expiry
+	}
+	if transform && k.Schema.OnWrite != nil {
+		k.Schema.OnWrite(in, doc)
+	}
+	for _, f := range k.Schema.Fields {
+		if f.Transient {
+			delete(doc, f.Name)
+		}
+	}
+	return doc, nil
+}
+
+// parallelFor runs fn for 0..n-1 on GOMAXPROCS goroutines, each taking a
+// contiguous chunk.
+func parallelFor(n int, fn func(i int)) {
+	workers := min(runtime.GOMAXPROCS(0), max(n/256, 1))
+	chunk := (n + workers - 1) / workers
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w * chunk; i < min((w+1)*chunk, n); i++ {
+				fn(i)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // fieldErrors flattens a schema violation into one message per field

@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -130,9 +131,17 @@ func Compile(env *Env, p *entity.Plugin) (*proxy.PluginInstance, error) {
 	if !ok {
 		return nil, fmt.Errorf("plugin %s %s: %w", p.Name, p.ID, ErrNotRunning)
 	}
-	def, _ := entity.PluginByName(p.Name)
-	inst := &proxy.PluginInstance{ID: p.ID, Name: p.Name}
-	if def != nil {
+	hooks, err := b(env, p)
+	if err != nil {
+		return nil, fmt.Errorf("plugin %s %s: %w", p.Name, p.ID, err)
+	}
+	return instance(p, onProtocols(hooks, p.Protocols)), nil
+}
+
+// instance is p's instance running hooks.
+func instance(p *entity.Plugin, hooks [proxy.NumPhases]proxy.Hook) *proxy.PluginInstance {
+	inst := &proxy.PluginInstance{ID: p.ID, Name: p.Name, Hooks: hooks}
+	if def, _ := entity.PluginByName(p.Name); def != nil {
 		inst.Priority = def.Priority
 	}
 	if p.Route != nil {
@@ -144,12 +153,64 @@ func Compile(env *Env, p *entity.Plugin) (*proxy.PluginInstance, error) {
 	if p.Consumer != nil {
 		inst.ConsumerID = p.Consumer.ID
 	}
-	hooks, err := b(env, p)
-	if err != nil {
-		return nil, fmt.Errorf("plugin %s %s: %w", p.Name, p.ID, err)
+	return inst
+}
+
+// shareable names the plugins whose hooks depend on their config and
+// protocols alone: no per-instance state (counters, queues, metrics) and
+// nothing of the entity beyond its config. Two instances with the same
+// config can run the same hooks.
+var shareable = map[string]bool{
+	"acl": true, "basic-auth": true, "cors": true, "hmac-auth": true, "ip-restriction": true,
+	"jwt": true, "key-auth": true, "request-size-limiting": true, "request-termination": true,
+}
+
+// maxShared bounds a Compiler's memory of hooks; past it, it starts over.
+const maxShared = 4096
+
+// Compiler is Compile building the hooks of a shareable plugin once per
+// distinct name, protocols and config: ten thousand services with the same
+// key-auth plugin compile it once, not ten thousand times (a tenth of a
+// full reload). Not safe for concurrent use.
+type Compiler struct {
+	env    *Env
+	hooks  map[string][proxy.NumPhases]proxy.Hook
+	builds int // hooks built, for tests
+}
+
+// NewCompiler returns a Compiler of plugins sharing env.
+func NewCompiler(env *Env) *Compiler {
+	return &Compiler{env: env, hooks: map[string][proxy.NumPhases]proxy.Hook{}}
+}
+
+// Compile is Compile(env, p), with the hooks of a shareable plugin taken
+// from an earlier one of the same config when there was one.
+func (c *Compiler) Compile(p *entity.Plugin) (*proxy.PluginInstance, error) {
+	if !p.Enabled || !shareable[p.Name] {
+		c.builds++
+		return Compile(c.env, p)
 	}
-	inst.Hooks = onProtocols(hooks, p.Protocols)
-	return inst, nil
+	config, err := json.Marshal(p.Config) // map keys sorted: one text per config
+	if err != nil {
+		c.builds++
+		return Compile(c.env, p)
+	}
+	key := p.Name + "\x00" + strings.Join(p.Protocols, ",") + "\x00" + string(config)
+	if hooks, ok := c.hooks[key]; ok {
+		if c.env.Metrics != nil {
+			c.env.Metrics.Forget(p.ID) // as Compile does
+		}
+		return instance(p, hooks), nil
+	}
+	c.builds++
+	inst, err := Compile(c.env, p)
+	if err == nil && inst != nil {
+		if len(c.hooks) >= maxShared {
+			clear(c.hooks)
+		}
+		c.hooks[key] = inst.Hooks
+	}
+	return inst, err
 }
 
 // onProtocols makes the hooks skip requests whose scheme the plugin's

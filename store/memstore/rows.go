@@ -10,13 +10,9 @@ import (
 func Rows(cfg *declarative.Config) (map[string][]store.Row, error) {
 	out := make(map[string][]store.Row, len(cfg.Kinds))
 	for _, kd := range cfg.Kinds {
-		list := make([]store.Row, 0, len(kd.Docs))
-		for _, doc := range kd.Docs {
-			row, err := store.RowOf(kd.Kind, doc)
-			if err != nil {
-				return nil, err
-			}
-			list = append(list, row)
+		list, err := store.RowsOf(kd.Kind, kd.Docs)
+		if err != nil {
+			return nil, err
 		}
 		out[kd.Kind.Name()] = append(out[kd.Kind.Name()], list...)
 	}

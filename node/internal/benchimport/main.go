@@ -122,15 +122,11 @@ func importConfig(ctx context.Context, dsn string, cfg *declarative.Config) (tim
 	defer st.Close()
 	var data []store.TableRows
 	for _, kd := range cfg.Kinds {
-		tr := store.TableRows{Table: store.TableOf(kd.Kind)}
-		for _, d := range kd.Docs {
-			row, err := store.RowOf(kd.Kind, d)
-			if err != nil {
-				return time.Time{}, err
-			}
-			tr.Rows = append(tr.Rows, row)
+		rows, err := store.RowsOf(kd.Kind, kd.Docs)
+		if err != nil {
+			return time.Time{}, err
 		}
-		data = append(data, tr)
+		data = append(data, store.TableRows{Table: store.TableOf(kd.Kind), Rows: rows})
 	}
 	if _, err := st.UpsertAll(ctx, data); err != nil {
 		return time.Time{}, err
