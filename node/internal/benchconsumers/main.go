@@ -83,6 +83,7 @@ func run(ctx context.Context, o options, log zerolog.Logger) error {
 	}
 	if err := n.waitAdmin(ctx); err != nil {
 		n.stop()
+		logTail(log, work)
 		return err
 	}
 	err = seed(n, up.URL)
