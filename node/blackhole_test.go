@@ -18,12 +18,7 @@ import (
 // take writes and serve them with no restart. (TestDatabaseOutageUnderLoad
 // is the same with the server stopped, which refuses at once.)
 func TestDatabaseBlackholedUnderLoad(t *testing.T) {
-	needNft(t)
-	_, dsn := ownDatabase(t)
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dsn, u := blackholeableDatabase(t)
 	up := newUpstream(t)
 	var nodes []*Node
 	for i := 1; i <= 3; i++ {
@@ -79,12 +74,7 @@ func TestDatabaseBlackholedUnderLoad(t *testing.T) {
 // itself once packets flow again. (TestNodeStartsFromItsCacheWithoutTheDatabase
 // is the same with the server stopped, which refuses at once.)
 func TestNodeStartsFromItsCacheWhileTheDatabaseIsBlackholed(t *testing.T) {
-	needNft(t)
-	_, dsn := ownDatabase(t)
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dsn, u := blackholeableDatabase(t)
 	up := newUpstream(t)
 	cfg := resilConfig(t, dsn, "127.0.74.9", t.TempDir())
 	cfg.PgTimeout = 5 * time.Second // Kong's default
@@ -133,4 +123,18 @@ func TestNodeStartsFromItsCacheWhileTheDatabaseIsBlackholed(t *testing.T) {
 		mustAdmin(t, cached, 201, "POST", "/services/s/routes", `{"paths":["/after"]}`)
 		eventually(t, 5*time.Second, func() error { return serves(t, cached, "/after") })
 	})
+}
+
+// blackholeableDatabase is a PostgreSQL of the test's own whose packets a
+// test may drop (it needs nftables): its DSN and that DSN parsed, for the
+// address to cut.
+func blackholeableDatabase(t *testing.T) (string, *url.URL) {
+	t.Helper()
+	needNft(t)
+	_, dsn := ownDatabase(t)
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dsn, u
 }

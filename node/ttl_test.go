@@ -17,15 +17,8 @@ func TestKeyWithTTLStopsWorking(t *testing.T) {
 	dsn := bootstrappedDatabase(t)
 	a := startClusterNode(t, pluginNodeConfig(t, dsn, 2), fastHooks)
 	b := startClusterNode(t, pluginNodeConfig(t, dsn, 3), fastHooks)
-	up := newUpstream(t)
-	mustAdmin(t, a, 201, "POST", "/services", fmt.Sprintf(`{"name":"s1","url":%q}`, up.URL))
-	mustAdmin(t, a, 201, "POST", "/services/s1/routes", `{"name":"r1","paths":["/r1"]}`)
-	mustAdmin(t, a, 201, "POST", "/routes/r1/plugins", `{"name":"key-auth"}`)
-	mustAdmin(t, a, 201, "POST", "/consumers", `{"username":"alice"}`)
-	mustAdmin(t, a, 201, "POST", "/consumers/alice/key-auth", `{"key":"forever"}`)
 	const ttl = 3
-	created := time.Now()
-	mustAdmin(t, a, 201, "POST", "/consumers/alice/key-auth", fmt.Sprintf(`{"key":"short","ttl":%d}`, ttl))
+	created := seedKeysWithAndWithoutTTL(t, a, ttl)
 
 	for name, n := range map[string]*Node{"A": a, "B": b} {
 		eventually(t, 10*time.Second, func() error {
@@ -61,17 +54,10 @@ func TestKeyWithTTLStopsWorking(t *testing.T) {
 // the database (the key-auth spec above; the cache is Grapevine's).
 func TestCachedKeyExpires(t *testing.T) {
 	srv, dsn := ownDatabase(t)
-	up := newUpstream(t)
 	cfg := resilConfig(t, dsn, "127.0.70.9", t.TempDir())
 	n := startClusterNode(t, cfg, fastHooks)
-	mustAdmin(t, n, 201, "POST", "/services", fmt.Sprintf(`{"name":"s1","url":%q}`, up.URL))
-	mustAdmin(t, n, 201, "POST", "/services/s1/routes", `{"name":"r1","paths":["/r1"]}`)
-	mustAdmin(t, n, 201, "POST", "/routes/r1/plugins", `{"name":"key-auth"}`)
-	mustAdmin(t, n, 201, "POST", "/consumers", `{"username":"alice"}`)
-	mustAdmin(t, n, 201, "POST", "/consumers/alice/key-auth", `{"key":"forever"}`)
 	const ttl = 6
-	created := time.Now()
-	mustAdmin(t, n, 201, "POST", "/consumers/alice/key-auth", fmt.Sprintf(`{"key":"short","ttl":%d}`, ttl))
+	created := seedKeysWithAndWithoutTTL(t, n, ttl)
 	eventually(t, 5*time.Second, func() error {
 		body, err := readCache(filepath.Join(cfg.Prefix, cacheFileName), n.databaseID())
 		if err != nil || len(body.Tables["keyauth_credentials"]) != 2 {
@@ -101,4 +87,20 @@ func TestCachedKeyExpires(t *testing.T) {
 	if status, _, _ := proxyDo(t, cached, "GET", "/r1", "apikey: forever"); status != 200 {
 		t.Errorf("got %d with the key without ttl, want 200", status)
 	}
+}
+
+// seedKeysWithAndWithoutTTL makes route /r1 (to a live upstream) need
+// key-auth, and gives consumer alice the key "forever" and the key
+// "short", which expires ttl seconds after the time returned.
+func seedKeysWithAndWithoutTTL(t *testing.T, n *Node, ttl int) time.Time {
+	t.Helper()
+	up := newUpstream(t)
+	mustAdmin(t, n, 201, "POST", "/services", fmt.Sprintf(`{"name":"s1","url":%q}`, up.URL))
+	mustAdmin(t, n, 201, "POST", "/services/s1/routes", `{"name":"r1","paths":["/r1"]}`)
+	mustAdmin(t, n, 201, "POST", "/routes/r1/plugins", `{"name":"key-auth"}`)
+	mustAdmin(t, n, 201, "POST", "/consumers", `{"username":"alice"}`)
+	mustAdmin(t, n, 201, "POST", "/consumers/alice/key-auth", `{"key":"forever"}`)
+	created := time.Now()
+	mustAdmin(t, n, 201, "POST", "/consumers/alice/key-auth", fmt.Sprintf(`{"key":"short","ttl":%d}`, ttl))
+	return created
 }

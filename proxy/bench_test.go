@@ -58,14 +58,7 @@ func BenchmarkProxy(b *testing.B) {
 // profile when changing the request path:
 // go test -run - -bench ProxyInMemory -cpuprofile cpu.out ./proxy
 func BenchmarkProxyInMemory(b *testing.B) {
-	s := New(DefaultConfig())
-	s.pool.dial = func(clientKey) dialFunc {
-		return func() (net.Conn, error) {
-			return &memUpstreamConn{response: []byte(benchUpstreamResponse)}, nil
-		}
-	}
-	s.Swap(mustSnapshot(b, []entity.Service{testService(b, "s1", "127.0.0.1:9")},
-		[]entity.Route{testRoute(idA, "s1", paths("/"), noStrip)}))
+	s := inMemoryServer(b)
 	srv := s.newFastHTTPServer()
 	client := &memClientConn{request: []byte(benchClientRequest), left: b.N}
 
@@ -200,4 +193,18 @@ func idleUpstreamConn(b testing.TB, useTLS bool) (*upstreamConn, net.Conn) {
 		conn = tc
 	}
 	return &upstreamConn{Conn: conn, sock: socketOf(conn)}, peer
+}
+
+// inMemoryServer is a proxy with one route "/" whose upstream connections
+// answer at once in memory, for the in-memory benchmarks.
+func inMemoryServer(b *testing.B) *Server {
+	s := New(DefaultConfig())
+	s.pool.dial = func(clientKey) dialFunc {
+		return func() (net.Conn, error) {
+			return &memUpstreamConn{response: []byte(benchUpstreamResponse)}, nil
+		}
+	}
+	s.Swap(mustSnapshot(b, []entity.Service{testService(b, "s1", "127.0.0.1:9")},
+		[]entity.Route{testRoute(idA, "s1", paths("/"), noStrip)}))
+	return s
 }

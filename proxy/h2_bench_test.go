@@ -14,7 +14,6 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
-	"github.com/grapevine-gw/grapevine/entity"
 	"github.com/grapevine-gw/grapevine/proxy/h2bridge"
 )
 
@@ -25,18 +24,7 @@ import (
 // client's own cost is in the figure; profile to see the server's share:
 // go test -run - -bench ProxyH2InMemory -cpuprofile cpu.out ./proxy
 func BenchmarkProxyH2InMemory(b *testing.B) {
-	s := New(DefaultConfig())
-	s.pool.dial = func(clientKey) dialFunc {
-		return func() (net.Conn, error) {
-			return &memUpstreamConn{response: []byte(benchUpstreamResponse)}, nil
-		}
-	}
-	s.Swap(mustSnapshot(b, []entity.Service{testService(b, "s1", "127.0.0.1:9")},
-		[]entity.Route{testRoute(idA, "s1", paths("/"), noStrip)}))
-	srv := h2bridge.New(s.handle, h2bridge.Options{ServerName: "grapevine/bench", MaxHeaderBytes: s.headerBufferSize()})
-	clientSide, serverSide := net.Pipe()
-	go srv.ServeConn(serverSide) //nolint:errcheck // ends when the pipe closes
-	b.Cleanup(func() { clientSide.Close() })
+	clientSide := serveH2InMemory(b, inMemoryServer(b))
 	cc, err := (&http2.Transport{AllowHTTP: true}).NewClientConn(clientSide)
 	if err != nil {
 		b.Fatalf("client conn: %v", err)
@@ -69,18 +57,7 @@ func BenchmarkProxyH2InMemory(b *testing.B) {
 // figure is mostly the server's (x/net/http2, h2bridge, the handler).
 // streams requests are in flight on the one connection at a time.
 func BenchmarkProxyH2Frames(b *testing.B) {
-	s := New(DefaultConfig())
-	s.pool.dial = func(clientKey) dialFunc {
-		return func() (net.Conn, error) {
-			return &memUpstreamConn{response: []byte(benchUpstreamResponse)}, nil
-		}
-	}
-	s.Swap(mustSnapshot(b, []entity.Service{testService(b, "s1", "127.0.0.1:9")},
-		[]entity.Route{testRoute(idA, "s1", paths("/"), noStrip)}))
-	srv := h2bridge.New(s.handle, h2bridge.Options{ServerName: "grapevine/bench", MaxHeaderBytes: s.headerBufferSize()})
-	clientSide, serverSide := net.Pipe()
-	go srv.ServeConn(serverSide) //nolint:errcheck // ends when the pipe closes
-	b.Cleanup(func() { clientSide.Close() })
+	clientSide := serveH2InMemory(b, inMemoryServer(b))
 	c := newFrameClient(b, clientSide)
 	const streams = 8
 	b.ReportAllocs()
@@ -194,4 +171,14 @@ func (fc *frameClient) readAnswers(n int, slots chan struct{}) error {
 		}
 	}
 	return nil
+}
+
+// serveH2InMemory serves HTTP/2 for s on one end of an in-memory pipe and
+// returns the client's end, closed when the benchmark ends.
+func serveH2InMemory(b *testing.B, s *Server) net.Conn {
+	srv := h2bridge.New(s.handle, h2bridge.Options{ServerName: "grapevine/bench", MaxHeaderBytes: s.headerBufferSize()})
+	clientSide, serverSide := net.Pipe()
+	go srv.ServeConn(serverSide) //nolint:errcheck // ends when the pipe closes
+	b.Cleanup(func() { clientSide.Close() })
+	return clientSide
 }

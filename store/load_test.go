@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 
 	"github.com/grapevine-gw/grapevine/entity"
 )
@@ -305,16 +304,12 @@ func TestUpsertAllReporting(t *testing.T) {
 func TestLoadDocsBounded(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s := bootstrapped(t)
-	keys := TableOf(entity.MustKind("keyauth_credentials"))
-	consumers := TableOf(entity.MustKind("consumers"))
-	cid := uuid.NewString()
-	mustInsert(t, s, consumers, Row{ID: cid, Doc: mustJSON(map[string]any{"id": cid})})
+	s, keys, cid := keysOfOneConsumer(t)
 	future := time.Now().Add(time.Hour)
 	mustInsert(t, s, keys, keyRow("expiring", cid, &future))
 	mustInsert(t, s, keys, keyRow("forever", cid, nil))
 	mustInsert(t, s, Services, serviceRow("s1", "a-tag"))
-	tables := []Table{Services, consumers, keys}
+	tables := []Table{Services, TableOf(entity.MustKind("consumers")), keys}
 	full, err := s.LoadConfigBounded(ctx, tables, 10, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)

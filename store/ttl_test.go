@@ -13,6 +13,18 @@ import (
 
 // keyRow is a key-auth credential of consumerID expiring at expires (nil:
 // never).
+// keysOfOneConsumer is a fresh store with one consumer, for tests of
+// its key-auth credentials: the store, the credentials' table and the
+// consumer's id.
+func keysOfOneConsumer(t *testing.T) (*Store, Table, string) {
+	t.Helper()
+	s := bootstrapped(t)
+	consumers := TableOf(entity.MustKind("consumers"))
+	cid := uuid.NewString()
+	mustInsert(t, s, consumers, Row{ID: cid, Doc: mustJSON(map[string]any{"id": cid})})
+	return s, TableOf(entity.MustKind("keyauth_credentials")), cid
+}
+
 func keyRow(key, consumerID string, expires *time.Time) Row {
 	id := uuid.NewString()
 	return Row{ID: id, Key: ptr(key), Foreign: map[string]string{"consumer": consumerID}, CreatedAt: time.Now().Unix(),
@@ -26,11 +38,7 @@ func keyRow(key, consumerID string, expires *time.Time) Row {
 func TestTTLRows(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s := bootstrapped(t)
-	keys := TableOf(entity.MustKind("keyauth_credentials"))
-	consumers := TableOf(entity.MustKind("consumers"))
-	cid := uuid.NewString()
-	mustInsert(t, s, consumers, Row{ID: cid, Doc: mustJSON(map[string]any{"id": cid})})
+	s, keys, cid := keysOfOneConsumer(t)
 	past, future := time.Now().Add(-time.Minute), time.Now().Add(time.Hour)
 	live := mustInsert(t, s, keys, keyRow("live", cid, &future))
 	forever := mustInsert(t, s, keys, keyRow("forever", cid, nil))
