@@ -95,7 +95,9 @@ func (s *Server) exportConfig(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		for _, row := range rows {
-			docs[k.name] = append(docs[k.name], row.Doc)
+			// A TTL table's "ttl" as Kong's export writes it: the Unix
+			// time the row expires, not the seconds left.
+			docs[k.ek.Name()] = append(docs[k.ek.Name()], store.ExportDoc(k.table, row))
 		}
 	}
 	out, err := declarative.Export(docs)

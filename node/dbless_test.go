@@ -298,6 +298,31 @@ services:
 			t.Errorf("got %v, want the configuration served as a declarative document", body)
 		}
 	})
+	t.Run("key-auth ttl", func(t *testing.T) {
+		// A key's ttl in a file is the Unix time it expires (Kong's export,
+		// kong/db/strategies/postgres/init.lua); reads show the seconds
+		// left (kong/db/strategies/off/init.lua), GET /config the time.
+		expires := time.Now().Add(time.Hour).Unix()
+		doc := strings.Replace(routeDoc(up, "/b"), "- username: alice\n", fmt.Sprintf(`- username: alice
+  keyauth_credentials:
+  - key: k1
+    ttl: %d
+`, expires), 1)
+		if status, raw := adminRaw(t, n, "POST", "/config", "text/yaml", doc); status != 201 {
+			t.Fatalf("POST /config: got %d %s, want 201", status, raw)
+		}
+		keys, _ := mustAdmin(t, n, 200, "GET", "/consumers/alice/key-auth", "")["data"].([]any)
+		if len(keys) != 1 {
+			t.Fatalf("got %d keys, want 1", len(keys))
+		}
+		if ttl, _ := keys[0].(map[string]any)["ttl"].(float64); ttl < 3590 || ttl > 3600 {
+			t.Errorf("got ttl %v, want the seconds left (about 3600)", keys[0].(map[string]any)["ttl"])
+		}
+		text, _ := mustAdmin(t, n, 200, "GET", "/config", "")["config"].(string)
+		if want := fmt.Sprintf("ttl: %d", expires); !strings.Contains(text, want) {
+			t.Errorf("GET /config: got %s, want %q", text, want)
+		}
+	})
 }
 
 // sameFileDoc has an entity of most kinds, none given an id, timestamps

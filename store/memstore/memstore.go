@@ -1,7 +1,8 @@
 // Package memstore holds a whole configuration in memory, as rows of the
 // store's tables, and answers the store's reads from it: the Admin API of
 // a DB-less node (Kong's database = off) reads its entities here instead
-// of from PostgreSQL. A Set is built once from a declarative document and
+// of from PostgreSQL. As the store's reads do, they leave out the expired
+// rows of a TTL table and show "ttl" as the seconds left. A Set is built once from a declarative document and
 // never changed; Live swaps whole Sets, so a reader sees one configuration
 // or the next, never a mix. It writes nothing: every write of a DB-less
 // node replaces the whole configuration (POST /config), which is the
@@ -16,6 +17,7 @@ import (
 	"slices"
 	"sort"
 	"sync/atomic"
+	"time"
 
 	"github.com/grapevine-gw/grapevine/store"
 )
@@ -37,6 +39,7 @@ type table struct {
 	scoped map[string]int            // scope id + "\x00" + key, for keys unique within a parent
 	unique map[string]map[string]int // field -> value -> row
 	cache  map[string]int            // cache_key
+	ttl    bool                      // a TTL table (store.Table.TTL)
 }
 
 // New indexes rows (table name -> rows, any order).
@@ -56,7 +59,7 @@ func newTable(t store.Table, list []store.Row) *table {
 	rows := slices.Clone(list)
 	sort.Slice(rows, func(i, j int) bool { return rows[i].ID < rows[j].ID })
 	tb := &table{rows: rows, byID: make(map[string]int, len(rows)), byKey: map[string]int{},
-		scoped: map[string]int{}, unique: map[string]map[string]int{}, cache: map[string]int{}}
+		scoped: map[string]int{}, unique: map[string]map[string]int{}, cache: map[string]int{}, ttl: t.TTL}
 	for i, r := range rows {
 		tb.byID[r.ID] = i
 		if r.Key != nil {
@@ -105,7 +108,33 @@ func (tb *table) at(m map[string]int, key string) (store.Row, bool) {
 	if !ok {
 		return store.Row{}, false
 	}
-	return tb.rows[i], true
+	return tb.shown(tb.rows[i], time.Now())
+}
+
+// shown is a row as a read returns it at now: false for a row of a TTL
+// table that has expired, and "ttl" (the seconds left, null for never)
+// put first in a TTL table's document, as the store's reads (and Kong's
+// ttl_select_where) do.
+func (tb *table) shown(r store.Row, now time.Time) (store.Row, bool) {
+	if !tb.ttl {
+		return r, true
+	}
+	if r.Expires != nil && !r.Expires.After(now) {
+		return store.Row{}, false
+	}
+	r.Doc = store.WithTTL(r.Doc, r.Expires, now)
+	return r, true
+}
+
+// visible is rows as a read returns them at now (shown).
+func (tb *table) visible(rows []store.Row, now time.Time) []store.Row {
+	out := make([]store.Row, 0, len(rows))
+	for _, r := range rows {
+		if r, ok := tb.shown(r, now); ok {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // Get is store.Store.Get.
@@ -159,7 +188,8 @@ func (s *Set) GetByCacheKey(_ context.Context, t store.Table, key string) (store
 
 // All is store.Store.All.
 func (s *Set) All(_ context.Context, t store.Table) ([]store.Row, error) {
-	return slices.Clone(s.table(t).rows), nil
+	tb := s.table(t)
+	return tb.visible(tb.rows, time.Now()), nil
 }
 
 // Referring is store.Store.Referring.
@@ -167,13 +197,14 @@ func (s *Set) Referring(_ context.Context, t store.Table, field, parentID string
 	if !hasForeign(t, field) {
 		return nil, fmt.Errorf("%s has no foreign field %q", t.Name, field)
 	}
+	tb := s.table(t)
 	var out []store.Row
-	for _, r := range s.table(t).rows {
+	for _, r := range tb.rows {
 		if r.Foreign[field] == parentID {
 			out = append(out, r)
 		}
 	}
-	return out, nil
+	return tb.visible(out, time.Now()), nil
 }
 
 // List is store.Store.List: rows in id order after the offset's id, with
@@ -189,7 +220,8 @@ func (s *Set) List(_ context.Context, t store.Table, p store.Page) ([]store.Row,
 	if p.ForeignField != "" && !hasForeign(t, p.ForeignField) {
 		return nil, "", fmt.Errorf("list %s: no foreign field %q", t.Name, p.ForeignField)
 	}
-	rows := s.table(t).rows
+	tb := s.table(t)
+	rows := tb.rows
 	start := 0
 	if p.Offset != "" {
 		key, err := store.DecodeOffsetKey(p.Offset)
@@ -202,8 +234,10 @@ func (s *Set) List(_ context.Context, t store.Table, p store.Page) ([]store.Row,
 		start = sort.Search(len(rows), func(i int) bool { return rows[i].ID > key[0] })
 	}
 	var out []store.Row
+	now := time.Now()
 	for _, r := range rows[start:] {
-		if !matches(r, p) {
+		r, ok := tb.shown(r, now)
+		if !ok || !matches(r, p) {
 			continue
 		}
 		if len(out) == size {

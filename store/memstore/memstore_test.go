@@ -2,9 +2,11 @@ package memstore
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/grapevine-gw/grapevine/entity/declarative"
 	"github.com/grapevine-gw/grapevine/store"
@@ -129,5 +131,74 @@ func TestListPages(t *testing.T) {
 	}
 	if _, _, err := s.List(ctx, store.Services, store.Page{Offset: "!!"}); !errors.Is(err, store.ErrInvalidOffset) {
 		t.Errorf("bad offset: got %v, want ErrInvalidOffset", err)
+	}
+}
+
+// TestTTLRows: a DB-less node's reads treat a key-auth credential's ttl as
+// the store's do (Kong's ttl_select_where, kong/db/strategies/postgres/init.lua,
+// which DB-less mode follows in kong/db/strategies/off/init.lua): an
+// expired row is seen by no read, and a live one shows "ttl" as the
+// seconds left, null for a key that never expires. A file gives ttl as
+// the Unix time the key expires, as Kong's export writes it.
+func TestTTLRows(t *testing.T) {
+	now := time.Now()
+	s := mustSet(t, fmt.Sprintf(`_format_version: "3.0"
+consumers:
+- username: alice
+  id: 22222222-2222-2222-2222-222222222222
+  keyauth_credentials:
+  - key: expired
+    id: 33333333-3333-3333-3333-333333333331
+    ttl: %d
+  - key: live
+    id: 33333333-3333-3333-3333-333333333332
+    ttl: %d
+  - key: forever
+    id: 33333333-3333-3333-3333-333333333333
+`, now.Add(-time.Minute).Unix(), now.Add(time.Hour).Unix()))
+	ctx := context.Background()
+	keys, _ := store.TableByName("keyauth_credentials")
+	ttlOf := func(r store.Row) any {
+		var doc map[string]any
+		if err := json.Unmarshal(r.Doc, &doc); err != nil {
+			t.Fatalf("%s: %v", r.Doc, err)
+		}
+		ttl, ok := doc["ttl"]
+		if !ok {
+			return "absent"
+		}
+		return ttl
+	}
+	if _, err := s.Get(ctx, keys, "33333333-3333-3333-3333-333333333331"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("get the expired key: got %v, want ErrNotFound", err)
+	}
+	live, err := s.Get(ctx, keys, "33333333-3333-3333-3333-333333333332")
+	if err != nil {
+		t.Fatalf("get the live key: %v", err)
+	}
+	if ttl, _ := ttlOf(live).(float64); ttl < 3590 || ttl > 3600 {
+		t.Errorf("the live key: got ttl %v, want the seconds left (about 3600)", ttlOf(live))
+	}
+	forever, err := s.Get(ctx, keys, "33333333-3333-3333-3333-333333333333")
+	if err != nil || ttlOf(forever) != nil {
+		t.Errorf("the key without ttl: got ttl %v (%v), want null", ttlOf(forever), err)
+	}
+	all, _ := s.All(ctx, keys)
+	listed, _, _ := s.List(ctx, keys, store.Page{})
+	referring, _ := s.Referring(ctx, keys, "consumer", "22222222-2222-2222-2222-222222222222")
+	for name, rows := range map[string][]store.Row{"All": all, "List": listed, "Referring": referring} {
+		var got []string
+		for _, r := range rows {
+			got = append(got, r.ID[len(r.ID)-1:])
+			if ttlOf(r) == "absent" {
+				t.Errorf("%s: row %s without ttl, want it shown", name, r.ID)
+			}
+		}
+		if fmt.Sprint(got) != "[2 3]" {
+			t.Errorf("%s: got rows ending %v, want [2 3] (the expired one left out)", name, got)
+		}
+	}
+	if n := len(s.Rows()["keyauth_credentials"]); n != 3 {
+		t.Errorf("Rows (what the node builds from, checking expiry on its own clock): got %d, want 3", n)
 	}
 }
