@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/grapevine-gw/grapevine/entity"
 	"github.com/grapevine-gw/grapevine/store"
 )
 
@@ -16,11 +17,20 @@ import (
 
 // cachedDoc is a row's document as the cache keeps it.
 func cachedDoc(table string, row store.Row) json.RawMessage {
-	t, ok := store.TableByName(table)
-	if !ok || !t.TTL {
+	if !hasTTL(table) {
 		return row.Doc
 	}
+	t, _ := store.TableByName(table)
 	return store.ExportDoc(t, row)
+}
+
+// hasTTL says whether table's rows may expire. cachedDoc and cachedRowOf
+// run for every row of a full reload or a cache load, so this asks the
+// kind's schema: building the store.Table (store.TableByName) cost more
+// than the rest of the call.
+func hasTTL(table string) bool {
+	k, ok := entity.KindByName(table)
+	return ok && k.Schema.TTL
 }
 
 // cachedRowOf is a cached entity as a read from the database returns it:
@@ -28,8 +38,7 @@ func cachedDoc(table string, row store.Row) json.RawMessage {
 // kept no expiry; its rows have none.
 func cachedRowOf(table string, r cachedRow, version int) store.Row {
 	row := store.Row{ID: r.ID, Doc: r.Doc}
-	t, ok := store.TableByName(table)
-	if !ok || !t.TTL || version < 2 {
+	if !hasTTL(table) || version < 2 {
 		return row
 	}
 	row.Doc, row.Expires = store.FromExportDoc(r.Doc, time.Now())
