@@ -250,6 +250,15 @@ func (s *Server) writeResponse(w http.ResponseWriter, x *exchange, hc *headConn,
 		}
 		return
 	}
+	if _, ok := stream.(Trailers); !ok {
+		// The headers go at once, as nginx sends an upstream's headers
+		// on receipt: a client of a stream whose first piece comes late
+		// (server-sent events) sees the answer begin. x/net/http2 would
+		// hold them until the first piece. A gRPC answer keeps that hold:
+		// with no message at all it must go as one trailers-only HEADERS
+		// frame, which an early flush would split.
+		_ = x.conn.rc.Flush()
+	}
 	// Each piece is flushed as it comes: a streamed answer (gRPC above
 	// all) must not wait in a buffer for the next one.
 	_ = resp.BodyWriteTo(flushWriter{w: w, rc: x.conn.rc})

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"sync/atomic"
+	"sync"
 	"testing"
 	"time"
 
@@ -134,4 +135,45 @@ func (r *waitingReader) Read(p []byte) (int, error) {
 	}
 	r.n++
 	return copy(p, r.pieces[r.n-1]), nil
+}
+
+// TestStreamedAnswerHeadersFirst: the headers of a streamed answer reach
+// the client before its first piece, however late that comes (an event
+// stream that is quiet at first), as nginx sends an upstream's headers on
+// receipt. get fails after 5 s if they wait for the body.
+func TestStreamedAnswerHeadersFirst(t *testing.T) {
+	release := make(chan struct{})
+	var once sync.Once
+	free := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(free)
+	cc, _ := serve(t, func(ctx *fasthttp.RequestCtx) {
+		ctx.Response.Header.Set("X-Test", "1")
+		ctx.SetBodyStream(&lateReader{release: release, body: "late"}, -1)
+	}, time.Hour)
+
+	resp := get(t, cc, "/events")
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("X-Test") != "1" {
+		t.Fatalf("got %d %v, want 200 with X-Test", resp.StatusCode, resp.Header)
+	}
+	free()
+	if body, _ := io.ReadAll(resp.Body); string(body) != "late" {
+		t.Fatalf("got body %q, want %q", body, "late")
+	}
+}
+
+// lateReader gives body once release is closed.
+type lateReader struct {
+	release chan struct{}
+	body    string
+	done    bool
+}
+
+func (r *lateReader) Read(p []byte) (int, error) {
+	<-r.release
+	if r.done {
+		return 0, io.EOF
+	}
+	r.done = true
+	return copy(p, r.body), nil
 }
