@@ -1,9 +1,7 @@
 package node
 
 import (
-	"runtime"
-	"sync"
-
+	"github.com/grapevine-gw/grapevine/internal/parallel"
 	"github.com/grapevine-gw/grapevine/store"
 )
 
@@ -22,46 +20,10 @@ func decodeRows(rows map[string][]store.Row) ([]decodedRow, error) {
 		}
 	}
 	out := make([]decodedRow, len(refs))
-	err := parallelFor(len(refs), func(i int) error {
+	err := parallel.For(len(refs), func(i int) error {
 		d, err := decodeRow(refs[i].table, *refs[i].row)
 		out[i] = d
 		return err
 	})
 	return out, err
-}
-
-// parallelFor runs fn for 0..n-1 on GOMAXPROCS goroutines, each taking a
-// contiguous chunk; it returns the first error met.
-func parallelFor(n int, fn func(i int) error) error {
-	workers := min(runtime.GOMAXPROCS(0), max(n/256, 1))
-	if workers <= 1 {
-		for i := range n {
-			if err := fn(i); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	var wg sync.WaitGroup
-	errs := make([]error, workers)
-	chunk := (n + workers - 1) / workers
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w * chunk; i < min((w+1)*chunk, n); i++ {
-				if err := fn(i); err != nil {
-					errs[w] = err
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
 }

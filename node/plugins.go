@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/grapevine-gw/grapevine/entity"
+	"github.com/grapevine-gw/grapevine/internal/parallel"
 	"github.com/grapevine-gw/grapevine/proxy/metrics"
 	"github.com/grapevine-gw/grapevine/proxy/plugins"
 	"github.com/grapevine-gw/grapevine/store"
@@ -59,7 +60,7 @@ func (a *applier) takeIndexRows(rows map[string][]store.Row) error {
 		// Decoded on every core, as decodeRows does the other tables:
 		// a consumer and a key per service is most of a big import.
 		decoded := make([]any, len(list))
-		err := parallelFor(len(list), func(i int) error {
+		err := parallel.For(len(list), func(i int) error {
 			v, err := k.Decode(list[i].Doc)
 			if err != nil {
 				return fmt.Errorf("decoding %s %s: %w", name, list[i].ID, err)

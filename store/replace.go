@@ -5,12 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/grapevine-gw/grapevine/entity"
+	"github.com/grapevine-gw/grapevine/internal/parallel"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -229,22 +228,12 @@ func RowOf(k *entity.Kind, doc map[string]any) (Row, error) {
 // parsing the file. The first error in document order is returned.
 func RowsOf(k *entity.Kind, docs []map[string]any) ([]Row, error) {
 	rows := make([]Row, len(docs))
-	errs := make([]error, len(docs))
-	workers := min(runtime.GOMAXPROCS(0), max(len(docs)/256, 1))
-	chunk := (len(docs) + workers - 1) / max(workers, 1)
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			for i := w * chunk; i < min((w+1)*chunk, len(docs)); i++ {
-				rows[i], errs[i] = RowOf(k, docs[i])
-			}
-		})
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return nil, err
-		}
+	err := parallel.For(len(docs), func(i int) (err error) {
+		rows[i], err = RowOf(k, docs[i])
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
 	return rows, nil
 }

@@ -2,13 +2,12 @@ package declarative
 
 import (
 	"fmt"
-	"runtime"
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 
 	"github.com/grapevine-gw/grapevine/entity"
+	"github.com/grapevine-gw/grapevine/internal/parallel"
 )
 
 // index finds the file's entities of one kind by id and by each unique
@@ -192,8 +191,9 @@ func (p *parser) validate(transform bool) *Config {
 		items := p.items[k.Name()]
 		docs := make([]map[string]any, len(items))
 		errs := make([][]FieldError, len(items))
-		parallelFor(len(items), func(i int) {
+		_ = parallel.For(len(items), func(i int) error {
 			docs[i], errs[i] = validateOne(k, items[i].in, transform)
+			return nil // errs keeps every entity's, to report them all
 		})
 		kd := KindDocs{Kind: k, Docs: make([]map[string]any, 0, len(items))}
 		for i, it := range items {
@@ -232,22 +232,6 @@ func validateOne(k *entity.Kind, in map[string]any, transform bool) (map[string]
 		}
 	}
 	return doc, nil
-}
-
-// parallelFor runs fn for 0..n-1 on GOMAXPROCS goroutines, each taking a
-// contiguous chunk.
-func parallelFor(n int, fn func(i int)) {
-	workers := min(runtime.GOMAXPROCS(0), max(n/256, 1))
-	chunk := (n + workers - 1) / workers
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			for i := w * chunk; i < min((w+1)*chunk, n); i++ {
-				fn(i)
-			}
-		})
-	}
-	wg.Wait()
 }
 
 // fieldErrors flattens a schema violation into one message per field

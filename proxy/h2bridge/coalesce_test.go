@@ -5,8 +5,8 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"sync/atomic"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
