@@ -82,12 +82,11 @@ func (n *Node) probeDatabase(ctx context.Context) {
 	pctx, cancel := context.WithTimeout(ctx, min(dbProbeTimeout, n.dbTimeout()))
 	err := n.store.Probe(pctx)
 	cancel()
-	if ctx.Err() != nil || !n.dbw.set(err == nil) {
-		return
-	}
-	if err != nil {
+	switch {
+	case ctx.Err() != nil:
+	case err == nil:
+		n.databaseAnswered()
+	case n.dbw.set(false):
 		n.log.Warn().Err(err).Msg("the database does not answer: Admin API writes answer 503 at once, the proxy serves the configuration it has")
-	} else {
-		n.log.Info().Msg("the database answers again")
 	}
 }
