@@ -299,13 +299,13 @@ func (s *cacheState) apply(rec journalRecord) {
 	s.meta.WrittenAt, s.meta.ConfigHash, s.meta.Peers = rec.WrittenAt, rec.ConfigHash, rec.Peers
 }
 
-// body is the configuration as the applier loads it.
-func (s *cacheState) body(notes []string) cacheBody {
+// body is the configuration as the applier loads it, read from base.
+func (s *cacheState) body(notes []string, base cacheBase) cacheBody {
 	tables := map[string][]cachedRow{}
 	for k, r := range s.rows {
 		tables[k.Table] = append(tables[k.Table], r)
 	}
-	return cacheBody{cacheMeta: s.meta, Tables: tables, notes: notes}
+	return cacheBody{cacheMeta: s.meta, Tables: tables, notes: notes, version: base.version}
 }
 
 // scanCacheBase reads a base of size bytes from r, checks its header and
@@ -402,15 +402,20 @@ func decodeCacheBody(r io.Reader, each func(cacheLine) error) (cacheMeta, error)
 
 // decodeCache checks and decodes a base held in memory.
 func decodeCache(data []byte, database string) (cacheBody, error) {
-	s := cacheState{rows: map[entityKey]cachedRow{}}
-	meta, base, err := scanCacheBase(bytes.NewReader(data), int64(len(data)), database, s.put)
+	s, base, err := readCacheBase(bytes.NewReader(data), int64(len(data)), database)
 	if err != nil {
 		return cacheBody{}, err
 	}
+	return s.body(nil, base), nil
+}
+
+// readCacheBase reads and checks a base of size bytes from r into a
+// cacheState, for its journal to be replayed onto.
+func readCacheBase(r io.Reader, size int64, database string) (cacheState, cacheBase, error) {
+	s := cacheState{rows: map[entityKey]cachedRow{}}
+	meta, base, err := scanCacheBase(r, size, database, s.put)
 	s.meta = meta
-	body := s.body(nil)
-	body.version = base.version
-	return body, nil
+	return s, base, err
 }
 
 func (s *cacheState) put(l cacheLine) error {
@@ -429,17 +434,13 @@ func readCache(path, database string) (cacheBody, error) {
 	if err != nil {
 		return cacheBody{}, refuse("reading %s: %v", path, err)
 	}
-	s := cacheState{rows: map[entityKey]cachedRow{}}
-	meta, base, err := scanCacheBase(f, fi.Size(), database, s.put)
+	s, base, err := readCacheBase(f, fi.Size(), database)
 	if err != nil {
 		return cacheBody{}, err
 	}
-	s.meta = meta
 	journal, err := os.ReadFile(path + cacheJournalSuffix)
 	if errors.Is(err, os.ErrNotExist) || base.version < 3 {
-		body := s.body(nil) // a base alone is a whole configuration; formats 1 and 2 had no journal
-		body.version = base.version
-		return body, nil
+		return s.body(nil, base), nil // a base alone is a whole configuration; formats 1 and 2 had no journal
 	}
 	if err != nil {
 		return cacheBody{}, refuse("reading %s: %v", path+cacheJournalSuffix, err)
@@ -451,9 +452,7 @@ func readCache(path, database string) (cacheBody, error) {
 	for _, rec := range records {
 		s.apply(rec)
 	}
-	body := s.body(notes)
-	body.version = base.version
-	return body, nil
+	return s.body(notes, base), nil
 }
 
 // journalHeader is the first line of the journal continuing a base.
@@ -599,7 +598,8 @@ func syncDir(dir string) {
 	}
 }
 
-// writeCacheFile writes data to path atomically (tests write whole files).
+// writeCacheFile writes data to path atomically: a new journal's header,
+// and whole files in tests.
 func writeCacheFile(path string, data []byte) error {
 	return replaceFile(path, func(f *os.File) error {
 		_, err := f.Write(data)

@@ -89,8 +89,8 @@ func FuzzCacheJournal(f *testing.F) {
 			sum := sha256.Sum256(data)
 			data = append(append(journalHeader(info.sum), fmt.Sprintf("%d %x\n", len(data), sum)...), data...)
 		}
-		s := cacheState{rows: map[entityKey]cachedRow{}}
-		if _, _, err := scanCacheBase(bytes.NewReader(base), int64(len(base)), db, s.put); err != nil {
+		s, info, err := readCacheBase(bytes.NewReader(base), int64(len(base)), db)
+		if err != nil {
 			t.Fatal(err)
 		}
 		records, _, err := decodeJournal(data, info.sum)
@@ -104,7 +104,7 @@ func FuzzCacheJournal(f *testing.F) {
 			s.apply(rec)
 		}
 		a := &applier{}
-		if err := a.replaceRows(cacheRows(s.body(nil))); err != nil {
+		if err := a.replaceRows(cacheRows(s.body(nil, info))); err != nil {
 			return // refused whole, as loadCache refuses it
 		}
 		a.state.snapshot()

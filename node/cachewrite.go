@@ -93,10 +93,7 @@ func (w *cacheFiles) write(meta cacheMeta, c cacheContent) (cacheWrite, error) {
 func (w *cacheFiles) startJournal() error {
 	path := w.path + cacheJournalSuffix
 	header := journalHeader(w.base.sum)
-	if err := replaceFile(path, func(f *os.File) error {
-		_, err := f.Write(header)
-		return err
-	}); err != nil {
+	if err := writeCacheFile(path, header); err != nil {
 		return err
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
