@@ -198,11 +198,7 @@ func (a *applier) loadCache(body cacheBody) error {
 // replaceRows replaces the state, the credential index and the cached
 // documents with one whole configuration.
 func (a *applier) replaceRows(rows map[string][]store.Row) error {
-	n := 0
-	for _, list := range rows {
-		n += len(list)
-	}
-	docs := make(map[entityKey]json.RawMessage, n) // sized: growing it rehashed it a dozen times
+	docs := make(map[entityKey]json.RawMessage, rowCount(rows)) // sized: growing it rehashed it a dozen times
 	for table, list := range rows {
 		for _, row := range list {
 			docs[entityKey{Table: table, ID: row.ID}] = cachedDoc(table, row)

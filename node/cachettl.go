@@ -17,20 +17,20 @@ import (
 
 // cachedDoc is a row's document as the cache keeps it.
 func cachedDoc(table string, row store.Row) json.RawMessage {
-	if !hasTTL(table) {
+	k, ok := ttlKind(table)
+	if !ok {
 		return row.Doc
 	}
-	t, _ := store.TableByName(table)
-	return store.ExportDoc(t, row)
+	return store.ExportDoc(store.TableOf(k), row)
 }
 
-// hasTTL says whether table's rows may expire. cachedDoc and cachedRowOf
-// run for every row of a full reload or a cache load, so this asks the
-// kind's schema: building the store.Table (store.TableByName) cost more
-// than the rest of the call.
-func hasTTL(table string) bool {
+// ttlKind is table's kind when its rows may expire. cachedDoc and
+// cachedRowOf run for every row of a full reload or a cache load, so this
+// asks the kind's schema: building the store.Table (store.TableByName)
+// for every row cost more than the rest of the call.
+func ttlKind(table string) (*entity.Kind, bool) {
 	k, ok := entity.KindByName(table)
-	return ok && k.Schema.TTL
+	return k, ok && k.Schema.TTL
 }
 
 // cachedRowOf is a cached entity as a read from the database returns it:
@@ -38,7 +38,7 @@ func hasTTL(table string) bool {
 // kept no expiry; its rows have none.
 func cachedRowOf(table string, r cachedRow, version int) store.Row {
 	row := store.Row{ID: r.ID, Doc: r.Doc}
-	if !hasTTL(table) || version < 2 {
+	if _, ok := ttlKind(table); !ok || version < 2 {
 		return row
 	}
 	row.Doc, row.Expires = store.FromExportDoc(r.Doc, time.Now())

@@ -77,15 +77,21 @@ func (s *configState) replaceAll(rows map[string][]store.Row) error {
 // reserve sizes the maps for rows: filled one entity at a time, tens of
 // thousands of them grew and rehashed them over and over.
 func (s *configState) reserve(rows map[string][]store.Row) {
-	n := 0
-	for _, list := range rows {
-		n += len(list)
-	}
+	n := rowCount(rows)
 	s.services = make(map[string]entity.Service, len(rows[store.Services.Name]))
 	s.routes = make(map[string]entity.Route, len(rows[store.Routes.Name]))
 	s.plugins = make(map[string]entity.Plugin, len(rows[entity.Plugins.Name]))
 	s.digests = make(map[entityKey]entityDigest, n)
 	s.dirty = make(map[entityKey]bool, n)
+}
+
+// rowCount is how many rows rows holds, all tables together.
+func rowCount(rows map[string][]store.Row) int {
+	n := 0
+	for _, list := range rows {
+		n += len(list)
+	}
+	return n
 }
 
 // decodedRow is one entity row decoded by its kind, with its digest.
