@@ -250,7 +250,8 @@ func (s *Server) writeResponse(w http.ResponseWriter, x *exchange, hc *headConn,
 		}
 		return
 	}
-	if _, ok := stream.(Trailers); !ok {
+	tr, hasTrailers := stream.(Trailers)
+	if !hasTrailers {
 		// The headers go at once, as nginx sends an upstream's headers
 		// on receipt: a client of a stream whose first piece comes late
 		// (server-sent events) sees the answer begin. x/net/http2 would
@@ -262,7 +263,7 @@ func (s *Server) writeResponse(w http.ResponseWriter, x *exchange, hc *headConn,
 	// Each piece is flushed as it comes: a streamed answer (gRPC above
 	// all) must not wait in a buffer for the next one.
 	_ = resp.BodyWriteTo(flushWriter{w: w, rc: x.conn.rc})
-	if tr, ok := stream.(Trailers); ok {
+	if hasTrailers {
 		// Keys with TrailerPrefix set after the body go as trailers.
 		out := w.Header()
 		for k, vs := range tr.Trailers() {

@@ -186,17 +186,8 @@ func NewCompiler(env *Env) *Compiler {
 // Compile is Compile(env, p), with the hooks of a shareable plugin taken
 // from an earlier one of the same config when there was one.
 func (c *Compiler) Compile(p *entity.Plugin) (*proxy.PluginInstance, error) {
-	if !p.Enabled || !shareable[p.Name] {
-		c.builds++
-		return Compile(c.env, p)
-	}
-	config, err := json.Marshal(p.Config) // map keys sorted: one text per config
-	if err != nil {
-		c.builds++
-		return Compile(c.env, p)
-	}
-	key := p.Name + "\x00" + strings.Join(p.Protocols, ",") + "\x00" + string(config)
-	if hooks, ok := c.hooks[key]; ok {
+	key, shared := shareKey(p)
+	if hooks, ok := c.hooks[key]; shared && ok {
 		if c.env.Metrics != nil {
 			c.env.Metrics.Forget(p.ID) // as Compile does
 		}
@@ -204,13 +195,26 @@ func (c *Compiler) Compile(p *entity.Plugin) (*proxy.PluginInstance, error) {
 	}
 	c.builds++
 	inst, err := Compile(c.env, p)
-	if err == nil && inst != nil {
+	if shared && err == nil && inst != nil {
 		if len(c.hooks) >= maxShared {
 			clear(c.hooks)
 		}
 		c.hooks[key] = inst.Hooks
 	}
 	return inst, err
+}
+
+// shareKey names the hooks p runs, when another instance may share them:
+// an enabled shareable plugin, by its name, protocols and config.
+func shareKey(p *entity.Plugin) (string, bool) {
+	if !p.Enabled || !shareable[p.Name] {
+		return "", false
+	}
+	config, err := json.Marshal(p.Config) // map keys sorted: one text per config
+	if err != nil {
+		return "", false
+	}
+	return p.Name + "\x00" + strings.Join(p.Protocols, ",") + "\x00" + string(config), true
 }
 
 // onProtocols makes the hooks skip requests whose scheme the plugin's
