@@ -98,36 +98,41 @@ func ExportDoc(t Table, r Row) json.RawMessage {
 // withoutTTL undoes WithTTL: the document without the "ttl" member a read
 // put first.
 func withoutTTL(doc json.RawMessage) json.RawMessage {
-	rest, ok := bytes.CutPrefix(doc, []byte(`{"ttl":`))
+	_, rest, _ := cutTTL(doc)
+	return rest
+}
+
+// cutTTL splits the "ttl" member WithTTL (or ExportDoc) put first off
+// doc: its value's text and the document without it. ok is false, and
+// rest is doc, when doc does not start with one.
+func cutTTL(doc json.RawMessage) (value []byte, rest json.RawMessage, ok bool) {
+	after, ok := bytes.CutPrefix(doc, []byte(`{"ttl":`))
 	if !ok {
-		return doc
+		return nil, doc, false
 	}
-	end := bytes.IndexAny(rest, ",}")
+	end := bytes.IndexAny(after, ",}")
 	if end < 0 {
-		return doc
+		return nil, doc, false
 	}
-	if rest[end] == ',' {
+	value = after[:end]
+	if after[end] == ',' {
 		end++
 	}
-	return append([]byte("{"), rest[end:]...)
+	return value, append([]byte("{"), after[end:]...), true
 }
 
 // FromExportDoc undoes ExportDoc for a TTL table's document: the expiry
 // its "ttl" names (nil for null or none), and the document with "ttl" as
 // a read at now renders it (WithTTL).
 func FromExportDoc(doc json.RawMessage, now time.Time) (json.RawMessage, *time.Time) {
-	rest, ok := bytes.CutPrefix(doc, []byte(`{"ttl":`))
+	value, rest, ok := cutTTL(doc)
 	if !ok {
 		return doc, nil
 	}
-	end := bytes.IndexAny(rest, ",}")
-	if end < 0 {
-		return doc, nil
-	}
 	var expires *time.Time
-	if at, err := strconv.ParseInt(string(rest[:end]), 10, 64); err == nil {
+	if at, err := strconv.ParseInt(string(value), 10, 64); err == nil {
 		t := time.Unix(at, 0)
 		expires = &t
 	}
-	return WithTTL(withoutTTL(doc), expires, now), expires
+	return WithTTL(rest, expires, now), expires
 }

@@ -2,12 +2,12 @@
 // store's tables, and answers the store's reads from it: the Admin API of
 // a DB-less node (Kong's database = off) reads its entities here instead
 // of from PostgreSQL. As the store's reads do, they leave out the expired
-// rows of a TTL table and show "ttl" as the seconds left. A Set is built once from a declarative document and
-// never changed; Live swaps whole Sets, so a reader sees one configuration
-// or the next, never a mix. It writes nothing: every write of a DB-less
-// node replaces the whole configuration (POST /config), which is the
-// node's business, not this package's. It must not import the proxy or
-// open a database.
+// rows of a TTL table and show "ttl" as the seconds left. A Set is built
+// once from a declarative document and never changed; Live swaps whole
+// Sets, so a reader sees one configuration or the next, never a mix. It
+// writes nothing: every write of a DB-less node replaces the whole
+// configuration (POST /config), which is the node's business, not this
+// package's. It must not import the proxy or open a database.
 package memstore
 
 import (
