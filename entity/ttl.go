@@ -42,30 +42,34 @@ func (s *Schema) takeTTL(doc map[string]any) (ttl int64, given bool, err *Error)
 
 // ttlSeconds reads a ttl given as a JSON number, or as a form's text.
 func ttlSeconds(v any) (int64, bool) {
-	var f float64
+	if s, ok := v.(string); ok {
+		f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+		return wholeUpTo(f, MaxTTL, err == nil)
+	}
+	f, ok := numberOf(v)
+	return wholeUpTo(f, MaxTTL, ok)
+}
+
+// numberOf is v as a float when it is a decoded number.
+func numberOf(v any) (float64, bool) {
 	switch x := v.(type) {
 	case json.Number:
-		g, err := x.Float64()
-		if err != nil {
-			return 0, false
-		}
-		f = g
+		f, err := x.Float64()
+		return f, err == nil
 	case float64:
-		f = x
+		return x, true
 	case int64:
-		f = float64(x)
+		return float64(x), true
 	case int:
-		f = float64(x)
-	case string:
-		g, err := strconv.ParseFloat(strings.TrimSpace(x), 64)
-		if err != nil {
-			return 0, false
-		}
-		f = g
-	default:
-		return 0, false
+		return float64(x), true
 	}
-	if f != math.Floor(f) || f < 0 || f > MaxTTL {
+	return 0, false
+}
+
+// wholeUpTo is f as an integer when ok and f is a whole number from 0 to
+// limit.
+func wholeUpTo(f, limit float64, ok bool) (int64, bool) {
+	if !ok || f != math.Floor(f) || f < 0 || f > limit {
 		return 0, false
 	}
 	return int64(f), true
@@ -80,3 +84,14 @@ func ttlSeconds(v any) (int64, bool) {
 // Expiry asks the store for that expiry, where an integer "ttl" is the
 // Admin API's seconds from the write.
 type Expiry int64
+
+// maxExpiry bounds an Expiry read from a file: far beyond any real one.
+const maxExpiry = math.MaxInt32 * 4
+
+// ExpiryOf reads a declarative file's ttl, a number (never text) of
+// whole Unix seconds.
+func ExpiryOf(v any) (Expiry, bool) {
+	f, ok := numberOf(v)
+	at, ok := wholeUpTo(f, maxExpiry, ok)
+	return Expiry(at), ok
+}

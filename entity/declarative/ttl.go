@@ -1,9 +1,6 @@
 package declarative
 
 import (
-	"encoding/json"
-	"math"
-
 	"github.com/grapevine-gw/grapevine/entity"
 )
 
@@ -18,29 +15,13 @@ func takeExpiry(k *entity.Kind, in map[string]any) (expiry *entity.Expiry, ok bo
 		return nil, true
 	}
 	delete(in, "ttl")
-	var f float64
-	switch x := v.(type) {
-	case nil:
+	if v == nil {
 		return nil, true
-	case int64:
-		f = float64(x)
-	case int:
-		f = float64(x)
-	case float64:
-		f = x
-	case json.Number:
-		g, err := x.Float64()
-		if err != nil {
-			return nil, false
-		}
-		f = g
-	default:
+	}
+	at, ok := entity.ExpiryOf(v)
+	if !ok {
 		return nil, false
 	}
-	if f != math.Floor(f) || f < 0 || f > math.MaxInt32*4 {
-		return nil, false
-	}
-	at := entity.Expiry(f)
 	return &at, true
 }
 
