@@ -87,20 +87,16 @@ func (s *Server) handleConfig(w http.ResponseWriter, r *http.Request) {
 // exportConfig is GET /config on a DB-less node: {"config": the
 // configuration served, as a declarative YAML document}.
 func (s *Server) exportConfig(w http.ResponseWriter, r *http.Request) {
-	docs := map[string][]json.RawMessage{}
+	rows := map[string][]store.Row{}
 	for _, k := range s.kinds.order {
-		rows, err := s.st.All(r.Context(), k.table)
+		list, err := s.st.All(r.Context(), k.table)
 		if err != nil {
 			s.writeError(w, r, err)
 			return
 		}
-		for _, row := range rows {
-			// A TTL table's "ttl" as Kong's export writes it: the Unix
-			// time the row expires, not the seconds left.
-			docs[k.ek.Name()] = append(docs[k.ek.Name()], store.ExportDoc(k.table, row))
-		}
+		rows[k.table.Name] = list
 	}
-	out, err := declarative.Export(docs)
+	out, err := declarative.Export(store.ExportDocs(rows))
 	if err != nil {
 		s.writeError(w, r, err)
 		return

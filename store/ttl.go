@@ -95,6 +95,21 @@ func ExportDoc(t Table, r Row) json.RawMessage {
 	return withTTLValue(withoutTTL(r.Doc), value)
 }
 
+// ExportDocs is ExportDoc of every row, by table name, as an export
+// (declarative.Export) takes them.
+func ExportDocs(rows map[string][]Row) map[string][]json.RawMessage {
+	docs := make(map[string][]json.RawMessage, len(rows))
+	for table, list := range rows {
+		t, _ := TableByName(table)
+		out := make([]json.RawMessage, len(list))
+		for i, r := range list {
+			out[i] = ExportDoc(t, r)
+		}
+		docs[table] = out
+	}
+	return docs
+}
+
 // withoutTTL undoes WithTTL: the document without the "ttl" member a read
 // put first.
 func withoutTTL(doc json.RawMessage) json.RawMessage {

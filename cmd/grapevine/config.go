@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -185,14 +184,7 @@ func dbExport(ctx context.Context, confPath, path string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	docs := make(map[string][]json.RawMessage, len(load.Rows))
-	for table, rows := range load.Rows {
-		t, _ := store.TableByName(table)
-		for _, r := range rows {
-			docs[table] = append(docs[table], store.ExportDoc(t, r))
-		}
-	}
-	data, err := declarative.Export(docs)
+	data, err := declarative.Export(store.ExportDocs(load.Rows))
 	if err != nil {
 		return err
 	}
