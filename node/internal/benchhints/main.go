@@ -24,6 +24,8 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -47,6 +49,7 @@ type options struct {
 	duration time.Duration
 	clients  int
 	encrypt  bool
+	profile  string
 }
 
 func main() {
@@ -56,6 +59,7 @@ func main() {
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "length of each phase")
 	flag.IntVar(&o.clients, "clients", 8, "keep-alive load clients")
 	flag.BoolVar(&o.encrypt, "encrypt", false, "set cluster_encrypt_key, and add a phase of unencrypted forged packets")
+	flag.StringVar(&o.profile, "cpuprofile", "", "write a CPU profile of each phase to this directory (phase-N.pprof)")
 	flag.Parse()
 	benchkit.Main(zerolog.ErrorLevel, 0, func(ctx context.Context, log zerolog.Logger) error { return run(ctx, o, log) })
 }
@@ -96,6 +100,7 @@ func run(ctx context.Context, o options, logger zerolog.Logger) error {
 	}
 	defer forger.Shutdown()
 
+	events := forgeEvents(o.rate, o.duration)
 	fmt.Fprintf(report, "one node, %d keep-alive clients on its proxy, %s per phase, forged hints at %d/s (encrypted gossip: %v)\n", o.clients, o.duration, o.rate, o.encrypt)
 	phases := []struct {
 		name  string
@@ -106,18 +111,18 @@ func run(ctx context.Context, o options, logger zerolog.Logger) error {
 		// sends the same flood to an address no one listens on, to show
 		// what the sending alone costs the proxy.
 		{"hints sent to no one (the sender's own cost)", func(stop <-chan struct{}) int64 {
-			return floodHints(forger, &memberlist.Node{Name: "void", Addr: net.ParseIP(voidHost), Port: 7946}, o.rate, stop)
+			return floodHints(forger, &memberlist.Node{Name: "void", Addr: net.ParseIP(voidHost), Port: 7946}, o.rate, events, stop)
 		}},
-		{"hints from a member", func(stop <-chan struct{}) int64 { return floodHints(forger, target, o.rate, stop) }},
+		{"hints from a member", func(stop <-chan struct{}) int64 { return floodHints(forger, target, o.rate, events, stop) }},
 	}
 	if o.encrypt {
 		phases = append(phases, struct {
 			name  string
 			flood func(stop <-chan struct{}) int64
-		}{"unencrypted forged packets", func(stop <-chan struct{}) int64 { return floodStray(nodeHost+":7946", o.rate, stop) }})
+		}{"unencrypted forged packets", func(stop <-chan struct{}) int64 { return floodStray(nodeHost+":7946", o.rate, events, stop) }})
 	}
-	for _, p := range phases {
-		if err := phase(ctx, o, n, dsn, p.name, p.flood); err != nil {
+	for i, p := range phases {
+		if err := phase(ctx, o, n, dsn, p.name, p.flood, profilePath(o.profile, i)); err != nil {
 			return err
 		}
 	}
@@ -185,6 +190,9 @@ func joinForger(n *node.Node, key []byte) (*memberlist.Memberlist, *memberlist.N
 	conf.BindAddr, conf.BindPort = forgerHost, 7946
 	conf.AdvertiseAddr, conf.AdvertisePort = forgerHost, 7946
 	conf.Logger = log.New(io.Discard, "", 0)
+	// A forger sends cheaply: LZW-compressing every message cost the
+	// sender, on the node's own cores, a third of the machine.
+	conf.EnableCompression = false
 	// serf's delegate protocol range (serf v0.11: 2 to 5, speaking 4),
 	// or the node refuses the member.
 	conf.DelegateProtocolVersion, conf.DelegateProtocolMin, conf.DelegateProtocolMax = 4, 2, 5
@@ -228,8 +236,21 @@ func forgedEvent(i int64) []byte {
 	return buf.Bytes()
 }
 
-// paced calls send rate times a second, in 1 ms batches, until stop.
-func paced(rate int, stop <-chan struct{}, send func(i int64)) int64 {
+// forgeEvents encodes a phase's worth of forged events before it starts,
+// so the flood costs the sender a system call a message and no encoding:
+// the sender shares the node's cores, and its share should be small.
+func forgeEvents(rate int, d time.Duration) [][]byte {
+	n := int(float64(rate)*(d+time.Second).Seconds()) + 1
+	events := make([][]byte, n)
+	for i := range events {
+		events[i] = forgedEvent(int64(i))
+	}
+	return events
+}
+
+// paced calls send rate times a second, in 1 ms batches, until stop or
+// until limit calls.
+func paced(rate int, limit int64, stop <-chan struct{}, send func(i int64)) int64 {
 	var i int64
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
@@ -240,20 +261,20 @@ func paced(rate int, stop <-chan struct{}, send func(i int64)) int64 {
 			return i
 		case <-tick.C:
 		}
-		due := int64(time.Since(began).Seconds() * float64(rate))
+		due := min(int64(time.Since(began).Seconds()*float64(rate)), limit)
 		for ; i < due; i++ {
 			send(i)
 		}
 	}
 }
 
-func floodHints(ml *memberlist.Memberlist, to *memberlist.Node, rate int, stop <-chan struct{}) int64 {
-	return paced(rate, stop, func(i int64) { _ = ml.SendBestEffort(to, forgedEvent(i)) })
+func floodHints(ml *memberlist.Memberlist, to *memberlist.Node, rate int, events [][]byte, stop <-chan struct{}) int64 {
+	return paced(rate, int64(len(events)), stop, func(i int64) { _ = ml.SendBestEffort(to, events[i]) })
 }
 
 // floodStray sends the same events, unencrypted, as memberlist user
 // messages from a host that is no member.
-func floodStray(target string, rate int, stop <-chan struct{}) int64 {
+func floodStray(target string, rate int, events [][]byte, stop <-chan struct{}) int64 {
 	raddr, err := net.ResolveUDPAddr("udp", target)
 	if err != nil {
 		return 0
@@ -263,15 +284,35 @@ func floodStray(target string, rate int, stop <-chan struct{}) int64 {
 		return 0
 	}
 	defer conn.Close()
-	return paced(rate, stop, func(i int64) {
-		_, _ = conn.Write(append([]byte{8}, forgedEvent(i)...)) // memberlist's userMsg
-	})
+	packets := make([][]byte, len(events))
+	for i, ev := range events {
+		packets[i] = append([]byte{8}, ev...) // memberlist's userMsg
+	}
+	return paced(rate, int64(len(packets)), stop, func(i int64) { _, _ = conn.Write(packets[i]) })
 }
 
-func phase(ctx context.Context, o options, n *node.Node, dsn, name string, flood func(<-chan struct{}) int64) error {
+// profilePath names phase i's CPU profile in dir, or "" for none.
+func profilePath(dir string, i int) string {
+	if dir == "" {
+		return ""
+	}
+	return filepath.Join(dir, fmt.Sprintf("phase-%d.pprof", i))
+}
+
+func phase(ctx context.Context, o options, n *node.Node, dsn, name string, flood func(<-chan struct{}) int64, profile string) error {
 	before, err := transactions(ctx, dsn)
 	if err != nil {
 		return err
+	}
+	if profile != "" {
+		f, err := os.Create(profile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
 	}
 	load := keepload.Start([]string{n.ProxyAddr().String()}, o.clients)
 	stop := make(chan struct{})
@@ -287,6 +328,9 @@ func phase(ctx context.Context, o options, n *node.Node, dsn, name string, flood
 	close(stop)
 	<-done
 	res := load.Stop()
+	if profile != "" {
+		pprof.StopCPUProfile()
+	}
 	time.Sleep(1500 * time.Millisecond) // PostgreSQL publishes its counters within a second
 	after, err := transactions(ctx, dsn)
 	if err != nil {
