@@ -71,16 +71,26 @@ func TestTransportSendsFromItsBindAddress(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		if _, err := c.Write([]byte("ping")); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case p := <-tr.PacketCh():
-			if string(p.Buf) != "ping" {
-				t.Errorf("got packet %q, want %q", p.Buf, "ping")
+		var got [][]byte
+		for _, msg := range []string{"ping", "pong"} {
+			if _, err := c.Write([]byte(msg)); err != nil {
+				t.Fatal(err)
 			}
-		case <-time.After(2 * time.Second):
-			t.Fatal("no packet delivered within 2s")
+			select {
+			case p := <-tr.PacketCh():
+				got = append(got, p.Buf)
+			case <-time.After(2 * time.Second):
+				t.Fatalf("packet %q not delivered within 2s", msg)
+			}
+		}
+		// memberlist keeps each packet's buffer: a second packet must not
+		// overwrite the first, and a small packet must not hold a 64 KB
+		// read buffer (a flood of them was 640 MB/s of garbage).
+		if string(got[0]) != "ping" || string(got[1]) != "pong" {
+			t.Errorf("got packets %q and %q, want \"ping\" and \"pong\"", got[0], got[1])
+		}
+		if c := cap(got[0]); c > 64 {
+			t.Errorf("a 4-byte packet came in a buffer of %d bytes, want one of its own size", c)
 		}
 	})
 }
