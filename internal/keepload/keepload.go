@@ -166,11 +166,16 @@ func (r Result) Print(w io.Writer, title string) {
 		fmt.Fprintf(w, "  %-40s %d\n", k, r.Failures[k])
 	}
 	if len(r.Latencies) > 0 {
-		fmt.Fprintf(w, "latency p50 %v  p99 %v  p99.9 %v  max %v\n", percentile(r.Latencies, 0.50),
-			percentile(r.Latencies, 0.99), percentile(r.Latencies, 0.999), r.Latencies[len(r.Latencies)-1])
+		fmt.Fprintf(w, "latency p50 %v  p99 %v  p99.9 %v  max %v\n", r.Percentile(0.50),
+			r.Percentile(0.99), r.Percentile(0.999), r.Latencies[len(r.Latencies)-1])
 	}
 }
 
-func percentile(sorted []time.Duration, p float64) time.Duration {
-	return sorted[min(len(sorted)-1, int(float64(len(sorted))*p))].Round(10 * time.Microsecond)
+// Percentile is the latency below which the fraction p of the answered
+// requests fall (0 when none was answered), to 10 µs.
+func (r Result) Percentile(p float64) time.Duration {
+	if len(r.Latencies) == 0 {
+		return 0
+	}
+	return r.Latencies[min(len(r.Latencies)-1, int(float64(len(r.Latencies))*p))].Round(10 * time.Microsecond)
 }

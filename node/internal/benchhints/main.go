@@ -26,6 +26,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -50,6 +51,7 @@ type options struct {
 	clients  int
 	encrypt  bool
 	profile  string
+	rounds   int
 }
 
 func main() {
@@ -59,6 +61,7 @@ func main() {
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "length of each phase")
 	flag.IntVar(&o.clients, "clients", 8, "keep-alive load clients")
 	flag.BoolVar(&o.encrypt, "encrypt", false, "set cluster_encrypt_key, and add a phase of unencrypted forged packets")
+	flag.IntVar(&o.rounds, "rounds", 3, "rounds of every phase, interleaved (the summary takes each phase's median)")
 	flag.StringVar(&o.profile, "cpuprofile", "", "write a CPU profile of each phase to this directory (phase-N.pprof)")
 	flag.Parse()
 	benchkit.Main(zerolog.ErrorLevel, 0, func(ctx context.Context, log zerolog.Logger) error { return run(ctx, o, log) })
@@ -100,8 +103,8 @@ func run(ctx context.Context, o options, logger zerolog.Logger) error {
 	}
 	defer forger.Shutdown()
 
-	events := forgeEvents(o.rate, o.duration)
-	fmt.Fprintf(report, "one node, %d keep-alive clients on its proxy, %s per phase, forged hints at %d/s (encrypted gossip: %v)\n", o.clients, o.duration, o.rate, o.encrypt)
+	fmt.Fprintf(report, "one node, %d keep-alive clients on its proxy, %s per phase, %d rounds, forged hints at %d/s (encrypted gossip: %v)\n", o.clients, o.duration, o.rounds, o.rate, o.encrypt)
+	var events [][]byte // this round's flood, fresh Lamport times each round
 	phases := []struct {
 		name  string
 		flood func(stop <-chan struct{}) int64
@@ -121,12 +124,45 @@ func run(ctx context.Context, o options, logger zerolog.Logger) error {
 			flood func(stop <-chan struct{}) int64
 		}{"unencrypted forged packets", func(stop <-chan struct{}) int64 { return floodStray(nodeHost+":7946", o.rate, events, stop) }})
 	}
-	for i, p := range phases {
-		if err := phase(ctx, o, n, dsn, p.name, p.flood, profilePath(o.profile, i)); err != nil {
-			return err
+	results := make([][]keepload.Result, len(phases))
+	for round := range o.rounds {
+		events = forgeEvents(o.rate, o.duration, round)
+		for i, p := range phases {
+			fmt.Fprintf(report, "-- round %d\n", round+1)
+			res, err := phase(ctx, o, n, dsn, p.name, p.flood, profilePath(o.profile, round, i))
+			if err != nil {
+				return err
+			}
+			results[i] = append(results[i], res)
 		}
 	}
+	fmt.Fprintf(report, "== summary: each phase's median over %d rounds, p99 against quiet's\n", o.rounds)
+	quiet := medianP99(results[0])
+	for i, p := range phases {
+		p99 := medianP99(results[i])
+		fmt.Fprintf(report, "%-45s p99 %-9v %.2fx quiet   %.0f requests/s\n", p.name, p99, float64(p99)/float64(quiet), medianRate(results[i], o.duration))
+	}
 	return nil
+}
+
+// medianP99 is the median of the rounds' p99 latencies.
+func medianP99(rounds []keepload.Result) time.Duration {
+	p99s := make([]time.Duration, len(rounds))
+	for i, r := range rounds {
+		p99s[i] = r.Percentile(0.99)
+	}
+	slices.Sort(p99s)
+	return p99s[len(p99s)/2]
+}
+
+// medianRate is the median of the rounds' answered requests a second.
+func medianRate(rounds []keepload.Result, d time.Duration) float64 {
+	rates := make([]float64, len(rounds))
+	for i, r := range rounds {
+		rates[i] = float64(len(r.Latencies)) / d.Seconds()
+	}
+	slices.Sort(rates)
+	return rates[len(rates)/2]
 }
 
 func startNode(ctx context.Context, dsn string, key []byte, logger zerolog.Logger) (*node.Node, error) {
@@ -239,11 +275,11 @@ func forgedEvent(i int64) []byte {
 // forgeEvents encodes a phase's worth of forged events before it starts,
 // so the flood costs the sender a system call a message and no encoding:
 // the sender shares the node's cores, and its share should be small.
-func forgeEvents(rate int, d time.Duration) [][]byte {
+func forgeEvents(rate int, d time.Duration, round int) [][]byte {
 	n := int(float64(rate)*(d+time.Second).Seconds()) + 1
 	events := make([][]byte, n)
 	for i := range events {
-		events[i] = forgedEvent(int64(i))
+		events[i] = forgedEvent(int64(round*n + i))
 	}
 	return events
 }
@@ -291,27 +327,27 @@ func floodStray(target string, rate int, events [][]byte, stop <-chan struct{}) 
 	return paced(rate, int64(len(packets)), stop, func(i int64) { _, _ = conn.Write(packets[i]) })
 }
 
-// profilePath names phase i's CPU profile in dir, or "" for none.
-func profilePath(dir string, i int) string {
+// profilePath names a round's phase i CPU profile in dir, or "" for none.
+func profilePath(dir string, round, i int) string {
 	if dir == "" {
 		return ""
 	}
-	return filepath.Join(dir, fmt.Sprintf("phase-%d.pprof", i))
+	return filepath.Join(dir, fmt.Sprintf("round-%d-phase-%d.pprof", round+1, i))
 }
 
-func phase(ctx context.Context, o options, n *node.Node, dsn, name string, flood func(<-chan struct{}) int64, profile string) error {
+func phase(ctx context.Context, o options, n *node.Node, dsn, name string, flood func(<-chan struct{}) int64, profile string) (keepload.Result, error) {
 	before, err := transactions(ctx, dsn)
 	if err != nil {
-		return err
+		return keepload.Result{}, err
 	}
 	if profile != "" {
 		f, err := os.Create(profile)
 		if err != nil {
-			return err
+			return keepload.Result{}, err
 		}
 		defer f.Close()
 		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
+			return keepload.Result{}, err
 		}
 	}
 	load := keepload.Start([]string{n.ProxyAddr().String()}, o.clients)
@@ -334,11 +370,11 @@ func phase(ctx context.Context, o options, n *node.Node, dsn, name string, flood
 	time.Sleep(1500 * time.Millisecond) // PostgreSQL publishes its counters within a second
 	after, err := transactions(ctx, dsn)
 	if err != nil {
-		return err
+		return keepload.Result{}, err
 	}
 	res.Print(report, fmt.Sprintf("== %s: %d forged messages sent", name, sent.Load()))
 	fmt.Fprintf(report, "database transactions during the phase: %d (%.1f/s)\n", after-before, float64(after-before)/o.duration.Seconds())
-	return nil
+	return res, nil
 }
 
 // transactions is the bench database's committed and rolled back count.
