@@ -473,6 +473,9 @@ func (f *Field) validateElements(list []any) (any, any) {
 }
 
 func (f *Field) validateMap(m map[string]any) (any, any) {
+	if f.LenMin > 0 && len(m) < f.LenMin {
+		return nil, fmt.Sprintf("length must be at least %d", f.LenMin)
+	}
 	out := make(map[string]any, len(m))
 	sub := FieldErrors{}
 	for k, v := range m {
