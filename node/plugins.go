@@ -117,11 +117,23 @@ func indexed(v any, row store.Row) any {
 type clusterCounters struct{ s *store.Store }
 
 func (c clusterCounters) TakeRateLimit(ctx context.Context, identifier, serviceID, routeID string, windows []plugins.RateWindow) ([]int64, error) {
+	return c.s.TakeRateLimit(ctx, identifier, serviceID, routeID, storeWindows(windows))
+}
+
+func (c clusterCounters) ResponseRateLimitUsage(ctx context.Context, identifier, serviceID, routeID, name string, windows []plugins.RateWindow) ([]int64, error) {
+	return c.s.ResponseRateLimitUsage(ctx, identifier, serviceID, routeID, name, storeWindows(windows))
+}
+
+func (c clusterCounters) IncrementResponseRateLimit(ctx context.Context, identifier, serviceID, routeID, name string, windows []plugins.RateWindow, by int64) error {
+	return c.s.IncrementResponseRateLimit(ctx, identifier, serviceID, routeID, name, storeWindows(windows), by)
+}
+
+func storeWindows(windows []plugins.RateWindow) []store.RateWindow {
 	w := make([]store.RateWindow, len(windows))
 	for i, x := range windows {
 		w[i] = store.RateWindow{Period: x.Period, Start: x.Start, End: x.End, Limit: x.Limit}
 	}
-	return c.s.TakeRateLimit(ctx, identifier, serviceID, routeID, w)
+	return w
 }
 
 // pluginEnv is what the node's compiled plugins share.

@@ -35,7 +35,7 @@ func mustSub(fsys fs.FS, dir string) fs.FS {
 // own tables and one per registered entity kind. A test checks it against
 // a freshly bootstrapped database.
 func ownedTables() []string {
-	names := []string{"ratelimiting_metrics", "nodes"}
+	names := []string{"response_ratelimiting_metrics", "ratelimiting_metrics", "nodes"}
 	tables := Tables()
 	for i := len(tables) - 1; i >= 0; i-- {
 		names = append(names, tables[i].Name)

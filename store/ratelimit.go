@@ -46,14 +46,80 @@ func (s *Store) TakeRateLimit(ctx context.Context, identifier, serviceID, routeI
 	return counts, nil
 }
 
-// PurgeRateLimits deletes the counters whose windows are over by the
-// database clock, and returns how many it deleted.
-func (s *Store) PurgeRateLimits(ctx context.Context) (int64, error) {
-	tag, err := s.pool.Exec(ctx, "DELETE FROM ratelimiting_metrics WHERE ttl < now()")
+// ResponseRateLimitUsage is response-ratelimiting's count of the limit
+// name for identifier in each window (0 where there is none), from the
+// response_ratelimiting_metrics table (migration 009) in one query.
+// serviceID and routeID are the plugin's scope ("" for none).
+func (s *Store) ResponseRateLimitUsage(ctx context.Context, identifier, serviceID, routeID, name string, windows []RateWindow) ([]int64, error) {
+	periods, starts, _ := responseWindows(name, windows)
+	rows, err := s.pool.Query(ctx, `SELECT w.i, coalesce(m.value, 0)
+		  FROM unnest($4::text[], $5::timestamptz[]) WITH ORDINALITY AS w(period, period_date, i)
+		  LEFT JOIN response_ratelimiting_metrics m
+		    ON m.identifier = $1 AND m.service_id = $2::uuid AND m.route_id = $3::uuid
+		   AND m.period = w.period AND m.period_date = w.period_date`,
+		identifier, orZeroUUID(serviceID), orZeroUUID(routeID), periods, starts)
 	if err != nil {
-		return 0, fmt.Errorf("purge rate limits: %w", classify(err))
+		return nil, fmt.Errorf("read response rate limit: %w", classify(err))
 	}
-	return tag.RowsAffected(), nil
+	counts := make([]int64, len(windows))
+	for rows.Next() {
+		var i, v int64
+		if err := rows.Scan(&i, &v); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("read response rate limit: %w", classify(err))
+		}
+		if i >= 1 && int(i) <= len(counts) {
+			counts[i-1] = v
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read response rate limit: %w", classify(err))
+	}
+	return counts, nil
+}
+
+// IncrementResponseRateLimit adds by to the limit name's count for
+// identifier in every window, in one statement.
+func (s *Store) IncrementResponseRateLimit(ctx context.Context, identifier, serviceID, routeID, name string, windows []RateWindow, by int64) error {
+	periods, starts, ends := responseWindows(name, windows)
+	_, err := s.pool.Exec(ctx, `INSERT INTO response_ratelimiting_metrics AS m
+		       (identifier, period, period_date, service_id, route_id, value, ttl)
+		SELECT $1, w.period, w.period_date, $2::uuid, $3::uuid, $6, w.ttl
+		  FROM unnest($4::text[], $5::timestamptz[], $7::timestamptz[]) AS w(period, period_date, ttl)
+		ON CONFLICT (identifier, period, period_date, service_id, route_id)
+		DO UPDATE SET value = coalesce(m.value, 0) + EXCLUDED.value`,
+		identifier, orZeroUUID(serviceID), orZeroUUID(routeID), periods, starts, by, ends)
+	if err != nil {
+		return fmt.Errorf("increment response rate limit: %w", classify(err))
+	}
+	return nil
+}
+
+// responseWindows are windows as the table keys them: the period column
+// is "<limit name>_<period>", as Kong's cluster policy writes it.
+func responseWindows(name string, windows []RateWindow) (periods []string, starts, ends []time.Time) {
+	periods = make([]string, len(windows))
+	starts = make([]time.Time, len(windows))
+	ends = make([]time.Time, len(windows))
+	for i, w := range windows {
+		periods[i], starts[i], ends[i] = name+"_"+w.Period, w.Start, w.End
+	}
+	return periods, starts, ends
+}
+
+// PurgeRateLimits deletes the counters (of both rate-limiting plugins)
+// whose windows are over by the database clock, and returns how many it
+// deleted.
+func (s *Store) PurgeRateLimits(ctx context.Context) (int64, error) {
+	var n int64
+	for _, table := range []string{"ratelimiting_metrics", "response_ratelimiting_metrics"} {
+		tag, err := s.pool.Exec(ctx, "DELETE FROM "+table+" WHERE ttl < now()")
+		if err != nil {
+			return n, fmt.Errorf("purge rate limits: %w", classify(err))
+		}
+		n += tag.RowsAffected()
+	}
+	return n, nil
 }
 
 func orZeroUUID(id string) string {

@@ -91,3 +91,52 @@ func TestPurgeRateLimits(t *testing.T) {
 		t.Errorf("got %d purged, %v; want 1", n, err)
 	}
 }
+
+// TestResponseRateLimit checks response-ratelimiting's cluster counters
+// (kong/plugins/response-ratelimiting/policies/cluster.lua): increments
+// add up per limit name, period and scope, a window never written reads
+// 0, and housekeeping drops rows whose window is over.
+func TestResponseRateLimit(t *testing.T) {
+	t.Parallel()
+	s := bootstrapped(t)
+	ctx := context.Background()
+	minute := time.Now().UTC().Truncate(time.Minute)
+	hour := time.Now().UTC().Truncate(time.Hour)
+	windows := []RateWindow{{Period: "minute", Start: minute, End: minute.Add(time.Minute)}, {Period: "hour", Start: hour, End: hour.Add(time.Hour)}}
+	for _, by := range []int64{2, 3} {
+		if err := s.IncrementResponseRateLimit(ctx, "1.2.3.4", "", "", "video", windows, by); err != nil {
+			t.Fatal(err)
+		}
+	}
+	route := "7e1a4e0b-6a43-4a5e-9f3c-000000000001"
+	tests := []struct {
+		name, identifier, route, limit string
+		windows                        []RateWindow
+		want                           []int64
+	}{
+		{"both windows", "1.2.3.4", "", "video", windows, []int64{5, 5}},
+		{"one window", "1.2.3.4", "", "video", windows[1:], []int64{5}},
+		{"another limit", "1.2.3.4", "", "image", windows, []int64{0, 0}},
+		{"another client", "5.6.7.8", "", "video", windows, []int64{0, 0}},
+		{"another scope", "1.2.3.4", route, "video", windows, []int64{0, 0}},
+		{"a later window", "1.2.3.4", "", "video", []RateWindow{{Period: "minute", Start: minute.Add(time.Minute)}}, []int64{0}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := s.ResponseRateLimitUsage(ctx, tc.identifier, "", tc.route, tc.limit, tc.windows)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+	past := time.Now().Add(-2 * time.Hour).Truncate(time.Hour)
+	if err := s.IncrementResponseRateLimit(ctx, "k", "", "", "video", []RateWindow{{Period: "hour", Start: past, End: past.Add(time.Hour)}}, 1); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.PurgeRateLimits(ctx); err != nil || n != 1 {
+		t.Errorf("got %d purged, %v; want the 1 row of a past window", n, err)
+	}
+}

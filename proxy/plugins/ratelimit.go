@@ -312,3 +312,40 @@ func (sh *counterShard) sweepLocked(starts *[numPeriods]int64) {
 	}
 	sh.swept = len(sh.m)
 }
+
+// read is key's count in each period's current window, counting nothing.
+func (lc *LocalCounters) read(key string, starts *[numPeriods]int64) (usage [numPeriods]float64) {
+	sh := &lc.shards[maphash.String(lc.seed, key)%uint64(len(lc.shards))]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if c := sh.m[key]; c != nil {
+		for p := range usage {
+			if c.start[p] == starts[p] {
+				usage[p] = c.count[p]
+			}
+		}
+	}
+	return usage
+}
+
+// add counts by in every period's window starting at starts; a window
+// that has passed meanwhile is left alone.
+func (lc *LocalCounters) add(key string, starts *[numPeriods]int64, by float64) {
+	sh := &lc.shards[maphash.String(lc.seed, key)%uint64(len(lc.shards))]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	c := sh.m[key]
+	if c == nil {
+		sh.sweepLocked(starts)
+		c = &counter{}
+		sh.m[key] = c
+	}
+	for p := range c.start {
+		switch {
+		case c.start[p] < starts[p]:
+			c.start[p], c.count[p] = starts[p], by
+		case c.start[p] == starts[p]:
+			c.count[p] += by
+		}
+	}
+}

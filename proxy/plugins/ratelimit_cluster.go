@@ -34,6 +34,11 @@ type ClusterStore interface {
 	// window's count before it. serviceID and routeID are the plugin's
 	// scope, "" for none.
 	TakeRateLimit(ctx context.Context, identifier, serviceID, routeID string, windows []RateWindow) ([]int64, error)
+	// ResponseRateLimitUsage is response-ratelimiting's count of the
+	// limit name for identifier in each window.
+	ResponseRateLimitUsage(ctx context.Context, identifier, serviceID, routeID, name string, windows []RateWindow) ([]int64, error)
+	// IncrementResponseRateLimit adds by to that count in each window.
+	IncrementResponseRateLimit(ctx context.Context, identifier, serviceID, routeID, name string, windows []RateWindow, by int64) error
 }
 
 // RateWindow is one period's current window.
