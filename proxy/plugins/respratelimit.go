@@ -49,8 +49,8 @@ type responseLimitPeriods struct {
 // responseLimit is one named limit, compiled.
 type responseLimit struct {
 	name      string
-	limits    [numPeriods]float64  // 0: the period is not limited
-	remaining string               // X-RateLimit-Remaining-<name>
+	limits    [numPeriods]float64   // 0: the period is not limited
+	remaining string                // X-RateLimit-Remaining-<name>
 	headers   [numPeriods][2]string // X-RateLimit-Limit-<name>-<period>, X-RateLimit-Remaining-<name>-<period>
 }
 
