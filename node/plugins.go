@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 
 	"github.com/grapevine-gw/grapevine/entity"
@@ -127,7 +128,8 @@ func (c clusterCounters) TakeRateLimit(ctx context.Context, identifier, serviceI
 // pluginEnv is what the node's compiled plugins share.
 func (n *Node) pluginEnv() *plugins.Env {
 	log := n.log.With().Str("component", "plugins").Logger()
-	env := &plugins.Env{Index: plugins.NewIndex(), DBTimeout: n.dbTimeout(), Log: &log, Metrics: metrics.New()}
+	env := &plugins.Env{Index: plugins.NewIndex(), DBTimeout: n.dbTimeout(), Log: &log, Metrics: metrics.New(), NodeID: n.id}
+	env.Hostname, _ = os.Hostname()
 	if n.store != nil {
 		env.Cluster = clusterCounters{n.store}
 	}

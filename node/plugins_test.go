@@ -1,6 +1,7 @@
 package node
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -86,6 +87,29 @@ func TestPluginsRunFromTheAdminAPI(t *testing.T) {
 			}
 		}
 		check(t, map[string]want{"/r1": {200, "upstream saw /"}, "/r2": {200, "upstream saw /"}})
+	})
+	t.Run("echo answers with the request and this node", func(t *testing.T) {
+		// kong/plugins/request-termination/handler.lua: echo's kong.node_id
+		// is kong.node.get_id, the node_id of GET /; matched_route is the
+		// route entity.
+		mustAdmin(t, n, 201, "POST", "/routes/r1/plugins", `{"name":"request-termination","config":{"status_code":200,"echo":true}}`)
+		_, root := adminDo(t, n, "GET", "/", "")
+		status, _, body := proxyDo(t, n, "GET", "/r1/x?q=1")
+		var got struct {
+			Kong struct {
+				NodeID string `json:"node_id"`
+			} `json:"kong"`
+			Request struct {
+				Query map[string]any `json:"query"`
+			} `json:"request"`
+			Route struct {
+				Name string `json:"name"`
+			} `json:"matched_route"`
+		}
+		_ = json.Unmarshal([]byte(body), &got)
+		if status != 200 || got.Kong.NodeID != root["node_id"] || got.Route.Name != "r1" || got.Request.Query["q"] != "1" {
+			t.Errorf("got %d %s, want 200 with node_id %v, route r1 and query q=1", status, body, root["node_id"])
+		}
 	})
 }
 
