@@ -88,6 +88,20 @@ func TestPluginsRunFromTheAdminAPI(t *testing.T) {
 		}
 		check(t, map[string]want{"/r1": {200, "upstream saw /"}, "/r2": {200, "upstream saw /"}})
 	})
+	t.Run("lua that does not load is refused", func(t *testing.T) {
+		// kong/db/schema/typedefs.lua lua_code: validate_safe loads each
+		// value in the sandbox (kong/tools/sandbox.lua); Kong's schema
+		// violation names the field.
+		status, body := adminDo(t, n, "POST", "/plugins",
+			`{"name":"file-log","config":{"path":"/tmp/x.log","custom_fields_by_lua":{"f":"return 1 +"}}}`)
+		fields, _ := body["fields"].(map[string]any)
+		config, _ := fields["config"].(map[string]any)
+		custom, _ := config["custom_fields_by_lua"].(map[string]any)
+		msg, _ := custom["f"].(string)
+		if status != 400 || body["name"] != "schema violation" || !strings.HasPrefix(msg, `Error parsing function: [string "return 1 +"]:1: `) {
+			t.Errorf("got %d %v, want 400 schema violation with Error parsing function at config.custom_fields_by_lua.f", status, body)
+		}
+	})
 	t.Run("echo answers with the request and this node", func(t *testing.T) {
 		// kong/plugins/request-termination/handler.lua: echo's kong.node_id
 		// is kong.node.get_id, the node_id of GET /; matched_route is the

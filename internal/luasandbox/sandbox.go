@@ -117,7 +117,7 @@ func New() *State {
 				fns.RawSetString(name, src.RawGetString(name))
 			}
 		}
-		s.Base.RawSetString(lib, s.readOnly(lib, fns))
+		s.Base.RawSetString(lib, s.ReadOnly(lib, fns))
 	}
 	s.Base.RawSetString("require", L.NewFunction(func(L *lua.LState) int {
 		L.RaiseError("require '%s' not allowed within sandbox", L.CheckString(1))
@@ -127,9 +127,10 @@ func New() *State {
 	return s
 }
 
-// readOnly is kong-lua-sandbox's protect_module: reads reach fns, writes
-// are an error.
-func (s *State) readOnly(name string, fns *lua.LTable) *lua.LTable {
+// ReadOnly is kong-lua-sandbox's protect_module: reads reach fns, writes
+// are an error. Tables in Base that runs must not change (a library, the
+// PDK) are made read-only, as each run shares them.
+func (s *State) ReadOnly(name string, fns *lua.LTable) *lua.LTable {
 	t, meta := s.L.NewTable(), s.L.NewTable()
 	meta.RawSetString("__index", fns)
 	meta.RawSetString("__newindex", s.L.NewFunction(func(L *lua.LState) int {

@@ -51,6 +51,8 @@ type Env struct {
 	once        sync.Once
 	metricsOnce sync.Once
 	queues      logQueues
+	luaOnce     sync.Once
+	lua         *luaWorkers // custom_fields_by_lua (luafields.go)
 	health      dbHealth
 	redis       redisClients
 }
