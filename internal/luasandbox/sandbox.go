@@ -25,33 +25,37 @@ import (
 // error is Kong's message for code that does not load (sandbox.lua
 // validate_safe): "Error parsing function: " and where and why.
 func Compile(code string) (*lua.FunctionProto, error) {
-	chunk, err := parse.Parse(strings.NewReader(code), "=chunk")
+	proto, err := compile(code, chunkID(code))
 	if err != nil {
-		return nil, errors.New("Error parsing function: " + parseMessage(code, err))
-	}
-	proto, err := lua.Compile(chunk, "=chunk")
-	if err != nil {
-		var ce *lua.CompileError
-		if errors.As(err, &ce) {
-			return nil, fmt.Errorf("Error parsing function: %s:%d: %s", chunkID(code), ce.Line, ce.Message)
-		}
 		return nil, errors.New("Error parsing function: " + err.Error())
 	}
 	return proto, nil
 }
 
-// parseMessage is a parse error in Lua's own shape: the chunk named as
-// load names a string chunk, the line, the reason and the token.
-func parseMessage(code string, err error) string {
-	var pe *parse.Error
-	if !errors.As(err, &pe) {
-		return err.Error()
+// compile compiles code; the error is in Lua's own shape: the chunk's
+// name (id), the line, the reason and the token.
+func compile(code, id string) (*lua.FunctionProto, error) {
+	chunk, err := parse.Parse(strings.NewReader(code), "=chunk")
+	if err != nil {
+		var pe *parse.Error
+		if !errors.As(err, &pe) {
+			return nil, err
+		}
+		line, token := pe.Pos.Line, pe.Token
+		if line == parse.EOF {
+			line, token = strings.Count(code, "\n")+1, "<eof>"
+		}
+		return nil, fmt.Errorf("%s:%d: %s near '%s'", id, line, pe.Message, token)
 	}
-	line, token := pe.Pos.Line, pe.Token
-	if line == parse.EOF {
-		line, token = strings.Count(code, "\n")+1, "<eof>"
+	proto, err := lua.Compile(chunk, "=chunk")
+	if err != nil {
+		var ce *lua.CompileError
+		if errors.As(err, &ce) {
+			return nil, fmt.Errorf("%s:%d: %s", id, ce.Line, ce.Message)
+		}
+		return nil, err
 	}
-	return fmt.Sprintf("%s:%d: %s near '%s'", chunkID(code), line, pe.Message, token)
+	return proto, nil
 }
 
 // chunkID is how Lua names a chunk loaded from a string without a name:

@@ -97,6 +97,7 @@ type luaState struct {
 	view     *luaView
 	env      *Env
 	headMeta *lua.LTable // get_headers' table: keys read in any case, "_" as "-"
+	tmplMeta *lua.LTable // request-transformer's template environment
 }
 
 func newLuaState(env *Env) *luaState {
@@ -131,7 +132,57 @@ func newLuaState(env *Env) *luaState {
 	}
 	s.Base.RawSetString("kong", s.ReadOnly("kong", kong))
 	s.Base.RawSetString("ngx", s.ReadOnly("ngx", s.ngxTable()))
+	s.tmplMeta = s.templateMeta()
 	return s
+}
+
+// templateMeta is the metatable of request-transformer's template
+// environment (kong/plugins/request-transformer/access.lua execute): in
+// the sandbox it holds type, the sandbox's require and pl.template's
+// __tostring, and loads headers, query_params, uri_captures and shared
+// on first use; it cannot be written.
+func (s *luaState) templateMeta() *lua.LTable {
+	L := s.L
+	meta := L.NewTable()
+	fixed := map[string]lua.LValue{"type": s.Base.RawGetString("type"), "require": s.Base.RawGetString("require"),
+		"__tostring": L.GetGlobal("tostring")}
+	meta.RawSetString("__index", L.NewFunction(func(L *lua.LState) int {
+		t, key := L.CheckTable(1), L.CheckString(2)
+		var v lua.LValue = lua.LNil
+		switch key {
+		case "headers":
+			s.pushHeaders(s.view.headers)
+			v = L.Get(-1)
+			L.Pop(1)
+		case "query_params":
+			v = toLua(L, queryMap(firstArgs(s.view.rawQuery, maxPDKArgs)))
+		case "uri_captures":
+			v = s.routerCaptures()
+		case "shared": // kong.ctx.shared: nothing is shared between plugins here
+			v = L.NewTable()
+		default:
+			if f, ok := fixed[key]; ok {
+				v = f
+			}
+		}
+		if v != lua.LNil {
+			t.RawSetString(key, v)
+		}
+		L.Push(v)
+		return 1
+	}))
+	meta.RawSetString("__newindex", L.NewFunction(func(L *lua.LState) int {
+		L.RaiseError("This environment is read-only.")
+		return 0
+	}))
+	return meta
+}
+
+// templateEnv is a fresh template environment for one request.
+func (s *luaState) templateEnv() *lua.LTable {
+	env := s.L.NewTable()
+	s.L.SetMetatable(env, s.tmplMeta)
+	return env
 }
 
 func (s *luaState) requestFuncs() map[string]lua.LGFunction {

@@ -52,7 +52,8 @@ type Env struct {
 	metricsOnce sync.Once
 	queues      logQueues
 	luaOnce     sync.Once
-	lua         *luaWorkers // custom_fields_by_lua (luafields.go)
+	lua         *luaWorkers    // custom_fields_by_lua (luafields.go)
+	templates   templateStates // request-transformer's (reqtemplate.go)
 	health      dbHealth
 	redis       redisClients
 }
