@@ -88,6 +88,15 @@ func TestPluginsRunFromTheAdminAPI(t *testing.T) {
 		}
 		check(t, map[string]want{"/r1": {200, "upstream saw /"}, "/r2": {200, "upstream saw /"}})
 	})
+	t.Run("request-transformer templates run", func(t *testing.T) {
+		// kong/plugins/request-transformer/access.lua: $(…) values are
+		// rendered per request against the client's query.
+		mustAdmin(t, n, 201, "POST", "/routes/r2/plugins",
+			`{"name":"request-transformer","config":{"add":{"querystring":["t:$(query_params.q)-x"]}}}`)
+		if status, _, body := proxyDo(t, n, "GET", "/r2?q=1"); status != 200 || body != "upstream saw /?q=1&t=1-x" {
+			t.Errorf("got %d %q, want 200 upstream saw /?q=1&t=1-x", status, body)
+		}
+	})
 	t.Run("lua that does not load is refused", func(t *testing.T) {
 		// kong/db/schema/typedefs.lua lua_code: validate_safe loads each
 		// value in the sandbox (kong/tools/sandbox.lua); Kong's schema

@@ -2,6 +2,7 @@ package plugins
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"runtime"
 	"strings"
@@ -92,7 +93,9 @@ func (cf *customFields) apply(s *luaState, v *luaView) (out []byte, keep bool) {
 			err = setSerializeValue(record, key, value)
 		}
 		if err != nil {
-			keep = false // the state may be left in any shape
+			// A run cut off may leave the state in any shape; a Lua
+			// error is unwound by the protected call.
+			keep = keep && !errors.Is(err, luasandbox.ErrTimeout)
 			cf.report(key, err)
 		}
 	}

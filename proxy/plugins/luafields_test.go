@@ -84,6 +84,7 @@ func TestHTTPLogCustomFieldsByLua(t *testing.T) {
 		{"runtime error: field left out", hasKey(rec, "runtime_error"), false},
 		{"endless loop: field left out", hasKey(rec, "loops"), false},
 		{"function value: field left out", hasKey(rec, "function"), false},
+		{"NaN: field left out", hasKey(rec, "nan"), false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -438,7 +439,10 @@ func fromLua(v lua.LValue, seen map[*lua.LTable]bool) (any, error) {
 	case lua.LBool:
 		return bool(v), nil
 	case lua.LNumber:
-		return float64(v), nil
+		if f := float64(v); !math.IsNaN(f) && !math.IsInf(f, 0) {
+			return f, nil
+		}
+		return nil, errors.New("cannot serialise a NaN or infinite number") // JSON has none
 	case lua.LString:
 		return string(v), nil
 	case *lua.LTable:

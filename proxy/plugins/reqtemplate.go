@@ -2,6 +2,7 @@ package plugins
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -114,8 +115,12 @@ func (tt *transformTemplates) render(rt *requestTransformer, x pdk.Exchange) (*r
 	}
 	s.view = nil
 	if err != nil {
-		s.Close() // its stack may be left in any shape
 		tt.report(err)
+		if errors.Is(err, luasandbox.ErrTimeout) {
+			s.Close() // a run cut off may leave the state in any shape
+		} else {
+			tt.env.templates.pool.Put(s)
+		}
 		return nil, err
 	}
 	tt.env.templates.pool.Put(s)
