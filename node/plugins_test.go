@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/grapevine-gw/grapevine/internal/luasandbox"
 	"github.com/grapevine-gw/grapevine/node/config"
 )
 
@@ -189,4 +190,22 @@ func TestKeyCreatedOnOneNodeAuthenticatesOnAnother(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestUntrustedLuaOff: with kong.conf's untrusted_lua = off the schema
+// refuses custom_fields_by_lua (kong/tools/sandbox.lua: the sandbox
+// errors with its err_msg, which validate_safe reports as
+// "Error parsing function: …").
+func TestUntrustedLuaOff(t *testing.T) {
+	cfg := testConfig(t, bootstrappedDatabase(t))
+	cfg.UntrustedLua = "off"
+	n := startNode(t, cfg)
+	t.Cleanup(func() { luasandbox.Configure(luasandbox.Settings{}) })
+	status, body := adminDo(t, n, "POST", "/plugins",
+		`{"name":"file-log","config":{"path":"/tmp/x.log","custom_fields_by_lua":{"f":"return 1"}}}`)
+	want := "Error parsing function: loading of untrusted Lua code disabled because 'untrusted_lua' config option is set to 'off'"
+	raw, _ := json.Marshal(body)
+	if status != 400 || !strings.Contains(string(raw), want) {
+		t.Errorf("got %d %s, want 400 with %q", status, raw, want)
+	}
 }

@@ -14,7 +14,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	lua "github.com/yuin/gopher-lua"
@@ -25,6 +27,9 @@ import (
 // error is Kong's message for code that does not load (sandbox.lua
 // validate_safe): "Error parsing function: " and where and why.
 func Compile(code string) (*lua.FunctionProto, error) {
+	if current().Mode == "off" {
+		return nil, errors.New("Error parsing function: " + ErrDisabled.Error())
+	}
 	proto, err := compile(code, chunkID(code))
 	if err != nil {
 		return nil, errors.New("Error parsing function: " + err.Error())
@@ -72,6 +77,40 @@ func chunkID(code string) string {
 	return `[string "` + first + `"]`
 }
 
+// Settings are kong.conf's untrusted_lua keys.
+type Settings struct {
+	// Mode is untrusted_lua: "sandbox" (the default, also for ""), "off"
+	// (no untrusted Lua at all) or "on" (every global, unrestricted).
+	Mode string
+	// Requires is untrusted_lua_sandbox_requires: the modules the
+	// sandbox's require may load (only the interpreter's own libraries
+	// exist here).
+	Requires []string
+	// Environment is untrusted_lua_sandbox_environment: globals (dotted
+	// paths) added to the sandbox.
+	Environment []string
+}
+
+var settings atomic.Pointer[Settings]
+
+// Configure sets the process's untrusted_lua settings, as Kong's are its
+// node's; code compiled and States made afterwards follow them.
+func Configure(s Settings) { settings.Store(&s) }
+
+func current() *Settings {
+	if s := settings.Load(); s != nil {
+		return s
+	}
+	return &Settings{}
+}
+
+// ErrDisabled is Kong's refusal of untrusted Lua with untrusted_lua = off.
+var ErrDisabled = errors.New("loading of untrusted Lua code disabled because 'untrusted_lua' config option is set to 'off'")
+
+// Unrestricted reports whether untrusted_lua is on: code may reach
+// every global.
+func Unrestricted() bool { return current().Mode == "on" }
+
 // safeGlobals are the functions kong-lua-sandbox's BASE_ENV lets code
 // use; the libraries among them are read-only copies.
 var safeGlobals = []string{"_VERSION", "assert", "error", "ipairs", "next", "pairs", "pcall",
@@ -100,16 +139,17 @@ type State struct {
 	fns     map[*lua.FunctionProto]*lua.LFunction
 }
 
-// New returns a State with the sandbox's base environment.
+// New returns a State with the sandbox's base environment, or, with
+// untrusted_lua = on, every global of the interpreter.
 func New() *State {
-	L := lua.NewState(lua.Options{SkipOpenLibs: true, CallStackSize: 200, RegistrySize: 1024,
-		RegistryMaxSize: 64 * 1024})
-	for _, open := range []lua.LGFunction{lua.OpenBase, lua.OpenString, lua.OpenTable, lua.OpenMath,
-		lua.OpenOs, lua.OpenCoroutine} {
-		L.Push(L.NewFunction(open))
-		L.Call(0, 0)
-	}
+	L := lua.NewState(lua.Options{CallStackSize: 200, RegistrySize: 1024, RegistryMaxSize: 64 * 1024})
 	s := &State{L: L, Base: L.NewTable(), envMeta: L.NewTable(), fns: map[*lua.FunctionProto]*lua.LFunction{}}
+	set := current()
+	if set.Mode == "on" {
+		s.Base = L.G.Global
+		s.envMeta.RawSetString("__index", s.Base)
+		return s
+	}
 	for _, name := range safeGlobals {
 		s.Base.RawSetString(name, L.GetGlobal(name))
 	}
@@ -124,11 +164,51 @@ func New() *State {
 		s.Base.RawSetString(lib, s.ReadOnly(lib, fns))
 	}
 	s.Base.RawSetString("require", L.NewFunction(func(L *lua.LState) int {
-		L.RaiseError("require '%s' not allowed within sandbox", L.CheckString(1))
-		return 0
+		name := L.CheckString(1)
+		if !slices.Contains(set.Requires, name) {
+			L.RaiseError("require '%s' not allowed within sandbox", name)
+		}
+		// Only the interpreter's own libraries are there to load.
+		loaded, _ := L.GetField(L.Get(lua.RegistryIndex), "_LOADED").(*lua.LTable)
+		if loaded == nil || loaded.RawGetString(name) == lua.LNil {
+			L.RaiseError("module '%s' not found", name)
+		}
+		L.Push(loaded.RawGetString(name))
+		return 1
 	}))
+	// untrusted_lua_sandbox_environment links globals in, replacing the
+	// safe library's table of the same name (sandbox.lua link).
+	linked := L.NewTable()
+	for _, name := range set.Environment {
+		link(L, name, L.G.Global, linked)
+	}
+	linked.ForEach(func(k, v lua.LValue) { s.Base.RawSet(k, v) })
 	s.envMeta.RawSetString("__index", s.Base)
 	return s
+}
+
+// link copies the global at the dotted path q from o into target,
+// making the tables on the way (sandbox.lua link).
+func link(L *lua.LState, q string, o, target *lua.LTable) {
+	head, rest, more := strings.Cut(q, ".")
+	mod := o.RawGetString(head)
+	if mod == lua.LNil {
+		return
+	}
+	if !more {
+		target.RawSetString(head, mod)
+		return
+	}
+	next, ok := mod.(*lua.LTable)
+	if !ok {
+		return
+	}
+	sub, ok := target.RawGetString(head).(*lua.LTable)
+	if !ok {
+		sub = L.NewTable()
+		target.RawSetString(head, sub)
+	}
+	link(L, rest, next, sub)
 }
 
 // ReadOnly is kong-lua-sandbox's protect_module: reads reach fns, writes

@@ -158,3 +158,58 @@ func TestCompileErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestUntrustedLuaSettings follows kong/tools/sandbox.lua and
+// kong.conf.default's untrusted_lua keys: off refuses every chunk (and
+// a template's expressions) with Kong's message, on gives every global,
+// sandbox_environment links globals in by dotted path (replacing the
+// safe table of that name) and sandbox_requires lets require load the
+// modules it names.
+func TestUntrustedLuaSettings(t *testing.T) {
+	t.Cleanup(func() { Configure(Settings{}) })
+	t.Run("off", func(t *testing.T) {
+		Configure(Settings{Mode: "off"})
+		if _, err := Compile("return 1"); err == nil || err.Error() != "Error parsing function: "+ErrDisabled.Error() {
+			t.Errorf("got %v, want Error parsing function: %v", err, ErrDisabled)
+		}
+		tmpl, err := CompileTemplate("$(1)")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := New()
+		defer s.Close()
+		if _, err := s.Render(tmpl, s.Env(), time.Second); !errors.Is(err, ErrDisabled) {
+			t.Errorf("got %v, want %v", err, ErrDisabled)
+		}
+	})
+	tests := []struct {
+		name     string
+		settings Settings
+		code     string
+		want     string
+	}{
+		{"on: every global", Settings{Mode: "on"}, "return type(io) .. type(os.execute) .. type(load)", "tablefunctionfunction"},
+		{"environment links a function", Settings{Environment: []string{"os.getenv"}}, "return type(os.getenv) .. type(os.time)", "functionnil"},
+		{"environment links a table", Settings{Environment: []string{"io"}}, "return type(io.open)", "function"},
+		{"requires", Settings{Requires: []string{"string"}}, "return require('string').upper('a')", "A"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			Configure(tc.settings)
+			s := New()
+			defer s.Close()
+			got, err := run(t, s, tc.code)
+			if err != nil || got.String() != tc.want {
+				t.Errorf("got %v, %v; want %q", got, err, tc.want)
+			}
+		})
+	}
+	t.Run("a required module that is not there", func(t *testing.T) {
+		Configure(Settings{Requires: []string{"cjson"}})
+		s := New()
+		defer s.Close()
+		if _, err := run(t, s, "return require('cjson')"); err == nil || !strings.Contains(err.Error(), "module 'cjson' not found") {
+			t.Errorf("got %v, want module 'cjson' not found", err)
+		}
+	})
+}

@@ -103,6 +103,9 @@ func (s *State) Render(t *Template, env *lua.LTable, limit time.Duration) (strin
 	if t.proto == nil {
 		return t.text, nil
 	}
+	if current().Mode == "off" { // access.lua param_value
+		return "", ErrDisabled
+	}
 	v, err := s.Run(t.proto, env, limit)
 	if err != nil {
 		return "", err

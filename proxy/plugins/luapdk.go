@@ -164,6 +164,8 @@ func (s *luaState) templateMeta() *lua.LTable {
 		default:
 			if f, ok := fixed[key]; ok {
 				v = f
+			} else if luasandbox.Unrestricted() { // untrusted_lua = on: _G[key]
+				v = L.GetGlobal(key)
 			}
 		}
 		if v != lua.LNil {
