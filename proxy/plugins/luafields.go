@@ -174,7 +174,12 @@ func (e *Env) luaWorkers() *luaWorkers {
 	return e.lua
 }
 
+// add queues j without waiting; nil workers (the Env closed before any
+// started) drop it.
 func (w *luaWorkers) add(j luaJob) {
+	if w == nil {
+		return
+	}
 	select {
 	case w.ch <- j:
 		return

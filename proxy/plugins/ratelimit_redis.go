@@ -159,6 +159,7 @@ func (e *Env) redisHealth(cl *redis.Client) *dbHealth {
 // Close closes the Redis connections the plugins opened and stops the
 // logging plugins' Lua workers and queues.
 func (e *Env) Close() {
+	e.luaOnce.Do(func() {}) // waits for workers being started; none start after
 	if e.lua != nil {
 		e.lua.close()
 	}
