@@ -80,8 +80,8 @@ func (cf *customFields) apply(s *luaState, v *luaView) (out []byte, keep bool) {
 	if err := d.Decode(&record); err != nil {
 		return v.record, true
 	}
-	s.view = v
-	defer func() { s.view = nil }()
+	s.view, s.record = v, record
+	defer func() { s.view, s.record = nil, nil }()
 	keep = true
 	for _, key := range cf.keys {
 		result, err := s.Run(cf.protos[key], s.Env(), luaRunLimit)

@@ -96,6 +96,7 @@ func header(list []luaHeader, name string) (string, bool) {
 type luaState struct {
 	*luasandbox.State
 	view     *luaView
+	record   map[string]any // the record as custom fields have edited it so far
 	env      *Env
 	headMeta *lua.LTable // get_headers' table: keys read in any case, "_" as "-"
 	tmplMeta *lua.LTable // request-transformer's template environment
@@ -274,8 +275,11 @@ func (s *luaState) clientFuncs() map[string]lua.LGFunction {
 }
 
 // serialize is kong.log.serialize: the log record, as the logging
-// plugin builds it.
+// plugin builds it, with the custom fields set so far.
 func (s *luaState) serialize(L *lua.LState) int {
+	if s.record != nil {
+		return s.push(s.record)
+	}
 	var m any
 	if s.view.record != nil {
 		d := json.NewDecoder(strings.NewReader(string(s.view.record)))
