@@ -80,7 +80,8 @@ func (cf *customFields) apply(s *luaState, v *luaView) (out []byte, keep bool) {
 	if err := d.Decode(&record); err != nil {
 		return v.record, true
 	}
-	s.view, s.record = v, record
+	s.newRequest(v)
+	s.record = record
 	defer func() { s.view, s.record = nil, nil }()
 	keep = true
 	for _, key := range cf.keys {

@@ -95,8 +95,11 @@ func header(list []luaHeader, name string) (string, bool) {
 // run.
 type luaState struct {
 	*luasandbox.State
-	view     *luaView
-	record   map[string]any // the record as custom fields have edited it so far
+	view   *luaView
+	record map[string]any // the record as custom fields have edited it so far
+	// ctx holds kong.ctx.shared and kong.ctx.plugin for the request
+	// being served; newRequest empties it.
+	ctx      *lua.LTable
 	env      *Env
 	headMeta *lua.LTable // get_headers' table: keys read in any case, "_" as "-"
 	tmplMeta *lua.LTable // request-transformer's template environment
@@ -132,6 +135,27 @@ func newLuaState(env *Env) *luaState {
 	} {
 		kong.RawSetString(name, s.ReadOnly("kong."+name, L.SetFuncs(L.NewTable(), fns)))
 	}
+	// kong.ctx.shared and .plugin: tables of this request. Nothing else
+	// here writes them, so they start empty.
+	ctxMeta := L.NewTable()
+	ctxMeta.RawSetString("__index", L.NewFunction(func(L *lua.LState) int {
+		key := L.CheckString(2)
+		if key != "shared" && key != "plugin" {
+			L.Push(lua.LNil)
+			return 1
+		}
+		t, ok := s.ctx.RawGetString(key).(*lua.LTable)
+		if !ok {
+			t = L.NewTable()
+			s.ctx.RawSetString(key, t)
+		}
+		L.Push(t)
+		return 1
+	}))
+	kongCtx := L.NewTable()
+	L.SetMetatable(kongCtx, ctxMeta)
+	kong.RawSetString("ctx", kongCtx)
+	s.ctx = L.NewTable()
 	s.Base.RawSetString("kong", s.ReadOnly("kong", kong))
 	s.Base.RawSetString("ngx", s.ReadOnly("ngx", s.ngxTable()))
 	s.tmplMeta = s.templateMeta()
@@ -160,8 +184,8 @@ func (s *luaState) templateMeta() *lua.LTable {
 			v = toLua(L, queryMap(firstArgs(s.view.rawQuery, maxPDKArgs)))
 		case "uri_captures":
 			v = s.routerCaptures()
-		case "shared": // kong.ctx.shared: nothing is shared between plugins here
-			v = L.NewTable()
+		case "shared": // kong.ctx.shared
+			v = L.GetField(L.GetField(s.Base.RawGetString("kong"), "ctx"), "shared")
 		default:
 			if f, ok := fixed[key]; ok {
 				v = f
@@ -180,6 +204,13 @@ func (s *luaState) templateMeta() *lua.LTable {
 		return 0
 	}))
 	return meta
+}
+
+// newRequest readies s for another request's code: kong.ctx's tables
+// start empty.
+func (s *luaState) newRequest(v *luaView) {
+	s.view = v
+	s.ctx = s.L.NewTable()
 }
 
 // templateEnv is a fresh template environment for one request.

@@ -89,7 +89,7 @@ func (tt *transformTemplates) render(rt *requestTransformer, x pdk.Exchange) (*r
 		return nil, tt.broken
 	}
 	s := tt.env.templateState()
-	s.view = viewOf(x, false)
+	s.newRequest(viewOf(x, false))
 	env := s.templateEnv()
 	out := *rt
 	out.templates = nil
