@@ -3,6 +3,8 @@ package entity
 import (
 	"sort"
 	"sync"
+
+	"github.com/grapevine-gw/grapevine/internal/luasandbox"
 )
 
 // httpProtocols are the protocols a plugin runs on by default
@@ -196,8 +198,17 @@ func checkPluginHeaderName(v any) string {
 }
 
 // luaCodeField is typedefs.lua_code: a map of names to Lua snippets,
-// kept (Grapevine runs no Lua) so configurations round-trip.
+// each of which must load in the sandbox (validate_lua_expression).
 func luaCodeField(name string) Field {
 	return Field{Name: name, Type: TypeMap, Keys: &Field{Type: TypeString, LenMin: 1},
-		Values: &Field{Type: TypeString, LenMin: 1}}
+		Values: &Field{Type: TypeString, LenMin: 1, Check: checkLuaCode}}
+}
+
+// checkLuaCode is kong/tools/sandbox.lua's validate_safe: the code is
+// compiled, never run.
+func checkLuaCode(v any) string {
+	if _, err := luasandbox.Compile(v.(string)); err != nil {
+		return err.Error()
+	}
+	return ""
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+
+	"github.com/grapevine-gw/grapevine/internal/luasandbox"
 )
 
 // The traffic plugins' schemas (kong/plugins/{rate-limiting,cors,
@@ -226,11 +228,15 @@ func splitPair(s string) (string, string, bool) {
 	return s[:i], strings.TrimLeft(s[i:], ":"), true
 }
 
-// checkTransformValue is request-transformer's check_for_value.
+// checkTransformValue is request-transformer's check_for_value: a
+// value, which must compile as a template.
 func checkTransformValue(v any) string {
 	name, value, ok := splitPair(v.(string))
 	if !ok || value == "" {
 		return "key '" + name + "' has no value"
+	}
+	if _, err := luasandbox.CompileTemplate(value); err != nil {
+		return "value '" + value + "' is not in supported format, error:" + err.Error()
 	}
 	return ""
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 
 	"github.com/grapevine-gw/grapevine/entity"
+	"github.com/grapevine-gw/grapevine/internal/luasandbox"
 	"github.com/grapevine-gw/grapevine/internal/parallel"
 	"github.com/grapevine-gw/grapevine/proxy/metrics"
 	"github.com/grapevine-gw/grapevine/proxy/plugins"
@@ -136,10 +138,14 @@ func storeWindows(windows []plugins.RateWindow) []store.RateWindow {
 	return w
 }
 
-// pluginEnv is what the node's compiled plugins share.
+// pluginEnv is what the node's compiled plugins share. It also sets the
+// process's untrusted_lua settings, which the schemas check Lua against.
 func (n *Node) pluginEnv() *plugins.Env {
+	luasandbox.Configure(luasandbox.Settings{Mode: n.cfg.UntrustedLua,
+		Requires: n.cfg.UntrustedLuaRequires, Environment: n.cfg.UntrustedLuaEnvironment})
 	log := n.log.With().Str("component", "plugins").Logger()
-	env := &plugins.Env{Index: plugins.NewIndex(), DBTimeout: n.dbTimeout(), Log: &log, Metrics: metrics.New()}
+	env := &plugins.Env{Index: plugins.NewIndex(), DBTimeout: n.dbTimeout(), Log: &log, Metrics: metrics.New(), NodeID: n.id}
+	env.Hostname, _ = os.Hostname()
 	if n.store != nil {
 		env.Cluster = clusterCounters{n.store}
 	}

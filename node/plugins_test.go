@@ -1,6 +1,7 @@
 package node
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/grapevine-gw/grapevine/internal/luasandbox"
 	"github.com/grapevine-gw/grapevine/node/config"
 )
 
@@ -87,6 +89,52 @@ func TestPluginsRunFromTheAdminAPI(t *testing.T) {
 		}
 		check(t, map[string]want{"/r1": {200, "upstream saw /"}, "/r2": {200, "upstream saw /"}})
 	})
+	t.Run("request-transformer templates run", func(t *testing.T) {
+		// kong/plugins/request-transformer/access.lua: $(…) values are
+		// rendered per request against the client's query.
+		mustAdmin(t, n, 201, "POST", "/routes/r2/plugins",
+			`{"name":"request-transformer","config":{"add":{"querystring":["t:$(query_params.q)-x"]}}}`)
+		if status, _, body := proxyDo(t, n, "GET", "/r2?q=1"); status != 200 || body != "upstream saw /?q=1&t=1-x" {
+			t.Errorf("got %d %q, want 200 upstream saw /?q=1&t=1-x", status, body)
+		}
+	})
+	t.Run("lua that does not load is refused", func(t *testing.T) {
+		// kong/db/schema/typedefs.lua lua_code: validate_safe loads each
+		// value in the sandbox (kong/tools/sandbox.lua); Kong's schema
+		// violation names the field.
+		status, body := adminDo(t, n, "POST", "/plugins",
+			`{"name":"file-log","config":{"path":"/tmp/x.log","custom_fields_by_lua":{"f":"return 1 +"}}}`)
+		fields, _ := body["fields"].(map[string]any)
+		config, _ := fields["config"].(map[string]any)
+		custom, _ := config["custom_fields_by_lua"].(map[string]any)
+		msg, _ := custom["f"].(string)
+		if status != 400 || body["name"] != "schema violation" || !strings.HasPrefix(msg, `Error parsing function: [string "return 1 +"]:1: `) {
+			t.Errorf("got %d %v, want 400 schema violation with Error parsing function at config.custom_fields_by_lua.f", status, body)
+		}
+	})
+	t.Run("echo answers with the request and this node", func(t *testing.T) {
+		// kong/plugins/request-termination/handler.lua: echo's kong.node_id
+		// is kong.node.get_id, the node_id of GET /; matched_route is the
+		// route entity.
+		mustAdmin(t, n, 201, "POST", "/routes/r1/plugins", `{"name":"request-termination","config":{"status_code":200,"echo":true}}`)
+		_, root := adminDo(t, n, "GET", "/", "")
+		status, _, body := proxyDo(t, n, "GET", "/r1/x?q=1")
+		var got struct {
+			Kong struct {
+				NodeID string `json:"node_id"`
+			} `json:"kong"`
+			Request struct {
+				Query map[string]any `json:"query"`
+			} `json:"request"`
+			Route struct {
+				Name string `json:"name"`
+			} `json:"matched_route"`
+		}
+		_ = json.Unmarshal([]byte(body), &got)
+		if status != 200 || got.Kong.NodeID != root["node_id"] || got.Route.Name != "r1" || got.Request.Query["q"] != "1" {
+			t.Errorf("got %d %s, want 200 with node_id %v, route r1 and query q=1", status, body, root["node_id"])
+		}
+	})
 }
 
 // pluginNodeConfig is a cluster node on its own loopback host in the
@@ -142,4 +190,22 @@ func TestKeyCreatedOnOneNodeAuthenticatesOnAnother(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestUntrustedLuaOff: with kong.conf's untrusted_lua = off the schema
+// refuses custom_fields_by_lua (kong/tools/sandbox.lua: the sandbox
+// errors with its err_msg, which validate_safe reports as
+// "Error parsing function: …").
+func TestUntrustedLuaOff(t *testing.T) {
+	cfg := testConfig(t, bootstrappedDatabase(t))
+	cfg.UntrustedLua = "off"
+	n := startNode(t, cfg)
+	t.Cleanup(func() { luasandbox.Configure(luasandbox.Settings{}) })
+	status, body := adminDo(t, n, "POST", "/plugins",
+		`{"name":"file-log","config":{"path":"/tmp/x.log","custom_fields_by_lua":{"f":"return 1"}}}`)
+	want := "Error parsing function: loading of untrusted Lua code disabled because 'untrusted_lua' config option is set to 'off'"
+	raw, _ := json.Marshal(body)
+	if status != 400 || !strings.Contains(string(raw), want) {
+		t.Errorf("got %d %s, want 400 with %q", status, raw, want)
+	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/grapevine-gw/grapevine/entity"
 	"github.com/grapevine-gw/grapevine/proxy/pdk"
 )
 
@@ -95,6 +96,45 @@ func (x *exchange) HTTPVersion() string {
 		return "1.1"
 	}
 	return "1.0"
+}
+
+func (x *exchange) Route() *entity.Route { return x.up.route.e }
+
+func (x *exchange) Service() *entity.Service {
+	if x.up.route.svc == nil {
+		return nil
+	}
+	return &x.up.route.svc.e
+}
+
+// Port is the local port of the client's connection.
+func (x *exchange) Port() int {
+	if ta, ok := x.ctx.LocalAddr().(*net.TCPAddr); ok {
+		return ta.Port
+	}
+	return 0
+}
+
+// URICaptures runs the matched path regex again (the router keeps no
+// captures, so a plain route pays nothing for them), as uriCapture does.
+func (x *exchange) URICaptures(fn func(index int, name string, value []byte)) {
+	if x.up.matcher == nil {
+		return
+	}
+	path := x.up.path
+	for _, re := range x.up.matcher.regexes {
+		loc := re.FindSubmatchIndex(path)
+		if loc == nil {
+			continue
+		}
+		names := re.SubexpNames()
+		for g := 1; g < len(names); g++ {
+			if loc[2*g] >= 0 {
+				fn(g, names[g], path[loc[2*g]:loc[2*g+1]])
+			}
+		}
+		return
+	}
 }
 
 func (x *exchange) ServiceID() string {

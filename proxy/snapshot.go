@@ -95,6 +95,9 @@ type route struct {
 	grpcPlain     bool       // protocols include grpc: gRPC without TLS is served
 	redirectCode  int        // https_redirect_status_code
 	plan          *phasePlan // the plugins' hooks; nil: none (phases.go)
+	// e is the entity the route was compiled from (the Builder's copy),
+	// what plugins see of it (kong.router.get_route).
+	e *entity.Route
 }
 
 // EmptySnapshot returns a snapshot with no routes: every request gets 404.
@@ -174,6 +177,7 @@ func newRoute(e *entity.Route, services map[string]*service) *route {
 		streamAnswer:  !e.ResponseBuffering,
 		streamRequest: !e.RequestBuffering,
 		redirectCode:  e.HTTPSRedirectStatusCode,
+		e:             e,
 	}
 	if e.Name != nil {
 		r.name = *e.Name

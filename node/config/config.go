@@ -21,42 +21,45 @@ const EnvPrefix = "GRAPEVINE_"
 // Config holds every setting of one node. Field comments name the kong.conf
 // key and the default.
 type Config struct {
-	Database            string        // database: "postgres"; "off" is Kong's DB-less mode: the node serves declarative_config, no PostgreSQL
-	PgHost              string        // pg_host: "127.0.0.1"
-	PgPort              int           // pg_port: 5432
-	PgUser              string        // pg_user: "kong"
-	PgPassword          string        // pg_password: ""
-	PgDatabase          string        // pg_database: "kong"
-	PgTimeout           time.Duration // pg_timeout: 5000 (ms)
-	PgMaxConns          int           // pg_pool_size: 0 (pgx default)
-	ProxyListen         []string      // proxy_listen: Kong's "0.0.0.0:8000 reuseport backlog=16384, 0.0.0.0:8443 http2 ssl reuseport backlog=16384"; entries with their flags
-	AdminListen         []string      // admin_listen: "127.0.0.1:8001" (Kong adds "127.0.0.1:8444 http2 ssl"; Grapevine keeps the Admin API plain by default)
-	ClusterListen       string        // cluster_listen: "0.0.0.0:7946"; "off" (empty here) runs on polling alone, without gossip
-	ClusterAdvertise    string        // cluster_advertise: "" (derived from the host's addresses)
-	ClusterEncryptKey   string        // cluster_encrypt_key: "" (no gossip encryption)
-	ClusterJoin         []string      // cluster_join: "" (peers come from the nodes table)
-	ClusterKeyringFile  string        // cluster_keyring_file: "" (keys installed at run time are not kept across restarts)
-	ClusterTTLOnFailure time.Duration // cluster_ttl_on_failure: 3600 (s)
-	NodeName            string        // node_name: "" (derived from hostname and cluster address)
-	DBUpdateFrequency   time.Duration // db_update_frequency: 5 (s)
-	DBUpdatePropagation time.Duration // db_update_propagation: 0 (s)
-	DBCacheTTL          time.Duration // db_cache_ttl: 0 (s, 0 = never expires)
-	DeclarativeConfig   string        // declarative_config: ""; with database = off, the file served (none: an empty configuration)
-	LogLevel            string        // log_level: "notice"
-	Headers             []string      // headers: "server_tokens, latency_tokens, x-kong-request-id"; Kong's own headers sent to clients ("off": none)
-	HeadersUpstream     []string      // headers_upstream: "x-kong-request-id"; Kong's own headers sent upstream
-	LatencyHeaders      string        // latency_headers: "kong" (X-Kong-*-Latency) or "grapevine" (X-Grapevine-*-Latency)
-	DNSHostsFile        string        // dns_hostsfile: "/etc/hosts"; names looked up there before DNS
-	DNSStaleTTL         time.Duration // dns_stale_ttl: 3600 (s); how long a failing name keeps its last addresses
-	DNSNotFoundTTL      time.Duration // dns_not_found_ttl: 30 (s); when a name without records is asked again
-	DNSErrorTTL         time.Duration // dns_error_ttl: 1 (s); when a failed lookup is tried again
-	DNSOrder            []string      // dns_order: "LAST,SRV,A,CNAME"; the record types asked for a name, in turn
-	DNSValidTTL         time.Duration // dns_valid_ttl: none (0: each record's TTL); replaces every record's TTL
-	DNSResolver         []string      // dns_resolver: none (the system's resolver); name servers as "ip" or "ip:port"
-	ErrorDefaultType    string        // error_default_type: "text/plain"; the body type of proxy errors when a request names none
-	RouterFlavor        string        // router_flavor: "traditional_compatible" (the only one)
-	Prefix              string        // prefix: "/usr/local/kong"; the node's own folder, where its configuration cache lives
-	DebugListen         string        // debug_listen: "off" (empty here); Grapevine's own key: Go's profiler (net/http/pprof) on this address
+	Database                string        // database: "postgres"; "off" is Kong's DB-less mode: the node serves declarative_config, no PostgreSQL
+	PgHost                  string        // pg_host: "127.0.0.1"
+	PgPort                  int           // pg_port: 5432
+	PgUser                  string        // pg_user: "kong"
+	PgPassword              string        // pg_password: ""
+	PgDatabase              string        // pg_database: "kong"
+	PgTimeout               time.Duration // pg_timeout: 5000 (ms)
+	PgMaxConns              int           // pg_pool_size: 0 (pgx default)
+	ProxyListen             []string      // proxy_listen: Kong's "0.0.0.0:8000 reuseport backlog=16384, 0.0.0.0:8443 http2 ssl reuseport backlog=16384"; entries with their flags
+	AdminListen             []string      // admin_listen: "127.0.0.1:8001" (Kong adds "127.0.0.1:8444 http2 ssl"; Grapevine keeps the Admin API plain by default)
+	ClusterListen           string        // cluster_listen: "0.0.0.0:7946"; "off" (empty here) runs on polling alone, without gossip
+	ClusterAdvertise        string        // cluster_advertise: "" (derived from the host's addresses)
+	ClusterEncryptKey       string        // cluster_encrypt_key: "" (no gossip encryption)
+	ClusterJoin             []string      // cluster_join: "" (peers come from the nodes table)
+	ClusterKeyringFile      string        // cluster_keyring_file: "" (keys installed at run time are not kept across restarts)
+	ClusterTTLOnFailure     time.Duration // cluster_ttl_on_failure: 3600 (s)
+	NodeName                string        // node_name: "" (derived from hostname and cluster address)
+	DBUpdateFrequency       time.Duration // db_update_frequency: 5 (s)
+	DBUpdatePropagation     time.Duration // db_update_propagation: 0 (s)
+	DBCacheTTL              time.Duration // db_cache_ttl: 0 (s, 0 = never expires)
+	DeclarativeConfig       string        // declarative_config: ""; with database = off, the file served (none: an empty configuration)
+	LogLevel                string        // log_level: "notice"
+	Headers                 []string      // headers: "server_tokens, latency_tokens, x-kong-request-id"; Kong's own headers sent to clients ("off": none)
+	HeadersUpstream         []string      // headers_upstream: "x-kong-request-id"; Kong's own headers sent upstream
+	LatencyHeaders          string        // latency_headers: "kong" (X-Kong-*-Latency) or "grapevine" (X-Grapevine-*-Latency)
+	DNSHostsFile            string        // dns_hostsfile: "/etc/hosts"; names looked up there before DNS
+	DNSStaleTTL             time.Duration // dns_stale_ttl: 3600 (s); how long a failing name keeps its last addresses
+	DNSNotFoundTTL          time.Duration // dns_not_found_ttl: 30 (s); when a name without records is asked again
+	DNSErrorTTL             time.Duration // dns_error_ttl: 1 (s); when a failed lookup is tried again
+	DNSOrder                []string      // dns_order: "LAST,SRV,A,CNAME"; the record types asked for a name, in turn
+	DNSValidTTL             time.Duration // dns_valid_ttl: none (0: each record's TTL); replaces every record's TTL
+	DNSResolver             []string      // dns_resolver: none (the system's resolver); name servers as "ip" or "ip:port"
+	ErrorDefaultType        string        // error_default_type: "text/plain"; the body type of proxy errors when a request names none
+	RouterFlavor            string        // router_flavor: "traditional_compatible" (the only one)
+	Prefix                  string        // prefix: "/usr/local/kong"; the node's own folder, where its configuration cache lives
+	DebugListen             string        // debug_listen: "off" (empty here); Grapevine's own key: Go's profiler (net/http/pprof) on this address
+	UntrustedLua            string        // untrusted_lua: "sandbox"; how plugins run Lua from their config ("off": refused, "on": unrestricted)
+	UntrustedLuaRequires    []string      // untrusted_lua_sandbox_requires: none; modules the sandbox's require may load
+	UntrustedLuaEnvironment []string      // untrusted_lua_sandbox_environment: none; globals added to the sandbox
 
 	// TLS of the proxy's and the Admin API's ssl listeners.
 	SSLCert              []string // ssl_cert: none (a certificate is generated at start); paths or PEM, paired with ssl_cert_key
@@ -105,6 +108,7 @@ func Default() Config {
 		DBUpdateFrequency:     5 * time.Second,
 		LogLevel:              "notice",
 		LatencyHeaders:        "kong",
+		UntrustedLua:          "sandbox",
 		Headers:               []string{"server_tokens", "latency_tokens", "x-kong-request-id"},
 		DNSHostsFile:          "/etc/hosts",
 		DNSStaleTTL:           time.Hour,

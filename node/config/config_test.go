@@ -48,6 +48,8 @@ cluster_listen = off
 nginx_admin_client_max_body_size = 512k
 dns_order = last, a ,SRV
 dns_valid_ttl = 2.5
+untrusted_lua = off
+untrusted_lua_sandbox_environment = os.getenv, io
 `)
 	env := []string{"GRAPEVINE_PG_PORT=7000", "GRAPEVINE_ADMIN_LISTEN=127.0.0.2:8001", "OTHER=1"}
 	got, err := Load(path, env)
@@ -70,6 +72,9 @@ dns_valid_ttl = 2.5
 		{"nginx_admin_client_max_body_size", got.AdminMaxBodySize, int64(512 << 10)},
 		{"dns_order upper case", got.DNSOrder, []string{"LAST", "A", "SRV"}},
 		{"dns_valid_ttl seconds", got.DNSValidTTL, 2500 * time.Millisecond},
+		{"untrusted_lua", got.UntrustedLua, "off"},
+		{"untrusted_lua_sandbox_environment", got.UntrustedLuaEnvironment, []string{"os.getenv", "io"}},
+		{"untrusted_lua_sandbox_requires unset", got.UntrustedLuaRequires, []string(nil)},
 	}
 	for _, c := range checks {
 		t.Run(c.name, func(t *testing.T) {
@@ -94,6 +99,7 @@ func TestLoadRejectsBadInput(t *testing.T) {
 		{"port out of range", "pg_port = 70000\n", nil, "pg_port", "integer between 1 and 65535"},
 		{"bad database", "database = cassandra\n", nil, "database", "expected one of: postgres"},
 		{"bad log level", "log_level = loud\n", nil, "log_level", "expected one of"},
+		{"bad untrusted_lua", "untrusted_lua = maybe\n", nil, "untrusted_lua", "expected one of: off, on, sandbox"},
 		{"listen without port", "proxy_listen = 0.0.0.0\n", nil, "proxy_listen", "expected host:port"},
 		{"cluster listen bad", "cluster_listen = :x\n", nil, "cluster_listen", "invalid"},
 		{"listen flag unknown", "proxy_listen = 0.0.0.0:8000 sll\n", nil, "proxy_listen", "unknown flag"},

@@ -44,6 +44,9 @@ var keys = []key{
 	{name: "db_cache_ttl", set: duration(func(c *Config) *time.Duration { return &c.DBCacheTTL }, time.Second, 0), get: func(c *Config) any { return c.DBCacheTTL.Seconds() }},
 	{name: "declarative_config", set: anyString(func(c *Config) *string { return &c.DeclarativeConfig }), get: func(c *Config) any { return c.DeclarativeConfig }},
 	{name: "declarative_config_string", secret: true, set: anyString(func(c *Config) *string { return &c.DeclarativeConfigString })},
+	{name: "untrusted_lua", set: oneOf(func(c *Config) *string { return &c.UntrustedLua }, "off", "on", "sandbox"), get: func(c *Config) any { return c.UntrustedLua }},
+	{name: "untrusted_lua_sandbox_requires", set: stringList(func(c *Config) *[]string { return &c.UntrustedLuaRequires }), get: func(c *Config) any { return c.UntrustedLuaRequires }},
+	{name: "untrusted_lua_sandbox_environment", set: stringList(func(c *Config) *[]string { return &c.UntrustedLuaEnvironment }), get: func(c *Config) any { return c.UntrustedLuaEnvironment }},
 	{name: "log_level", set: oneOf(func(c *Config) *string { return &c.LogLevel }, "debug", "info", "notice", "warn", "error", "crit", "alert", "emerg"), get: func(c *Config) any { return c.LogLevel }},
 	{name: "headers", set: headerTokens(func(c *Config) *[]string { return &c.Headers }, false), get: func(c *Config) any { return c.Headers }},
 	{name: "headers_upstream", set: headerTokens(func(c *Config) *[]string { return &c.HeadersUpstream }, true), get: func(c *Config) any { return c.HeadersUpstream }},
@@ -314,6 +317,13 @@ func pathsOnly(items []string) []string {
 		}
 	}
 	return out
+}
+
+func stringList(field func(*Config) *[]string) func(*Config, string) error {
+	return func(c *Config, value string) error {
+		*field(c) = splitList(value)
+		return nil
+	}
 }
 
 func splitList(value string) []string {

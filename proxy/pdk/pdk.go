@@ -5,13 +5,16 @@
 // HTTP/2 later) and never touch a transport's types.
 //
 // It owns only types and interfaces: no state, no I/O, no imports of the
-// proxy, the store or fasthttp. Byte slices handed out are valid only during
-// the hook call that got them; a plugin that keeps one must copy it.
+// proxy, the store or fasthttp (the entity types it hands out are plain
+// data). Byte slices handed out are valid only during the hook call that
+// got them; a plugin that keeps one must copy it.
 package pdk
 
 import (
 	"net/netip"
 	"time"
+
+	"github.com/grapevine-gw/grapevine/entity"
 )
 
 // Exchange is one request on its way through the plugin phases.
@@ -48,9 +51,22 @@ type Exchange interface {
 	Host() []byte
 	// ClientIP is the address of the client's connection.
 	ClientIP() netip.Addr
+	// Port is the port of the listener the client connected to
+	// (kong.request.get_port).
+	Port() int
 	// RouteID and ServiceID name what the request matched.
 	RouteID() string
 	ServiceID() string
+	// Route and Service are the entities the request matched
+	// (kong.router.get_route, get_service); Service is nil without one.
+	// They are the snapshot's: read them, never change them.
+	Route() *entity.Route
+	Service() *entity.Service
+	// URICaptures calls fn for each group of the matched path regex that
+	// took part in the match (the router's uri_captures), in order: its
+	// index from 1 and its name ("" for an unnamed group). A route
+	// matched by prefix has none.
+	URICaptures(fn func(index int, name string, value []byte))
 
 	// Changes to the request sent upstream (kong.service.request). Header
 	// changes replace the client's headers of that name.

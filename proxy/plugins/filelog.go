@@ -18,7 +18,8 @@ import (
 // for each write with reopen). Unlike Kong, which writes in nginx's log
 // phase after the answer went out, the write happens in a background
 // queue per path, so a slow disk never holds a request; a full queue
-// drops its oldest line. custom_fields_by_lua is not run (no Lua).
+// drops its oldest line. custom_fields_by_lua runs in the background
+// before the line is queued (luafields.go).
 
 func init() { register("file-log", buildFileLog) }
 
@@ -36,18 +37,13 @@ func buildFileLog(env *Env, p *entity.Plugin) (hooks [proxy.NumPhases]proxy.Hook
 	if err := decodeConfig(p, &c); err != nil {
 		return hooks, err
 	}
-	if len(c.CustomFields) > 0 {
-		return hooks, fmt.Errorf("custom_fields_by_lua is not supported (no Lua)")
+	custom, err := compileCustomFields(env, "file-log "+p.ID, c.CustomFields)
+	if err != nil {
+		return hooks, err
 	}
 	w := &fileLogWriter{path: c.Path, reopen: c.Reopen}
 	q := env.queue(fmt.Sprintf("file-log:%s:%t", c.Path, c.Reopen), fileLogQueue, w.write)
-	hooks[proxy.PhaseLog] = func(x pdk.Exchange) {
-		entry, err := serializeLog(x)
-		if err != nil {
-			return
-		}
-		q.add(append(entry, '\n'))
-	}
+	hooks[proxy.PhaseLog] = func(x pdk.Exchange) { custom.logEntry(x, q, "\n") }
 	return hooks, nil
 }
 

@@ -28,6 +28,8 @@ const (
 	serviceID = "5f1e4a0c-0000-4000-8000-000000000001"
 	routeID   = "5f1e4a0c-0000-4000-8000-000000000002"
 	route2ID  = "5f1e4a0c-0000-4000-8000-000000000003"
+	// route3ID's path is a regex with captures.
+	route3ID = "5f1e4a0c-0000-4000-8000-000000000004"
 )
 
 // seenRequest is what the upstream received.
@@ -49,8 +51,9 @@ type harness struct {
 	seen []seenRequest
 }
 
-// newHarness starts an upstream and a proxy with one service and two
-// routes: /r (routeID) and /r2 (route2ID).
+// newHarness starts an upstream and a proxy with one service and three
+// routes: /r (routeID), /r2 (route2ID) and the regex
+// /cap/(?<user>[a-z]+)/(\d+) (route3ID).
 func newHarness(t *testing.T) *harness {
 	t.Helper()
 	return newHarnessOn(t, "127.0.0.1:0")
@@ -132,8 +135,9 @@ func (h *harness) swap() {
 	}
 	snap, warnings := proxy.NewSnapshot(proxy.SnapshotInput{
 		Services: []entity.Service{svc},
-		Routes:   []entity.Route{route(routeID, "/r"), route(route2ID, "/r2")},
-		Plugins:  h.plugins,
+		Routes: []entity.Route{route(routeID, "/r"), route(route2ID, "/r2"),
+			route(route3ID, `~/cap/(?<user>[a-z]+)/(\d+)$`)},
+		Plugins: h.plugins,
 	})
 	if len(warnings) > 0 {
 		h.t.Fatalf("snapshot: %v", warnings)

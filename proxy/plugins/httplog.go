@@ -23,7 +23,8 @@ import (
 // background queue; the queue sends batches to http_endpoint (one JSON
 // object when max_batch_size is 1, else a JSON array) and retries as
 // Kong's queue does. The request never waits for the log server.
-// custom_fields_by_lua is kept but not run (Grapevine runs no Lua).
+// custom_fields_by_lua runs in the background before the record is
+// queued (luafields.go).
 
 func init() { register("http-log", buildHTTPLog) }
 
@@ -46,8 +47,9 @@ func buildHTTPLog(env *Env, p *entity.Plugin) (hooks [proxy.NumPhases]proxy.Hook
 	if err := decodeConfig(p, &c); err != nil {
 		return hooks, err
 	}
-	if len(c.CustomFields) > 0 {
-		return hooks, fmt.Errorf("custom_fields_by_lua is not supported (no Lua)")
+	custom, err := compileCustomFields(env, "http-log "+p.ID, c.CustomFields)
+	if err != nil {
+		return hooks, err
 	}
 	// Kong's deprecated names map onto the queue's (kong/tools/queue.lua
 	// get_params): queue_size, flush_timeout.
@@ -64,13 +66,7 @@ func buildHTTPLog(env *Env, p *entity.Plugin) (hooks [proxy.NumPhases]proxy.Hook
 	// Kong's make_queue_name: plugins with the same settings share a queue.
 	name := fmt.Sprintf("http-log:%s:%s:%s:%v:%v", c.HTTPEndpoint, c.Method, c.ContentType, c.Timeout, c.Keepalive)
 	q := env.queue(name, c.Queue, sender.send)
-	hooks[proxy.PhaseLog] = func(x pdk.Exchange) {
-		entry, err := serializeLog(x)
-		if err != nil {
-			return
-		}
-		q.add(entry)
-	}
+	hooks[proxy.PhaseLog] = func(x pdk.Exchange) { custom.logEntry(x, q, "") }
 	return hooks, nil
 }
 

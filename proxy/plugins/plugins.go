@@ -44,10 +44,16 @@ type Env struct {
 	// Metrics is where the prometheus plugin counts; made on first use
 	// when nil.
 	Metrics *metrics.Registry
+	// NodeID and Hostname are the node's (kong.node.get_id,
+	// get_hostname), for request-termination's echo.
+	NodeID, Hostname string
 
 	once        sync.Once
 	metricsOnce sync.Once
 	queues      logQueues
+	luaOnce     sync.Once
+	lua         *luaWorkers    // custom_fields_by_lua (luafields.go)
+	templates   templateStates // request-transformer's (reqtemplate.go)
 	health      dbHealth
 	redis       redisClients
 }

@@ -157,8 +157,12 @@ func (e *Env) redisHealth(cl *redis.Client) *dbHealth {
 }
 
 // Close closes the Redis connections the plugins opened and stops the
-// logging plugins' queues.
+// logging plugins' Lua workers and queues.
 func (e *Env) Close() {
+	e.luaOnce.Do(func() {}) // waits for workers being started; none start after
+	if e.lua != nil {
+		e.lua.close()
+	}
 	e.closeQueues()
 	e.redis.mu.Lock()
 	defer e.redis.mu.Unlock()

@@ -3,12 +3,12 @@ package plugins
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"net/url"
 	"slices"
 	"strings"
 
 	"github.com/grapevine-gw/grapevine/entity"
+	"github.com/grapevine-gw/grapevine/internal/luasandbox"
 	"github.com/grapevine-gw/grapevine/proxy"
 	"github.com/grapevine-gw/grapevine/proxy/pdk"
 )
@@ -40,14 +40,18 @@ type requestTransformerConfig struct {
 }
 
 // pair is one "name:value" entry, split as the handler's
-// ^([^:]+):*(.-)$ does.
-type pair struct{ name, value string }
+// ^([^:]+):*(.-)$ does; tmpl is set when the value is a template with
+// expressions.
+type pair struct {
+	name, value string
+	tmpl        *luasandbox.Template
+}
 
 func splitPairs(list []string) []pair {
 	out := make([]pair, 0, len(list))
 	for _, s := range list {
 		name, value, _ := strings.Cut(s, ":")
-		out = append(out, pair{name, strings.TrimLeft(value, ":")})
+		out = append(out, pair{name: name, value: strings.TrimLeft(value, ":")})
 	}
 	return out
 }
@@ -66,13 +70,11 @@ type requestTransformer struct {
 	uri                  string
 	setURI               bool
 	headers, query, body transformOps
+	// templates renders the $(…) values; nil when there are none.
+	templates *transformTemplates
 }
 
-// errTemplate: values with $(…) are Lua templates Kong renders in its
-// sandbox; they do not run here, so such a plugin is left out.
-var errTemplate = errors.New("template values ($(...)) are not supported")
-
-func buildRequestTransformer(_ *Env, p *entity.Plugin) (hooks [proxy.NumPhases]proxy.Hook, err error) {
+func buildRequestTransformer(env *Env, p *entity.Plugin) (hooks [proxy.NumPhases]proxy.Hook, err error) {
 	var c requestTransformerConfig
 	if err := decodeConfig(p, &c); err != nil {
 		return hooks, err
@@ -91,23 +93,21 @@ func buildRequestTransformer(_ *Env, p *entity.Plugin) (hooks [proxy.NumPhases]p
 	rt.headers = ops(func(l *transformLists) []string { return l.Headers })
 	rt.query = ops(func(l *transformLists) []string { return l.Querystring })
 	rt.body = ops(func(l *transformLists) []string { return l.Body })
-	for _, o := range []*transformOps{&rt.headers, &rt.query, &rt.body} {
-		for _, list := range [][]pair{o.remove, o.rename, o.replace, o.add, o.append} {
-			for _, pr := range list {
-				if strings.Contains(pr.value, "$(") {
-					return hooks, errTemplate
-				}
-			}
-		}
-	}
-	if strings.Contains(rt.uri, "$(") {
-		return hooks, errTemplate
-	}
+	rt.compileTemplates(env, "request-transformer "+p.ID)
 	hooks[proxy.PhaseAccess] = rt.access
 	return hooks, nil
 }
 
 func (rt *requestTransformer) access(x pdk.Exchange) {
+	if rt.templates != nil {
+		rendered, err := rt.templates.render(rt, x)
+		if err != nil {
+			// Kong's render error is a Lua error in the access phase.
+			x.Error(500, "An unexpected error occurred")
+			return
+		}
+		rt = rendered
+	}
 	if rt.setURI {
 		x.SetUpstreamPath(rt.uri)
 	}

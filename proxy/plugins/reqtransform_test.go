@@ -2,13 +2,11 @@ package plugins
 
 import (
 	"encoding/json"
-	"errors"
 	"net/url"
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
-
-	"github.com/grapevine-gw/grapevine/entity"
 )
 
 // TestRequestTransformer follows kong/plugins/request-transformer/access.lua
@@ -95,20 +93,94 @@ func TestRequestTransformer(t *testing.T) {
 	})
 }
 
-// TestRequestTransformerTemplates: Kong renders $(…) values as Lua
-// templates in its sandbox; they do not run here, so the plugin is
-// refused at compile time (the node leaves it out with a warning).
+// TestRequestTransformerTemplates follows kong/plugins/
+// request-transformer/access.lua (3.9): values with $(…) are pl.template
+// templates rendered in the sandbox against the client's request
+// (headers, read in any case and with "_" for "-"; query_params;
+// uri_captures, the router's: [0] the whole match, groups by number and
+// name; shared), each expression as tostring(expr or ”); only type and
+// those names are there (string, os, io are nil). An error, or an
+// expression that never ends, answers Kong's 500.
 func TestRequestTransformerTemplates(t *testing.T) {
-	input := map[string]any{"id": "5f1e4a0c-0000-4000-8000-100000000099", "name": "request-transformer",
-		"config": map[string]any{"add": map[string]any{"headers": []any{"x-q:$(query_params.q)"}}}}
-	full, verr := entity.Plugins.Validate(input)
-	if verr != nil {
-		t.Fatal(verr)
+	tests := []struct {
+		name    string
+		config  string
+		target  string
+		headers []string
+		check   func(t *testing.T, up seenRequest)
+	}{
+		{"headers and default", `{"add":{"headers":["x-got:$(headers[\"x-a\"] or \"none\")","x-none:$(headers[\"x-missing\"] or \"none\")","x-under:$(headers.x_a)"]}}`,
+			"/r/p", []string{"X-A: va"}, func(t *testing.T, up seenRequest) {
+				for h, want := range map[string]string{"X-Got": "va", "X-None": "none", "X-Under": "va"} {
+					if got := up.Header.Get(h); got != want {
+						t.Errorf("got %s %q, want %q", h, got, want)
+					}
+				}
+			}},
+		{"query params around text", `{"add":{"querystring":["q2:pre-$(query_params.q)-post"]}}`,
+			"/r/p?q=v", nil, func(t *testing.T, up seenRequest) {
+				if up.URI != "/p?q=v&q2=pre-v-post" {
+					t.Errorf("got %s, want /p?q=v&q2=pre-v-post", up.URI)
+				}
+			}},
+		{"uri captures in the uri", `{"replace":{"uri":"/users/$(uri_captures.user)/$(uri_captures[2])"},"add":{"headers":["x-whole:$(uri_captures[0])"]}}`,
+			"/cap/alice/42", nil, func(t *testing.T, up seenRequest) {
+				if up.URI != "/users/alice/42" || up.Header.Get("X-Whole") != "/cap/alice/42" {
+					t.Errorf("got %s with X-Whole %q, want /users/alice/42 and /cap/alice/42", up.URI, up.Header.Get("X-Whole"))
+				}
+			}},
+		{"body field", `{"add":{"body":["b:$(query_params.q)"]}}`,
+			"/r/p?q=v", []string{"Content-Type: application/x-www-form-urlencoded"}, func(t *testing.T, up seenRequest) {
+				if up.Body != "a=1&b=v" {
+					t.Errorf("got body %q, want a=1&b=v", up.Body)
+				}
+			}},
+		{"a template of a string writes $( literally", `{"add":{"headers":["x-lit:$('$(x)')"]}}`,
+			"/r/p", nil, func(t *testing.T, up seenRequest) {
+				if got := up.Header.Get("X-Lit"); got != "$(x)" {
+					t.Errorf("got %q, want $(x)", got)
+				}
+			}},
+		{"only the template environment", `{"add":{"headers":["x-env:$(type(string))$(type(os))$(type(io))$(type(headers))"]}}`,
+			"/r/p", nil, func(t *testing.T, up seenRequest) {
+				if got := up.Header.Get("X-Env"); got != "nilnilniltable" {
+					t.Errorf("got %q, want nilnilniltable", got)
+				}
+			}},
 	}
-	raw, _ := json.Marshal(full)
-	var p entity.Plugin
-	_ = json.Unmarshal(raw, &p)
-	if _, err := Compile(&Env{Index: NewIndex()}, &p); !errors.Is(err, errTemplate) {
-		t.Errorf("got %v, want %v", err, errTemplate)
+	h := newHarness(t)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h.plugins = nil
+			h.plugin(`{"name":"request-transformer","config":` + tc.config + `}`)
+			body := ""
+			if len(tc.headers) > 0 && strings.Contains(tc.headers[0], "form") {
+				body = "a=1"
+			}
+			method := "GET"
+			if body != "" {
+				method = "POST"
+			}
+			resp := h.do(method, tc.target, body, tc.headers...)
+			up, ok := h.last()
+			if resp.status != 200 || !ok {
+				t.Fatalf("got %d %s (upstream called: %t), want 200", resp.status, resp.body, ok)
+			}
+			tc.check(t, up)
+		})
+	}
+	for _, tc := range []struct{ name, value string }{
+		{"runtime error", `x-e:$(nil .. 1)`},
+		{"endless expression", `x-e:$((function() while true do end end)())`},
+		{"header template that does not compile", `x-e:$(1 +)`},
+	} {
+		t.Run(tc.name+" answers 500", func(t *testing.T) {
+			h.plugins = nil
+			h.plugin(`{"name":"request-transformer","config":{"add":{"headers":["` + strings.ReplaceAll(tc.value, `"`, `\"`) + `"]}}}`)
+			resp := h.do("GET", "/r/p", "")
+			if _, called := h.last(); resp.status != 500 || kongMessage(resp.body) != "An unexpected error occurred" || called {
+				t.Errorf("got %d %s (upstream called: %t), want 500 An unexpected error occurred", resp.status, resp.body, called)
+			}
+		})
 	}
 }

@@ -1,6 +1,9 @@
 package plugins
 
 import (
+	"encoding/json"
+	"os"
+
 	"github.com/grapevine-gw/grapevine/entity"
 	"github.com/grapevine-gw/grapevine/proxy"
 	"github.com/grapevine-gw/grapevine/proxy/pdk"
@@ -8,8 +11,8 @@ import (
 
 // request-termination (kong/plugins/request-termination/handler.lua):
 // answers every request (or those carrying the trigger header or query
-// argument) with a fixed status and message or body. echo is not
-// supported yet: such an instance fails to compile.
+// argument) with a fixed status and message or body, or with the request
+// echoed as JSON (echo).
 
 func init() { register("request-termination", buildTermination) }
 
@@ -32,13 +35,10 @@ var terminationMessages = map[int]string{
 	503: "Service unavailable",
 }
 
-func buildTermination(_ *Env, p *entity.Plugin) (hooks [proxy.NumPhases]proxy.Hook, err error) {
+func buildTermination(env *Env, p *entity.Plugin) (hooks [proxy.NumPhases]proxy.Hook, err error) {
 	var c terminationConfig
 	if err := decodeConfig(p, &c); err != nil {
 		return hooks, err
-	}
-	if c.Echo {
-		return hooks, errString("request-termination's echo is not supported")
 	}
 	var body []byte
 	if c.Body != nil {
@@ -53,6 +53,8 @@ func buildTermination(_ *Env, p *entity.Plugin) (hooks [proxy.NumPhases]proxy.Ho
 			}
 		}
 		switch {
+		case c.Echo:
+			echo(env, x, &c)
 		case c.Body != nil:
 			ct := ""
 			if c.ContentType != nil {
@@ -70,6 +72,54 @@ func buildTermination(_ *Env, p *entity.Plugin) (hooks [proxy.NumPhases]proxy.Ho
 		}
 	}
 	return hooks, nil
+}
+
+// echo answers with the request as the handler's echo table has it:
+// the message, the node, the request as the PDK reads it, and the route
+// and service matched.
+func echo(env *Env, x pdk.Exchange, c *terminationConfig) {
+	content := map[string]any{
+		"kong": map[string]any{"node_id": env.NodeID, "worker_pid": os.Getpid(), "hostname": env.Hostname},
+		"request": map[string]any{
+			"scheme":       x.Scheme(),
+			"host":         string(x.Host()),
+			"port":         x.Port(),
+			"headers":      requestHeaders(x),
+			"query":        requestQuery(x),
+			"method":       string(x.Method()),
+			"path":         string(x.Path()),
+			"uri_captures": uriCaptures(x),
+		},
+	}
+	if msg := terminationMessage(c); msg != "" {
+		content["message"] = msg
+	}
+	if raw, err := x.Body(); err == nil {
+		content["request"].(map[string]any)["raw_body"] = string(raw)
+	}
+	if body := requestBodyValue(x); body != nil {
+		content["request"].(map[string]any)["body"] = body
+	}
+	if r := entityTable(x.Route()); r != nil {
+		content["matched_route"] = r
+	}
+	if s := entityTable(x.Service()); s != nil {
+		content["matched_service"] = s
+	}
+	out, err := json.Marshal(content)
+	if err != nil {
+		exitMessage(x, 500, terminationMessages[500])
+		return
+	}
+	x.Exit(c.StatusCode, out, "application/json; charset=utf-8")
+}
+
+// terminationMessage is conf.message or the status's default message.
+func terminationMessage(c *terminationConfig) string {
+	if c.Message != nil {
+		return *c.Message
+	}
+	return terminationMessages[c.StatusCode]
 }
 
 type errString string
