@@ -143,6 +143,7 @@ type State struct {
 // untrusted_lua = on, every global of the interpreter.
 func New() *State {
 	L := lua.NewState(lua.Options{CallStackSize: 200, RegistrySize: 1024, RegistryMaxSize: 64 * 1024})
+	boundRep(L)
 	s := &State{L: L, Base: L.NewTable(), envMeta: L.NewTable(), fns: map[*lua.FunctionProto]*lua.LFunction{}}
 	set := current()
 	if set.Mode == "on" {
@@ -185,6 +186,34 @@ func New() *State {
 	linked.ForEach(func(k, v lua.LValue) { s.Base.RawSet(k, v) })
 	s.envMeta.RawSetString("__index", s.Base)
 	return s
+}
+
+// maxRepBytes bounds what string.rep may build.
+const maxRepBytes = 64 << 20
+
+// boundRep replaces string.rep (the library's, which strings' methods
+// reach too) with one that refuses a result over maxRepBytes, with Lua
+// 5.3's message. gopher-lua's builds the whole string in one Go call that
+// the time limit cannot interrupt: string.rep("x", 1e10) asked for 10 GB
+// and would take the node down from one template or log field.
+func boundRep(L *lua.LState) {
+	lib, ok := L.GetGlobal("string").(*lua.LTable)
+	if !ok {
+		return
+	}
+	lib.RawSetString("rep", L.NewFunction(func(L *lua.LState) int {
+		str := L.CheckString(1)
+		n := L.CheckInt64(2)
+		if n <= 0 || str == "" {
+			L.Push(lua.LString(""))
+			return 1
+		}
+		if n > maxRepBytes/int64(len(str)) {
+			L.RaiseError("resulting string too large")
+		}
+		L.Push(lua.LString(strings.Repeat(str, int(n))))
+		return 1
+	}))
 }
 
 // link copies the global at the dotted path q from o into target,

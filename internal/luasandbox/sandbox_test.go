@@ -213,3 +213,32 @@ func TestUntrustedLuaSettings(t *testing.T) {
 		}
 	})
 }
+
+// TestSandboxBoundsStringRep: string.rep builds its result in one call
+// the time limit cannot cut off, so a result over 64 MB is refused (Lua
+// 5.3's "resulting string too large") instead of allocating it; smaller
+// ones, and the method form, work as in Lua.
+func TestSandboxBoundsStringRep(t *testing.T) {
+	s := New()
+	t.Cleanup(s.Close)
+	tests := []struct{ code, want, wantErr string }{
+		{`return #string.rep("ab", 3)`, "6", ""},
+		{`return ("x"):rep(2) .. string.rep("y", 0)`, "xx", ""},
+		{`return #string.rep("x", 1e10)`, "", "resulting string too large"},
+		{`return #("xy"):rep(4e7)`, "", "resulting string too large"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.code, func(t *testing.T) {
+			got, err := run(t, s, tc.code)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("got %v, %v; want an error with %q", got, err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || got.String() != tc.want {
+				t.Errorf("got %v, %v; want %q", got, err, tc.want)
+			}
+		})
+	}
+}
