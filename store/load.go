@@ -126,16 +126,19 @@ func readAllPaged(ctx context.Context, tx pgx.Tx, t Table, perCall time.Duration
 		return nil, err
 	}
 	fetch := "FETCH " + strconv.Itoa(loadPageRows) + " FROM " + cursor
+	// Each page is appended where it goes: collected apart and copied,
+	// the pages of a big table made a tenth of a full reload's garbage.
 	var out []Row
 	for {
 		cctx, cancel := bound(ctx, perCall)
-		page, err := queryScanned(cctx, tx, scan, fetch, pgx.QueryExecModeExec)
+		before := len(out)
+		var err error
+		out, err = appendScanned(cctx, tx, out, scan, fetch, pgx.QueryExecModeExec)
 		cancel()
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, page...)
-		if len(page) < loadPageRows {
+		if len(out)-before < loadPageRows {
 			break
 		}
 	}

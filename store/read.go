@@ -158,13 +158,22 @@ func queryRows(ctx context.Context, q querier, t Table, query string, args ...an
 
 // queryScanned is queryRows with scan reading each row.
 func queryScanned(ctx context.Context, q querier, scan pgx.RowToFunc[Row], query string, args ...any) ([]Row, error) {
+	out, err := appendScanned(ctx, q, []Row{}, scan, query, args...) // empty, not nil, as pgx.CollectRows
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// appendScanned is queryScanned appending the rows to out.
+func appendScanned(ctx context.Context, q querier, out []Row, scan pgx.RowToFunc[Row], query string, args ...any) ([]Row, error) {
 	rows, err := q.Query(ctx, query, args...)
 	if err != nil {
-		return nil, classify(err)
+		return out, classify(err)
 	}
-	out, err := pgx.CollectRows(rows, scan)
+	out, err = pgx.AppendRows(out, rows, scan)
 	if err != nil {
-		return nil, classify(err)
+		return out, classify(err)
 	}
 	return out, nil
 }
