@@ -148,9 +148,37 @@ func readAllPaged(ctx context.Context, tx pgx.Tx, t Table, perCall time.Duration
 	if err != nil {
 		return nil, err
 	}
-	// uuids as lower-case text sort as PostgreSQL sorts the uuids.
-	slices.SortFunc(out, func(a, b Row) int { return strings.Compare(a.ID, b.ID) })
+	sortByID(out)
 	return out, nil
+}
+
+// sortByID sorts rows by id (uuids as lower-case text sort as PostgreSQL
+// sorts the uuids) moving each row once: sorted in place, each row of
+// 120 bytes was swapped a dozen times, a twentieth of a full reload.
+func sortByID(rows []Row) {
+	from := make([]int32, len(rows)) // from[i]: the row that goes to i
+	for i := range from {
+		from[i] = int32(i)
+	}
+	slices.SortFunc(from, func(a, b int32) int { return strings.Compare(rows[a].ID, rows[b].ID) })
+	// Apply the permutation cycle by cycle; -1 marks a place filled.
+	for i := range from {
+		if from[i] < 0 {
+			continue
+		}
+		first := rows[i]
+		j := i
+		for {
+			k := int(from[j])
+			from[j] = -1
+			if k == i {
+				rows[j] = first
+				break
+			}
+			rows[j] = rows[k]
+			j = k
+		}
+	}
 }
 
 // bound is ctx with a timeout of perCall, or ctx itself for 0.

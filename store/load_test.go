@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/grapevine-gw/grapevine/entity"
 )
@@ -354,4 +357,25 @@ func sameTime(a, b *time.Time) bool {
 		return a == b
 	}
 	return a.Equal(*b)
+}
+
+// sortByID orders rows by id, whatever order they came in.
+func TestSortByID(t *testing.T) {
+	for _, n := range []int{0, 1, 2, 3, 10, 1000} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			rows := make([]Row, n)
+			for i := range rows {
+				id := uuid.NewString()
+				rows[i] = Row{ID: id, Doc: json.RawMessage(`"` + id + `"`)}
+			}
+			want := slices.Clone(rows)
+			slices.SortFunc(want, func(a, b Row) int { return strings.Compare(a.ID, b.ID) })
+			sortByID(rows)
+			for i := range rows {
+				if rows[i].ID != want[i].ID || string(rows[i].Doc) != string(want[i].Doc) {
+					t.Fatalf("row %d: got %s, want %s", i, rows[i].ID, want[i].ID)
+				}
+			}
+		})
+	}
 }
