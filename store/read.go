@@ -165,14 +165,27 @@ func queryScanned(ctx context.Context, q querier, scan pgx.RowToFunc[Row], query
 	return out, nil
 }
 
-// appendScanned is queryScanned appending the rows to out.
+// appendScanned is queryScanned appending the rows to out. It is
+// pgx.AppendRows growing out by doubling: append grows a big slice by a
+// quarter at a time, and copying the rows of a full reload (120 bytes
+// each) over and over cost as much as scanning them.
 func appendScanned(ctx context.Context, q querier, out []Row, scan pgx.RowToFunc[Row], query string, args ...any) ([]Row, error) {
 	rows, err := q.Query(ctx, query, args...)
 	if err != nil {
 		return out, classify(err)
 	}
-	out, err = pgx.AppendRows(out, rows, scan)
-	if err != nil {
+	defer rows.Close()
+	for rows.Next() {
+		r, err := scan(rows)
+		if err != nil {
+			return out, classify(err)
+		}
+		if len(out) == cap(out) {
+			out = slices.Grow(out, max(len(out), 1))
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
 		return out, classify(err)
 	}
 	return out, nil
