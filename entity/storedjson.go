@@ -42,12 +42,11 @@ func (r *jsonReader) fail() {
 // peek skips blanks and returns the next byte (0 at the end).
 func (r *jsonReader) peek() byte {
 	for r.i < len(r.b) {
-		switch c := r.b[r.i]; c {
-		case ' ', '\t', '\n', '\r':
-			r.i++
-		default:
+		c := r.b[r.i]
+		if c > ' ' || c != ' ' && c != '\t' && c != '\n' && c != '\r' {
 			return c
 		}
+		r.i++
 	}
 	return 0
 }

@@ -203,3 +203,28 @@ func TestStoredReadersTakeMarshalledDocs(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkStoredDecode decodes the first stored document of each kind
+// with its reader (Kind.Decode) and with encoding/json.
+func BenchmarkStoredDecode(b *testing.B) {
+	for _, k := range storedReaders {
+		doc := []byte(storedDocs[k.kind][0])
+		kind, _ := KindByName(k.kind)
+		b.Run(k.kind+"/reader", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := kind.Decode(doc); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(k.kind+"/encoding-json", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := k.std(doc); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
