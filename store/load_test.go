@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"sort"
 	"strings"
@@ -359,15 +360,23 @@ func sameTime(a, b *time.Time) bool {
 	return a.Equal(*b)
 }
 
-// sortByID orders rows by id, whatever order they came in.
+// sortByID orders rows by id, whatever order they came in, ids sharing
+// their first eight bytes (or shorter) included.
 func TestSortByID(t *testing.T) {
 	for _, n := range []int{0, 1, 2, 3, 10, 1000} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
 			rows := make([]Row, n)
 			for i := range rows {
 				id := uuid.NewString()
+				if i%3 == 0 {
+					id = "aaaaaaaa-" + fmt.Sprint(i) // ties on the prefix
+				}
+				if i%10 == 1 {
+					id = id[:i%8] // shorter than the prefix
+				}
 				rows[i] = Row{ID: id, Doc: json.RawMessage(`"` + id + `"`)}
 			}
+			rand.Shuffle(len(rows), func(i, j int) { rows[i], rows[j] = rows[j], rows[i] })
 			want := slices.Clone(rows)
 			slices.SortFunc(want, func(a, b Row) int { return strings.Compare(a.ID, b.ID) })
 			sortByID(rows)
