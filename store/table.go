@@ -345,16 +345,17 @@ func WithTTL(doc json.RawMessage, expires *time.Time, now time.Time) json.RawMes
 
 // withTTLValue puts "ttl": value first in doc.
 func withTTLValue(doc json.RawMessage, value string) json.RawMessage {
-	body := strings.TrimSpace(string(doc))
+	body := bytes.TrimSpace(doc)
 	if len(body) < 2 || body[0] != '{' {
 		return doc // not an object: stored documents always are
 	}
-	rest := strings.TrimSpace(body[1:])
-	sep := ","
-	if rest == "}" {
-		sep = ""
+	rest := bytes.TrimSpace(body[1:])
+	out := make(json.RawMessage, 0, len(`{"ttl":,`)+len(value)+len(rest)) // one copy: a full reload does this for every key
+	out = append(append(out, `{"ttl":`...), value...)
+	if string(rest) != "}" {
+		out = append(out, ',')
 	}
-	return json.RawMessage(`{"ttl":` + value + sep + rest)
+	return append(out, rest...)
 }
 
 // ExpiresAfter is when an entity written at from with Kong's ttl option
