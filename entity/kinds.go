@@ -3,12 +3,16 @@ package entity
 // The kinds Grapevine serves, one line each, parents before children as
 // Kong lists its core entities (kong/constants.lua CORE_ENTITIES). A new
 // kind is one more line here, its schema file and its migration.
+//
+// Services, routes, plugins, consumers and key-auth credentials are most
+// of a big configuration: they decode stored documents with readers of
+// their own (storedjson.go), the others with encoding/json.
 func init() {
 	// Certificates come before services: a service's client_certificate
 	// refers to them.
 	mustRegister(&Kind{Schema: Certificates, Config: true, Decode: DecodeAs[Certificate]()})
-	mustRegister(&Kind{Schema: Services, Config: true, Decode: DecodeAs[Service]()})
-	mustRegister(&Kind{Schema: Routes, Config: true, Decode: DecodeAs[Route]()})
+	mustRegister(&Kind{Schema: Services, Config: true, Decode: decodeStored(readService)})
+	mustRegister(&Kind{Schema: Routes, Config: true, Decode: decodeStored(readRoute)})
 
 	// Load balancing: upstreams and the targets behind them.
 	mustRegister(&Kind{Schema: Upstreams, Config: true, Decode: DecodeAs[Upstream]()})
@@ -23,11 +27,11 @@ func init() {
 
 	// Consumers and their credentials (kong/plugins/*/daos.lua). Not part
 	// of the routing configuration: the proxy finds credentials by key.
-	mustRegister(&Kind{Schema: Consumers, Decode: DecodeAs[Consumer]()})
+	mustRegister(&Kind{Schema: Consumers, Decode: decodeStored(readConsumer)})
 	// Plugins, global or scoped to a route, service or consumer; the
 	// proxy builds its plugin chains from them.
-	mustRegister(&Kind{Schema: Plugins, Config: true, Decode: DecodeAs[Plugin]()})
-	mustRegister(&Kind{Schema: KeyAuthCredentials, Path: "key-auths", NestedPath: "key-auth", Decode: DecodeAs[KeyAuthCredential]()})
+	mustRegister(&Kind{Schema: Plugins, Config: true, Decode: decodeStored(readPlugin)})
+	mustRegister(&Kind{Schema: KeyAuthCredentials, Path: "key-auths", NestedPath: "key-auth", Decode: decodeStored(readKeyAuthCredential)})
 	mustRegister(&Kind{Schema: BasicAuthCredentials, Path: "basic-auths", NestedPath: "basic-auth", Decode: DecodeAs[BasicAuthCredential]()})
 	mustRegister(&Kind{Schema: HMACAuthCredentials, Path: "hmac-auths", NestedPath: "hmac-auth", Decode: DecodeAs[HMACAuthCredential]()})
 	mustRegister(&Kind{Schema: JWTSecrets, Path: "jwts", NestedPath: "jwt", Decode: DecodeAs[JWTSecret]()})

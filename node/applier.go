@@ -200,8 +200,9 @@ func (a *applier) loadCache(body cacheBody) error {
 func (a *applier) replaceRows(rows map[string][]store.Row) error {
 	docs := make(map[entityKey]json.RawMessage, rowCount(rows)) // sized: growing it rehashed it a dozen times
 	for table, list := range rows {
+		doc := cachedDocOf(table)
 		for _, row := range list {
-			docs[entityKey{Table: table, ID: row.ID}] = cachedDoc(table, row)
+			docs[entityKey{Table: table, ID: row.ID}] = doc(row)
 		}
 	}
 	if err := a.takeIndexRows(rows); err != nil {

@@ -17,11 +17,19 @@ import (
 
 // cachedDoc is a row's document as the cache keeps it.
 func cachedDoc(table string, row store.Row) json.RawMessage {
+	return cachedDocOf(table)(row)
+}
+
+// cachedDocOf is cachedDoc for the rows of table, which a full reload
+// calls for every row: the table is built once (store.TableOf), not for
+// each row.
+func cachedDocOf(table string) func(store.Row) json.RawMessage {
 	k, ok := ttlKind(table)
 	if !ok {
-		return row.Doc
+		return func(row store.Row) json.RawMessage { return row.Doc }
 	}
-	return store.ExportDoc(store.TableOf(k), row)
+	t := store.TableOf(k)
+	return func(row store.Row) json.RawMessage { return store.ExportDoc(t, row) }
 }
 
 // ttlKind is table's kind when its rows may expire. cachedDoc and

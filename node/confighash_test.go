@@ -39,3 +39,29 @@ func TestDigestLeavesOutTimestamps(t *testing.T) {
 		}
 	})
 }
+
+// stringEnd finds the quote closing a string, past escaped quotes and
+// backslashes, as a byte-by-byte scan does.
+func TestStringEnd(t *testing.T) {
+	byteByByte := func(doc []byte, from int) int {
+		for i := from; i < len(doc); i++ {
+			switch doc[i] {
+			case '"':
+				return i
+			case '\\':
+				i++
+			}
+		}
+		return len(doc)
+	}
+	for _, doc := range []string{`a"`, `"`, `a\"b"`, `a\\"b"`, `a\\\"b"`, `a\\\\"`, `\`, `a\`, `\\`, `abc`, `x\"`, `\"\"\\"`, `"\\"`} {
+		t.Run(doc, func(t *testing.T) {
+			if got, want := stringEnd([]byte(doc), 0), byteByByte([]byte(doc), 0); got != want {
+				t.Errorf("got %d, want %d", got, want)
+			}
+			if got, want := stringEnd([]byte(`\`+doc), 1), byteByByte([]byte(`\`+doc), 1); got != want {
+				t.Errorf("after a backslash outside the string: got %d, want %d", got, want)
+			}
+		})
+	}
+}

@@ -82,7 +82,6 @@ func (s *configState) reserve(rows map[string][]store.Row) {
 	s.routes = make(map[string]entity.Route, len(rows[store.Routes.Name]))
 	s.plugins = make(map[string]entity.Plugin, len(rows[entity.Plugins.Name]))
 	s.digests = make(map[entityKey]entityDigest, n)
-	s.dirty = make(map[entityKey]bool, n)
 }
 
 // rowCount is how many rows rows holds, all tables together.
@@ -174,7 +173,9 @@ func (s *configState) changed(table, id string, d *entityDigest) {
 		s.digests[key] = *d
 		s.digest.add(*d)
 	}
-	s.dirty[key] = true
+	if s.builder != nil { // else the first snapshot is built from everything
+		s.dirty[key] = true
+	}
 }
 
 // snapshot builds the proxy's routing snapshot from the current state:

@@ -4,11 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/grapevine-gw/grapevine/entity"
 )
@@ -354,4 +358,33 @@ func sameTime(a, b *time.Time) bool {
 		return a == b
 	}
 	return a.Equal(*b)
+}
+
+// sortByID orders rows by id, whatever order they came in, ids sharing
+// their first eight bytes (or shorter) included.
+func TestSortByID(t *testing.T) {
+	for _, n := range []int{0, 1, 2, 3, 10, 1000} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			rows := make([]Row, n)
+			for i := range rows {
+				id := uuid.NewString()
+				if i%3 == 0 {
+					id = "aaaaaaaa-" + fmt.Sprint(i) // ties on the prefix
+				}
+				if i%10 == 1 {
+					id = id[:i%8] // shorter than the prefix
+				}
+				rows[i] = Row{ID: id, Doc: json.RawMessage(`"` + id + `"`)}
+			}
+			rand.Shuffle(len(rows), func(i, j int) { rows[i], rows[j] = rows[j], rows[i] })
+			want := slices.Clone(rows)
+			slices.SortFunc(want, func(a, b Row) int { return strings.Compare(a.ID, b.ID) })
+			sortByID(rows)
+			for i := range rows {
+				if rows[i].ID != want[i].ID || string(rows[i].Doc) != string(want[i].Doc) {
+					t.Fatalf("row %d: got %s, want %s", i, rows[i].ID, want[i].ID)
+				}
+			}
+		})
+	}
 }

@@ -158,13 +158,35 @@ func queryRows(ctx context.Context, q querier, t Table, query string, args ...an
 
 // queryScanned is queryRows with scan reading each row.
 func queryScanned(ctx context.Context, q querier, scan pgx.RowToFunc[Row], query string, args ...any) ([]Row, error) {
+	out, err := appendScanned(ctx, q, []Row{}, scan, query, args...) // empty, not nil, as pgx.CollectRows
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// appendScanned is queryScanned appending the rows to out. It is
+// pgx.AppendRows growing out by doubling: append grows a big slice by a
+// quarter at a time, and copying the rows of a full reload (120 bytes
+// each) over and over cost as much as scanning them.
+func appendScanned(ctx context.Context, q querier, out []Row, scan pgx.RowToFunc[Row], query string, args ...any) ([]Row, error) {
 	rows, err := q.Query(ctx, query, args...)
 	if err != nil {
-		return nil, classify(err)
+		return out, classify(err)
 	}
-	out, err := pgx.CollectRows(rows, scan)
-	if err != nil {
-		return nil, classify(err)
+	defer rows.Close()
+	for rows.Next() {
+		r, err := scan(rows)
+		if err != nil {
+			return out, classify(err)
+		}
+		if len(out) == cap(out) {
+			out = slices.Grow(out, max(len(out), 1))
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return out, classify(err)
 	}
 	return out, nil
 }

@@ -176,9 +176,16 @@ func (t Table) scanDoc(row pgx.CollectableRow) (Row, error) {
 	// The id and the document come as text (a cursor's FETCH has no
 	// described types): taken as they are, copied off the connection's
 	// buffer, they skip Scan's conversions, a third of reading a row.
-	if vals, fds := row.RawValues(), row.FieldDescriptions(); !t.TTL && len(vals) == 2 && vals[0] != nil && vals[1] != nil &&
-		fds[0].Format == pgx.TextFormatCode && fds[1].Format == pgx.TextFormatCode {
-		return Row{ID: string(vals[0]), Doc: json.RawMessage(bytes.Clone(vals[1]))}, nil
+	vals, fds := row.RawValues(), row.FieldDescriptions()
+	if len(vals) >= 2 && vals[0] != nil && vals[1] != nil && fds[0].Format == pgx.TextFormatCode && fds[1].Format == pgx.TextFormatCode {
+		if !t.TTL && len(vals) == 2 {
+			return Row{ID: string(vals[0]), Doc: json.RawMessage(bytes.Clone(vals[1]))}, nil
+		}
+		if body := bytes.TrimSpace(vals[1]); t.TTL && len(vals) == 3 && vals[2] == nil && len(body) >= 2 && body[0] == '{' {
+			// No expiry, the common case: WithTTL copies an object off
+			// the buffer (anything else it would return as it is).
+			return Row{ID: string(vals[0]), Doc: WithTTL(vals[1], nil, time.Now())}, nil
+		}
 	}
 	var r Row
 	var doc []byte
@@ -345,16 +352,17 @@ func WithTTL(doc json.RawMessage, expires *time.Time, now time.Time) json.RawMes
 
 // withTTLValue puts "ttl": value first in doc.
 func withTTLValue(doc json.RawMessage, value string) json.RawMessage {
-	body := strings.TrimSpace(string(doc))
+	body := bytes.TrimSpace(doc)
 	if len(body) < 2 || body[0] != '{' {
 		return doc // not an object: stored documents always are
 	}
-	rest := strings.TrimSpace(body[1:])
-	sep := ","
-	if rest == "}" {
-		sep = ""
+	rest := bytes.TrimSpace(body[1:])
+	out := make(json.RawMessage, 0, len(`{"ttl":,`)+len(value)+len(rest)) // one copy: a full reload does this for every key
+	out = append(append(out, `{"ttl":`...), value...)
+	if string(rest) != "}" {
+		out = append(out, ',')
 	}
-	return json.RawMessage(`{"ttl":` + value + sep + rest)
+	return append(out, rest...)
 }
 
 // ExpiresAfter is when an entity written at from with Kong's ttl option

@@ -88,6 +88,9 @@ func ExportDoc(t Table, r Row) json.RawMessage {
 	if !t.TTL {
 		return r.Doc
 	}
+	if r.Expires == nil && (bytes.HasPrefix(r.Doc, []byte(`{"ttl":null,`)) || string(r.Doc) == `{"ttl":null}`) {
+		return r.Doc // as read without an expiry: already its export form
+	}
 	value := "null"
 	if r.Expires != nil {
 		value = strconv.FormatInt(r.Expires.Unix(), 10)

@@ -74,3 +74,34 @@ func TestCompilerSharesHooks(t *testing.T) {
 		}
 	})
 }
+
+// appendConfigKey gives two configs the same key exactly when json.Marshal
+// (the key before it) wrote them alike: equal keys share hooks.
+func TestConfigKeyAgreesWithJSON(t *testing.T) {
+	configs := []string{
+		`null`, `{}`, `{"a": 1}`, `{"a": 1.0}`, `{"a": 1.5}`, `{"a": 1e21}`, `{"a": "1"}`, `{"a": true}`, `{"a": null}`,
+		`{"a": []}`, `{"a": [1, "x", null, {"b": false}]}`, `{"a": [[]]}`, `{"b": 1, "a": 2}`, `{"a": 2, "b": 1}`,
+		`{"a": "<&>"}`, `{"a": "\u00e9\t\""}`, `{"a": {"c": {"d": [1, 2]}}}`, `{"a": {"c": {"d": [2, 1]}}}`,
+		`{"k": "a", "l": "b"}`, `{"k": "a,\"l\":\"b"}`,
+	}
+	var maps []map[string]any
+	for _, c := range configs {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(c), &m); err != nil {
+			t.Fatal(err)
+		}
+		maps = append(maps, m)
+	}
+	maps = append(maps, map[string]any{"a": int64(1)}, map[string]any{"a": []string{"x"}}, map[string]any{"a": []any(nil)})
+	for i, a := range maps {
+		for j, b := range maps {
+			ka, _ := appendConfigKey(nil, a)
+			kb, _ := appendConfigKey(nil, b)
+			ja, _ := json.Marshal(a)
+			jb, _ := json.Marshal(b)
+			if got, want := string(ka) == string(kb), string(ja) == string(jb); got != want {
+				t.Errorf("configs %d and %d (%s, %s): got equal keys %v, want %v", i, j, ja, jb, got, want)
+			}
+		}
+	}
+}
