@@ -94,13 +94,7 @@ func newClusterPolicy(env *Env, p *entity.Plugin) (*remotePolicy, error) {
 	if env.Cluster == nil {
 		return nil, errNoDatabase
 	}
-	var serviceID, routeID string // the plugin's scope, Kong's conf.service_id/route_id
-	if p.Service != nil {
-		serviceID = p.Service.ID
-	}
-	if p.Route != nil {
-		routeID = p.Route.ID
-	}
+	serviceID, routeID := pluginScope(p) // Kong's conf.service_id/route_id
 	db := env.Cluster
 	rp := &remotePolicy{health: env.dbHealth(), timeout: env.DBTimeout}
 	rp.take = func(ctx context.Context, identifier string, windows []RateWindow) ([]int64, error) {
@@ -126,8 +120,9 @@ func (rp *remotePolicy) takeRate(identifier string, limits *[numPeriods]float64,
 		if limit == 0 {
 			continue
 		}
-		start := time.UnixMilli(starts[p]).UTC()
-		windows = append(windows, RateWindow{Period: periodKeys[p], Start: start, End: windowEnd(p, start), Limit: limit})
+		w := rateWindow(p, starts)
+		w.Limit = limit
+		windows = append(windows, w)
 		periods = append(periods, p)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), rp.timeout)

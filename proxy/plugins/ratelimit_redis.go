@@ -70,13 +70,8 @@ func newRedisPolicy(env *Env, p *entity.Plugin, c *redisConfig) (*remotePolicy, 
 		return nil, errString("rate-limiting policy redis needs config.redis.host")
 	}
 	client := env.redisClient(c)
-	rp := &redisPolicy{client: client, serviceID: zeroUUID, routeID: zeroUUID}
-	if p.Service != nil {
-		rp.serviceID = p.Service.ID
-	}
-	if p.Route != nil {
-		rp.routeID = p.Route.ID
-	}
+	serviceID, routeID := pluginScope(p)
+	rp := &redisPolicy{client: client, serviceID: orZeroUUID(serviceID), routeID: orZeroUUID(routeID)}
 	timeout := time.Duration(c.Timeout) * time.Millisecond
 	if timeout <= 0 {
 		timeout = 2 * time.Second // kong/tools/redis/schema.lua's default
