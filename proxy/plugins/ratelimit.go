@@ -260,15 +260,10 @@ func (lp localPolicy) takeRate(identifier string, limits *[numPeriods]float64, s
 // is used up already; it returns each period's usage before this request
 // and the first period used up (-1 when the request is let through).
 func (lc *LocalCounters) take(key string, limits *[numPeriods]float64, starts *[numPeriods]int64) (usage [numPeriods]float64, stop int) {
-	sh := &lc.shards[maphash.String(lc.seed, key)%uint64(len(lc.shards))]
+	sh := lc.shard(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	c := sh.m[key]
-	if c == nil {
-		sh.sweepLocked(starts)
-		c = &counter{}
-		sh.m[key] = c
-	}
+	c := sh.counterLocked(key, starts)
 	stop = -1
 	for p, limit := range limits {
 		if limit == 0 {
@@ -290,6 +285,23 @@ func (lc *LocalCounters) take(key string, limits *[numPeriods]float64, starts *[
 		}
 	}
 	return usage, stop
+}
+
+// shard is the shard that holds key's counter.
+func (lc *LocalCounters) shard(key string) *counterShard {
+	return &lc.shards[maphash.String(lc.seed, key)%uint64(len(lc.shards))]
+}
+
+// counterLocked is key's counter, made (after a sweep, when due) if there
+// is none yet; sh.mu is held.
+func (sh *counterShard) counterLocked(key string, starts *[numPeriods]int64) *counter {
+	c := sh.m[key]
+	if c == nil {
+		sh.sweepLocked(starts)
+		c = &counter{}
+		sh.m[key] = c
+	}
+	return c
 }
 
 // sweepLocked drops counters whose windows have all passed, once the
@@ -315,7 +327,7 @@ func (sh *counterShard) sweepLocked(starts *[numPeriods]int64) {
 
 // read is key's count in each period's current window, counting nothing.
 func (lc *LocalCounters) read(key string, starts *[numPeriods]int64) (usage [numPeriods]float64) {
-	sh := &lc.shards[maphash.String(lc.seed, key)%uint64(len(lc.shards))]
+	sh := lc.shard(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if c := sh.m[key]; c != nil {
@@ -331,15 +343,10 @@ func (lc *LocalCounters) read(key string, starts *[numPeriods]int64) (usage [num
 // add counts by in every period's window starting at starts; a window
 // that has passed meanwhile is left alone.
 func (lc *LocalCounters) add(key string, starts *[numPeriods]int64, by float64) {
-	sh := &lc.shards[maphash.String(lc.seed, key)%uint64(len(lc.shards))]
+	sh := lc.shard(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	c := sh.m[key]
-	if c == nil {
-		sh.sweepLocked(starts)
-		c = &counter{}
-		sh.m[key] = c
-	}
+	c := sh.counterLocked(key, starts)
 	for p := range c.start {
 		switch {
 		case c.start[p] < starts[p]:
