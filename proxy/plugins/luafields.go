@@ -81,10 +81,11 @@ func (cf *customFields) apply(s *luaState, v *luaView) (out []byte, keep bool) {
 		return v.record, true
 	}
 	s.newRequest(v)
-	s.record = record
-	defer func() { s.view, s.record = nil, nil }()
+	s.record, s.plugin = record, cf.plugin
+	defer func() { s.view, s.record, s.plugin, s.field = nil, nil, "", "" }()
 	keep = true
 	for _, key := range cf.keys {
+		s.field = key
 		result, err := s.Run(cf.protos[key], s.Env(), luaRunLimit)
 		var value any
 		if err == nil {

@@ -6,7 +6,11 @@ import (
 	"net/http"
 	"path/filepath"
 	"reflect"
+	"strings"
+	"sync"
 	"testing"
+
+	"github.com/rs/zerolog"
 )
 
 // TestHTTPLogCustomFieldsByLua follows kong/plugins/http-log/handler.lua
@@ -116,4 +120,47 @@ func TestFileLogCustomFieldsByLua(t *testing.T) {
 	if !reflect.DeepEqual(rec["a"], map[string]any{"b": "/r/x"}) || hasKey(rec, "response") {
 		t.Errorf("got %s, want a.b /r/x and no response", lines[0])
 	}
+}
+
+// TestCustomFieldsKongLog: kong.log's level functions (kong/pdk/log.lua)
+// write their arguments, turned to text and joined, to the node's log at
+// their level, naming the plugin and the field; a level below the log's
+// is not written.
+func TestCustomFieldsKongLog(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "access.log")
+	h := newHarness(t)
+	var logs lockedLog
+	logger := zerolog.New(&logs).Level(zerolog.InfoLevel)
+	h.env.Log = &logger
+	t.Cleanup(h.env.Close)
+	h.plugin(fmt.Sprintf(`{"name":"file-log","config":{"path":%q,"custom_fields_by_lua":{"a":"kong.log.err('bad ', 42, ' ', true) kong.log.debug('hidden') kong.log.notice('seen') return 1"}}}`, path))
+	h.do("GET", "/r/x", "")
+	readLines(t, path, 1)
+	got := logs.String()
+	for _, want := range []string{`"level":"error"`, `"kong_log":"err"`, `"field":"a"`, `"plugin":"file-log`, `"message":"bad 42 true"`, `"message":"seen"`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("got log %s, want %s in it", got, want)
+		}
+	}
+	if strings.Contains(got, "hidden") {
+		t.Errorf("got log %s, want no debug line at info level", got)
+	}
+}
+
+// lockedLog is a log sink the Lua workers may write while the test reads.
+type lockedLog struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rs/zerolog"
 	lua "github.com/yuin/gopher-lua"
 
 	"github.com/grapevine-gw/grapevine/entity"
@@ -97,6 +98,8 @@ type luaState struct {
 	*luasandbox.State
 	view   *luaView
 	record map[string]any // the record as custom fields have edited it so far
+	// plugin and field name the chunk running, for kong.log's lines.
+	plugin, field string
 	// ctx holds kong.ctx.shared and kong.ctx.plugin for the request
 	// being served; newRequest empties it.
 	ctx      *lua.LTable
@@ -131,7 +134,7 @@ func newLuaState(env *Env) *luaState {
 			"get_id":       func(L *lua.LState) int { return s.push(env.NodeID) },
 			"get_hostname": func(L *lua.LState) int { return s.push(env.Hostname) },
 		},
-		"log": {"serialize": s.serialize},
+		"log": s.logFuncs(),
 	} {
 		kong.RawSetString(name, s.ReadOnly("kong."+name, L.SetFuncs(L.NewTable(), fns)))
 	}
@@ -303,6 +306,33 @@ func (s *luaState) clientFuncs() map[string]lua.LGFunction {
 			return s.push(map[string]any{"id": c.ID, "consumer_id": c.ConsumerID})
 		},
 	}
+}
+
+// kongLogLevels are kong.log's functions (kong/pdk/log.lua's _LEVELS) and
+// the level each writes at: nginx's notice is info here, and crit, alert
+// and emerg are errors.
+var kongLogLevels = map[string]zerolog.Level{
+	"debug": zerolog.DebugLevel, "info": zerolog.InfoLevel, "notice": zerolog.InfoLevel, "warn": zerolog.WarnLevel,
+	"err": zerolog.ErrorLevel, "crit": zerolog.ErrorLevel, "alert": zerolog.ErrorLevel, "emerg": zerolog.ErrorLevel,
+}
+
+// logFuncs is kong.log: serialize, and a function per level that writes
+// its arguments, each turned to text and joined without a separator as
+// Kong's do, to the node's log with the plugin and field running.
+func (s *luaState) logFuncs() map[string]lua.LGFunction {
+	fns := map[string]lua.LGFunction{"serialize": s.serialize}
+	for name, level := range kongLogLevels {
+		fns[name] = func(L *lua.LState) int {
+			var msg strings.Builder
+			for i := 1; i <= L.GetTop(); i++ {
+				msg.WriteString(L.ToStringMeta(L.Get(i)).String())
+			}
+			s.env.logger().WithLevel(level).Str("plugin", s.plugin).Str("field", s.field).
+				Str("kong_log", name).Msg(msg.String())
+			return 0
+		}
+	}
+	return fns
 }
 
 // serialize is kong.log.serialize: the log record, as the logging
