@@ -7,10 +7,11 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/rs/zerolog"
+
+	"github.com/grapevine-gw/grapevine/internal/testutil"
 )
 
 // TestHTTPLogCustomFieldsByLua follows kong/plugins/http-log/handler.lua
@@ -129,7 +130,7 @@ func TestFileLogCustomFieldsByLua(t *testing.T) {
 func TestCustomFieldsKongLog(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "access.log")
 	h := newHarness(t)
-	var logs lockedLog
+	var logs testutil.LogBuffer
 	logger := zerolog.New(&logs).Level(zerolog.InfoLevel)
 	h.env.Log = &logger
 	t.Cleanup(h.env.Close)
@@ -145,22 +146,4 @@ func TestCustomFieldsKongLog(t *testing.T) {
 	if strings.Contains(got, "hidden") {
 		t.Errorf("got log %s, want no debug line at info level", got)
 	}
-}
-
-// lockedLog is a log sink the Lua workers may write while the test reads.
-type lockedLog struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
 }
