@@ -79,15 +79,44 @@ func (h *dbHealth) failed(now time.Time, err error) {
 	h.failedUntil.Store(now.Add(dbRetryPause).UnixNano())
 }
 
-// remotePolicy is a policy whose counts live in a data store shared by
-// the nodes (the cluster and redis policies): take checks and counts in
-// one call. It answers used-up windows from memory, bounds each call by
-// timeout and pauses calls after a failure (health).
-type remotePolicy struct {
-	take    func(ctx context.Context, identifier string, windows []RateWindow) ([]int64, error)
+// storeCalls bounds a remote policy's calls to its data store: each call
+// waits at most timeout, and after a failed call the store is not tried
+// again for dbRetryPause (health, shared by every instance using it).
+type storeCalls struct {
 	health  *dbHealth
 	timeout time.Duration
-	usedUp  usedUpCache
+}
+
+// databaseCalls are calls to the node's database, bounded by pg_timeout.
+func databaseCalls(env *Env) storeCalls {
+	c := storeCalls{health: env.dbHealth(), timeout: env.DBTimeout}
+	if c.timeout <= 0 {
+		c.timeout = 5 * time.Second // pg_timeout's default
+	}
+	return c
+}
+
+// call runs fn under the timeout, unless the store failed just before.
+func (c storeCalls) call(fn func(ctx context.Context) error) error {
+	if err := c.health.down(time.Now()); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+	if err := fn(ctx); err != nil {
+		c.health.failed(time.Now(), err)
+		return err
+	}
+	return nil
+}
+
+// remotePolicy is a policy whose counts live in a data store shared by
+// the nodes (the cluster and redis policies): take checks and counts in
+// one call. It answers used-up windows from memory.
+type remotePolicy struct {
+	storeCalls
+	take   func(ctx context.Context, identifier string, windows []RateWindow) ([]int64, error)
+	usedUp usedUpCache
 }
 
 func newClusterPolicy(env *Env, p *entity.Plugin) (*remotePolicy, error) {
@@ -96,23 +125,15 @@ func newClusterPolicy(env *Env, p *entity.Plugin) (*remotePolicy, error) {
 	}
 	serviceID, routeID := pluginScope(p) // Kong's conf.service_id/route_id
 	db := env.Cluster
-	rp := &remotePolicy{health: env.dbHealth(), timeout: env.DBTimeout}
-	rp.take = func(ctx context.Context, identifier string, windows []RateWindow) ([]int64, error) {
-		return db.TakeRateLimit(ctx, identifier, serviceID, routeID, windows)
-	}
-	if rp.timeout <= 0 {
-		rp.timeout = 5 * time.Second // pg_timeout's default
-	}
-	return rp, nil
+	return &remotePolicy{storeCalls: databaseCalls(env),
+		take: func(ctx context.Context, identifier string, windows []RateWindow) ([]int64, error) {
+			return db.TakeRateLimit(ctx, identifier, serviceID, routeID, windows)
+		}}, nil
 }
 
 func (rp *remotePolicy) takeRate(identifier string, limits *[numPeriods]float64, starts *[numPeriods]int64) (usage [numPeriods]float64, stop int, err error) {
 	if usage, stop, ok := rp.usedUp.lookup(identifier, starts); ok {
 		return usage, stop, nil
-	}
-	now := time.Now()
-	if err := rp.health.down(now); err != nil {
-		return usage, -1, err
 	}
 	windows := make([]RateWindow, 0, numPeriods)
 	periods := make([]int, 0, numPeriods)
@@ -125,11 +146,12 @@ func (rp *remotePolicy) takeRate(identifier string, limits *[numPeriods]float64,
 		windows = append(windows, w)
 		periods = append(periods, p)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), rp.timeout)
-	defer cancel()
-	counts, err := rp.take(ctx, identifier, windows)
+	var counts []int64
+	err = rp.call(func(ctx context.Context) (err error) {
+		counts, err = rp.take(ctx, identifier, windows)
+		return err
+	})
 	if err != nil {
-		rp.health.failed(time.Now(), err)
 		return usage, -1, err
 	}
 	stop = -1

@@ -72,11 +72,16 @@ func newRedisPolicy(env *Env, p *entity.Plugin, c *redisConfig) (*remotePolicy, 
 	client := env.redisClient(c)
 	serviceID, routeID := pluginScope(p)
 	rp := &redisPolicy{client: client, serviceID: orZeroUUID(serviceID), routeID: orZeroUUID(routeID)}
+	return &remotePolicy{storeCalls: env.redisCalls(client, c), take: rp.take}, nil
+}
+
+// redisCalls are calls to a Redis server, bounded by config.redis.timeout.
+func (e *Env) redisCalls(client *redis.Client, c *redisConfig) storeCalls {
 	timeout := time.Duration(c.Timeout) * time.Millisecond
 	if timeout <= 0 {
 		timeout = 2 * time.Second // kong/tools/redis/schema.lua's default
 	}
-	return &remotePolicy{take: rp.take, health: env.redisHealth(client), timeout: timeout}, nil
+	return storeCalls{health: e.redisHealth(client), timeout: timeout}
 }
 
 // zeroUUID stands for an unscoped plugin's service or route in Kong's keys

@@ -16,15 +16,14 @@ import (
 // (kong/plugins/response-ratelimiting/policies): the counts of each named
 // limit live in the database's response_ratelimiting_metrics or in Redis,
 // under Kong's keys, so every node reads and adds to one total. A call is
-// bounded by the store's timeout, and after a failure calls fail at once
-// for dbRetryPause (the store's dbHealth), as rate-limiting's do.
+// bounded and paused after a failure by storeCalls, as rate-limiting's
+// are.
 
 // remoteResponsePolicy reads and adds through read and add.
 type remoteResponsePolicy struct {
-	read    func(ctx context.Context, identifier, name string, windows []RateWindow) ([]int64, error)
-	add     func(ctx context.Context, identifier, name string, windows []RateWindow, by int64) error
-	health  *dbHealth
-	timeout time.Duration
+	storeCalls
+	read func(ctx context.Context, identifier, name string, windows []RateWindow) ([]int64, error)
+	add  func(ctx context.Context, identifier, name string, windows []RateWindow, by int64) error
 }
 
 func newClusterResponsePolicy(env *Env, p *entity.Plugin) (*remoteResponsePolicy, error) {
@@ -33,17 +32,15 @@ func newClusterResponsePolicy(env *Env, p *entity.Plugin) (*remoteResponsePolicy
 	}
 	serviceID, routeID := pluginScope(p)
 	db := env.Cluster
-	rp := &remoteResponsePolicy{health: env.dbHealth(), timeout: env.DBTimeout}
-	rp.read = func(ctx context.Context, identifier, name string, windows []RateWindow) ([]int64, error) {
-		return db.ResponseRateLimitUsage(ctx, identifier, serviceID, routeID, name, windows)
-	}
-	rp.add = func(ctx context.Context, identifier, name string, windows []RateWindow, by int64) error {
-		return db.IncrementResponseRateLimit(ctx, identifier, serviceID, routeID, name, windows, by)
-	}
-	if rp.timeout <= 0 {
-		rp.timeout = 5 * time.Second // pg_timeout's default
-	}
-	return rp, nil
+	return &remoteResponsePolicy{
+		storeCalls: databaseCalls(env),
+		read: func(ctx context.Context, identifier, name string, windows []RateWindow) ([]int64, error) {
+			return db.ResponseRateLimitUsage(ctx, identifier, serviceID, routeID, name, windows)
+		},
+		add: func(ctx context.Context, identifier, name string, windows []RateWindow, by int64) error {
+			return db.IncrementResponseRateLimit(ctx, identifier, serviceID, routeID, name, windows, by)
+		},
+	}, nil
 }
 
 // pluginScope is the plugin's service and route ids ("" for none).
@@ -96,20 +93,6 @@ func (rp *remoteResponsePolicy) increment(identifier, name string, starts *[numP
 	})
 }
 
-// call runs one bounded call to the store, unless it failed just before.
-func (rp *remoteResponsePolicy) call(fn func(ctx context.Context) error) error {
-	if err := rp.health.down(time.Now()); err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), rp.timeout)
-	defer cancel()
-	if err := fn(ctx); err != nil {
-		rp.health.failed(time.Now(), err)
-		return err
-	}
-	return nil
-}
-
 // rateWindow is period p's window starting at starts[p].
 func rateWindow(p int, starts *[numPeriods]int64) RateWindow {
 	start := time.UnixMilli(starts[p]).UTC()
@@ -123,18 +106,14 @@ func newRedisResponsePolicy(env *Env, p *entity.Plugin, c *redisConfig) (*remote
 	client := env.redisClient(c)
 	serviceID, routeID := pluginScope(p)
 	keys := responseRedisKeys{serviceID: orZeroUUID(serviceID), routeID: orZeroUUID(routeID)}
-	timeout := time.Duration(c.Timeout) * time.Millisecond
-	if timeout <= 0 {
-		timeout = 2 * time.Second // kong/tools/redis/schema.lua's default
-	}
 	return &remoteResponsePolicy{
+		storeCalls: env.redisCalls(client, c),
 		read: func(ctx context.Context, identifier, name string, windows []RateWindow) ([]int64, error) {
 			return keys.read(ctx, client, identifier, name, windows)
 		},
 		add: func(ctx context.Context, identifier, name string, windows []RateWindow, by int64) error {
 			return keys.add(ctx, client, identifier, name, windows, by)
 		},
-		health: env.redisHealth(client), timeout: timeout,
 	}, nil
 }
 
